@@ -1,0 +1,55 @@
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Containers;
+
+public enum TensorFileFormat : byte
+{
+    /// <summary>Not a recognised tensor file: stored as opaque bytes.</summary>
+    Opaque = 0,
+    Safetensors = 1,
+    Gguf = 2,
+    Llama2c = 3,
+}
+
+/// <summary>
+/// One tensor of a file: its name, element type, shape and where its bytes lie in the file.
+/// For ggml block-quantized tensors <see cref="DType"/> is <see cref="DType.Packed"/> and
+/// <see cref="GgmlType"/> holds the ggml type id.
+/// </summary>
+public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Offset, long Length)
+{
+    /// <summary>ggml type id for GGUF tensors (also set for F32/F16 GGUF tensors), else -1.</summary>
+    public int GgmlType { get; init; } = -1;
+
+    /// <summary>Length of the innermost dimension (a "row"), used by row-aware context models.</summary>
+    public long RowLength => Shape.Length == 0 ? 1 : Shape[^1];
+
+    public long ElementCount
+    {
+        get { long n = 1; foreach (var d in Shape) n *= d; return n; }
+    }
+}
+
+/// <summary>
+/// The in-memory model of "a tensor file": named tensors (with byte ranges into the file) plus
+/// file-level metadata. Codecs and the CLI see only this, never one format's quirks. Bytes
+/// outside every tensor's range (headers, padding, trailers) are preserved by the .tcz
+/// container as opaque segments, which is what makes decompression byte-exact.
+/// </summary>
+public sealed class TensorFile
+{
+    public required TensorFileFormat Format { get; init; }
+    public required long FileLength { get; init; }
+
+    /// <summary>Tensors in file order (ascending <see cref="TensorInfo.Offset"/>), non-overlapping.</summary>
+    public required IReadOnlyList<TensorInfo> Tensors { get; init; }
+
+    /// <summary>
+    /// File-level metadata as strings (safetensors <c>__metadata__</c>, GGUF key/values rendered
+    /// as text, llama2.c header fields). For display; the exact bytes are kept in the file itself.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Tensors sorted by offset, with any gap/overlap already validated by the reader.</summary>
+    public IEnumerable<TensorInfo> InFileOrder() => Tensors.OrderBy(t => t.Offset);
+}
