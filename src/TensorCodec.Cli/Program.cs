@@ -1,1 +1,11 @@
-return 0;
+using System.CommandLine;
+using TensorCodec.Cli.Commands;
+
+// tcodec: argument handling and presentation only; all work happens in the TensorCodec library.
+var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c) losslessly into .tcz");
+root.Subcommands.Add(CompressCommand.Create());
+root.Subcommands.Add(DecompressCommand.Create());
+root.Subcommands.Add(VerifyCommand.Create());
+root.Subcommands.Add(InspectCommand.Create());
+root.Subcommands.Add(DemoCommand.Create());
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,155 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+using TensorCodec.Coders;
+using TensorCodec.Containers;
+using TensorCodec.Containers.Tcz;
+using TensorCodec.Eval;
+using TensorCodec.Numerics;
+using ZstdSharp;
+
+namespace TensorCodec.Bench;
+
+/// <summary>
+/// End-to-end measurements recorded in BENCHMARKS.md. Every speed is measured side by side
+/// with zstd on the same bytes in the same process, and reported as a ratio, because these
+/// machines are noisy.
+/// </summary>
+public static class EndToEnd
+{
+    public static int Run(string[] args)
+    {
+        switch (args.FirstOrDefault())
+        {
+            case "ratio": Ratio(args.Skip(1).ToArray()); return 0;
+            case "speed": Speed(args[1], args.Length > 2 ? int.Parse(args[2]) : 5); return 0;
+            case "threads": Threads(args[1]); return 0;
+            case "gen": Generate(args[1], long.Parse(args[2])); return 0;
+            default:
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB");
+                return 2;
+        }
+    }
+
+    static void Ratio(string[] files)
+    {
+        Console.WriteLine("| file | original | .tcz | bits/value | H0 bound (bits/value) | .tcz / bound | zstd -3 | zstd -19 | .tcz vs zstd -19 |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var f in files)
+        {
+            var r = LosslessComparison.Run(f);
+            if (!r.RoundTripExact) throw new InvalidOperationException($"{f}: round trip failed");
+            Console.WriteLine($"| {r.File} | {r.OriginalBytes:N0} | {r.TczBytes:N0} | {r.BitsPerValue:0.000} | {r.EntropyBoundBitsPerValue:0.000} | " +
+                $"{r.BitsPerValue / r.EntropyBoundBitsPerValue:0.000} | {r.Zstd3Bytes:N0} | {r.Zstd19Bytes:N0} | {100.0 * (r.TczBytes - r.Zstd19Bytes) / r.Zstd19Bytes:+0.0;-0.0}% |");
+        }
+    }
+
+    /// <summary>Single-thread chunk codec speed on every tensor of a file vs zstd -3 on the same 1 MiB chunks.</summary>
+    static void Speed(string path, int repeats)
+    {
+        var layout = TensorFileReader.Open(path);
+        var bytes = File.ReadAllBytes(path);
+        var chunks = new List<(int Offset, int Length, DType DType, long Row)>();
+        foreach (var t in layout.Tensors)
+            for (long o = 0; o < t.Length; o += TczConstants.DefaultChunkSize)
+                chunks.Add(((int)(t.Offset + o), (int)Math.Min(TczConstants.DefaultChunkSize, t.Length - o), t.DType, t.RowLength));
+        long total = chunks.Sum(c => (long)c.Length);
+        var encoded = chunks.Select(c => new byte[ChunkCodec.MaxEncodedLength(c.Length)]).ToArray();
+        var encodedLength = new int[chunks.Count];
+        var zstd = new byte[chunks.Count][];
+        var output = new byte[TczConstants.DefaultChunkSize];
+        using var compressor = new Compressor(3);
+        using var decompressor = new Decompressor();
+
+        double Best(Action a)
+        {
+            double best = double.MaxValue;
+            for (int r = 0; r < repeats; r++) { var sw = Stopwatch.StartNew(); a(); best = Math.Min(best, sw.Elapsed.TotalSeconds); }
+            return best;
+        }
+        double tczEnc = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; encodedLength[i] = ChunkCodec.Encode(bytes.AsSpan(c.Offset, c.Length), c.DType, c.Row, encoded[i]); } });
+        double tczDec = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; if (ChunkCodec.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), c.DType) != System.Buffers.OperationStatus.Done) throw new InvalidOperationException("decode failed"); } });
+        double zEnc = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; zstd[i] = compressor.Wrap(bytes.AsSpan(c.Offset, c.Length)).ToArray(); } });
+        double zDec = Best(() => { for (int i = 0; i < chunks.Count; i++) decompressor.Unwrap(zstd[i], output, 0); });
+        for (int i = 0; i < chunks.Count; i++)
+        {   // the timing loop must also have been correct
+            var c = chunks[i];
+            ChunkCodec.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), c.DType);
+            if (!output.AsSpan(0, c.Length).SequenceEqual(bytes.AsSpan(c.Offset, c.Length))) throw new InvalidOperationException("round trip failed");
+        }
+        long tczSize = encodedLength.Sum(x => (long)x), zSize = zstd.Sum(z => (long)z.Length);
+        double mb = total / 1e6;
+        Console.WriteLine($"file: {Path.GetFileName(path)}, tensor bytes {total:N0} in {chunks.Count} chunks, best of {repeats}, 1 thread");
+        Console.WriteLine("| codec | size | encode MB/s | decode MB/s (output) |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine($"| tcz chunk codec | {100.0 * tczSize / total:0.00}% | {mb / tczEnc:0} | {mb / tczDec:0} |");
+        Console.WriteLine($"| zstd -3 (ZstdSharp) | {100.0 * zSize / total:0.00}% | {mb / zEnc:0} | {mb / zDec:0} |");
+        Console.WriteLine($"| ratio tcz / zstd -3 | | {zEnc / tczEnc:0.00}× | {zDec / tczDec:0.00}× |");
+    }
+
+    /// <summary>Whole-pipeline throughput (read, code, hash; output discarded) at 1 and 2 threads.</summary>
+    static void Threads(string path)
+    {
+        var layout = TensorFileReader.Open(path);
+        File.ReadAllBytes(path); // warm the page cache
+        var tcz = Path.Combine(Path.GetTempPath(), $"bench-{Guid.NewGuid():N}.tcz");
+        try
+        {
+            TczWriter.CompressFile(path, tcz, true);
+            Console.WriteLine("| threads | compress MB/s | decompress (verify) MB/s |");
+            Console.WriteLine("|---:|---:|---:|");
+            foreach (int t in new[] { 1, 2 })
+            {
+                double c = double.MaxValue, d = double.MaxValue;
+                for (int r = 0; r < 3; r++)
+                {
+                    var sw = Stopwatch.StartNew();
+                    TczWriter.Compress(path, layout, Stream.Null, new TczCompressOptions { Threads = t });
+                    c = Math.Min(c, sw.Elapsed.TotalSeconds);
+                    sw.Restart();
+                    using (var reader = TczReader.Open(tcz)) reader.DecompressTo(null, t);
+                    d = Math.Min(d, sw.Elapsed.TotalSeconds);
+                }
+                Console.WriteLine($"| {t} | {layout.FileLength / 1e6 / c:0} | {layout.FileLength / 1e6 / d:0} |");
+            }
+        }
+        finally { File.Delete(tcz); }
+    }
+
+    /// <summary>
+    /// Writes a large BF16 safetensors file of Gaussian-like weights (for the memory benchmark),
+    /// streaming so the generator itself uses little memory.
+    /// </summary>
+    static void Generate(string path, long mib)
+    {
+        const long tensorBytes = 64L << 20;
+        int count = (int)Math.Max(1, (mib << 20) / tensorBytes);
+        var header = new StringBuilder("{\"__metadata__\":{\"generator\":\"tensorcodec-bench\"}");
+        for (int i = 0; i < count; i++)
+            header.Append($",\"layer.{i}.weight\":{{\"dtype\":\"BF16\",\"shape\":[{tensorBytes / 2 / 4096},4096],\"data_offsets\":[{i * tensorBytes},{(i + 1) * tensorBytes}]}}");
+        header.Append('}');
+        while (header.Length % 8 != 0) header.Append(' ');
+        var rng = new Random(1);
+        var block = new byte[tensorBytes];
+        using var fs = File.Create(path);
+        var len = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(len, header.Length);
+        fs.Write(len);
+        fs.Write(Encoding.ASCII.GetBytes(header.ToString()));
+        for (int i = 0; i < count; i++)
+        {
+            // Four distinct tensors, then repeats: generating gigabytes of random numbers would dominate the run.
+            if (i < 4)
+            for (int j = 0; j < block.Length; j += 2)
+            {
+                // Sum of uniforms ≈ Gaussian, scaled like a trained weight (σ ≈ 0.02).
+                float v = (float)((rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 1.5) * 0.04);
+                uint u = BitConverter.SingleToUInt32Bits(v);
+                ushort b = (ushort)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+                BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(j), b);
+            }
+            fs.Write(block);
+        }
+        Console.WriteLine($"wrote {path}: {count} tensors, {fs.Length:N0} bytes");
+    }
+}

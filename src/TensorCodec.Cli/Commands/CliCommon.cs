@@ -1,0 +1,77 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Spectre.Console;
+
+namespace TensorCodec.Cli.Commands;
+
+/// <summary>Options, error handling and output helpers shared by every command.</summary>
+static class CliCommon
+{
+    public static Option<int> Threads() => new("--threads", "-T")
+    {
+        Description = "Worker threads (0 = all cores)",
+        DefaultValueFactory = _ => 1,
+    };
+    public static Option<bool> Force() => new("--force", "-f") { Description = "Overwrite the output if it exists" };
+    public static Option<bool> Json() => new("--json") { Description = "Machine-readable JSON on stdout" };
+    public static Option<string?> Output() => new("--output", "-o") { Description = "Output file" };
+
+    public static int ResolveThreads(int t) => t <= 0 ? Environment.ProcessorCount : t;
+
+    static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+
+    /// <summary>Runs a command body: any failure becomes one clear line on stderr and exit code 1.</summary>
+    public static void SetGuardedAction(this Command command, Func<ParseResult, CancellationToken, int> body) =>
+        command.SetAction((parse, ct) =>
+        {
+            try { return Task.FromResult(body(parse, ct)); }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("tcodec: interrupted; no output was written");
+                return Task.FromResult(130);
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException or ArgumentException or NotSupportedException)
+            {
+                Console.Error.WriteLine($"tcodec: error: {e.Message}");
+                return Task.FromResult(1);
+            }
+        });
+
+    /// <summary>Shows a progress bar on an interactive terminal; runs silently otherwise.</summary>
+    public static T WithProgress<T>(bool quiet, string label, long total, Func<IProgress<long>?, T> work)
+    {
+        if (quiet || !AnsiConsole.Profile.Capabilities.Interactive || total <= 0) return work(null);
+        T result = default!;
+        AnsiConsole.Progress()
+            .AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape(label), maxValue: total);
+                result = work(new Reporter(task));
+                task.Value = total;
+            });
+        return result;
+    }
+
+    sealed class Reporter(ProgressTask task) : IProgress<long>
+    {
+        public void Report(long value) => task.Value = value;
+    }
+
+    public static string Bytes(long n) => n switch
+    {
+        >= 1L << 30 => $"{n / (double)(1L << 30):0.00} GiB",
+        >= 1L << 20 => $"{n / (double)(1L << 20):0.00} MiB",
+        >= 1L << 10 => $"{n / 1024.0:0.0} KiB",
+        _ => $"{n} B",
+    };
+}

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using Spectre.Console;
+using TensorCodec.Containers.Tcz;
+
+namespace TensorCodec.Cli.Commands;
+
+static class InspectCommand
+{
+    public static Command Create()
+    {
+        var input = new Argument<string>("input") { Description = "safetensors, GGUF, llama2.c or .tcz file" };
+        var threads = CliCommon.Threads();
+        var json = CliCommon.Json();
+        var cmd = new Command("inspect", "List tensors with dtype, shape, bytes, exponent entropy and achieved bits per value") { input, threads, json };
+        cmd.SetGuardedAction((p, ct) =>
+        {
+            string path = p.GetValue(input)!;
+            bool asJson = p.GetValue(json);
+            long size = new FileInfo(path).Exists ? new FileInfo(path).Length : throw new FileNotFoundException($"{path}: no such file");
+            var report = CliCommon.WithProgress(asJson, "inspect " + Path.GetFileName(path), size,
+                progress => TczInspector.Inspect(path, CliCommon.ResolveThreads(p.GetValue(threads)), progress));
+            if (asJson) { CliCommon.WriteJson(report); return 0; }
+
+            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(path)}[/]: {report.Format}, {CliCommon.Bytes(report.FileBytes)}, {report.Tensors.Count} tensors, {report.TotalValues:N0} values");
+            foreach (var (k, v) in report.Metadata.Take(24))
+                AnsiConsole.MarkupLine($"  [grey]{Markup.Escape(k)}[/] = {Markup.Escape(v.Length > 100 ? v[..100] + "…" : v)}");
+            var table = new Table().Border(TableBorder.Simple);
+            table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits)", "H0 bound (bits/v)", "coded (bits/v)");
+            foreach (var c in table.Columns.Skip(3)) c.RightAligned();
+            foreach (var t in report.Tensors)
+                table.AddRow(Markup.Escape(t.Name), t.DType, "[" + string.Join(", ", t.Shape) + "]", CliCommon.Bytes(t.RawBytes),
+                    t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentEntropyBitsPerValue:0.000}" : "-",
+                    $"{t.EntropyBoundBitsPerValue:0.000}", $"{t.BitsPerValue:0.000}");
+            AnsiConsole.Write(table);
+            long encoded = report.Tensors.Sum(t => t.EncodedBytes);
+            long raw = report.Tensors.Sum(t => t.RawBytes);
+            AnsiConsole.MarkupLine($"tensor data: {CliCommon.Bytes(raw)} → {CliCommon.Bytes(encoded)} coded ({(raw == 0 ? 100 : 100.0 * encoded / raw):0.00}%); whole file as .tcz: {CliCommon.Bytes(report.EncodedBytes)}");
+            return 0;
+        });
+        return cmd;
+    }
+}

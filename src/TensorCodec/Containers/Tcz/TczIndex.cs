@@ -1,0 +1,247 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Text;
+using TensorCodec.Coders;
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Containers.Tcz;
+
+/// <summary>Fixed numbers of the .tcz format (see FORMAT.md, the contract).</summary>
+public static class TczConstants
+{
+    /// <summary>PNG-style magic: a high byte and CR/LF/EOF characters catch text-mode transfers.</summary>
+    public static ReadOnlySpan<byte> Magic => [0x89, (byte)'T', (byte)'C', (byte)'Z', 0x0D, 0x0A, 0x1A, 0x0A];
+    public static ReadOnlySpan<byte> TrailerMagic => [(byte)'T', (byte)'C', (byte)'Z', (byte)'-', (byte)'E', (byte)'N', (byte)'D', 0x00];
+    public const ushort VersionMajor = 1;
+    public const ushort VersionMinor = 0;
+    public const int HeaderSize = 16;
+    public const int TrailerSize = 32;
+    public const int DefaultChunkSize = 1 << 20;
+    /// <summary>Upper bound on any chunk's raw size a reader accepts, so a corrupt index cannot make it allocate gigabytes.</summary>
+    public const int MaxChunkSize = 64 << 20;
+    public const int MaxNameBytes = 64 * 1024;
+    public const int MaxRank = 16;
+}
+
+public enum TczSegmentKind : byte
+{
+    /// <summary>Bytes outside any tensor: headers, padding, trailers, or a whole unrecognised file.</summary>
+    Opaque = 0,
+    Tensor = 1,
+}
+
+/// <summary>One independently decodable chunk: sizes and checksums.</summary>
+public readonly record struct TczChunk(int RawLength, int EncodedLength, ulong EncodedHash, ulong RawHash)
+{
+    /// <summary>Offset of the encoded bytes in the .tcz file (derived, not stored).</summary>
+    public long FileOffset { get; init; }
+    /// <summary>Offset of the raw bytes in the original file (derived, not stored).</summary>
+    public long OriginalOffset { get; init; }
+}
+
+/// <summary>A contiguous range of the original file: one tensor's data or an opaque gap.</summary>
+public sealed class TczSegment
+{
+    public required TczSegmentKind Kind { get; init; }
+    public required string Name { get; init; }
+    public required DType DType { get; init; }
+    public int GgmlType { get; init; } = -1;
+    public long[] Shape { get; init; } = [];
+    public required long Length { get; init; }
+    public long OriginalOffset { get; init; }
+    public List<TczChunk> Chunks { get; } = new();
+
+    public long EncodedLength => Chunks.Sum(c => (long)c.EncodedLength);
+    public long RowLength => Shape.Length == 0 ? 0 : Shape[^1];
+    public long ElementCount => DType.ElementSize() is var s and > 0 ? Length / s : 0;
+
+    /// <summary>Human label for messages: the tensor name, or "opaque bytes at offset N".</summary>
+    public string Label => Kind == TczSegmentKind.Tensor ? $"tensor '{Name}'" : $"opaque segment at original offset {OriginalOffset}";
+}
+
+/// <summary>The index (table of contents) stored at the end of a .tcz file.</summary>
+public sealed class TczIndex
+{
+    public required TensorFileFormat SourceFormat { get; init; }
+    public required long OriginalLength { get; init; }
+    public required ulong OriginalHash { get; set; }
+    public required int NominalChunkSize { get; init; }
+    public List<TczSegment> Segments { get; } = new();
+
+    public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
+
+    public byte[] Serialize()
+    {
+        var w = new ArrayBufferWriter<byte>();
+        w.WriteByte((byte)SourceFormat);
+        w.WriteVarUInt((ulong)OriginalLength);
+        w.WriteUInt64(OriginalHash);
+        w.WriteVarUInt((ulong)NominalChunkSize);
+        w.WriteVarUInt((ulong)Segments.Count);
+        foreach (var s in Segments)
+        {
+            w.WriteByte((byte)s.Kind);
+            var name = Encoding.UTF8.GetBytes(s.Name);
+            w.WriteVarUInt((ulong)name.Length);
+            w.Write(name);
+            w.WriteByte((byte)s.DType);
+            w.WriteVarUInt((ulong)(s.GgmlType + 1));
+            w.WriteVarUInt((ulong)s.Shape.Length);
+            foreach (var d in s.Shape) w.WriteVarUInt((ulong)d);
+            w.WriteVarUInt((ulong)s.Length);
+            w.WriteVarUInt((ulong)s.Chunks.Count);
+            foreach (var c in s.Chunks)
+            {
+                w.WriteVarUInt((ulong)c.RawLength);
+                w.WriteVarUInt((ulong)c.EncodedLength);
+                w.WriteUInt64(c.EncodedHash);
+                w.WriteUInt64(c.RawHash);
+            }
+        }
+        return w.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Parses and validates an index. Every count is checked against the bytes that remain
+    /// before anything is allocated from it, and the chunks must tile the payload region
+    /// [HeaderSize, payloadEnd) exactly.
+    /// </summary>
+    public static TczIndex Parse(ReadOnlySpan<byte> data, long indexFileOffset, long payloadEnd, string? path)
+    {
+        var r = new IndexReader(data, indexFileOffset, path);
+        var format = (TensorFileFormat)r.Byte("source_format");
+        if (!Enum.IsDefined(format)) r.Fail("source_format", $"unknown source format {(int)format}");
+        long originalLength = r.Long("original_length");
+        ulong originalHash = r.UInt64("original_hash");
+        long chunkSize = r.Long("chunk_size");
+        if (chunkSize < 1 || chunkSize > TczConstants.MaxChunkSize) r.Fail("chunk_size", $"chunk size {chunkSize} outside 1..{TczConstants.MaxChunkSize}");
+        long segmentCount = r.Count("segment_count", minBytesEach: 7);
+        var index = new TczIndex { SourceFormat = format, OriginalLength = originalLength, OriginalHash = originalHash, NominalChunkSize = (int)chunkSize };
+
+        long original = 0, payload = TczConstants.HeaderSize;
+        for (long i = 0; i < segmentCount; i++)
+        {
+            string f = $"segment[{i}]";
+            var kind = (TczSegmentKind)r.Byte(f + ".kind");
+            if (kind is not (TczSegmentKind.Opaque or TczSegmentKind.Tensor)) r.Fail(f + ".kind", $"unknown segment kind {(int)kind}");
+            long nameLen = r.Long(f + ".name_length");
+            if (nameLen > TczConstants.MaxNameBytes) r.Fail(f + ".name_length", $"name length {nameLen} exceeds {TczConstants.MaxNameBytes}");
+            string name = r.Utf8(f + ".name", (int)nameLen);
+            var dtype = (DType)r.Byte(f + ".dtype");
+            if (!Enum.IsDefined(dtype)) r.Fail(f + ".dtype", $"unknown dtype {(int)dtype}");
+            long ggml = r.Long(f + ".ggml_type") - 1;
+            if (ggml > 1023) r.Fail(f + ".ggml_type", $"ggml type {ggml} out of range");
+            long rank = r.Long(f + ".rank");
+            if (rank > TczConstants.MaxRank) r.Fail(f + ".rank", $"rank {rank} exceeds {TczConstants.MaxRank}");
+            var shape = new long[rank];
+            for (int d = 0; d < rank; d++) shape[d] = r.Long($"{f}.shape[{d}]");
+            long length = r.Long(f + ".length");
+            long chunkCount = r.Count(f + ".chunk_count", minBytesEach: 18);
+            var seg = new TczSegment { Kind = kind, Name = name, DType = dtype, GgmlType = (int)ggml, Shape = shape, Length = length, OriginalOffset = original };
+            long sum = 0;
+            for (long c = 0; c < chunkCount; c++)
+            {
+                string cf = $"{f}.chunk[{c}]";
+                long raw = r.Long(cf + ".raw_length");
+                long enc = r.Long(cf + ".encoded_length");
+                ulong eh = r.UInt64(cf + ".encoded_hash");
+                ulong rh = r.UInt64(cf + ".raw_hash");
+                if (raw < 1 || raw > chunkSize) r.Fail(cf + ".raw_length", $"raw length {raw} outside 1..{chunkSize}");
+                if (enc < 1 || enc > ChunkCodec.MaxEncodedLength((int)raw)) r.Fail(cf + ".encoded_length", $"encoded length {enc} impossible for raw length {raw}");
+                if (payload + enc > payloadEnd) r.Fail(cf + ".encoded_length", $"chunk extends past the payload region (ends at {payload + enc}, index starts at {payloadEnd})");
+                seg.Chunks.Add(new TczChunk((int)raw, (int)enc, eh, rh) { FileOffset = payload, OriginalOffset = original + sum });
+                payload += enc;
+                sum += raw;
+            }
+            if (sum != length) r.Fail(f + ".length", $"{seg.Label}: chunks hold {sum} bytes but the segment declares {length}");
+            original += length;
+            index.Segments.Add(seg);
+        }
+        if (original != originalLength) r.Fail("original_length", $"segments cover {original} bytes but the original length is {originalLength}");
+        if (payload != payloadEnd) r.Fail("segment_count", $"chunks cover the payload up to {payload} but the index starts at {payloadEnd}");
+        if (!r.AtEnd) r.Fail("index", $"{r.Remaining} unexpected bytes after the last segment");
+        return index;
+    }
+
+    ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path)
+    {
+        readonly ReadOnlySpan<byte> _data = data;
+        int _pos;
+        public readonly bool AtEnd => _pos == _data.Length;
+        public readonly int Remaining => _data.Length - _pos;
+
+        [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+        public readonly void Fail(string field, string message) =>
+            throw new TensorFormatException(path, baseOffset + _pos, field, "corrupt .tcz index: " + message);
+
+        public byte Byte(string field)
+        {
+            if (_pos >= _data.Length) Fail(field, "index ends early");
+            return _data[_pos++];
+        }
+
+        public ulong UInt64(string field)
+        {
+            if (_data.Length - _pos < 8) Fail(field, "index ends early");
+            ulong v = BinaryPrimitives.ReadUInt64LittleEndian(_data[_pos..]);
+            _pos += 8;
+            return v;
+        }
+
+        /// <summary>LEB128 value that must fit a non-negative long.</summary>
+        public long Long(string field)
+        {
+            ulong v = 0;
+            for (int shift = 0; ; shift += 7)
+            {
+                if (shift > 63) Fail(field, "varint longer than 10 bytes");
+                byte b = Byte(field);
+                v |= (ulong)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0) break;
+            }
+            if (v > long.MaxValue) Fail(field, $"value {v} too large");
+            return (long)v;
+        }
+
+        /// <summary>A count whose items take at least minBytesEach bytes: refuse counts the remaining bytes cannot hold.</summary>
+        public long Count(string field, int minBytesEach)
+        {
+            long n = Long(field);
+            if (n > Remaining / minBytesEach) Fail(field, $"count {n} cannot fit in the {Remaining} remaining index bytes");
+            return n;
+        }
+
+        public string Utf8(string field, int length)
+        {
+            if (length > Remaining) Fail(field, $"string of {length} bytes runs past the index end");
+            try
+            {
+                var s = new UTF8Encoding(false, true).GetString(_data.Slice(_pos, length));
+                _pos += length;
+                return s;
+            }
+            catch (DecoderFallbackException) { Fail(field, "invalid UTF-8"); return ""; }
+        }
+    }
+}
+
+internal static class BufferWriterExtensions
+{
+    public static void WriteByte(this ArrayBufferWriter<byte> w, byte b) { w.GetSpan(1)[0] = b; w.Advance(1); }
+    public static void WriteUInt64(this ArrayBufferWriter<byte> w, ulong v) { BinaryPrimitives.WriteUInt64LittleEndian(w.GetSpan(8), v); w.Advance(8); }
+    public static void WriteVarUInt(this ArrayBufferWriter<byte> w, ulong v)
+    {
+        var span = w.GetSpan(10);
+        int n = 0;
+        while (v >= 0x80) { span[n++] = (byte)(v | 0x80); v >>= 7; }
+        span[n++] = (byte)v;
+        w.Advance(n);
+    }
+}
+
+/// <summary>XXH3-64 (seed 0) over a span: the one hash .tcz uses everywhere.</summary>
+internal static class TczHash
+{
+    public static ulong Of(ReadOnlySpan<byte> data) => XxHash3.HashToUInt64(data);
+}

@@ -1,0 +1,215 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+using TensorCodec.Coders;
+
+namespace TensorCodec.Containers.Tcz;
+
+/// <summary>
+/// Reads a .tcz file: the index at open time, then chunks on demand. Supports streaming
+/// decompression of the whole file, verification without output, and random access to one
+/// tensor (<see cref="ReadTensor(string)"/>) without touching the rest.
+/// </summary>
+public sealed class TczReader : IDisposable
+{
+    readonly SafeFileHandle _handle;
+    public string Path { get; }
+    public long FileLength { get; }
+    public TczIndex Index { get; }
+    public ushort VersionMinor { get; }
+
+    TczReader(SafeFileHandle handle, string path, long length, TczIndex index, ushort minor)
+    {
+        _handle = handle; Path = path; FileLength = length; Index = index; VersionMinor = minor;
+    }
+
+    public static bool HasMagic(ReadOnlySpan<byte> firstBytes) =>
+        firstBytes.Length >= 8 && firstBytes[..8].SequenceEqual(TczConstants.Magic);
+
+    public static TczReader Open(string path)
+    {
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            if (length < TczConstants.HeaderSize + TczConstants.TrailerSize)
+                throw new TensorFormatException(path, 0, "header", $"file is {length} bytes, too short to be a .tcz file (minimum {TczConstants.HeaderSize + TczConstants.TrailerSize})");
+            var header = new byte[TczConstants.HeaderSize];
+            ReadExactly(handle, header, 0, path);
+            if (!HasMagic(header))
+                throw new TensorFormatException(path, 0, "magic", "not a .tcz file (wrong magic number)");
+            ushort major = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(8));
+            ushort minor = BinaryPrimitives.ReadUInt16LittleEndian(header.AsSpan(10));
+            if (major != TczConstants.VersionMajor)
+                throw new TensorFormatException(path, 8, "version", $"unsupported .tcz version {major}.{minor}; this build reads version {TczConstants.VersionMajor}.x");
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(12));
+
+            var trailer = new byte[TczConstants.TrailerSize];
+            long trailerOffset = length - TczConstants.TrailerSize;
+            ReadExactly(handle, trailer, trailerOffset, path);
+            if (!trailer.AsSpan(24).SequenceEqual(TczConstants.TrailerMagic))
+                throw new TensorFormatException(path, trailerOffset + 24, "trailer_magic", "trailer magic missing: the file is truncated or damaged at its end");
+            long indexOffset = BinaryPrimitives.ReadInt64LittleEndian(trailer);
+            long indexLength = BinaryPrimitives.ReadInt64LittleEndian(trailer.AsSpan(8));
+            ulong indexHash = BinaryPrimitives.ReadUInt64LittleEndian(trailer.AsSpan(16));
+            if (indexOffset < TczConstants.HeaderSize || indexLength < 0 || indexOffset > trailerOffset || indexLength != trailerOffset - indexOffset)
+                throw new TensorFormatException(path, trailerOffset, "index_offset", $"index position {indexOffset}+{indexLength} does not end at the trailer ({trailerOffset}): truncated or damaged file");
+            if (indexLength > int.MaxValue)
+                throw new TensorFormatException(path, trailerOffset + 8, "index_length", $"index of {indexLength} bytes is too large");
+            var indexBytes = new byte[indexLength];
+            ReadExactly(handle, indexBytes, indexOffset, path);
+            if (TczWriter.IndexHash(header, indexBytes) != indexHash)
+                throw new TensorFormatException(path, indexOffset, "index_hash", "checksum mismatch in the header or index: the file is damaged");
+            // Flags are covered by the hash; a 1.x reader refuses flags it does not know.
+            if (flags != 0)
+                throw new TensorFormatException(path, 12, "flags", $"unknown feature flags 0x{flags:X8} (written by a newer TensorCodec?)");
+            var index = TczIndex.Parse(indexBytes, indexOffset, indexOffset, path);
+            return new TczReader(handle, path, length, index, minor);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    public TczSegment FindTensor(string name) =>
+        Index.Tensors.FirstOrDefault(s => s.Name == name)
+        ?? throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+
+    /// <summary>Decodes one tensor's raw bytes (random access: only its chunks are read).</summary>
+    public byte[] ReadTensor(string name)
+    {
+        var seg = FindTensor(name);
+        if (seg.Length > Array.MaxLength) throw new NotSupportedException($"{seg.Label} is larger than a .NET array; use ReadSegment with a stream");
+        var result = new byte[seg.Length];
+        int pos = 0;
+        var encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(Index.NominalChunkSize));
+        try
+        {
+            for (int c = 0; c < seg.Chunks.Count; c++)
+            {
+                DecodeChunk(seg, c, encoded, result.AsSpan(pos, seg.Chunks[c].RawLength));
+                pos += seg.Chunks[c].RawLength;
+            }
+        }
+        finally { ArrayPool<byte>.Shared.Return(encoded); }
+        return result;
+    }
+
+    /// <summary>Reads, checks and decodes one chunk into <paramref name="raw"/> (exactly its raw length).</summary>
+    public void DecodeChunk(TczSegment seg, int chunkIndex, Span<byte> encodedScratch, Span<byte> raw)
+    {
+        var c = seg.Chunks[chunkIndex];
+        var enc = encodedScratch[..c.EncodedLength];
+        ReadExactly(_handle, enc, c.FileOffset, Path);
+        CheckAndDecode(seg, chunkIndex, enc, raw);
+    }
+
+    void CheckAndDecode(TczSegment seg, int chunkIndex, ReadOnlySpan<byte> enc, Span<byte> raw)
+    {
+        var c = seg.Chunks[chunkIndex];
+        // The encoded hash is checked first: it catches every flipped bit before the decoder sees it.
+        if (TczHash.Of(enc) != c.EncodedHash)
+            throw ChunkError(seg, chunkIndex, "checksum mismatch in the compressed data");
+        var status = ChunkCodec.Decode(enc, raw, seg.DType);
+        if (status != System.Buffers.OperationStatus.Done)
+            throw ChunkError(seg, chunkIndex, $"chunk does not decode ({status})");
+        if (TczHash.Of(raw) != c.RawHash)
+            throw ChunkError(seg, chunkIndex, "decoded bytes fail their checksum");
+    }
+
+    TensorFormatException ChunkError(TczSegment seg, int chunkIndex, string message) =>
+        new(Path, seg.Chunks[chunkIndex].FileOffset, $"chunk {chunkIndex}",
+            $"{seg.Label}, chunk {chunkIndex} of {seg.Chunks.Count}: {message}");
+
+    /// <summary>
+    /// Decodes every chunk in order, checking every checksum and the whole-file hash, and writes
+    /// the original bytes to <paramref name="output"/> (or discards them when it is null: verify).
+    /// </summary>
+    public void DecompressTo(Stream? output, int threads = 1, IProgress<long>? progress = null, CancellationToken cancellation = default)
+    {
+        threads = Math.Clamp(threads, 1, 256);
+        var work = new List<(TczSegment Segment, int Chunk)>();
+        foreach (var s in Index.Segments)
+            for (int c = 0; c < s.Chunks.Count; c++) work.Add((s, c));
+
+        int batch = Math.Max(2, 2 * threads);
+        int chunkCap = Index.NominalChunkSize;
+        var enc = new byte[batch][];
+        var raw = new byte[batch][];
+        var fileHash = new XxHash3();
+        long done = 0;
+        try
+        {
+            for (int i = 0; i < batch; i++)
+            {
+                enc[i] = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(chunkCap));
+                raw[i] = ArrayPool<byte>.Shared.Rent(chunkCap);
+            }
+            for (int start = 0; start < work.Count; start += batch)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                int n = Math.Min(batch, work.Count - start);
+                for (int i = 0; i < n; i++)
+                {
+                    var (s, c) = work[start + i];
+                    ReadExactly(_handle, enc[i].AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
+                }
+                void Decode(int i)
+                {
+                    var (s, c) = work[start + i];
+                    CheckAndDecode(s, c, enc[i].AsSpan(0, s.Chunks[c].EncodedLength), raw[i].AsSpan(0, s.Chunks[c].RawLength));
+                }
+                if (threads == 1) for (int i = 0; i < n; i++) Decode(i);
+                else Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancellation }, Decode);
+                for (int i = 0; i < n; i++)
+                {
+                    var (s, c) = work[start + i];
+                    var span = raw[i].AsSpan(0, s.Chunks[c].RawLength);
+                    fileHash.Append(span);
+                    output?.Write(span);
+                    done += span.Length;
+                }
+                progress?.Report(done);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < batch; i++)
+            {
+                if (enc[i] is not null) ArrayPool<byte>.Shared.Return(enc[i]);
+                if (raw[i] is not null) ArrayPool<byte>.Shared.Return(raw[i]);
+            }
+        }
+        if (fileHash.GetCurrentHashAsUInt64() != Index.OriginalHash)
+            throw new TensorFormatException(Path, null, "original_hash", "the decompressed file does not match the whole-file checksum");
+        output?.Flush();
+    }
+
+    /// <summary>Decompresses to <paramref name="outputPath"/> atomically: nothing appears under that name unless every check passed.</summary>
+    public void DecompressToFile(string outputPath, bool overwrite, int threads = 1, IProgress<long>? progress = null, CancellationToken cancellation = default)
+    {
+        if (System.IO.Path.GetFullPath(outputPath) == System.IO.Path.GetFullPath(Path))
+            throw new IOException($"{outputPath}: output would overwrite the input");
+        using var output = new AtomicFileWriter(outputPath, overwrite);
+        output.Stream.SetLength(Index.OriginalLength); // reserve space early: fail fast on a full disk
+        output.Stream.Position = 0;
+        DecompressTo(output.Stream, threads, progress, cancellation);
+        output.Commit();
+    }
+
+    internal static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string path)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = RandomAccess.Read(handle, buffer, offset);
+            if (n == 0) throw new TensorFormatException(path, offset, null, "file ends early (truncated)");
+            buffer = buffer[n..];
+            offset += n;
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+}

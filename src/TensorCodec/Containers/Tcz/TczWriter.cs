@@ -1,0 +1,215 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using Microsoft.Win32.SafeHandles;
+using TensorCodec.Coders;
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Containers.Tcz;
+
+public sealed class TczCompressOptions
+{
+    /// <summary>Worker threads for chunk coding. Memory grows by about two chunks per thread.</summary>
+    public int Threads { get; init; } = 1;
+    public int ChunkSize { get; init; } = TczConstants.DefaultChunkSize;
+    public ChunkCodecOptions Codec { get; init; } = ChunkCodecOptions.Default;
+    /// <summary>Reports the number of original bytes processed so far.</summary>
+    public IProgress<long>? Progress { get; init; }
+    public CancellationToken Cancellation { get; init; }
+}
+
+/// <summary>What one segment cost: its index entry plus the per-stream coding statistics.</summary>
+public sealed record TczSegmentResult(TczSegment Segment, ChunkStats Stats);
+
+public sealed class TczCompressResult
+{
+    public required TensorFileFormat Format { get; init; }
+    public required long OriginalBytes { get; init; }
+    public required long CompressedBytes { get; init; }
+    public required IReadOnlyList<TczSegmentResult> Segments { get; init; }
+    public required ChunkStats Total { get; init; }
+    public double Ratio => OriginalBytes == 0 ? 1 : (double)CompressedBytes / OriginalBytes;
+}
+
+/// <summary>
+/// Compresses a file into the .tcz container. The input is read once, in order, a batch of
+/// chunks at a time; each batch is coded in parallel and written in order, so memory stays at
+/// about two chunks per thread whatever the file size.
+/// </summary>
+public static class TczWriter
+{
+    /// <summary>Compresses <paramref name="inputPath"/> into <paramref name="outputPath"/> atomically (temp file + rename).</summary>
+    public static TczCompressResult CompressFile(string inputPath, string outputPath, bool overwrite, TczCompressOptions? options = null)
+    {
+        if (Path.GetFullPath(inputPath) == Path.GetFullPath(outputPath))
+            throw new IOException($"{outputPath}: output would overwrite the input");
+        var layout = TensorFileReader.Open(inputPath);
+        using var output = new AtomicFileWriter(outputPath, overwrite);
+        var result = Compress(inputPath, layout, output.Stream, options);
+        output.Commit();
+        return result;
+    }
+
+    public static TczCompressResult Compress(string inputPath, TensorFile layout, Stream output, TczCompressOptions? options = null)
+    {
+        options ??= new TczCompressOptions();
+        using var handle = File.OpenHandle(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        long length = RandomAccess.GetLength(handle);
+        if (length != layout.FileLength)
+            throw new TensorFormatException(inputPath, null, null, $"file length changed while reading ({layout.FileLength} → {length})");
+        return Compress(handle, inputPath, layout, output, options);
+    }
+
+    static TczCompressResult Compress(SafeFileHandle input, string path, TensorFile layout, Stream output, TczCompressOptions options)
+    {
+        if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
+            throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
+        int threads = Math.Clamp(options.Threads, 1, 256);
+        var index = new TczIndex
+        {
+            SourceFormat = layout.Format,
+            OriginalLength = layout.FileLength,
+            OriginalHash = 0,
+            NominalChunkSize = options.ChunkSize,
+        };
+        foreach (var seg in PlanSegments(layout, path)) index.Segments.Add(seg);
+
+        var header = new byte[TczConstants.HeaderSize];
+        TczConstants.Magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(10), TczConstants.VersionMinor);
+        // bytes 12..15: flags, zero in version 1.0
+        output.Write(header);
+
+        // Flatten into a work list so batches can span segment boundaries.
+        var work = new List<(int Segment, long Offset, int Length)>();
+        for (int s = 0; s < index.Segments.Count; s++)
+        {
+            var seg = index.Segments[s];
+            int elem = Math.Max(1, seg.DType.ElementSize());
+            int step = Math.Max(elem, options.ChunkSize / elem * elem);
+            for (long o = 0; o < seg.Length; o += step)
+                work.Add((s, seg.OriginalOffset + o, (int)Math.Min(step, seg.Length - o)));
+        }
+
+        var stats = index.Segments.Select(_ => new ChunkStats()).ToArray();
+        var fileHash = new XxHash3();
+        int batch = Math.Max(2, 2 * threads);
+        int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
+        var raw = new byte[batch][];
+        var enc = new byte[batch][];
+        var encLen = new int[batch];
+        var chunkStats = new ChunkStats[batch];
+        long written = TczConstants.HeaderSize, done = 0;
+        try
+        {
+            for (int i = 0; i < batch; i++) { raw[i] = ArrayPool<byte>.Shared.Rent(options.ChunkSize); enc[i] = ArrayPool<byte>.Shared.Rent(encCap); }
+            for (int start = 0; start < work.Count; start += batch)
+            {
+                options.Cancellation.ThrowIfCancellationRequested();
+                int n = Math.Min(batch, work.Count - start);
+                // Read in file order: sequential I/O, and the whole-file hash needs that order.
+                for (int i = 0; i < n; i++)
+                {
+                    var (_, off, len) = work[start + i];
+                    ReadExactly(input, raw[i].AsSpan(0, len), off, path);
+                    fileHash.Append(raw[i].AsSpan(0, len));
+                }
+                void Encode(int i)
+                {
+                    var (s, _, len) = work[start + i];
+                    var seg = index.Segments[s];
+                    chunkStats[i] = new ChunkStats();
+                    encLen[i] = ChunkCodec.Encode(raw[i].AsSpan(0, len), seg.DType, seg.RowLength, enc[i], options.Codec, chunkStats[i]);
+                }
+                if (threads == 1) for (int i = 0; i < n; i++) Encode(i);
+                else Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = options.Cancellation }, Encode);
+                for (int i = 0; i < n; i++)
+                {
+                    var (s, off, len) = work[start + i];
+                    var e = enc[i].AsSpan(0, encLen[i]);
+                    output.Write(e);
+                    index.Segments[s].Chunks.Add(new TczChunk(len, e.Length, TczHash.Of(e), TczHash.Of(raw[i].AsSpan(0, len)))
+                    { FileOffset = written, OriginalOffset = off });
+                    stats[s].Add(chunkStats[i]);
+                    written += e.Length;
+                    done += len;
+                }
+                options.Progress?.Report(done);
+            }
+        }
+        finally
+        {
+            for (int i = 0; i < batch; i++)
+            {
+                if (raw[i] is not null) ArrayPool<byte>.Shared.Return(raw[i]);
+                if (enc[i] is not null) ArrayPool<byte>.Shared.Return(enc[i]);
+            }
+        }
+
+        index.OriginalHash = fileHash.GetCurrentHashAsUInt64();
+        var indexBytes = index.Serialize();
+        output.Write(indexBytes);
+        var trailer = new byte[TczConstants.TrailerSize];
+        BinaryPrimitives.WriteInt64LittleEndian(trailer, written);
+        BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(8), indexBytes.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(trailer.AsSpan(16), IndexHash(header, indexBytes));
+        TczConstants.TrailerMagic.CopyTo(trailer.AsSpan(24));
+        output.Write(trailer);
+        output.Flush();
+
+        var total = new ChunkStats();
+        foreach (var s in stats) total.Add(s);
+        return new TczCompressResult
+        {
+            Format = layout.Format,
+            OriginalBytes = layout.FileLength,
+            CompressedBytes = written + indexBytes.Length + TczConstants.TrailerSize,
+            Segments = index.Segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
+            Total = total,
+        };
+    }
+
+    /// <summary>The index hash covers the header too, so a flipped flag or version bit is caught.</summary>
+    internal static ulong IndexHash(ReadOnlySpan<byte> header, ReadOnlySpan<byte> index)
+    {
+        var h = new XxHash3();
+        h.Append(header);
+        h.Append(index);
+        return h.GetCurrentHashAsUInt64();
+    }
+
+    /// <summary>Tiles the file with tensor segments and opaque gaps, in file order.</summary>
+    static IEnumerable<TczSegment> PlanSegments(TensorFile layout, string path)
+    {
+        long pos = 0;
+        foreach (var t in layout.InFileOrder())
+        {
+            if (t.Offset < pos || t.Offset + t.Length > layout.FileLength)
+                throw new TensorFormatException(path, t.Offset, t.Name, "tensor overlaps another or runs past the end of the file");
+            if (t.Offset > pos)
+                yield return Opaque(pos, t.Offset - pos);
+            yield return new TczSegment
+            {
+                Kind = TczSegmentKind.Tensor, Name = t.Name, DType = t.DType, GgmlType = t.GgmlType,
+                Shape = t.Shape, Length = t.Length, OriginalOffset = t.Offset,
+            };
+            pos = t.Offset + t.Length;
+        }
+        if (pos < layout.FileLength) yield return Opaque(pos, layout.FileLength - pos);
+
+        static TczSegment Opaque(long offset, long length) => new()
+        { Kind = TczSegmentKind.Opaque, Name = "", DType = DType.U8, Length = length, OriginalOffset = offset };
+    }
+
+    static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string path)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = RandomAccess.Read(handle, buffer, offset);
+            if (n == 0) throw new TensorFormatException(path, offset, null, "file ended early (was it truncated while being read?)");
+            buffer = buffer[n..];
+            offset += n;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace TensorCodec.Tests.Cli;
+
+/// <summary>Runs the real `tcodec` executable: exit codes, messages and files on disk.</summary>
+public class CliTests
+{
+    internal static (int Code, string Out, string Err) Tcodec(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("exec");
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "tcodec.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["COLUMNS"] = "200";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void CompressDecompressVerifyRoundTrip()
+    {
+        using var dir = new ScratchDir();
+        var input = dir.File("model.bin");
+        File.Copy(TestFiles.Sample("stories260K.bin"), input);
+        var (code, _, err) = Tcodec("compress", input, "-T", "2");
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(input + ".tcz"));
+
+        (code, _, err) = Tcodec("verify", input + ".tcz");
+        Assert.True(code == 0, err);
+
+        // Refuses to overwrite the existing original without -f, and says so.
+        (code, _, err) = Tcodec("decompress", input + ".tcz");
+        Assert.Equal(1, code);
+        Assert.Contains("already exists", err);
+
+        (code, _, err) = Tcodec("decompress", input + ".tcz", "-o", dir.File("restored.bin"));
+        Assert.True(code == 0, err);
+        Assert.Equal(File.ReadAllBytes(input), File.ReadAllBytes(dir.File("restored.bin")));
+    }
+
+    [Fact]
+    public void JsonOutputIsMachineReadable()
+    {
+        using var dir = new ScratchDir();
+        var (code, stdout, err) = Tcodec("compress", TestFiles.Sample("bard-3m-bf16.safetensors"), "-o", dir.File("m.tcz"), "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("Safetensors", doc.RootElement.GetProperty("format").GetString());
+        Assert.True(doc.RootElement.GetProperty("bits_per_value").GetDouble() < 12);
+
+        (code, stdout, err) = Tcodec("inspect", dir.File("m.tcz"), "--json");
+        Assert.True(code == 0, err);
+        using var inspect = JsonDocument.Parse(stdout);
+        var tensors = inspect.RootElement.GetProperty("tensors");
+        Assert.True(tensors.GetArrayLength() > 10);
+        var exp = tensors[0].GetProperty("exponent_entropy_bits_per_value").GetDouble();
+        Assert.InRange(exp, 1.5, 4.0); // DFloat11: ~2.6–3 bits in trained BF16 weights
+    }
+
+    [Fact]
+    public void InspectReadsSourceFormats()
+    {
+        var (code, stdout, err) = Tcodec("inspect", TestFiles.Sample("stories260K.bin"));
+        Assert.True(code == 0, err);
+        Assert.Contains("Llama2c", stdout);
+        Assert.Contains("token_embedding_table", stdout);
+    }
+
+    [Fact]
+    public void ErrorsNameTheFileAndExitNonZero()
+    {
+        using var dir = new ScratchDir();
+        var (code, _, err) = Tcodec("compress", dir.File("missing.safetensors"));
+        Assert.Equal(1, code);
+        Assert.Contains("missing.safetensors", err);
+
+        var notTcz = dir.File("junk.tcz");
+        File.WriteAllBytes(notTcz, new byte[100]);
+        (code, _, err) = Tcodec("verify", notTcz);
+        Assert.Equal(1, code);
+        Assert.Contains("junk.tcz", err);
+        Assert.Contains("magic", err);
+    }
+
+    [Fact]
+    public void CorruptChunkIsReportedByTensorAndChunk()
+    {
+        using var dir = new ScratchDir();
+        var tcz = dir.File("m.tcz");
+        var (code, _, err) = Tcodec("compress", TestFiles.Sample("bard-3m-bf16.safetensors"), "-o", tcz);
+        Assert.True(code == 0, err);
+        var bytes = File.ReadAllBytes(tcz);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(tcz, bytes);
+        (code, _, err) = Tcodec("decompress", tcz, "-o", dir.File("out"));
+        Assert.Equal(1, code);
+        Assert.Contains("tensor '", err);
+        Assert.Contains("chunk", err);
+        Assert.False(File.Exists(dir.File("out")));
+    }
+}
