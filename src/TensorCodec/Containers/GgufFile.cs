@@ -95,7 +95,9 @@ public sealed class GgufFile
         if (kvCount > (ulong)((r.Remaining - (long)tensorCount * minTensorInfo) / minKv))
             throw r.Error(countsAt + 8, "metadata_kv_count", $"metadata_kv_count {kvCount} cannot fit in the {r.Remaining} remaining bytes");
 
-        var metadata = new List<KeyValuePair<string, GgufValue>>((int)kvCount);
+        // Counts were bounded by the file length, but a huge file could still pass; never
+        // pre-size a list from a declared count beyond a small cap, let it grow with real data.
+        var metadata = new List<KeyValuePair<string, GgufValue>>((int)Math.Min(kvCount, 1024));
         var keys = new HashSet<string>(StringComparer.Ordinal);
         for (ulong i = 0; i < kvCount; i++)
         {
@@ -119,7 +121,7 @@ public sealed class GgufFile
                 throw r.Error(null, AlignmentKey, $"general.alignment {alignment} is not a non-zero power of two");
         }
 
-        var infos = new List<(string Name, long At, long[] Dims, int Type, ulong Offset, long Size)>((int)tensorCount);
+        var infos = new List<(string Name, long At, long[] Dims, int Type, ulong Offset, long Size)>((int)Math.Min(tensorCount, 1024));
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (ulong i = 0; i < tensorCount; i++)
         {

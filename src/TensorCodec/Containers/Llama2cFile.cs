@@ -21,7 +21,6 @@ public sealed record Llama2cConfig(int Dim, int HiddenDim, int NLayers, int NHea
             return "all header fields must be positive (vocab_size only by absolute value)";
         if (Dim % NHeads != 0) return $"dim {Dim} is not a multiple of n_heads {NHeads}";
         if (NHeads % NKvHeads != 0) return $"n_heads {NHeads} is not a multiple of n_kv_heads {NKvHeads}";
-        if (HeadSize % 2 != 0) return $"head size {HeadSize} is odd (RoPE rotates pairs)";
         return null;
     }
 
@@ -42,10 +41,13 @@ public sealed record Llama2cConfig(int Dim, int HiddenDim, int NLayers, int NHea
             ("w2", [L, d, h]),
             ("w3", [L, h, d]),
             ("rms_final_weight", [d]),
-            // Legacy RoPE tables: run.c skips them but every v0 export writes them.
-            ("freq_cis_real", [SeqLen, HeadSize / 2]),
-            ("freq_cis_imag", [SeqLen, HeadSize / 2]),
         };
+        // Legacy RoPE tables: run.c skips them but every v0 export writes them. run.c skips
+        // seq_len * head_size / 2 floats each; for an (unusual) odd head size that is not a
+        // whole [seq_len, head_size/2] table, so the table is then exposed flat.
+        long[] rope = HeadSize % 2 == 0 ? [SeqLen, HeadSize / 2] : [(long)SeqLen * HeadSize / 2];
+        list.Add(("freq_cis_real", rope));
+        list.Add(("freq_cis_imag", rope));
         if (!SharedClassifier) list.Add(("wcls", [v, d]));
         return list;
     }
@@ -200,6 +202,12 @@ public static class Llama2cWriter
 
     static (float[] Cos, float[] Sin) RopeTables(Llama2cConfig c)
     {
+        if (c.HeadSize % 2 != 0)
+        {
+            // No meaningful table exists for an odd head size; run.c never reads it anyway.
+            var zeros = new float[(long)c.SeqLen * c.HeadSize / 2];
+            return (zeros, zeros);
+        }
         int half = c.HeadSize / 2;
         var cos = new float[(long)c.SeqLen * half];
         var sin = new float[cos.Length];

@@ -95,6 +95,19 @@ public class Llama2cTests
     }
 
     [Fact]
+    public void OddHeadSizeUsesRunCsFlatRopeSize()
+    {
+        var c = new Llama2cConfig(6, 4, 1, 2, 1, 5, 4); // head size 3: run.c skips 4*3/2 = 6 floats per table
+        var w = TinyLlamaWeights(c, 9);
+        w.Remove("freq_cis_real");
+        w.Remove("freq_cis_imag");
+        var bytes = Llama2cWriter.ToBytes(c, w);
+        Assert.Equal(c.FileSize(), bytes.Length);
+        var f = Llama2cFile.Read(new MemoryStream(bytes), null);
+        Assert.Equal([6L], f.Tensors.Single(t => t.Name == "freq_cis_imag").Shape);
+    }
+
+    [Fact]
     public void SizeMismatchIsRefusedWithExpectedAndActual()
     {
         var bytes = TinyLlama2c();
