@@ -46,7 +46,9 @@ public class ContainerFuzzTests
         int accepted = 0;
         for (int i = 0; i < Iterations; i++)
         {
-            var input = Mutate(seedFile, rng);
+            var input = format == "safetensors" && rng.Next(2) == 0
+                ? MutateSafetensorsHeader(seedFile, rng)
+                : Mutate(seedFile, rng);
             foreach (var reader in new[] { parse, s => TensorFileReader.Read(s, "fuzz") })
             {
                 try
@@ -77,6 +79,23 @@ public class ContainerFuzzTests
         }
     }
 
+    /// <summary>
+    /// Mutates only the JSON header and fixes up the length prefix, so mutants get past the
+    /// length check and exercise the JSON and validation rules rather than dying at byte 0.
+    /// </summary>
+    static byte[] MutateSafetensorsHeader(byte[] file, Random rng)
+    {
+        int n = (int)BinaryPrimitives.ReadUInt64LittleEndian(file);
+        var header = Mutate(file[8..(8 + n)], rng);
+        var data = file[(8 + n)..];
+        if (rng.Next(4) == 0) data = data[..rng.Next(data.Length + 1)];
+        var result = new byte[8 + header.Length + data.Length];
+        BinaryPrimitives.WriteUInt64LittleEndian(result, (ulong)header.Length);
+        header.CopyTo(result, 8);
+        data.CopyTo(result, 8 + header.Length);
+        return result;
+    }
+
     static byte[] Mutate(byte[] original, Random rng)
     {
         var b = new List<byte>(original);
@@ -84,7 +103,7 @@ public class ContainerFuzzTests
         for (int e = 0; e < edits && b.Count > 0; e++)
         {
             int at = rng.Next(b.Count);
-            switch (rng.Next(8))
+            switch (rng.Next(9))
             {
                 case 0: b[at] ^= (byte)(1 << rng.Next(8)); break;
                 case 1: b[at] = (byte)rng.Next(256); break;
@@ -100,6 +119,18 @@ public class ContainerFuzzTests
                     BinaryPrimitives.WriteUInt64LittleEndian(v, vals[rng.Next(vals.Length)]);
                     int n = rng.Next(2) == 0 ? 4 : 8;
                     for (int k = 0; k < n && at + k < b.Count; k++) b[at + k] = v[k];
+                    break;
+                }
+                case 7:
+                {
+                    // Rewrite a decimal number (safetensors shapes/offsets) with another one.
+                    int digit = b.FindIndex(at, x => x is >= (byte)'0' and <= (byte)'9');
+                    if (digit < 0) break;
+                    int stop = digit;
+                    while (stop < b.Count && b[stop] is >= (byte)'0' and <= (byte)'9') stop++;
+                    string[] nums = ["0", "1", "7", "8", "4294967296", "9223372036854775807", "9223372036854775808", "18446744073709551616", rng.Next(1000).ToString()];
+                    b.RemoveRange(digit, stop - digit);
+                    b.InsertRange(digit, System.Text.Encoding.ASCII.GetBytes(nums[rng.Next(nums.Length)]));
                     break;
                 }
                 default:
