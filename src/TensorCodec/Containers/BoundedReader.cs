@@ -83,14 +83,4 @@ internal sealed class BoundedReader
         try { return StrictUtf8.GetString(bytes); }
         catch (DecoderFallbackException e) { throw new TensorFormatException(Path, at, field, "string is not valid UTF-8", e); }
     }
-
-    public void Skip(long count, string field)
-    {
-        Require(count, field);
-        long inBuffer = _bufferLen - _bufferPos;
-        if (count <= inBuffer) { _bufferPos += (int)count; Position += count; return; }
-        Position += count;
-        _bufferPos = _bufferLen = 0;
-        _stream.Position = Position;
-    }
 }

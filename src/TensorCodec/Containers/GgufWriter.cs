@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace TensorCodec.Containers;
@@ -130,7 +131,8 @@ public static class GgufWriter
                 if (depth >= GgufFile.MaxNesting) throw new ArgumentException($"arrays nested deeper than {GgufFile.MaxNesting} levels");
                 w.U32((uint)a.ElementType);
                 w.U64((ulong)a.Count);
-                foreach (var item in a.Items) WriteValue(w, item, depth + 1);
+                if (!w.TryBulk(a.Items))
+                    foreach (var item in a.Items) WriteValue(w, item!, depth + 1);
                 break;
             default: throw new ArgumentException($"unsupported GGUF value {value.GetType().Name}");
         }
@@ -142,6 +144,26 @@ public static class GgufWriter
         public void U16(ushort v) { Span<byte> b = stackalloc byte[2]; BinaryPrimitives.WriteUInt16LittleEndian(b, v); s.Write(b); }
         public void U32(uint v) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteUInt32LittleEndian(b, v); s.Write(b); }
         public void U64(ulong v) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteUInt64LittleEndian(b, v); s.Write(b); }
+        /// <summary>Numeric arrays go out in one write (token score arrays can be 100k+ long).</summary>
+        public bool TryBulk(System.Array items)
+        {
+            if (!BitConverter.IsLittleEndian) return false;
+            switch (items)
+            {
+                case byte[] a: s.Write(a); return true;
+                case sbyte[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case ushort[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case short[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case uint[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case int[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case float[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case ulong[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case long[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                case double[] a: s.Write(MemoryMarshal.AsBytes(a.AsSpan())); return true;
+                default: return false; // bool (normalised to 0/1), strings, nested arrays
+            }
+        }
+
         public void String(string v)
         {
             var bytes = StrictUtf8.GetBytes(v);

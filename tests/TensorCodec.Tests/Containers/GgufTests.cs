@@ -91,6 +91,30 @@ public class GgufTests
     }
 
     [Fact]
+    public void EveryGgmlTypeRoundTrips()
+    {
+        var tensors = GgmlTypes.All.Select(t => new GgufTensor($"t.{t.Name}", t.Id, [t.BlockSize * 2, 3],
+            TensorByteSource.FromMemory(Bytes(6 * t.TypeSize, t.Id)))).ToList();
+        var bytes = GgufWriter.ToBytes([new("general.alignment", GgufValue.UInt32(16))], tensors);
+        var src = new MemoryStream(bytes);
+        var g = GgufFile.Parse(src, null);
+        var f = g.ToTensorFile();
+        foreach (var t in GgmlTypes.All)
+        {
+            var info = f.Tensors.Single(x => x.Name == $"t.{t.Name}");
+            Assert.Equal(t.Id, info.GgmlType);
+            Assert.Equal(6 * t.TypeSize, info.Length);
+            Assert.Equal([3L, t.BlockSize * 2], info.Shape);
+            Assert.Equal(t.BlockSize == 1 ? GgmlTypes.ToDType(t.Id) : DType.Packed, info.DType);
+            Assert.NotEqual(DType.Packed, t.BlockSize == 1 ? info.DType : DType.F32);
+            Assert.Equal(Bytes(6 * t.TypeSize, t.Id), bytes.AsSpan((int)info.Offset, (int)info.Length).ToArray());
+        }
+        var output = new MemoryStream();
+        GgufWriter.Rewrite(g, src, output);
+        Assert.Equal(bytes, output.ToArray());
+    }
+
+    [Fact]
     public void CustomAlignmentIsHonoured()
     {
         var kv = new List<KeyValuePair<string, GgufValue>> { new(GgufFile.AlignmentKey, GgufValue.UInt32(64)) };
