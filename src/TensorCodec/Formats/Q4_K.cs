@@ -120,7 +120,7 @@ internal static class KQuant45
         }
     }
 
-    public static void Dequantize(ReadOnlySpan<byte> src, Span<float> dst, int nmax, int bytes)
+    public static void DequantizeReference(ReadOnlySpan<byte> src, Span<float> dst, int nmax, int bytes)
     {
         const int QK = 256;
         int nb = dst.Length / QK;
@@ -168,7 +168,11 @@ public sealed class Q4_K : BlockFormatBase
     protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
         KQuant45.Quantize(x, y, importance, 15, 144, -1f, 20);
 
-    protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst) => KQuant45.Dequantize(src, dst, 15, 144);
+    protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        if (KQuantFast.IsSupported) KQuantFast.DequantizeQ45(src, dst, 15, 144);
+        else KQuant45.DequantizeReference(src, dst, 15, 144);
+    }
 }
 
 /// <summary>ggml Q5_K. Layout: d | dmin | scales[12] | qh[32] | qs[128]; see <see cref="KQuant45"/>.</summary>
@@ -183,5 +187,9 @@ public sealed class Q5_K : BlockFormatBase
     protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
         KQuant45.Quantize(x, y, importance, 31, 176, -0.5f, 15);
 
-    protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst) => KQuant45.Dequantize(src, dst, 31, 176);
+    protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        if (KQuantFast.IsSupported) KQuantFast.DequantizeQ45(src, dst, 31, 176);
+        else KQuant45.DequantizeReference(src, dst, 31, 176);
+    }
 }

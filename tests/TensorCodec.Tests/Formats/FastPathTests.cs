@@ -95,6 +95,35 @@ public class FastPathTests
         Assert.Equal(a, b);
     }
 
+    [Theory]
+    [InlineData("q4_K")]
+    [InlineData("q5_K")]
+    [InlineData("q6_K")]
+    public void KQuant_fast_dequantize_matches_reference_on_random_blocks(string name)
+    {
+        if (!KQuantFast.IsSupported) return;
+        var f = BlockFormats.Get(name);
+        var rng = new Random(name.GetHashCode() & 0xFFFF);
+        const int blocks = 200;
+        var q = new byte[blocks * f.BlockBytes];
+        rng.NextBytes(q);
+        // finite fp16 super-scales (d, dmin) so NaN payloads cannot differ
+        int[] halves = name == "q6_K" ? [208] : [0, 2];
+        for (int i = 0; i < blocks; i++)
+            foreach (int o in halves) q[i * f.BlockBytes + o + 1] &= 0x3F;
+        var a = new float[blocks * 256];
+        var b = new float[blocks * 256];
+        if (name == "q6_K") { Q6_K.DequantizeReference(q, a); KQuantFast.DequantizeQ6(q, b); }
+        else
+        {
+            int nmax = name == "q4_K" ? 15 : 31;
+            KQuant45.DequantizeReference(q, a, nmax, f.BlockBytes);
+            KQuantFast.DequantizeQ45(q, b, nmax, f.BlockBytes);
+        }
+        for (int i = 0; i < a.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
+    }
+
     [Fact]
     public void RoundAway_matches_C_roundf()
     {
