@@ -112,6 +112,24 @@ public class BFloat16Tests
     }
 
     [Fact]
+    public void Bulk_conversions_match_scalar_including_NaN_and_tails()
+    {
+        var rng = new Random(7);
+        var bits = new uint[70_001]; // odd length exercises the scalar tail
+        for (int i = 0; i < bits.Length; i++) bits[i] = (uint)rng.Next(int.MinValue, int.MaxValue);
+        for (int i = 0; i < 1000; i++) bits[i] = 0x7F80_0000u | (uint)i | (i % 2 == 0 ? 0x8000_0000u : 0); // NaNs and infinities
+        var xs = System.Runtime.InteropServices.MemoryMarshal.Cast<uint, float>(bits).ToArray();
+        var enc = new ushort[xs.Length];
+        BFloat16.FromFloat(xs, enc);
+        for (int i = 0; i < xs.Length; i++) Assert.Equal(BFloat16.FromFloat(xs[i]), enc[i]);
+        var all = Enumerable.Range(0, 65536).Select(v => (ushort)v).ToArray();
+        var dec = new float[all.Length];
+        BFloat16.ToFloat(all, dec);
+        for (int i = 0; i < all.Length; i++)
+            Assert.Equal(BitConverter.SingleToUInt32Bits(BFloat16.ToFloat(all[i])), BitConverter.SingleToUInt32Bits(dec[i]));
+    }
+
+    [Fact]
     public void Float_to_bf16_rounds_to_nearest_even()
     {
         var rng = new Random(99);
