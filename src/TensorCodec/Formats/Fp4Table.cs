@@ -1,5 +1,3 @@
-using TensorCodec.Numerics;
-
 namespace TensorCodec.Formats;
 
 /// <summary>

@@ -378,7 +378,7 @@ internal static class QuantMath
         }
     }
 
-    /// <summary>Inverse of <see cref="GetScaleMinK4"/> for all eight pairs (scales must be pre-zeroed is not needed).</summary>
+    /// <summary>Inverse of <see cref="GetScaleMinK4"/> for all eight pairs; each byte is assigned before its top bits are OR-ed in, so no pre-zeroing is needed.</summary>
     public static void PackScaleMinK4(ReadOnlySpan<byte> ls, ReadOnlySpan<byte> lm, Span<byte> scales)
     {
         for (int j = 0; j < 8; j++)
