@@ -78,4 +78,38 @@ public class GgmlGoldenTests
             }
         Assert.True(bad == 0, $"{bad} values differ; first at {first}: expected {(first >= 0 ? expected[first] : 0)} got {(first >= 0 ? actual[first] : 0)}");
     }
+
+    /// <summary>The scalar references behind the fast paths must match ggml on their own, too.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Scalar_references_match_ggml(Case c)
+    {
+        var quant = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
+        var expected = ReadF32(c.Dequant);
+        var actual = new float[expected.Length];
+        var input = ReadF32(c.Input).AsSpan(0, c.NPerRow * c.NRows).ToArray();
+        var bytes = new byte[quant.Length];
+        switch (c.Type)
+        {
+            case "q8_0":
+                Q8_0.QuantizeReference(input, bytes);
+                Assert.Equal(quant, bytes);
+                Q8_0.DequantizeReference(quant, actual);
+                break;
+            case "q4_0":
+                if (!c.Imatrix)
+                {
+                    Q4_0.QuantizeReference(input, bytes);
+                    Assert.Equal(quant, bytes);
+                }
+                Q4_0.DequantizeReference(quant, actual);
+                break;
+            case "q4_K": KQuant45.DequantizeReference(quant, actual, 15, 144); break;
+            case "q5_K": KQuant45.DequantizeReference(quant, actual, 31, 176); break;
+            case "q6_K": Q6_K.DequantizeReference(quant, actual); break;
+            default: return;
+        }
+        for (int i = 0; i < expected.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]));
+    }
 }
