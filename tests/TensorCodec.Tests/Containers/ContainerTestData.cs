@@ -10,8 +10,8 @@ internal static class ContainerTestData
     public static string Fixture(params string[] parts) =>
         Path.Combine([AppContext.BaseDirectory, "Fixtures", .. parts]);
 
-    public static string Stories260K => Fixture("stories260K", "stories260K.bin");
-    public static string BardBf16 => Fixture("bard-3m", "model-bf16.safetensors");
+    public static string Stories260K => TestFiles.Sample("stories260K.bin");
+    public static string BardBf16 => TestFiles.Sample("bard-3m-bf16.safetensors");
 
     public static byte[] Bytes(int n, int seed)
     {
