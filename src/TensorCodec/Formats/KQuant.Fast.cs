@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using TensorCodec.Numerics;
 
@@ -21,7 +22,7 @@ internal static class KQuantFast
         for (int i = 0; i < nb; i++)
         {
             var b = src.Slice(i * bytes, bytes);
-            float d = Fp16.Read(b, 0), min = Fp16.Read(b, 2);
+            float d = Fp16Bits.Read(b, 0), min = Fp16Bits.Read(b, 2);
             var sc = b.Slice(4, 12);
             var y = dst.Slice(i * 256, 256);
             var qh = nmax == 31 ? Vector256.Create(b.Slice(16, 32)) : default;
@@ -54,10 +55,12 @@ internal static class KQuantFast
         var (a, b) = Vector256.Widen(q);
         var (a0, a1) = Vector256.Widen(a);
         var (b0, b1) = Vector256.Widen(b);
-        (vd * Vector256.ConvertToSingle(a0.AsInt32()) - vm).CopyTo(y);
-        (vd * Vector256.ConvertToSingle(a1.AsInt32()) - vm).CopyTo(y[8..]);
-        (vd * Vector256.ConvertToSingle(b0.AsInt32()) - vm).CopyTo(y[16..]);
-        (vd * Vector256.ConvertToSingle(b1.AsInt32()) - vm).CopyTo(y[24..]);
+        if (y.Length < 32) throw new ArgumentException("need 32 values", nameof(y));
+        ref float r = ref MemoryMarshal.GetReference(y);
+        (vd * Vector256.ConvertToSingle(a0.AsInt32()) - vm).StoreUnsafe(ref r, 0);
+        (vd * Vector256.ConvertToSingle(a1.AsInt32()) - vm).StoreUnsafe(ref r, 8);
+        (vd * Vector256.ConvertToSingle(b0.AsInt32()) - vm).StoreUnsafe(ref r, 16);
+        (vd * Vector256.ConvertToSingle(b1.AsInt32()) - vm).StoreUnsafe(ref r, 24);
     }
 
     public static void DequantizeQ6(ReadOnlySpan<byte> src, Span<float> dst)
@@ -68,7 +71,7 @@ internal static class KQuantFast
         for (int i = 0; i < nb; i++)
         {
             var b = src.Slice(i * 210, 210);
-            float d = Fp16.Read(b, 208);
+            float d = Fp16Bits.Read(b, 208);
             for (int n = 0; n < 2; n++)
             {
                 var ql0 = Vector256.Create(b.Slice(64 * n, 32));
@@ -95,9 +98,11 @@ internal static class KQuantFast
         var off = Vector256.Create(32);
         var v0 = Vector256.Create(d * (sbyte)sc[s]);
         var v1 = Vector256.Create(d * (sbyte)sc[s + 1]);
-        (v0 * Vector256.ConvertToSingle(a0.AsInt32() - off)).CopyTo(y);
-        (v0 * Vector256.ConvertToSingle(a1.AsInt32() - off)).CopyTo(y[8..]);
-        (v1 * Vector256.ConvertToSingle(b0.AsInt32() - off)).CopyTo(y[16..]);
-        (v1 * Vector256.ConvertToSingle(b1.AsInt32() - off)).CopyTo(y[24..]);
+        if (y.Length < 32) throw new ArgumentException("need 32 values", nameof(y));
+        ref float r = ref MemoryMarshal.GetReference(y);
+        (v0 * Vector256.ConvertToSingle(a0.AsInt32() - off)).StoreUnsafe(ref r, 0);
+        (v0 * Vector256.ConvertToSingle(a1.AsInt32() - off)).StoreUnsafe(ref r, 8);
+        (v1 * Vector256.ConvertToSingle(b0.AsInt32() - off)).StoreUnsafe(ref r, 16);
+        (v1 * Vector256.ConvertToSingle(b1.AsInt32() - off)).StoreUnsafe(ref r, 24);
     }
 }

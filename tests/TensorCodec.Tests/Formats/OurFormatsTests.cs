@@ -382,3 +382,26 @@ public class OurFormatsTests
         Assert.Throws<ArgumentException>(() => f.GetEncodedLength(x, 100));
     }
 }
+
+public class Fp16BitsTests
+{
+    [Fact]
+    public void Fast_half_conversions_match_System_Half_everywhere()
+    {
+        for (int h = 0; h < 65536; h++)
+        {
+            float a = Fp16.ToFloat((ushort)h), b = Fp16Bits.ToFloat((ushort)h);
+            Assert.Equal(BitConverter.SingleToInt32Bits(a), BitConverter.SingleToInt32Bits(b));
+        }
+        // every float whose top 19 bits vary, plus the neighbours of each rounding boundary
+        for (long u = 0; u <= 0xFFFF_FFFFL; u += 0x1000)
+        {
+            foreach (long d in new long[] { 0, 1, 0xFFF, 0x1000 - 1, 0x800 - 1, 0x800, 0x801 })
+            {
+                uint bits = (uint)((u + d) & 0xFFFF_FFFF);
+                float f = BitConverter.UInt32BitsToSingle(bits);
+                Assert.Equal(Fp16.FromFloat(f), Fp16Bits.FromFloat(f));
+            }
+        }
+    }
+}
