@@ -29,7 +29,7 @@ internal static class Q4_0Fast
             var v3 = Vector256.LoadUnsafe(ref xr, o + 24);
             var a0 = Vector256.Abs(v0); var a1 = Vector256.Abs(v1);
             var a2 = Vector256.Abs(v2); var a3 = Vector256.Abs(v3);
-            float amax = Q8_0Fast.HorizontalMax(Vector256.Max(Vector256.Max(a0, a1), Vector256.Max(a2, a3)));
+            float amax = Q8_0Fast.HorizontalMax(Vector256.MaxNative(Vector256.MaxNative(a0, a1), Vector256.MaxNative(a2, a3)));
             // The reference keeps the first value whose magnitude is the maximum (its sign matters).
             var va = Vector256.Create(amax);
             ulong mask = Vector256.Equals(a0, va).ExtractMostSignificantBits()
@@ -42,10 +42,10 @@ internal static class Q4_0Fast
             ref byte yb = ref Unsafe.Add(ref yr, i * 18);
             Unsafe.WriteUnaligned(ref yb, Fp16Bits.FromFloat(d));
             var vid = Vector256.Create(id);
-            var q0 = Vector256.Min(fifteen, Vector256.ConvertToInt32(Vector256.Truncate(v0 * vid + half)));
-            var q1 = Vector256.Min(fifteen, Vector256.ConvertToInt32(Vector256.Truncate(v1 * vid + half)));
-            var q2 = Vector256.Min(fifteen, Vector256.ConvertToInt32(Vector256.Truncate(v2 * vid + half)));
-            var q3 = Vector256.Min(fifteen, Vector256.ConvertToInt32(Vector256.Truncate(v3 * vid + half)));
+            var q0 = Vector256.Min(fifteen, Vector256.ConvertToInt32Native(Vector256.Truncate(v0 * vid + half)));
+            var q1 = Vector256.Min(fifteen, Vector256.ConvertToInt32Native(Vector256.Truncate(v1 * vid + half)));
+            var q2 = Vector256.Min(fifteen, Vector256.ConvertToInt32Native(Vector256.Truncate(v2 * vid + half)));
+            var q3 = Vector256.Min(fifteen, Vector256.ConvertToInt32Native(Vector256.Truncate(v3 * vid + half)));
             var packed = Vector256.Narrow(q0 | (q2 << 4), q1 | (q3 << 4)); // 16 shorts, values < 256
             Vector128.Narrow(packed.GetLower(), packed.GetUpper()).AsByte().StoreUnsafe(ref Unsafe.Add(ref yb, 2));
         }

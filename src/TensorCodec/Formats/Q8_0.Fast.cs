@@ -30,7 +30,7 @@ internal static class Q8_0Fast
             var v1 = Vector256.LoadUnsafe(ref xr, o + 8);
             var v2 = Vector256.LoadUnsafe(ref xr, o + 16);
             var v3 = Vector256.LoadUnsafe(ref xr, o + 24);
-            var am = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+            var am = Vector256.MaxNative(Vector256.MaxNative(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.MaxNative(Vector256.Abs(v2), Vector256.Abs(v3)));
             float amax = HorizontalMax(am);
             float d = amax / 127;
             float id = d != 0 ? 1.0f / d : 0.0f;
@@ -75,10 +75,11 @@ internal static class Q8_0Fast
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static float HorizontalMax(Vector256<float> v)
     {
-        // only used on non-negative, non-NaN lanes, where max is order-independent
-        var m = Vector128.Max(v.GetLower(), v.GetUpper());
-        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
-        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(1, 0, 3, 2)));
+        // Only used on |x| lanes: for finite input, max is order-independent and MaxNative (bare
+        // maxps) equals Math.Max. NaN input is out of contract here as in ggml (the CLI refuses it).
+        var m = Vector128.MaxNative(v.GetLower(), v.GetUpper());
+        m = Vector128.MaxNative(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
+        m = Vector128.MaxNative(m, Vector128.Shuffle(m, Vector128.Create(1, 0, 3, 2)));
         return m.ToScalar();
     }
 
@@ -94,6 +95,6 @@ internal static class Q8_0Fast
         var up = Vector256.GreaterThanOrEqual(a - r, Vector256.Create(0.5f));
         r += up & Vector256.Create(1f);
         r |= t & Vector256.Create(-0f); // copy the sign of t
-        return Vector256.ConvertToInt32(r);
+        return Vector256.ConvertToInt32Native(r); // |r| ≤ 2^23 here, so the native (non-saturating) conversion is exact
     }
 }
