@@ -1,1 +1,7 @@
-return TensorCodec.Bench.EndToEnd.Run(args);
+using BenchmarkDotNet.Running;
+using TensorCodec.Bench;
+
+// "e2e ..." runs the end-to-end measurements; anything else goes to BenchmarkDotNet.
+if (args.Length > 0 && args[0] == "e2e") return EndToEnd.Run(args[1..]);
+BenchmarkSwitcher.FromAssembly(typeof(EndToEnd).Assembly).Run(args);
+return 0;

@@ -9,6 +9,10 @@ public static class BlockFormats
         new Q4_0(), new Q4_1(), new Q5_0(), new Q5_1(), new Q8_0(),
         new Q2_K(), new Q3_K(), new Q4_K(), new Q5_K(), new Q6_K(),
         new IQ4_NL(), new IQ4_XS(), new TQ1_0(), new TQ2_0(), new MXFP4(), new NVFP4(),
+        // ours (GgmlTypeId −1); block-size variants such as nf4_b128 are parsed on demand
+        new NF4(), new BnbFP4(), new Int8Block(),
+        new MXFP8_E4M3(), new MXFP8_E5M2(), new MXFP6_E3M2(), new MXFP6_E2M3(), new OCP_MXFP4(), new MXINT8(),
+        new FP8Format(Numerics.MiniFloat.E4M3), new FP8Format(Numerics.MiniFloat.E5M2),
     ];
 
     private static readonly Dictionary<string, IBlockFormat> _byName =
@@ -20,8 +24,29 @@ public static class BlockFormats
     public static IBlockFormat Get(string name) =>
         TryGet(name, out var f) ? f : throw new KeyNotFoundException($"unknown block format '{name}'");
 
-    public static bool TryGet(string name, out IBlockFormat format) => _byName.TryGetValue(name, out format!);
+    public static bool TryGet(string name, out IBlockFormat format) =>
+        _byName.TryGetValue(name, out format!) || TryParseSized(name, out format);
 
     /// <summary>Looks a format up by ggml type id.</summary>
-    public static IBlockFormat? FromGgmlType(int ggmlType) => _all.FirstOrDefault(f => f.GgmlTypeId == ggmlType);
+    public static IBlockFormat? FromGgmlType(int ggmlType) => ggmlType < 0 ? null : _all.FirstOrDefault(f => f.GgmlTypeId == ggmlType);
+
+    /// <summary>"nf4_b128", "fp4_b32", "int8_block_b256": our block formats at another block size.</summary>
+    private static bool TryParseSized(string name, out IBlockFormat format)
+    {
+        format = null!;
+        int at = name.LastIndexOf("_b", StringComparison.OrdinalIgnoreCase);
+        if (at < 0 || !int.TryParse(name.AsSpan(at + 2), System.Globalization.NumberStyles.None, null, out int bs)) return false;
+        try
+        {
+            format = name[..at].ToLowerInvariant() switch
+            {
+                "nf4" => new NF4(bs),
+                "fp4" => new BnbFP4(bs),
+                "int8_block" => new Int8Block(bs),
+                _ => null!,
+            };
+        }
+        catch (ArgumentOutOfRangeException) { return false; }
+        return format is not null;
+    }
 }

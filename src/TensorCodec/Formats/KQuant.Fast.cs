@@ -1,5 +1,7 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Formats;
@@ -21,7 +23,7 @@ internal static class KQuantFast
         for (int i = 0; i < nb; i++)
         {
             var b = src.Slice(i * bytes, bytes);
-            float d = Fp16.Read(b, 0), min = Fp16.Read(b, 2);
+            float d = Fp16Bits.Read(b, 0), min = Fp16Bits.Read(b, 2);
             var sc = b.Slice(4, 12);
             var y = dst.Slice(i * 256, 256);
             var qh = nmax == 31 ? Vector256.Create(b.Slice(16, 32)) : default;
@@ -51,13 +53,13 @@ internal static class KQuantFast
     {
         var vd = Vector256.Create(d);
         var vm = Vector256.Create(m);
-        var (a, b) = Vector256.Widen(q);
-        var (a0, a1) = Vector256.Widen(a);
-        var (b0, b1) = Vector256.Widen(b);
-        (vd * Vector256.ConvertToSingle(a0.AsInt32()) - vm).CopyTo(y);
-        (vd * Vector256.ConvertToSingle(a1.AsInt32()) - vm).CopyTo(y[8..]);
-        (vd * Vector256.ConvertToSingle(b0.AsInt32()) - vm).CopyTo(y[16..]);
-        (vd * Vector256.ConvertToSingle(b1.AsInt32()) - vm).CopyTo(y[24..]);
+        Widen4(q, out var a0, out var a1, out var b0, out var b1);
+        if (y.Length < 32) throw new ArgumentException("need 32 values", nameof(y));
+        ref float r = ref MemoryMarshal.GetReference(y);
+        (vd * Vector256.ConvertToSingle(a0.AsInt32()) - vm).StoreUnsafe(ref r, 0);
+        (vd * Vector256.ConvertToSingle(a1.AsInt32()) - vm).StoreUnsafe(ref r, 8);
+        (vd * Vector256.ConvertToSingle(b0.AsInt32()) - vm).StoreUnsafe(ref r, 16);
+        (vd * Vector256.ConvertToSingle(b1.AsInt32()) - vm).StoreUnsafe(ref r, 24);
     }
 
     public static void DequantizeQ6(ReadOnlySpan<byte> src, Span<float> dst)
@@ -68,7 +70,7 @@ internal static class KQuantFast
         for (int i = 0; i < nb; i++)
         {
             var b = src.Slice(i * 210, 210);
-            float d = Fp16.Read(b, 208);
+            float d = Fp16Bits.Read(b, 208);
             for (int n = 0; n < 2; n++)
             {
                 var ql0 = Vector256.Create(b.Slice(64 * n, 32));
@@ -89,15 +91,35 @@ internal static class KQuantFast
     private static void Store6(Vector256<byte> low, Vector256<byte> high2, float d, ReadOnlySpan<byte> sc, int s, Span<float> y)
     {
         var q = low | Vector256.ShiftLeft(high2, 4);
-        var (a, bb) = Vector256.Widen(q);
-        var (a0, a1) = Vector256.Widen(a);
-        var (b0, b1) = Vector256.Widen(bb);
+        Widen4(q, out var a0, out var a1, out var b0, out var b1);
         var off = Vector256.Create(32);
         var v0 = Vector256.Create(d * (sbyte)sc[s]);
         var v1 = Vector256.Create(d * (sbyte)sc[s + 1]);
-        (v0 * Vector256.ConvertToSingle(a0.AsInt32() - off)).CopyTo(y);
-        (v0 * Vector256.ConvertToSingle(a1.AsInt32() - off)).CopyTo(y[8..]);
-        (v1 * Vector256.ConvertToSingle(b0.AsInt32() - off)).CopyTo(y[16..]);
-        (v1 * Vector256.ConvertToSingle(b1.AsInt32() - off)).CopyTo(y[24..]);
+        if (y.Length < 32) throw new ArgumentException("need 32 values", nameof(y));
+        ref float r = ref MemoryMarshal.GetReference(y);
+        (v0 * Vector256.ConvertToSingle(a0.AsInt32() - off)).StoreUnsafe(ref r, 0);
+        (v0 * Vector256.ConvertToSingle(a1.AsInt32() - off)).StoreUnsafe(ref r, 8);
+        (v1 * Vector256.ConvertToSingle(b0.AsInt32() - off)).StoreUnsafe(ref r, 16);
+        (v1 * Vector256.ConvertToSingle(b1.AsInt32() - off)).StoreUnsafe(ref r, 24);
+    }
+
+    /// <summary>32 unsigned bytes to four vectors of int32, in order (vpmovzxbd per quarter on AVX2).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Widen4(Vector256<byte> q, out Vector256<int> a0, out Vector256<int> a1, out Vector256<int> b0, out Vector256<int> b1)
+    {
+        if (Avx2.IsSupported)
+        {
+            var lo = q.GetLower();
+            var hi = q.GetUpper();
+            a0 = Avx2.ConvertToVector256Int32(lo);
+            a1 = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(lo, 8));
+            b0 = Avx2.ConvertToVector256Int32(hi);
+            b1 = Avx2.ConvertToVector256Int32(Sse2.ShiftRightLogical128BitLane(hi, 8));
+            return;
+        }
+        var (a, b) = Vector256.Widen(q);
+        var (x0, x1) = Vector256.Widen(a);
+        var (y0, y1) = Vector256.Widen(b);
+        a0 = x0.AsInt32(); a1 = x1.AsInt32(); b0 = y0.AsInt32(); b1 = y1.AsInt32();
     }
 }
