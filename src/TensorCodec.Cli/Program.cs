@@ -11,4 +11,5 @@ root.Subcommands.Add(DecompressCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(QuantizeCommand.Create());
 return await root.Parse(args).InvokeAsync();
