@@ -271,6 +271,26 @@ public class ModelQuantizerTests
     }
 
     [Fact]
+    public void GgufImatrixIsReadAsSumsOverCounts()
+    {
+        using var dir = new ScratchDir();
+        var path = dir.File("imatrix.gguf");
+        var sums = Enumerable.Range(0, 512).Select(i => (float)i).ToArray();
+        var tensors = new[]
+        {
+            new GgufTensor("blk.0.ffn_up.weight.in_sum2", GgmlTypes.F32, [256, 2],
+                TensorByteSource.FromMemory(MemoryMarshal.AsBytes(sums.AsSpan()).ToArray())),
+            new GgufTensor("blk.0.ffn_up.weight.counts", GgmlTypes.F32, [1, 2],
+                TensorByteSource.FromMemory(MemoryMarshal.AsBytes(new float[] { 4, 0 }.AsSpan()).ToArray())),
+        };
+        using (var s = File.Create(path)) GgufWriter.Write(s, [new("general.type", GgufValue.String("imatrix"))], tensors);
+        var w = ImportanceMatrix.Load(path).Find("blk.0.ffn_up.weight")!;
+        Assert.Equal(512, w.Length);
+        Assert.Equal(10f / 4, w[10]);
+        Assert.Equal(1f, w[300]); // a matrix that never saw input counts as uniform
+    }
+
+    [Fact]
     public void NonFiniteWeightsAreRefusedNamingTensorAndIndex()
     {
         using var dir = new ScratchDir();
