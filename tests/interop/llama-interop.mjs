@@ -7,6 +7,7 @@
 //     [--text "To be, or not to be"] [--expect-ids 658,312,…] [--generate 8]
 //     [--ref-tokens val.first128.tokens.csv --ref-logits val.first128.logits.f32
 //      --positions 8,32,64,127 --kl-max a.gguf=1e-5 --kl-max b.gguf=1e-3]
+//     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
 //
 // DIR is the folder where `npm install node-llama-cpp @node-llama-cpp/linux-x64` ran.
 // Prints one JSON object per model on stdout; exits 1 if any check fails.
@@ -24,6 +25,8 @@ function parseArgs(argv) {
         else if (k === "--text") a.text = v();
         else if (k === "--expect-ids") a.expectIds = v().split(",").map(Number);
         else if (k === "--generate") a.generate = Number(v());
+        else if (k === "--prompt-ids") a.promptIds = v().split(",").map(Number);
+        else if (k === "--expect-generated") a.expectGenerated = v().split(",").map(Number);
         else if (k === "--ref-tokens") a.refTokens = v();
         else if (k === "--ref-logits") a.refLogits = v();
         else if (k === "--positions") a.positions = v().split(",").map(Number);
@@ -85,9 +88,9 @@ for (const modelPath of args.models) {
         const context = await model.createContext({ contextSize: 256, threads: 1 });
         const sequence = context.getSequence();
 
-        const ids = Array.from(model.tokenize(args.text));
+        const ids = args.promptIds ?? Array.from(model.tokenize(args.text));
         report.tokens = ids;
-        if (args.expectIds && ids.join(",") !== args.expectIds.join(","))
+        if (!args.promptIds && args.expectIds && ids.join(",") !== args.expectIds.join(","))
             fail(`tokenize(${JSON.stringify(args.text)}) = ${ids} but expected ${args.expectIds}`);
 
         // Greedy generation from the prompt: llama.cpp must evaluate the graph and produce tokens.
@@ -99,6 +102,8 @@ for (const modelPath of args.models) {
         report.generated = generated;
         report.generatedText = model.detokenize(generated);
         if (generated.length < args.generate) fail(`generated only ${generated.length} tokens`);
+        if (args.expectGenerated && generated.slice(0, args.expectGenerated.length).join(",") !== args.expectGenerated.join(","))
+            fail(`greedy ids ${generated} do not start with the reference ${args.expectGenerated}`);
 
         if (refLogits) {
             report.kl = {};
