@@ -85,7 +85,7 @@ static class QuantizeCommand
             }
 
             var table = new Table().Border(TableBorder.Simple);
-            table.AddColumns("tensor", "type", "shape", "bytes", "bits/weight");
+            table.AddColumns("tensor", "type", "dims (ne0 first)", "bytes", "bits/weight");
             foreach (var c in table.Columns.Skip(3)) c.RightAligned();
             foreach (var t in result.Tensors)
                 table.AddRow(Markup.Escape(t.Name), t.FallbackFrom is null ? t.Type : $"{t.Type} [yellow](fallback from {t.FallbackFrom})[/]",
