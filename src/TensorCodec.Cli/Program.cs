@@ -5,11 +5,12 @@ using TensorCodec.Cli.Commands;
 // Redirected output goes to logs and files: do not wrap tables at the default 80 columns.
 if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
 
-var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c) losslessly into .tcz");
+var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c): lossless .tcz, quantization, and measurement");
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(DecompressCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(TensorCommand.Create());
+root.Subcommands.Add(QuantizeCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using Spectre.Console;
+using TensorCodec.Quantization;
+
+namespace TensorCodec.Cli.Commands;
+
+static class QuantizeCommand
+{
+    public static Command Create()
+    {
+        var input = new Argument<string>("model") { Description = "Hugging Face Llama safetensors (config.json beside it), llama2.c checkpoint, or GGUF" };
+        var output = CliCommon.Output();
+        output.Required = true;
+        var type = new Option<string>("--type", "-t")
+        {
+            Description = "llama.cpp mix: " + string.Join(", ", QuantMix.All.Select(m => m.Name)),
+            DefaultValueFactory = _ => "q4_K_M",
+        };
+        var imatrix = new Option<string?>("--imatrix")
+        {
+            Description = "Importance weights, llama.cpp's imatrix (GGUF with X.in_sum2/X.counts, or legacy .dat: int32 count; per entry " +
+                "int32 name length, name, int32 ncall, int32 nval, float32[nval]; weight = value/ncall), keyed by GGUF tensor name, one weight per column",
+        };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer.bin to embed (e.g. tok1024.bin)" };
+        var config = new Option<string?>("--config") { Description = "Hugging Face config.json (default: beside the model)" };
+        var name = new Option<string?>("--name") { Description = "general.name (default: from the input path)" };
+        var allowNonFinite = new Option<bool>("--allow-nonfinite") { Description = "Quantize weights containing NaN/Inf instead of refusing" };
+        var threads = CliCommon.Threads();
+        var force = CliCommon.Force();
+        var json = CliCommon.Json();
+        var cmd = new Command("quantize", "Quantize a whole model to a GGUF that llama.cpp loads, with llama.cpp's per-tensor type mix")
+        {
+            input, output, type, imatrix, tokenizer, config, name, allowNonFinite, threads, force, json,
+        };
+        cmd.SetGuardedAction((p, ct) =>
+        {
+            string inPath = p.GetValue(input)!;
+            if (!File.Exists(inPath)) throw new FileNotFoundException($"{inPath}: no such file");
+            bool asJson = p.GetValue(json);
+            var mix = QuantMix.Get(p.GetValue(type)!);
+            ModelQuantizeOptions Options(IProgress<QuantizeProgress>? progress) => new()
+            {
+                Mix = mix,
+                ConfigPath = p.GetValue(config),
+                TokenizerPath = p.GetValue(tokenizer),
+                ImatrixPath = p.GetValue(imatrix),
+                ModelName = p.GetValue(name),
+                Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
+                AllowNonFinite = p.GetValue(allowNonFinite),
+                Overwrite = p.GetValue(force),
+                Progress = progress,
+                Cancellation = ct,
+            };
+
+            QuantizeResult result;
+            if (asJson || !AnsiConsole.Profile.Capabilities.Interactive)
+                result = ModelQuantizer.Quantize(inPath, p.GetValue(output)!, Options(null));
+            else
+            {
+                result = null!;
+                AnsiConsole.Progress().AutoClear(true)
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("quantize", maxValue: 1);
+                        result = ModelQuantizer.Quantize(inPath, p.GetValue(output)!, Options(new Progress(task)));
+                    });
+            }
+
+            if (asJson)
+            {
+                CliCommon.WriteJson(new
+                {
+                    input = result.Input, output = result.Output, input_format = result.InputFormat.ToString(), type = result.Mix.Name,
+                    output_bytes = result.OutputBytes, tensor_bytes = result.TensorBytes, elements = result.Elements,
+                    bits_per_weight = result.BitsPerWeight, tokenizer = result.TokenizerEmbedded, imatrix = result.ImatrixUsed,
+                    seconds = result.Elapsed.TotalSeconds, notes = result.Notes,
+                    tensors = result.Tensors.Select(t => new
+                    {
+                        name = t.Name, source = t.SourceName, type = t.Type, dims = t.Dims, elements = t.Elements, bytes = t.Bytes,
+                        bits_per_weight = t.BitsPerWeight, fallback_from = t.FallbackFrom,
+                    }),
+                });
+                return 0;
+            }
+
+            var table = new Table().Border(TableBorder.Simple);
+            table.AddColumns("tensor", "type", "dims (ne0 first)", "bytes", "bits/weight");
+            foreach (var c in table.Columns.Skip(3)) c.RightAligned();
+            foreach (var t in result.Tensors)
+                table.AddRow(Markup.Escape(t.Name), t.FallbackFrom is null ? t.Type : $"{t.Type} [yellow](fallback from {t.FallbackFrom})[/]",
+                    Markup.Escape("[" + string.Join(", ", t.Dims) + "]"), t.Bytes.ToString("N0"), $"{t.BitsPerWeight:0.000}");
+            table.AddRow("[bold]total[/]", result.Mix.Name, $"{result.Elements:N0} weights", $"[bold]{result.TensorBytes:N0}[/]", $"[bold]{result.BitsPerWeight:0.000}[/]");
+            AnsiConsole.Write(table);
+            foreach (var n in result.Notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
+            AnsiConsole.MarkupLine($"{Markup.Escape(result.Input)} ({result.InputFormat}) → {Markup.Escape(result.Output)}: {result.Mix.Name}, " +
+                $"{CliCommon.Bytes(result.OutputBytes)}, {result.Tensors.Count} tensors, {result.Elapsed.TotalSeconds:0.00} s");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>One bar for the model; its label names the tensor being quantized.</summary>
+    sealed class Progress(ProgressTask task) : IProgress<QuantizeProgress>
+    {
+        public void Report(QuantizeProgress p)
+        {
+            task.MaxValue = Math.Max(1, p.ValuesTotal);
+            task.Value = p.ValuesDone;
+            task.Description = Markup.Escape($"[{Math.Min(p.TensorIndex + 1, p.TensorCount)}/{p.TensorCount}] {p.Tensor}");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using TensorCodec.Containers;
+
+namespace TensorCodec.Quantization;
+
+/// <summary>
+/// Per-tensor importance weights (one per column of a weight matrix, i.e. per input feature),
+/// keyed by GGUF tensor name. Two on-disk forms are read, both written by llama.cpp's
+/// <c>llama-imatrix</c>:
+/// <list type="bullet">
+/// <item><b>legacy .dat</b> (all little-endian): int32 entry count; per entry: int32 name length,
+/// name bytes (UTF-8, e.g. <c>blk.0.attn_q.weight</c>), int32 ncall, int32 nval, float32[nval]
+/// values. The weight is value / ncall (ncall ≤ 0: value as is). Easy to produce by hand:
+/// ncall = 1 and nval = the row length.</item>
+/// <item><b>GGUF</b>: for each tensor X, an F32 tensor <c>X.in_sum2</c> [row length × n_mat] and an
+/// F32 tensor <c>X.counts</c> [n_mat]; the weight is in_sum2 / count (count 0: weight 1, the
+/// "never activated" convention).</item>
+/// </list>
+/// </summary>
+public sealed class ImportanceMatrix
+{
+    readonly Dictionary<string, float[]> _weights;
+
+    public ImportanceMatrix(Dictionary<string, float[]> weights) => _weights = weights;
+
+    public IReadOnlyCollection<string> Names => _weights.Keys;
+
+    /// <summary>Weights for a tensor, or null when the matrix has no entry for it.</summary>
+    public float[]? Find(string name) => _weights.TryGetValue(name, out var w) ? w : null;
+
+    public static ImportanceMatrix Load(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return GgufFile.HasMagic(stream) ? LoadGguf(stream, path) : LoadDat(File.ReadAllBytes(path), path);
+    }
+
+    static ImportanceMatrix LoadDat(byte[] b, string path)
+    {
+        int p = 0;
+        int ReadI32(string field)
+        {
+            if (b.Length - p < 4) throw new TensorFormatException(path, p, field, "imatrix file is truncated");
+            int v = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(p));
+            p += 4;
+            return v;
+        }
+        int n = ReadI32("n_entries");
+        if (n < 0 || n > b.Length / 12) throw new TensorFormatException(path, 0, "n_entries", $"entry count {n} cannot fit in the file");
+        var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        for (int e = 0; e < n; e++)
+        {
+            int at = p;
+            int len = ReadI32($"entry[{e}].name_length");
+            if (len <= 0 || len > b.Length - p) throw new TensorFormatException(path, at, $"entry[{e}].name_length", $"name length {len} is out of range");
+            string name = Encoding.UTF8.GetString(b, p, len);
+            p += len;
+            int ncall = ReadI32($"{name}.ncall");
+            at = p;
+            int nval = ReadI32($"{name}.nval");
+            if (nval <= 0 || nval > (b.Length - p) / 4) throw new TensorFormatException(path, at, $"{name}.nval", $"value count {nval} cannot fit in the file");
+            var values = MemoryMarshal.Cast<byte, float>(b.AsSpan(p, nval * 4)).ToArray();
+            if (!BitConverter.IsLittleEndian)
+                for (int i = 0; i < nval; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(b.AsSpan(p + i * 4));
+            p += nval * 4;
+            if (ncall > 0) for (int i = 0; i < values.Length; i++) values[i] /= ncall;
+            if (!map.TryAdd(name, values)) throw new TensorFormatException(path, at, name, $"duplicate imatrix entry '{name}'");
+        }
+        // llama-imatrix appends the last chunk count and the dataset name; nothing else may follow.
+        return new ImportanceMatrix(map);
+    }
+
+    static ImportanceMatrix LoadGguf(FileStream stream, string path)
+    {
+        var f = GgufFile.Parse(stream, path);
+        var byName = f.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var t in f.Tensors)
+        {
+            if (!t.Name.EndsWith(".in_sum2", StringComparison.Ordinal)) continue;
+            string name = t.Name[..^".in_sum2".Length];
+            if (!byName.TryGetValue(name + ".counts", out var c))
+                throw new TensorFormatException(path, null, t.Name, $"imatrix has '{t.Name}' but no '{name}.counts'");
+            if (t.GgmlType != GgmlTypes.F32 || c.GgmlType != GgmlTypes.F32)
+                throw new TensorFormatException(path, null, t.Name, "imatrix tensors must be F32");
+            var sums = ReadF32(stream, t.Offset, t.ElementCount);
+            var counts = ReadF32(stream, c.Offset, c.ElementCount);
+            long row = t.Dims[0];
+            if (row * counts.Length != sums.Length)
+                throw new TensorFormatException(path, null, t.Name, $"{sums.Length} sums do not match {counts.Length} counts of rows of {row}");
+            for (int m = 0; m < counts.Length; m++)
+                for (long i = 0; i < row; i++)
+                {
+                    long k = m * row + i;
+                    sums[k] = counts[m] > 0 ? sums[k] / counts[m] : 1f;
+                }
+            map[name] = sums;
+        }
+        return new ImportanceMatrix(map);
+    }
+
+    static float[] ReadF32(FileStream s, long offset, long count)
+    {
+        var bytes = new byte[checked(count * 4)];
+        RandomAccess.Read(s.SafeFileHandle, bytes, offset);
+        var r = new float[count];
+        for (int i = 0; i < r.Length; i++) r[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4));
+        return r;
+    }
+
+    /// <summary>Writes the legacy .dat form (ncall = 1), e.g. for tests and hand-made matrices.</summary>
+    public static void WriteDat(Stream output, IEnumerable<KeyValuePair<string, float[]>> entries)
+    {
+        var list = entries.ToList();
+        Span<byte> b4 = stackalloc byte[4];
+        void I32(int v, Span<byte> b) { BinaryPrimitives.WriteInt32LittleEndian(b, v); output.Write(b); }
+        I32(list.Count, b4);
+        foreach (var (name, w) in list)
+        {
+            var nb = Encoding.UTF8.GetBytes(name);
+            I32(nb.Length, b4);
+            output.Write(nb);
+            I32(1, b4);
+            I32(w.Length, b4);
+            foreach (var x in w) { BinaryPrimitives.WriteSingleLittleEndian(b4, x); output.Write(b4); }
+        }
+    }
+}

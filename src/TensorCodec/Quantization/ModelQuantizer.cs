@@ -1,0 +1,401 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using TensorCodec.Containers;
+using TensorCodec.Formats;
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Quantization;
+
+public sealed class ModelQuantizeOptions
+{
+    public required QuantMix Mix { get; init; }
+    /// <summary>Hugging Face config.json; default: config.json beside the safetensors file.</summary>
+    public string? ConfigPath { get; init; }
+    /// <summary>llama2.c tokenizer.bin to embed (for GGUF input it replaces the file's tokenizer).</summary>
+    public string? TokenizerPath { get; init; }
+    public string? ImatrixPath { get; init; }
+    /// <summary>general.name; default: derived from the input path.</summary>
+    public string? ModelName { get; init; }
+    public int Threads { get; init; } = 1;
+    public bool AllowNonFinite { get; init; }
+    public bool Overwrite { get; init; }
+    /// <summary>Reports each tensor as it starts and the values done so far.</summary>
+    public IProgress<QuantizeProgress>? Progress { get; init; }
+    public CancellationToken Cancellation { get; init; }
+}
+
+public readonly record struct QuantizeProgress(int TensorIndex, int TensorCount, string Tensor, long ValuesDone, long ValuesTotal);
+
+/// <summary>One output tensor: where it came from and what it became.</summary>
+public sealed record QuantizedTensor(string Name, string SourceName, string Type, long[] Dims, long Elements, long Bytes, string? FallbackFrom)
+{
+    public double BitsPerWeight => Elements == 0 ? 0 : Bytes * 8.0 / Elements;
+}
+
+public sealed record QuantizeResult(
+    string Input, string Output, TensorFileFormat InputFormat, QuantMix Mix, IReadOnlyList<QuantizedTensor> Tensors,
+    long OutputBytes, bool TokenizerEmbedded, bool ImatrixUsed, IReadOnlyList<string> Notes, TimeSpan Elapsed)
+{
+    public long TensorBytes => Tensors.Sum(t => t.Bytes);
+    public long Elements => Tensors.Sum(t => t.Elements);
+    public double BitsPerWeight => Elements == 0 ? 0 : TensorBytes * 8.0 / Elements;
+}
+
+/// <summary>
+/// Whole-model quantization to a GGUF that llama.cpp loads: reads a Hugging Face Llama
+/// safetensors (+ config.json), a llama2.c checkpoint or a GGUF (dequantized first), maps names
+/// to llama.cpp's, permutes Q/K rows for HF's RoPE convention, chooses each tensor's type by
+/// llama.cpp's mix rules (<see cref="TensorTypeRules"/>), and writes GGUF v3 atomically.
+/// Tensors are loaded, quantized and written one at a time (rows in parallel), so memory holds
+/// one tensor, not the model.
+/// </summary>
+public static class ModelQuantizer
+{
+    /// <summary>A planned output tensor; <see cref="Load"/> produces its float32 values in GGUF row order.</summary>
+    public sealed record PlannedTensor(string Name, string SourceName, long[] Dims, TypeChoice Choice, float[]? Importance)
+    {
+        internal Func<float[]> Load { get; init; } = () => throw new InvalidOperationException();
+        public long Elements { get { long n = 1; foreach (var d in Dims) n *= d; return n; } }
+        public long Bytes => GgmlTypes.Get(Choice.Type).ByteSize(Elements)!.Value;
+    }
+
+    public sealed record Plan(TensorFileFormat InputFormat, List<KeyValuePair<string, GgufValue>> Metadata,
+        List<PlannedTensor> Tensors, bool TokenizerEmbedded, List<string> Notes, SafeFileHandle Handle) : IDisposable
+    {
+        public void Dispose() => Handle.Dispose();
+    }
+
+    public static QuantizeResult Quantize(string inputPath, string outputPath, ModelQuantizeOptions options)
+    {
+        var sw = Stopwatch.StartNew();
+        if (Path.GetFullPath(inputPath) == Path.GetFullPath(outputPath))
+            throw new IOException($"{outputPath}: output would overwrite the input");
+        using var plan = CreatePlan(inputPath, options);
+
+        int threads = Math.Max(1, options.Threads);
+        long total = plan.Tensors.Sum(t => t.Elements);
+        long done = 0;
+        int index = 0;
+        var sources = plan.Tensors.Select(t => new GgufTensor(t.Name, t.Choice.Type, t.Dims,
+            TensorByteSource.FromCallback(t.Bytes, stream =>
+            {
+                options.Cancellation.ThrowIfCancellationRequested();
+                options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
+                var bytes = Encode(t, t.Load(), threads, options.Cancellation);
+                stream.Write(bytes);
+                done += t.Elements;
+                index++;
+                options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
+            }))).ToList();
+
+        long outBytes;
+        using (var writer = new AtomicFileWriter(outputPath, options.Overwrite))
+        {
+            GgufWriter.Write(writer.Stream, plan.Metadata, sources);
+            outBytes = writer.Stream.Length;
+            writer.Commit();
+        }
+        var tensors = plan.Tensors.Select(t => new QuantizedTensor(t.Name, t.SourceName, TypeName(t.Choice.Type), t.Dims, t.Elements, t.Bytes,
+            t.Choice.FallbackFrom is int f ? TypeName(f) : null)).ToList();
+        return new QuantizeResult(inputPath, outputPath, plan.InputFormat, options.Mix, tensors, outBytes,
+            plan.TokenizerEmbedded, options.ImatrixPath is not null, plan.Notes, sw.Elapsed);
+    }
+
+    public static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
+
+    /// <summary>
+    /// Reads the input's layout and metadata and decides every output tensor (name, dims, type)
+    /// without touching tensor data, so every refusal (unknown type, missing tensor, bad shape)
+    /// happens before any output is written.
+    /// </summary>
+    public static Plan CreatePlan(string inputPath, ModelQuantizeOptions options)
+    {
+        var layout = TensorFileReader.Open(inputPath);
+        var handle = File.OpenHandle(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            var notes = new List<string>();
+            var imatrix = options.ImatrixPath is string ip ? ImportanceMatrix.Load(ip) : null;
+            LlamaHyperParams hp;
+            List<(string Name, string Source, long[] Dims, Func<float[]> Load)> raw;
+            List<KeyValuePair<string, GgufValue>>? carried = null;
+            string? name = options.ModelName;
+            switch (layout.Format)
+            {
+                case TensorFileFormat.Safetensors:
+                {
+                    string config = options.ConfigPath ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(inputPath))!, "config.json");
+                    if (!File.Exists(config))
+                        throw new FileNotFoundException($"{inputPath}: Hugging Face safetensors need config.json beside the model (or --config); {config} does not exist");
+                    hp = LlamaHyperParams.FromHfConfig(config);
+                    raw = FromHf(layout, hp, handle, inputPath, notes);
+                    name ??= DefaultName(inputPath);
+                    break;
+                }
+                case TensorFileFormat.Llama2c:
+                {
+                    using var s = new FileStream(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+                    var c = Llama2cFile.ReadConfig(s, inputPath);
+                    hp = LlamaHyperParams.FromLlama2c(c);
+                    raw = FromLlama2c(layout, handle, inputPath);
+                    name ??= DefaultName(inputPath);
+                    break;
+                }
+                case TensorFileFormat.Gguf:
+                {
+                    GgufFile g;
+                    using (var s = new FileStream(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read)) g = GgufFile.Parse(s, inputPath);
+                    hp = LlamaHyperParams.FromGguf(g, inputPath);
+                    raw = FromGguf(g, handle, inputPath);
+                    carried = g.Metadata.Where(kv => kv.Key is not ("general.file_type" or "general.quantization_version" or GgufFile.AlignmentKey)
+                        && !(options.TokenizerPath is not null && kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal))).ToList();
+                    break;
+                }
+                default:
+                    throw new InvalidDataException($"{inputPath}: not a safetensors, GGUF or llama2.c model");
+            }
+
+            if (layout.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
+            // Stable: within a block, keep the input's order.
+            raw = raw.OrderBy(r => LlamaNames.SortKey(r.Name)).ToList();
+
+            var ctx = new MixContext(hp.BlockCount, hp.HeadCount, hp.HeadCountKv,
+                HasOutput: raw.Any(r => r.Name == "output.weight"), HasImatrix: imatrix is not null);
+            var planned = new List<PlannedTensor>();
+            foreach (var r in raw)
+            {
+                var choice = TensorTypeRules.Choose(options.Mix, r.Name, r.Dims, ctx);
+                float[]? imp = null;
+                if (imatrix?.Find(r.Name) is float[] w && BlockFormats.FromGgmlType(choice.Type) is { UsesImportance: true })
+                {
+                    if (w.Length != r.Dims[0])
+                        throw new InvalidDataException($"{options.ImatrixPath}: entry '{r.Name}' has {w.Length} weights but the tensor's rows have {r.Dims[0]} columns");
+                    imp = w;
+                }
+                if (choice.FallbackFrom is int from)
+                    notes.Add($"{r.Name}: row length {r.Dims[0]} is not a multiple of {TypeName(from)}'s block size {GgmlTypes.Get(from).BlockSize}; using {TypeName(choice.Type)}");
+                planned.Add(new PlannedTensor(r.Name, r.Source, r.Dims, choice, imp) { Load = Checked(r.Load, r.Source, r.Name, options.AllowNonFinite) });
+            }
+            if (imatrix is not null)
+            {
+                int used = planned.Count(p => p.Importance is not null);
+                notes.Add($"imatrix: {used} of {planned.Count(p => BlockFormats.FromGgmlType(p.Choice.Type) is { UsesImportance: true })} quantized tensors have importance weights");
+            }
+
+            var meta = new List<KeyValuePair<string, GgufValue>>();
+            if (carried is not null)
+            {
+                meta.AddRange(carried.Where(kv => !(name is not null && kv.Key == "general.name")));
+                if (name is not null) meta.Insert(Math.Min(1, meta.Count), new("general.name", GgufValue.String(name)));
+            }
+            else
+            {
+                meta.Add(new("general.architecture", GgufValue.String("llama")));
+                meta.Add(new("general.name", GgufValue.String(name!)));
+                meta.AddRange(hp.ToGgufMetadata());
+            }
+            meta.Add(new("general.file_type", GgufValue.UInt32((uint)options.Mix.FileType)));
+            meta.Add(new("general.quantization_version", GgufValue.UInt32(2)));
+            bool tokenizer = carried?.Any(kv => kv.Key == "tokenizer.ggml.model") ?? false;
+            if (options.TokenizerPath is string tp)
+            {
+                var tok = Llama2cTokenizer.Read(tp);
+                if (tok.Pieces.Length != hp.VocabSize)
+                    throw new InvalidDataException($"{tp}: tokenizer has {tok.Pieces.Length} tokens but the model's vocabulary is {hp.VocabSize}");
+                meta.AddRange(tok.ToGgufMetadata());
+                tokenizer = true;
+            }
+            else if (!tokenizer)
+                notes.Add("no tokenizer embedded (use --tokenizer): llama.cpp needs one to load the model");
+
+            return new Plan(layout.Format, meta, planned, tokenizer, notes, handle);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    static string DefaultName(string path)
+    {
+        string stem = Path.GetFileNameWithoutExtension(path);
+        string? dir = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path)));
+        // HF checkpoints are all called model.safetensors: the folder names the model.
+        return stem.StartsWith("model", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(dir) ? dir : stem;
+    }
+
+    /// <summary>llama.cpp refuses a llama model missing any of these, so refuse it here with a clear message.</summary>
+    static void CheckComplete(IEnumerable<string> names, LlamaHyperParams hp, string path)
+    {
+        var have = names.ToHashSet(StringComparer.Ordinal);
+        var need = new List<string> { "token_embd.weight", "output_norm.weight" };
+        for (int l = 0; l < hp.BlockCount; l++)
+            foreach (var s in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" })
+                need.Add($"blk.{l}.{s}.weight");
+        var missing = need.Where(n => !have.Contains(n)).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{path}: model lacks {missing.Count} tensor(s) llama.cpp needs, e.g. {string.Join(", ", missing.Take(4))}");
+    }
+
+    static List<(string, string, long[], Func<float[]>)> FromHf(TensorFile f, LlamaHyperParams hp, SafeFileHandle h, string path, List<string> notes)
+    {
+        var list = new List<(string, string, long[], Func<float[]>)>();
+        foreach (var t in f.Tensors)
+        {
+            string? gguf = LlamaNames.FromHf(t.Name);
+            if (gguf is null) { notes.Add($"{t.Name}: not a llama.cpp tensor, skipped"); continue; }
+            var dims = t.Shape.Reverse().ToArray();
+            var info = t;
+            Func<float[]> load = () => ReadFloats(h, info.Offset, info.ElementCount, info.DType, info.Name, path);
+            int heads = gguf.EndsWith("attn_q.weight", StringComparison.Ordinal) ? hp.HeadCount
+                : gguf.EndsWith("attn_k.weight", StringComparison.Ordinal) ? hp.HeadCountKv : 0;
+            if (heads > 0)
+            {
+                if (t.Shape.Length != 2 || t.Shape[0] % heads != 0 || t.Shape[0] / heads % 2 != 0)
+                    throw new InvalidDataException($"{path}: {t.Name} has shape [{string.Join(", ", t.Shape)}], which is not {heads} heads of an even size");
+                int rows = (int)t.Shape[0], cols = (int)t.Shape[1];
+                var inner = load;
+                load = () => RopePermutation.ToGguf(inner(), rows, cols, heads);
+            }
+            list.Add((gguf, t.Name, dims, load));
+        }
+        return list;
+    }
+
+    static List<(string, string, long[], Func<float[]>)> FromLlama2c(TensorFile f, SafeFileHandle h, string path)
+    {
+        var list = new List<(string, string, long[], Func<float[]>)>();
+        foreach (var t in f.Tensors)
+        {
+            if (LlamaNames.IsLlama2cPerLayer(t.Name))
+            {
+                long layers = t.Shape[0];
+                var inner = t.Shape[1..];
+                long per = 1;
+                foreach (var d in inner) per *= d;
+                for (int l = 0; l < layers; l++)
+                {
+                    long offset = t.Offset + l * per * 4;
+                    list.Add((LlamaNames.FromLlama2c(t.Name, l)!, $"{t.Name}[{l}]", inner.Reverse().ToArray(),
+                        () => ReadFloats(h, offset, per, DType.F32, t.Name, path)));
+                }
+            }
+            else if (LlamaNames.FromLlama2c(t.Name, -1) is string gguf)
+            {
+                var info = t;
+                list.Add((gguf, t.Name, t.Shape.Reverse().ToArray(), () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path)));
+            }
+        }
+        return list;
+    }
+
+    static List<(string, string, long[], Func<float[]>)> FromGguf(GgufFile g, SafeFileHandle h, string path)
+    {
+        var list = new List<(string, string, long[], Func<float[]>)>();
+        foreach (var t in g.Tensors)
+        {
+            var info = t;
+            Func<float[]> load;
+            switch (t.GgmlType)
+            {
+                case GgmlTypes.F32: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path); break;
+                case GgmlTypes.F16: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.F16, info.Name, path); break;
+                case GgmlTypes.BF16: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.BF16, info.Name, path); break;
+                default:
+                    var fmt = BlockFormats.FromGgmlType(t.GgmlType)
+                        ?? throw new NotSupportedException($"{path}: tensor '{t.Name}' has ggml type {GgmlTypes.Get(t.GgmlType).Name}, which cannot be decoded");
+                    load = () =>
+                    {
+                        var bytes = new byte[info.ByteSize];
+                        ReadExactly(h, bytes, info.Offset, path);
+                        var values = new float[info.ElementCount];
+                        fmt.Dequantize(bytes, values);
+                        return values;
+                    };
+                    break;
+            }
+            list.Add((t.Name, t.Name, t.Dims, load));
+        }
+        return list;
+    }
+
+    static void ReadExactly(SafeFileHandle h, Span<byte> dst, long offset, string path)
+    {
+        while (!dst.IsEmpty)
+        {
+            int n = RandomAccess.Read(h, dst, offset);
+            if (n <= 0) throw new EndOfStreamException($"{path}: file ended inside tensor data at offset {offset}");
+            dst = dst[n..];
+            offset += n;
+        }
+    }
+
+    internal static float[] ReadFloats(SafeFileHandle h, long offset, long count, DType dtype, string name, string path)
+    {
+        int size = dtype.ElementSize();
+        var bytes = new byte[checked(count * size)];
+        ReadExactly(h, bytes, offset, path);
+        var result = new float[count];
+        switch (dtype)
+        {
+            case DType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result); break;
+            case DType.F16: Fp16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), result); break;
+            case DType.BF16: BFloat16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), result); break;
+            case DType.F64:
+                var d = MemoryMarshal.Cast<byte, double>(bytes);
+                for (int i = 0; i < d.Length; i++) result[i] = (float)d[i];
+                break;
+            default: throw new NotSupportedException($"{path}: tensor '{name}' is {dtype}; only F32, F16, BF16 and F64 weights can be quantized");
+        }
+        return result;
+    }
+
+    static Func<float[]> Checked(Func<float[]> load, string source, string name, bool allowNonFinite) => () =>
+    {
+        var v = load();
+        if (!allowNonFinite)
+        {
+            int i = FirstNonFinite(v);
+            if (i >= 0)
+                throw new InvalidDataException($"tensor '{source}' ({name}): non-finite value {v[i]} at index {i}; refusing to quantize (use --allow-nonfinite to override)");
+        }
+        return v;
+    };
+
+    static int FirstNonFinite(ReadOnlySpan<float> v)
+    {
+        // Bits with an all-ones exponent are NaN or ±Inf.
+        var bits = MemoryMarshal.Cast<float, uint>(v);
+        for (int i = 0; i < bits.Length; i++)
+            if ((bits[i] & 0x7F80_0000u) == 0x7F80_0000u) return i;
+        return -1;
+    }
+
+    /// <summary>Encodes one tensor to its chosen type, splitting the rows across threads.</summary>
+    static byte[] Encode(PlannedTensor t, float[] values, int threads, CancellationToken ct)
+    {
+        var bytes = new byte[t.Bytes];
+        if (t.Choice.Type == GgmlTypes.F32)
+        {
+            MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(bytes);
+            return bytes;
+        }
+        var fmt = BlockFormats.FromGgmlType(t.Choice.Type) ?? throw new NotSupportedException($"no encoder for {TypeName(t.Choice.Type)}");
+        int row = checked((int)t.Dims[0]);
+        long rows = values.Length / row;
+        int rowBytes = checked((int)(row / fmt.BlockSize * fmt.BlockBytes));
+        // Chunks of ~64k values: big enough to amortise scheduling, small enough to balance.
+        long rowsPerChunk = Math.Max(1, 65536 / row);
+        long chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
+        var imp = t.Importance;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = ct }, c =>
+        {
+            long r0 = c * rowsPerChunk, r1 = Math.Min(rows, r0 + rowsPerChunk);
+            int n = (int)(r1 - r0);
+            fmt.Quantize(values.AsSpan(checked((int)(r0 * row)), n * row), bytes.AsSpan(checked((int)(r0 * rowBytes)), n * rowBytes), row, imp);
+        });
+        return bytes;
+    }
+}

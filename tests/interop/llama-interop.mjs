@@ -1,0 +1,138 @@
+// Loads GGUF files written by `tcodec quantize` into a real llama.cpp (the prebuilt CPU build
+// shipped by the npm package node-llama-cpp) and checks that llama.cpp accepts them, tokenizes
+// like our tokenizer, generates tokens, and (optionally) reproduces reference next-token
+// distributions.
+//
+// node llama-interop.mjs --modules DIR --model a.gguf [--model b.gguf …]
+//     [--text "To be, or not to be"] [--expect-ids 658,312,…] [--generate 8]
+//     [--ref-tokens val.first128.tokens.csv --ref-logits val.first128.logits.f32
+//      --positions 8,32,64,127 --kl-max a.gguf=1e-5 --kl-max b.gguf=1e-3]
+//     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
+//
+// DIR is the folder where `npm install node-llama-cpp @node-llama-cpp/linux-x64` ran.
+// Prints one JSON object per model on stdout; exits 1 if any check fails.
+import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
+import { join, basename } from "node:path";
+import { pathToFileURL } from "node:url";
+
+function parseArgs(argv) {
+    const a = { models: [], klMax: new Map(), text: "To be, or not to be", generate: 8, positions: [8, 32, 64, 127] };
+    for (let i = 0; i < argv.length; i++) {
+        const k = argv[i], v = () => argv[++i];
+        if (k === "--modules") a.modules = v();
+        else if (k === "--model") a.models.push(v());
+        else if (k === "--text") a.text = v();
+        else if (k === "--expect-ids") a.expectIds = v().split(",").map(Number);
+        else if (k === "--generate") a.generate = Number(v());
+        else if (k === "--prompt-ids") a.promptIds = v().split(",").map(Number);
+        else if (k === "--expect-generated") a.expectGenerated = v().split(",").map(Number);
+        else if (k === "--ref-tokens") a.refTokens = v();
+        else if (k === "--ref-logits") a.refLogits = v();
+        else if (k === "--positions") a.positions = v().split(",").map(Number);
+        else if (k === "--kl-max") { const [m, x] = v().split("="); a.klMax.set(basename(m), Number(x)); }
+        else throw new Error(`unknown argument ${k}`);
+    }
+    if (!a.modules || a.models.length === 0) throw new Error("need --modules DIR and at least one --model");
+    return a;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const require = createRequire(join(args.modules, "package.json"));
+const { getLlama } = await import(pathToFileURL(require.resolve("node-llama-cpp")).href);
+
+// Reference next-token distributions: row i of the logits is the distribution after token i.
+let refTokens, refLogits, vocab;
+if (args.refTokens && args.refLogits) {
+    refTokens = readFileSync(args.refTokens, "utf8").trim().split(",").map(Number);
+    const buf = readFileSync(args.refLogits);
+    refLogits = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+    vocab = refLogits.length / refTokens.length;
+}
+
+function softmax64(row) {
+    let max = -Infinity;
+    for (const x of row) max = Math.max(max, x);
+    let sum = 0;
+    const p = new Float64Array(row.length);
+    for (let i = 0; i < row.length; i++) { p[i] = Math.exp(row[i] - max); sum += p[i]; }
+    for (let i = 0; i < row.length; i++) p[i] /= sum;
+    return p;
+}
+
+// KL(reference ‖ llama.cpp). A token llama.cpp left out of its map counts as probability 0,
+// which makes the divergence infinite: a truncated distribution must not pass silently.
+// node-llama-cpp's map is float32 and does not sum to exactly 1 (off by ~1e-5), which alone
+// would shift the divergence by that much, so it is renormalised first.
+function kl(p, qMap) {
+    let sum = 0;
+    for (const q of qMap.values()) sum += q;
+    let d = 0;
+    for (let i = 0; i < p.length; i++) {
+        if (p[i] === 0) continue;
+        const q = (qMap.get(i) ?? 0) / sum;
+        d += p[i] * Math.log(p[i] / q);
+    }
+    return { kl: d, qSum: sum };
+}
+
+const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
+let failed = false;
+for (const modelPath of args.models) {
+    const report = { model: basename(modelPath), ok: true, problems: [] };
+    const fail = (msg) => { report.ok = false; report.problems.push(msg); failed = true; };
+    try {
+        const model = await llama.loadModel({ modelPath });
+        // One thread: the model is tiny, and on a busy 2-core CI box llama.cpp's default thread
+        // count spends 10x longer spinning in its barriers than computing.
+        const context = await model.createContext({ contextSize: 256, threads: 1 });
+        const sequence = context.getSequence();
+
+        const ids = args.promptIds ?? Array.from(model.tokenize(args.text));
+        report.tokens = ids;
+        if (!args.promptIds && args.expectIds && ids.join(",") !== args.expectIds.join(","))
+            fail(`tokenize(${JSON.stringify(args.text)}) = ${ids} but expected ${args.expectIds}`);
+
+        // Greedy generation from the prompt: llama.cpp must evaluate the graph and produce tokens.
+        const generated = [];
+        for await (const step of sequence.evaluateWithMetadata(ids, { probabilities: true }, { temperature: 0 })) {
+            generated.push(step.token);
+            if (generated.length >= args.generate) break;
+        }
+        report.generated = generated;
+        report.generatedText = model.detokenize(generated);
+        if (generated.length < args.generate) fail(`generated only ${generated.length} tokens`);
+        if (args.expectGenerated && generated.slice(0, args.expectGenerated.length).join(",") !== args.expectGenerated.join(","))
+            fail(`greedy ids ${generated} do not start with the reference ${args.expectGenerated}`);
+
+        if (refLogits) {
+            report.kl = {};
+            let worst = 0;
+            for (const pos of args.positions) {
+                await sequence.clearHistory();
+                const prompt = refTokens.slice(0, pos + 1);
+                let probs;
+                for await (const step of sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 })) {
+                    probs = step.probabilities;
+                    break;
+                }
+                const p = softmax64(refLogits.subarray(pos * vocab, (pos + 1) * vocab));
+                const { kl: d, qSum } = kl(p, probs);
+                report.kl[pos] = d;
+                report.qSumMin = Math.min(report.qSumMin ?? Infinity, qSum);
+                report.qSumMax = Math.max(report.qSumMax ?? -Infinity, qSum);
+                worst = Math.max(worst, d);
+            }
+            report.klMax = worst;
+            const bound = args.klMax.get(report.model);
+            if (bound !== undefined && !(worst <= bound)) fail(`KL ${worst} exceeds ${bound}`);
+        }
+        await context.dispose();
+        await model.dispose();
+    } catch (e) {
+        fail(String(e?.stack ?? e));
+    }
+    console.log(JSON.stringify(report));
+}
+await llama.dispose();
+process.exit(failed ? 1 : 0);
