@@ -8,4 +8,6 @@ root.Subcommands.Add(DecompressCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
 root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(LogitsCommand.Create());
 return await root.Parse(args).InvokeAsync();
