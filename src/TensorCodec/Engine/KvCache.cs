@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 
 namespace TensorCodec.Engine;
 
@@ -67,19 +68,48 @@ public sealed class F32KvCache : IKvCache
         }
     }
 
-    public void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
+    // Heads are short (32–128 floats), so per-position library calls would dominate; these loops
+    // keep q (or the output) in registers across positions when the head is a multiple of 8.
+    public unsafe void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
-        var keys = _k.AsSpan(Base(layer, kvHead), count * HeadDim);
-        q = q[..HeadDim];
-        for (int t = 0; t < count; t++) scores[t] = TensorPrimitives.Dot(q, keys.Slice(t * HeadDim, HeadDim));
+        int hd = HeadDim;
+        var keys = _k.AsSpan(Base(layer, kvHead), count * hd);
+        q = q[..hd];
+        scores = scores[..count];
+        if (!Vector256.IsHardwareAccelerated || hd % 8 != 0 || hd > 256)
+        {
+            for (int t = 0; t < count; t++) scores[t] = TensorPrimitives.Dot(q, keys.Slice(t * hd, hd));
+            return;
+        }
+        fixed (float* pk = keys, pq = q, ps = scores)
+            for (int t = 0; t < count; t++)
+            {
+                float* k = pk + t * hd;
+                var acc = Vector256<float>.Zero;
+                for (int i = 0; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(pq + i), Vector256.Load(k + i), acc);
+                ps[t] = Vector256.Sum(acc);
+            }
     }
 
-    public void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
+    public unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
-        var values = _v.AsSpan(Base(layer, kvHead), count * HeadDim);
-        output = output[..HeadDim];
+        int hd = HeadDim;
+        var values = _v.AsSpan(Base(layer, kvHead), count * hd);
+        output = output[..hd];
+        weights = weights[..count];
         output.Clear();
-        for (int t = 0; t < count; t++) TensorPrimitives.MultiplyAdd(values.Slice(t * HeadDim, HeadDim), weights[t], output, output);
+        if (!Vector256.IsHardwareAccelerated || hd % 8 != 0 || hd > 256)
+        {
+            for (int t = 0; t < count; t++) TensorPrimitives.MultiplyAdd(values.Slice(t * hd, hd), weights[t], output, output);
+            return;
+        }
+        fixed (float* pv = values, po = output, pw = weights)
+            for (int i = 0; i < hd; i += 8)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int t = 0; t < count; t++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t]), Vector256.Load(pv + t * hd + i), acc);
+                acc.Store(po + i);
+            }
     }
 
     public void Clear() { } // positions are overwritten before they are read

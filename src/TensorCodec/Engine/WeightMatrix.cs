@@ -53,11 +53,9 @@ public sealed unsafe class F32Matrix(float* data, int rows, int cols, object? ow
 
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd)
     {
-        for (int r = rowStart; r < rowEnd; r++)
-        {
-            var w = Row(r);
-            for (int t = 0; t < n; t++) y[t * rows + r] = TensorPrimitives.Dot(w, x.Slice(t * cols, cols));
-        }
+        if ((long)n * cols > x.Length || (long)n * rows > y.Length) throw new ArgumentException("x or y is too short for n rows");
+        fixed (float* px = x, py = y)
+            Gemm.RowsTimesTokens(data + (long)rowStart * cols, rowEnd - rowStart, cols, px, n, py + rowStart, rows);
     }
 
     public void ReadRow(int row, Span<float> destination) => Row(row).CopyTo(destination);
@@ -81,17 +79,8 @@ public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? 
             for (int r = rowStart; r < rowEnd; r++) y[r] = Dot(data + (long)r * cols, px, cols);
     }
 
-    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd)
-    {
-        float[]? rented = null;
-        Span<float> w = cols <= 4096 ? stackalloc float[cols] : (rented = ArrayPool<float>.Shared.Rent(cols)).AsSpan(0, cols);
-        for (int r = rowStart; r < rowEnd; r++)
-        {
-            ReadRow(r, w);
-            for (int t = 0; t < n; t++) y[t * rows + r] = TensorPrimitives.Dot(w, x.Slice(t * cols, cols));
-        }
-        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
-    }
+    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd) =>
+        WeightMatrix.MatMulByDecodedTiles(this, x, n, y, rowStart, rowEnd);
 
     public void ReadRow(int row, Span<float> destination) => Widen(new ReadOnlySpan<ushort>(data + (long)row * cols, cols), destination);
 
@@ -160,17 +149,8 @@ public sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? own
         }
     }
 
-    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd)
-    {
-        float[]? rented = null;
-        Span<float> w = cols <= 4096 ? stackalloc float[cols] : (rented = ArrayPool<float>.Shared.Rent(cols)).AsSpan(0, cols);
-        for (int r = rowStart; r < rowEnd; r++)
-        {
-            ReadRow(r, w);
-            for (int t = 0; t < n; t++) y[t * rows + r] = TensorPrimitives.Dot(w, x.Slice(t * cols, cols));
-        }
-        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
-    }
+    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd) =>
+        WeightMatrix.MatMulByDecodedTiles(this, x, n, y, rowStart, rowEnd);
 
     public void ReadRow(int row, Span<float> destination) =>
         TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(data + (long)row * cols, cols), destination[..cols]);
@@ -199,6 +179,29 @@ public static unsafe class WeightMatrix
             DType.F16 => new F16Matrix((Half*)data, rows, cols, owner),
             _ => throw new NotSupportedException($"weight type {dtype} is not supported by the engine yet"),
         };
+    }
+
+    /// <summary>
+    /// MatMul for any storage: decode a tile of rows to F32 (once for all n tokens), then run the
+    /// F32 kernel on it. Block formats can use this until they have a fused kernel of their own.
+    /// </summary>
+    public static void MatMulByDecodedTiles(IWeightMatrix m, ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd)
+    {
+        int cols = m.Cols, rows = m.Rows;
+        if ((long)n * cols > x.Length || (long)n * rows > y.Length) throw new ArgumentException("x or y is too short for n rows");
+        int tileRows = Math.Clamp(8192 / cols, 2, 64) & ~1; // ~32 KB of decoded weights: stays in L1/L2
+        float[] tile = ArrayPool<float>.Shared.Rent(tileRows * cols);
+        try
+        {
+            fixed (float* pt = tile, px = x, py = y)
+                for (int r = rowStart; r < rowEnd; r += tileRows)
+                {
+                    int nr = Math.Min(tileRows, rowEnd - r);
+                    for (int i = 0; i < nr; i++) m.ReadRow(r + i, tile.AsSpan(i * cols, cols));
+                    Gemm.RowsTimesTokens(pt, nr, cols, px, n, py + r, rows);
+                }
+        }
+        finally { ArrayPool<float>.Shared.Return(tile); }
     }
 
     /// <summary>Decodes a small vector (norm weights) to a new F32 array.</summary>

@@ -1,0 +1,71 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace TensorCodec.Engine;
+
+/// <summary>
+/// The F32 matrix-matrix kernel every weight type ends in: block formats decode a tile of rows
+/// to F32 and call this. A 2-row × 4-token register block loads each weight vector once per four
+/// tokens and each token vector once per two rows, which is what lets a batch beat n mat-vecs.
+/// </summary>
+public static unsafe class Gemm
+{
+    /// <summary>
+    /// y[t·ldy + i] = w[i]·x[t] for i &lt; rows, t &lt; n. w is [rows][cols], x is [n][cols], both dense.
+    /// </summary>
+    public static void RowsTimesTokens(float* w, int rows, int cols, float* x, int n, float* y, int ldy)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && cols >= 8)
+        {
+            for (; i + 2 <= rows; i += 2)
+            {
+                float* w0 = w + (long)i * cols, w1 = w0 + cols;
+                int t = 0;
+                for (; t + 4 <= n; t += 4)
+                {
+                    float* x0 = x + (long)t * cols, x1 = x0 + cols, x2 = x1 + cols, x3 = x2 + cols;
+                    Vector256<float> a00 = default, a01 = default, a02 = default, a03 = default;
+                    Vector256<float> a10 = default, a11 = default, a12 = default, a13 = default;
+                    int k = 0;
+                    for (; k + 8 <= cols; k += 8)
+                    {
+                        var v0 = Vector256.Load(w0 + k);
+                        var v1 = Vector256.Load(w1 + k);
+                        var u = Vector256.Load(x0 + k);
+                        a00 = Vector256.FusedMultiplyAdd(v0, u, a00); a10 = Vector256.FusedMultiplyAdd(v1, u, a10);
+                        u = Vector256.Load(x1 + k);
+                        a01 = Vector256.FusedMultiplyAdd(v0, u, a01); a11 = Vector256.FusedMultiplyAdd(v1, u, a11);
+                        u = Vector256.Load(x2 + k);
+                        a02 = Vector256.FusedMultiplyAdd(v0, u, a02); a12 = Vector256.FusedMultiplyAdd(v1, u, a12);
+                        u = Vector256.Load(x3 + k);
+                        a03 = Vector256.FusedMultiplyAdd(v0, u, a03); a13 = Vector256.FusedMultiplyAdd(v1, u, a13);
+                    }
+                    float s00 = Vector256.Sum(a00), s01 = Vector256.Sum(a01), s02 = Vector256.Sum(a02), s03 = Vector256.Sum(a03);
+                    float s10 = Vector256.Sum(a10), s11 = Vector256.Sum(a11), s12 = Vector256.Sum(a12), s13 = Vector256.Sum(a13);
+                    for (; k < cols; k++)
+                    {
+                        s00 += w0[k] * x0[k]; s01 += w0[k] * x1[k]; s02 += w0[k] * x2[k]; s03 += w0[k] * x3[k];
+                        s10 += w1[k] * x0[k]; s11 += w1[k] * x1[k]; s12 += w1[k] * x2[k]; s13 += w1[k] * x3[k];
+                    }
+                    float* yt = y + (long)t * ldy + i;
+                    yt[0] = s00; yt[1] = s10; yt += ldy;
+                    yt[0] = s01; yt[1] = s11; yt += ldy;
+                    yt[0] = s02; yt[1] = s12; yt += ldy;
+                    yt[0] = s03; yt[1] = s13;
+                }
+                for (; t < n; t++)
+                {
+                    var xt = new ReadOnlySpan<float>(x + (long)t * cols, cols);
+                    y[(long)t * ldy + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w0, cols), xt);
+                    y[(long)t * ldy + i + 1] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w1, cols), xt);
+                }
+            }
+        }
+        for (; i < rows; i++)
+        {
+            var wi = new ReadOnlySpan<float>(w + (long)i * cols, cols);
+            for (int t = 0; t < n; t++) y[(long)t * ldy + i] = TensorPrimitives.Dot(wi, new ReadOnlySpan<float>(x + (long)t * cols, cols));
+        }
+    }
+}
