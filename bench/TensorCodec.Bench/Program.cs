@@ -1,1 +1,1 @@
-return 0;
+return TensorCodec.Bench.EndToEnd.Run(args);

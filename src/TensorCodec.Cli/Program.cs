@@ -2,6 +2,9 @@ using System.CommandLine;
 using TensorCodec.Cli.Commands;
 
 // tcodec: argument handling and presentation only; all work happens in the TensorCodec library.
+// Redirected output goes to logs and files: do not wrap tables at the default 80 columns.
+if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
+
 var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c) losslessly into .tcz");
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(DecompressCommand.Create());

@@ -28,7 +28,7 @@ static class InspectCommand
             table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits)", "H0 bound (bits/v)", "coded (bits/v)");
             foreach (var c in table.Columns.Skip(3)) c.RightAligned();
             foreach (var t in report.Tensors)
-                table.AddRow(Markup.Escape(t.Name), t.DType, "[" + string.Join(", ", t.Shape) + "]", CliCommon.Bytes(t.RawBytes),
+                table.AddRow(Markup.Escape(t.Name), t.DType, Markup.Escape("[" + string.Join(", ", t.Shape) + "]"), CliCommon.Bytes(t.RawBytes),
                     t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentEntropyBitsPerValue:0.000}" : "-",
                     $"{t.EntropyBoundBitsPerValue:0.000}", $"{t.BitsPerValue:0.000}");
             AnsiConsole.Write(table);

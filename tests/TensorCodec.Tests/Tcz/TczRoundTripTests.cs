@@ -9,9 +9,8 @@ public class TczRoundTripTests
 {
     static byte[] RoundTrip(string input, ScratchDir dir, int threads = 1, int chunkSize = TczConstants.DefaultChunkSize)
     {
-        var tcz = dir.File(Path.GetFileName(input) + ".tcz");
-        var back = dir.File(Path.GetFileName(input) + ".back");
-        File.Delete(tcz); File.Delete(back);
+        var tcz = dir.File(Path.GetFileName(input) + ".rt.tcz");
+        var back = dir.File(Path.GetFileName(input) + ".rt.back");
         TczWriter.CompressFile(input, tcz, overwrite: false, new TczCompressOptions { Threads = threads, ChunkSize = chunkSize });
         using (var r = TczReader.Open(tcz)) r.DecompressToFile(back, overwrite: false, threads);
         return File.ReadAllBytes(back);
@@ -70,10 +69,10 @@ public class TczRoundTripTests
         using var dir = new ScratchDir();
         Gen.Byte.Array[0, 5000].Sample(bytes =>
         {
-            var input = dir.File("in.bin");
+            // CsCheck samples on several threads at once: every sample gets its own files.
+            var input = dir.File(Guid.NewGuid().ToString("N"));
             File.WriteAllBytes(input, bytes);
-            var tcz = dir.File("in.bin.tcz");
-            File.Delete(tcz);
+            var tcz = input + ".tcz";
             var result = TczWriter.CompressFile(input, tcz, false, new TczCompressOptions { ChunkSize = 1024 });
             int chunks = (bytes.Length + 1023) / 1024;
             // Fixed overhead (header, index, trailer) plus a bounded cost per chunk.

@@ -86,7 +86,7 @@ public static class TczInspector
     {
         long values = seg.DType.ElementSize() > 0 ? seg.Length / seg.DType.ElementSize() : seg.Length;
         double perValue(double bits) => values == 0 ? 0 : bits / values;
-        double expBits = stats.Streams.Where(s => s.Name == "exp").Sum(s => s.Order0EntropyBits);
+        double expBits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order0EntropyBits);
         double bound = stats.Streams.Sum(s => s.Order0EntropyBits);
         string dtype = seg.DType == DType.Packed && seg.GgmlType >= 0 ? $"ggml:{seg.GgmlType}" : seg.DType.ToString();
         return new TensorReportRow(seg.Name, dtype, seg.Shape, values, seg.Length, encodedBytes,

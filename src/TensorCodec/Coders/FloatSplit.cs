@@ -1,0 +1,241 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Coders;
+
+/// <summary>How a chunk's elements are cut into byte streams (the id is stored in the chunk).</summary>
+public enum SplitTransform : byte
+{
+    /// <summary>One stream, the bytes as they are (1-byte types: I8, U8, Bool, F8*).</summary>
+    Bytes = 0,
+    /// <summary>exp (8 exponent bits), sm (sign bit 7 | 7 mantissa bits).</summary>
+    BF16 = 1,
+    /// <summary>exp (5 exponent bits), hi (sign bit 2 | mantissa bits 9..8), lo (mantissa bits 7..0).</summary>
+    F16 = 2,
+    /// <summary>exp (8 exponent bits), sm (sign bit 7 | mantissa bits 22..16), m1 (15..8), m0 (7..0).</summary>
+    F32 = 3,
+    /// <summary>Byte planes, most significant byte first (16-bit integers).</summary>
+    Planes2 = 4,
+    /// <summary>Byte planes, most significant byte first (32-bit integers).</summary>
+    Planes4 = 5,
+    /// <summary>Byte planes, most significant byte first (F64 and 64-bit integers).</summary>
+    Planes8 = 6,
+}
+
+/// <summary>
+/// Splits little-endian elements into streams of different statistics (exponents are highly
+/// predictable, low mantissa bits are nearly random) and merges them back bit-exactly. Every
+/// bit of the input lands in exactly one stream, so NaN payloads, ±0, ±Inf and subnormals
+/// round-trip. F64 uses plain byte planes: its 11-bit exponent does not fit a byte alphabet,
+/// and the top two planes (sign+exponent, exponent-tail+mantissa-head) already isolate most of
+/// the redundancy. Streams are laid out back to back: stream k occupies [k·n, (k+1)·n).
+/// A trailing partial element is not part of any stream; the caller stores it verbatim.
+/// </summary>
+public static class FloatSplit
+{
+    public static SplitTransform ForDType(DType dtype) => dtype switch
+    {
+        DType.BF16 => SplitTransform.BF16,
+        DType.F16 => SplitTransform.F16,
+        DType.F32 => SplitTransform.F32,
+        DType.F64 or DType.I64 or DType.U64 => SplitTransform.Planes8,
+        DType.I32 or DType.U32 => SplitTransform.Planes4,
+        DType.I16 or DType.U16 => SplitTransform.Planes2,
+        _ => SplitTransform.Bytes,
+    };
+
+    public static int ElementSize(SplitTransform t) => t switch
+    {
+        SplitTransform.Bytes => 1,
+        SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 => 2,
+        SplitTransform.F32 or SplitTransform.Planes4 => 4,
+        SplitTransform.Planes8 => 8,
+        _ => 0,
+    };
+
+    public static int StreamCount(SplitTransform t) => t switch
+    {
+        SplitTransform.F16 => 3,
+        SplitTransform.F32 => 4,
+        _ => ElementSize(t),
+    };
+
+    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.Planes8;
+
+    static readonly string[] BF16Names = ["exp", "sm"], F16Names = ["exp", "hi", "lo"], F32Names = ["exp", "sm", "m1", "m0"];
+
+    /// <summary>Stream name used in statistics ("exp", "sm", … or "b7".."b0" for planes, "bytes").</summary>
+    public static string StreamName(SplitTransform t, int index) => t switch
+    {
+        SplitTransform.BF16 => BF16Names[index],
+        SplitTransform.F16 => F16Names[index],
+        SplitTransform.F32 => F32Names[index],
+        SplitTransform.Bytes => "bytes",
+        _ => "b" + (ElementSize(t) - 1 - index),
+    };
+
+    /// <summary>Splits the whole elements of <paramref name="raw"/> into <paramref name="streams"/>
+    /// (length ≥ StreamCount·n, n = raw.Length / ElementSize).</summary>
+    public static unsafe void Split(SplitTransform t, ReadOnlySpan<byte> raw, Span<byte> streams)
+    {
+        int e = ElementSize(t);
+        if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
+        int n = raw.Length / e;
+        int sc = StreamCount(t);
+        if (streams.Length < (long)sc * n) throw new ArgumentException("streams buffer too small", nameof(streams));
+        fixed (byte* r = raw)
+        fixed (byte* s = streams)
+        {
+            switch (t)
+            {
+                case SplitTransform.Bytes: Buffer.MemoryCopy(r, s, n, n); break;
+                case SplitTransform.BF16: SplitBF16(r, s, s + n, n); break;
+                case SplitTransform.F16: SplitF16(r, s, s + n, s + 2 * n, n); break;
+                case SplitTransform.F32: SplitF32(r, s, s + n, s + 2 * n, s + 3 * n, n); break;
+                default: SplitPlanes(r, s, n, e); break;
+            }
+        }
+    }
+
+    /// <summary>Inverse of <see cref="Split"/>: writes n = raw.Length / ElementSize whole elements.</summary>
+    public static unsafe void Merge(SplitTransform t, ReadOnlySpan<byte> streams, Span<byte> raw)
+    {
+        int e = ElementSize(t);
+        if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
+        int n = raw.Length / e;
+        int sc = StreamCount(t);
+        if (streams.Length < (long)sc * n) throw new ArgumentException("streams buffer too small", nameof(streams));
+        fixed (byte* r = raw)
+        fixed (byte* s = streams)
+        {
+            switch (t)
+            {
+                case SplitTransform.Bytes: Buffer.MemoryCopy(s, r, n, n); break;
+                case SplitTransform.BF16: MergeBF16(s, s + n, r, n); break;
+                case SplitTransform.F16: MergeF16(s, s + n, s + 2 * n, r, n); break;
+                case SplitTransform.F32: MergeF32(s, s + n, s + 2 * n, s + 3 * n, r, n); break;
+                default: MergePlanes(s, r, n, e); break;
+            }
+        }
+    }
+
+    static unsafe void SplitBF16(byte* r, byte* exp, byte* sm, int n)
+    {
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var ff = Vector128.Create((ushort)0xFF);
+            var x80 = Vector128.Create((ushort)0x80);
+            var x7f = Vector128.Create((ushort)0x7F);
+            for (; i + 16 <= n; i += 16)
+            {
+                var v0 = Vector128.Load((ushort*)r + i);
+                var v1 = Vector128.Load((ushort*)r + i + 8);
+                var e = Vector128.Narrow((v0 >> 7) & ff, (v1 >> 7) & ff);
+                var m = Vector128.Narrow(((v0 >> 8) & x80) | (v0 & x7f), ((v1 >> 8) & x80) | (v1 & x7f));
+                e.Store(exp + i);
+                m.Store(sm + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            uint v = Unsafe.ReadUnaligned<ushort>(r + 2 * i);
+            if (!BitConverter.IsLittleEndian) v = (ushort)((v >> 8) | (v << 8));
+            exp[i] = (byte)(v >> 7);
+            sm[i] = (byte)(((v >> 8) & 0x80) | (v & 0x7F));
+        }
+    }
+
+    static unsafe void MergeBF16(byte* exp, byte* sm, byte* r, int n)
+    {
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x80 = Vector128.Create((ushort)0x80);
+            var x7f = Vector128.Create((ushort)0x7F);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (e0, e1) = Vector128.Widen(Vector128.Load(exp + i));
+                var (m0, m1) = Vector128.Widen(Vector128.Load(sm + i));
+                (((m0 & x80) << 8) | (e0 << 7) | (m0 & x7f)).Store((ushort*)r + i);
+                (((m1 & x80) << 8) | (e1 << 7) | (m1 & x7f)).Store((ushort*)r + i + 8);
+            }
+        }
+        for (; i < n; i++)
+        {
+            uint m = sm[i];
+            uint v = ((m & 0x80) << 8) | ((uint)exp[i] << 7) | (m & 0x7F);
+            r[2 * i] = (byte)v;
+            r[2 * i + 1] = (byte)(v >> 8);
+        }
+    }
+
+    static unsafe void SplitF16(byte* r, byte* exp, byte* hi, byte* lo, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            uint v = r[2 * i] | ((uint)r[2 * i + 1] << 8);
+            exp[i] = (byte)((v >> 10) & 0x1F);
+            hi[i] = (byte)(((v >> 13) & 4) | ((v >> 8) & 3));
+            lo[i] = (byte)v;
+        }
+    }
+
+    static unsafe void MergeF16(byte* exp, byte* hi, byte* lo, byte* r, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            uint h = hi[i];
+            uint v = ((h & 4) << 13) | ((exp[i] & 0x1Fu) << 10) | ((h & 3) << 8) | lo[i];
+            r[2 * i] = (byte)v;
+            r[2 * i + 1] = (byte)(v >> 8);
+        }
+    }
+
+    static unsafe void SplitF32(byte* r, byte* exp, byte* sm, byte* m1, byte* m0, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            byte* p = r + 4 * i;
+            uint b3 = p[3], b2 = p[2];
+            exp[i] = (byte)((b3 << 1) | (b2 >> 7));
+            sm[i] = (byte)((b3 & 0x80) | (b2 & 0x7F));
+            m1[i] = p[1];
+            m0[i] = p[0];
+        }
+    }
+
+    static unsafe void MergeF32(byte* exp, byte* sm, byte* m1, byte* m0, byte* r, int n)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            byte* p = r + 4 * i;
+            uint e = exp[i], s = sm[i];
+            p[3] = (byte)((s & 0x80) | (e >> 1));
+            p[2] = (byte)((e << 7) | (s & 0x7F));
+            p[1] = m1[i];
+            p[0] = m0[i];
+        }
+    }
+
+    static unsafe void SplitPlanes(byte* r, byte* s, int n, int e)
+    {
+        for (int k = 0; k < e; k++)
+        {
+            byte* plane = s + (long)k * n;
+            byte* src = r + (e - 1 - k);
+            for (int i = 0; i < n; i++) plane[i] = src[(long)i * e];
+        }
+    }
+
+    static unsafe void MergePlanes(byte* s, byte* r, int n, int e)
+    {
+        for (int k = 0; k < e; k++)
+        {
+            byte* plane = s + (long)k * n;
+            byte* dst = r + (e - 1 - k);
+            for (int i = 0; i < n; i++) dst[(long)i * e] = plane[i];
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using System.Runtime.CompilerServices;
+
+namespace TensorCodec.Coders;
+
+/// <summary>Byte histograms and the entropy measures the chunk codec reports and uses to pick methods.</summary>
+public static class FrequencyTable
+{
+    /// <summary>Counts byte occurrences into <paramref name="histogram"/> (length ≥ 256, overwritten).</summary>
+    [SkipLocalsInit]
+    public static unsafe void Histogram(ReadOnlySpan<byte> data, Span<uint> histogram)
+    {
+        if (histogram.Length < 256) throw new ArgumentException("histogram needs 256 entries", nameof(histogram));
+        // Four sub-histograms break the store-to-load dependency when the same byte repeats,
+        // which is exactly the common case (exponent streams are dominated by a few values).
+        uint* h = stackalloc uint[4 * 256];
+        new Span<uint>(h, 4 * 256).Clear();
+        fixed (byte* p0 = data)
+        {
+            byte* p = p0, end = p0 + data.Length;
+            while (end - p >= 8)
+            {
+                ulong w = Unsafe.ReadUnaligned<ulong>(p);
+                h[(byte)w]++;
+                h[256 + (byte)(w >> 8)]++;
+                h[512 + (byte)(w >> 16)]++;
+                h[768 + (byte)(w >> 24)]++;
+                h[(byte)(w >> 32)]++;
+                h[256 + (byte)(w >> 40)]++;
+                h[512 + (byte)(w >> 48)]++;
+                h[768 + (byte)(w >> 56)]++;
+                p += 8;
+            }
+            while (p < end) h[*p++]++;
+        }
+        for (int i = 0; i < 256; i++) histogram[i] = h[i] + h[256 + i] + h[512 + i] + h[768 + i];
+    }
+
+    /// <summary>Number of distinct symbols with a non-zero count.</summary>
+    public static int UsedSymbols(ReadOnlySpan<uint> histogram)
+    {
+        int n = 0;
+        foreach (uint c in histogram) if (c != 0) n++;
+        return n;
+    }
+
+    /// <summary>Order-0 Shannon information of the whole data in bits: Σ −log2 p(symbol).</summary>
+    public static double Order0Bits(ReadOnlySpan<uint> histogram)
+    {
+        ulong total = 0;
+        double sum = 0;
+        foreach (uint c in histogram)
+        {
+            if (c == 0) continue;
+            total += c;
+            sum += c * Math.Log2(c);
+        }
+        return total == 0 ? 0 : total * Math.Log2(total) - sum;
+    }
+
+    /// <summary>Order-0 information of <paramref name="data"/> in bits.</summary>
+    public static double Order0Bits(ReadOnlySpan<byte> data)
+    {
+        Span<uint> h = stackalloc uint[256];
+        Histogram(data, h);
+        return Order0Bits(h);
+    }
+
+    /// <summary>
+    /// Order-1 conditional information in bits: Σ −log2 p(x_i | x_{i-1}), with the first symbol's
+    /// context taken as 0. A measure only (what a previous-symbol context model could reach).
+    /// </summary>
+    public static double Order1Bits(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty) return 0;
+        uint[] counts = System.Buffers.ArrayPool<uint>.Shared.Rent(65536);
+        try
+        {
+            Array.Clear(counts, 0, 65536);
+            int prev = 0;
+            foreach (byte b in data) { counts[(prev << 8) | b]++; prev = b; }
+            double bits = 0;
+            for (int ctx = 0; ctx < 256; ctx++)
+                bits += Order0Bits(new ReadOnlySpan<uint>(counts, ctx << 8, 256));
+            return bits;
+        }
+        finally { System.Buffers.ArrayPool<uint>.Shared.Return(counts); }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Buffers.Binary;
+
+namespace TensorCodec.Containers;
+
+/// <summary>
+/// Format detection and the single entry point the codecs and CLI use to read a tensor file.
+/// Detection commits as soon as a file identifies itself (GGUF magic; a safetensors header
+/// length that fits the file followed by '{'): from then on a malformed file is an error, not
+/// an opaque blob, because silently storing a damaged model as bytes would hide the damage.
+/// llama2.c has no magic, so it is recognised only by an exact size match; anything else is
+/// <see cref="TensorFileFormat.Opaque"/>.
+/// </summary>
+public static class TensorFileReader
+{
+    public static TensorFile Open(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        return Read(stream, path);
+    }
+
+    public static TensorFile Read(Stream stream, string? path)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return Detect(stream) switch
+        {
+            TensorFileFormat.Gguf => GgufFile.Read(stream, path),
+            TensorFileFormat.Safetensors => SafetensorsFile.Read(stream, path),
+            TensorFileFormat.Llama2c => Llama2cFile.Read(stream, path),
+            _ => new TensorFile { Format = TensorFileFormat.Opaque, FileLength = stream.Length, Tensors = [] },
+        };
+    }
+
+    public static TensorFileFormat Detect(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 4096);
+        return Detect(stream);
+    }
+
+    /// <summary>
+    /// Which reader <see cref="Read"/> would use. Cheap (reads at most 36 bytes) and never throws
+    /// for malformed content; the stream position is restored.
+    /// </summary>
+    public static TensorFileFormat Detect(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanSeek) throw new ArgumentException("format detection needs a seekable stream", nameof(stream));
+        long length = stream.Length;
+        long pos = stream.Position;
+        Span<byte> head = stackalloc byte[9];
+        int n;
+        try
+        {
+            stream.Position = 0;
+            n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        }
+        finally { stream.Position = pos; }
+
+        if (n >= 4 && head[..4].SequenceEqual("GGUF"u8)) return TensorFileFormat.Gguf;
+        if (n == 9)
+        {
+            ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(head);
+            if (headerLen >= 2 && headerLen <= (ulong)SafetensorsFile.MaxHeaderLength
+                && headerLen <= (ulong)(length - 8) && head[8] == (byte)'{')
+                return TensorFileFormat.Safetensors;
+        }
+        if (Llama2cFile.TryDetect(stream, length)) return TensorFileFormat.Llama2c;
+        return TensorFileFormat.Opaque;
+    }
+}

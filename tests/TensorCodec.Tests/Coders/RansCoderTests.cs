@@ -1,0 +1,74 @@
+using System.Buffers;
+using TensorCodec.Coders;
+
+namespace TensorCodec.Tests.Coders;
+
+public class RansCoderTests
+{
+    static int RoundTrip(byte[] data)
+    {
+        var enc = new byte[RansCoder.MaxEncodedLength(data.Length)];
+        Assert.Equal(OperationStatus.Done, RansCoder.Encode(data, enc, out int w));
+        var dec = new byte[data.Length];
+        Assert.Equal(OperationStatus.Done, RansCoder.Decode(enc.AsSpan(0, w), dec));
+        Assert.Equal(data, dec);
+        return w;
+    }
+
+    [Theory, MemberData(nameof(HuffmanCoderTests.Cases), MemberType = typeof(HuffmanCoderTests))]
+    public void RoundTrips(string name) => RoundTrip(HuffmanCoderTests.Make(name));
+
+    [Theory]
+    [InlineData(1)] [InlineData(2)] [InlineData(3)] [InlineData(4)] [InlineData(5)] [InlineData(7)] [InlineData(9)]
+    public void ShortLengthsRoundTrip(int n)
+    {
+        var r = new Random(n);
+        var b = new byte[n];
+        r.NextBytes(b);
+        RoundTrip(b);
+    }
+
+    [Fact]
+    public void SkewedDataCompressesNearEntropy()
+    {
+        var data = HuffmanCoderTests.Make("skewed");
+        int w = RoundTrip(data);
+        double bound = FrequencyTable.Order0Bits(data) / 8;
+        Assert.InRange(w, bound, bound * 1.01 + 64);
+    }
+
+    [Fact]
+    public void NormalisedFrequenciesSumToScaleAndKeepEverySymbol()
+    {
+        var r = new Random(3);
+        for (int it = 0; it < 200; it++)
+        {
+            var hist = new uint[256];
+            int used = r.Next(1, 257);
+            for (int i = 0; i < used; i++) hist[r.Next(256)] = (uint)(r.Next(3) == 0 ? r.Next(1, 3) : r.Next(1, 1_000_000));
+            var f = new ushort[256];
+            Assert.True(RansCoder.NormalizeFrequencies(hist, f));
+            Assert.Equal(RansCoder.Scale, f.Sum(x => x));
+            for (int s = 0; s < 256; s++) Assert.Equal(hist[s] != 0, f[s] != 0);
+        }
+    }
+
+    [Fact]
+    public void CorruptPayloadsNeverThrow()
+    {
+        var data = HuffmanCoderTests.Make("skewed").AsSpan(0, 3000).ToArray();
+        var enc = new byte[RansCoder.MaxEncodedLength(data.Length)];
+        RansCoder.Encode(data, enc, out int w);
+        var r = new Random(9);
+        var dec = new byte[data.Length];
+        for (int it = 0; it < 2000; it++)
+        {
+            var bad = enc.AsSpan(0, w).ToArray();
+            int flips = r.Next(1, 4);
+            for (int f = 0; f < flips; f++) bad[r.Next(bad.Length)] ^= (byte)(1 << r.Next(8));
+            int len = r.Next(4) == 0 ? r.Next(bad.Length) : bad.Length;
+            var st = RansCoder.Decode(bad.AsSpan(0, len), dec);
+            Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+using CsCheck;
+using TensorCodec.Formats;
+
+namespace TensorCodec.Tests.Formats;
+
+/// <summary>The Vector256 paths must produce exactly the reference bytes and float bits.</summary>
+public class FastPathTests
+{
+    /// <summary>Blocks of 32 with the awkward cases mixed in: zeros, constants, tiny values, ties, ±max duplicates.</summary>
+    private static float[] MakeBlocks(int seed, int blocks)
+    {
+        var rng = new Random(seed);
+        var x = new float[blocks * 32];
+        for (int b = 0; b < blocks; b++)
+        {
+            var s = x.AsSpan(b * 32, 32);
+            int kind = b % 8;
+            float scale = (float)Math.Pow(2, rng.Next(-20, 20));
+            for (int j = 0; j < 32; j++)
+            {
+                s[j] = kind switch
+                {
+                    0 => 0f,
+                    1 => scale,
+                    2 => (float)(rng.NextDouble() - 0.5) * 1e-30f,
+                    3 => (rng.Next(-254, 255) / 2f) * scale / 127f,        // land on x·id ≈ k + ½
+                    4 => j % 2 == 0 ? scale : -scale,                     // equal magnitudes, first one wins
+                    5 => BitConverter.Int32BitsToSingle(rng.Next(0, 0x7F000000)) % 1e6f * (j % 3 == 0 ? -1 : 1), // finite only: NaN input is undefined in ggml too
+                    _ => (float)(rng.NextDouble() * 2 - 1) * scale,
+                };
+            }
+        }
+        return x;
+    }
+
+    private static void AssertSame(Action<ReadOnlySpan<float>, Span<byte>> refQ, Action<ReadOnlySpan<float>, Span<byte>> fastQ,
+        Action<ReadOnlySpan<byte>, Span<float>> refD, Action<ReadOnlySpan<byte>, Span<float>> fastD, float[] x, int blockBytes)
+    {
+        var a = new byte[x.Length / 32 * blockBytes];
+        var b = new byte[a.Length];
+        refQ(x, a);
+        fastQ(x, b);
+        Assert.Equal(a, b);
+        var da = new float[x.Length];
+        var db = new float[x.Length];
+        refD(a, da);
+        fastD(a, db);
+        for (int i = 0; i < da.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(da[i]), BitConverter.SingleToInt32Bits(db[i]));
+    }
+
+    [Fact]
+    public void Q8_0_fast_matches_reference()
+    {
+        if (!Q8_0Fast.IsSupported) return;
+        for (int seed = 0; seed < 20; seed++)
+            AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed, 64), 34);
+    }
+
+    [Fact]
+    public void Q4_0_fast_matches_reference()
+    {
+        if (!Q4_0Fast.IsSupported) return;
+        for (int seed = 0; seed < 20; seed++)
+            AssertSame(Q4_0.QuantizeReference, Q4_0Fast.Quantize, Q4_0.DequantizeReference, Q4_0Fast.Dequantize, MakeBlocks(seed, 64), 18);
+    }
+
+    [Fact]
+    public void Fast_paths_match_reference_on_generated_floats()
+    {
+        if (!Vector256IsOn()) return;
+        Gen.Float[-1e6f, 1e6f].Array[32].Sample(x =>
+        {
+            AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, x, 34);
+            AssertSame(Q4_0.QuantizeReference, Q4_0Fast.Quantize, Q4_0.DequantizeReference, Q4_0Fast.Dequantize, x, 18);
+        }, iter: 2000);
+    }
+
+    [Fact]
+    public void Dequantize_of_random_bytes_matches_reference()
+    {
+        if (!Vector256IsOn()) return;
+        var rng = new Random(3);
+        var q8 = new byte[34 * 100];
+        var q4 = new byte[18 * 100];
+        rng.NextBytes(q8);
+        rng.NextBytes(q4);
+        // keep the fp16 scales finite so NaN bit patterns cannot differ in payload
+        for (int i = 0; i < 100; i++) { q8[i * 34 + 1] &= 0x3F; q4[i * 18 + 1] &= 0x3F; }
+        var a = new float[3200];
+        var b = new float[3200];
+        Q8_0.DequantizeReference(q8, a); Q8_0Fast.Dequantize(q8, b);
+        Assert.Equal(a, b);
+        Q4_0.DequantizeReference(q4, a); Q4_0Fast.Dequantize(q4, b);
+        Assert.Equal(a, b);
+    }
+
+    [Theory]
+    [InlineData("q4_K")]
+    [InlineData("q5_K")]
+    [InlineData("q6_K")]
+    public void KQuant_fast_dequantize_matches_reference_on_random_blocks(string name)
+    {
+        if (!KQuantFast.IsSupported) return;
+        var f = BlockFormats.Get(name);
+        var rng = new Random(name.GetHashCode() & 0xFFFF);
+        const int blocks = 200;
+        var q = new byte[blocks * f.BlockBytes];
+        rng.NextBytes(q);
+        // finite fp16 super-scales (d, dmin) so NaN payloads cannot differ
+        int[] halves = name == "q6_K" ? [208] : [0, 2];
+        for (int i = 0; i < blocks; i++)
+            foreach (int o in halves) q[i * f.BlockBytes + o + 1] &= 0x3F;
+        var a = new float[blocks * 256];
+        var b = new float[blocks * 256];
+        if (name == "q6_K") { Q6_K.DequantizeReference(q, a); KQuantFast.DequantizeQ6(q, b); }
+        else
+        {
+            int nmax = name == "q4_K" ? 15 : 31;
+            KQuant45.DequantizeReference(q, a, nmax, f.BlockBytes);
+            KQuantFast.DequantizeQ45(q, b, nmax, f.BlockBytes);
+        }
+        for (int i = 0; i < a.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
+    }
+
+    [Fact]
+    public void RoundAway_matches_C_roundf()
+    {
+        if (!Vector256IsOn()) return;
+        float[] t = [0.49999997f, 0.5f, 1.5f, 2.5f, -0.5f, -0.49999997f, -2.5f, 126.5f, -127f, 8388607.5f, 0f, -0f];
+        var v = new float[8];
+        for (int i = 0; i < t.Length; i += 8)
+        {
+            Array.Clear(v);
+            t.AsSpan(i, Math.Min(8, t.Length - i)).CopyTo(v);
+            var r = Q8_0Fast.RoundAwayToInt(System.Runtime.Intrinsics.Vector256.Create(v));
+            for (int k = 0; k < 8; k++) Assert.Equal((int)MathF.Round(v[k], MidpointRounding.AwayFromZero), r[k]);
+        }
+    }
+
+    private static bool Vector256IsOn() => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated;
+}

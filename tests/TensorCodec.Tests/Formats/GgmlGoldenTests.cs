@@ -1,0 +1,115 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using TensorCodec.Formats;
+
+namespace TensorCodec.Tests.Formats;
+
+/// <summary>
+/// Bit-exactness against ggml (commit d99724f2): every case in Fixtures/ggml/*.json must
+/// quantize to the same bytes and dequantize to the same float bits.
+/// </summary>
+public class GgmlGoldenTests
+{
+    private static readonly string Dir = Path.Combine(AppContext.BaseDirectory, "Fixtures", "ggml");
+
+    public sealed record Case(string File, string Type, int GgmlType, int BlockSize, int TypeSize, int NPerRow, int NRows,
+        bool Imatrix, string Quant, string Dequant, string Input, string? ImatrixFile)
+    {
+        public override string ToString() => $"{Path.GetFileNameWithoutExtension(File)}:{Type}{(Imatrix ? "+imat" : "")}";
+    }
+
+    public static IEnumerable<object[]> Cases()
+    {
+        foreach (var json in Directory.GetFiles(Dir, "*.json").Order(StringComparer.Ordinal))
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(json));
+            foreach (var c in doc.RootElement.EnumerateArray())
+            {
+                string name = c.GetProperty("case").GetString()!;
+                bool imat = c.GetProperty("imatrix").GetBoolean();
+                yield return [new Case(Path.GetFileName(json), c.GetProperty("type").GetString()!, c.GetProperty("ggml_type").GetInt32(),
+                    c.GetProperty("block_size").GetInt32(), c.GetProperty("type_size").GetInt32(),
+                    c.GetProperty("n_per_row").GetInt32(), c.GetProperty("nrows").GetInt32(), imat,
+                    c.GetProperty("quant").GetString()!, c.GetProperty("dequant").GetString()!,
+                    name + ".f32", imat ? name + ".imatrix.f32" : null)];
+            }
+        }
+    }
+
+    internal static float[] ReadF32(string file) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(Dir, file))).ToArray();
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Quantize_matches_ggml_bytes(Case c)
+    {
+        var fmt = BlockFormats.Get(c.Type);
+        Assert.Equal(c.GgmlType, fmt.GgmlTypeId);
+        Assert.Equal(c.BlockSize, fmt.BlockSize);
+        Assert.Equal(c.TypeSize, fmt.BlockBytes);
+        var input = ReadF32(c.Input).AsSpan(0, c.NPerRow * c.NRows).ToArray();
+        var imat = c.ImatrixFile is null ? null : ReadF32(c.ImatrixFile);
+        var expected = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
+        var actual = new byte[expected.Length];
+        fmt.Quantize(input, actual, c.NPerRow, imat);
+        int rowBytes = c.NPerRow / c.BlockSize * c.TypeSize;
+        var bad = Enumerable.Range(0, expected.Length).Where(i => expected[i] != actual[i]).ToList();
+        Assert.True(bad.Count == 0,
+            $"{bad.Count} of {expected.Length} bytes differ; first at {(bad.Count > 0 ? bad[0] : -1)} " +
+            $"(row {(bad.Count > 0 ? bad[0] / rowBytes : -1)}, block {(bad.Count > 0 ? bad[0] % rowBytes / c.TypeSize : -1)}, " +
+            $"offset {(bad.Count > 0 ? bad[0] % c.TypeSize : -1)})");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Dequantize_matches_ggml_bits(Case c)
+    {
+        var fmt = BlockFormats.Get(c.Type);
+        var quant = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
+        var expected = ReadF32(c.Dequant);
+        Assert.Equal(c.NPerRow * c.NRows, expected.Length);
+        var actual = new float[expected.Length];
+        fmt.Dequantize(quant, actual);
+        int bad = 0, first = -1;
+        for (int i = 0; i < expected.Length; i++)
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+            {
+                bad++;
+                if (first < 0) first = i;
+            }
+        Assert.True(bad == 0, $"{bad} values differ; first at {first}: expected {(first >= 0 ? expected[first] : 0)} got {(first >= 0 ? actual[first] : 0)}");
+    }
+
+    /// <summary>The scalar references behind the fast paths must match ggml on their own, too.</summary>
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Scalar_references_match_ggml(Case c)
+    {
+        var quant = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
+        var expected = ReadF32(c.Dequant);
+        var actual = new float[expected.Length];
+        var input = ReadF32(c.Input).AsSpan(0, c.NPerRow * c.NRows).ToArray();
+        var bytes = new byte[quant.Length];
+        switch (c.Type)
+        {
+            case "q8_0":
+                Q8_0.QuantizeReference(input, bytes);
+                Assert.Equal(quant, bytes);
+                Q8_0.DequantizeReference(quant, actual);
+                break;
+            case "q4_0":
+                if (!c.Imatrix)
+                {
+                    Q4_0.QuantizeReference(input, bytes);
+                    Assert.Equal(quant, bytes);
+                }
+                Q4_0.DequantizeReference(quant, actual);
+                break;
+            case "q4_K": KQuant45.DequantizeReference(quant, actual, 15, 144); break;
+            case "q5_K": KQuant45.DequantizeReference(quant, actual, 31, 176); break;
+            case "q6_K": Q6_K.DequantizeReference(quant, actual); break;
+            default: return;
+        }
+        for (int i = 0; i < expected.Length; i++)
+            Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]));
+    }
+}
