@@ -9,10 +9,10 @@ static class EvalCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Model to evaluate (llama2.c .bin, or safetensors with config.json beside it)" };
+        var model = new Argument<string>("model") { Description = "Model to evaluate (llama2.c .bin, GGUF, or safetensors with config.json beside it)" };
         var baseModel = new Option<string?>("--base") { Description = "Base model: adds KL(base‖model), top-1 agreement and Δp statistics" };
         var text = new Option<string?>("--text") { Description = "Text file, tokenized paragraph by paragraph (BOS + paragraph + \"\\n\")" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer.bin for --text" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: llama2.c tokenizer.bin, or a GGUF with an embedded vocabulary" };
         var tokens = new Option<string?>("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
         var split = new Option<TokenSplit>("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
@@ -45,7 +45,7 @@ static class EvalCommand
             using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
             int[] all = tokensPath is not null
                 ? (tokensPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? EvalData.ParseCsv(File.ReadAllText(tokensPath), tokensPath) : EvalData.ReadU16(tokensPath))
-                : EvalData.Tokenize(textPath!, Tokenizer.LoadLlama2c(tokPath!));
+                : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
             var data = EvalData.Split(all, p.GetValue(split));
 
             int ctxValue = p.GetValue(ctx);

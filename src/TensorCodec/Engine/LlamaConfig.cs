@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using TensorCodec.Containers;
 
 namespace TensorCodec.Engine;
 
@@ -65,6 +66,43 @@ public sealed record LlamaConfig
             Dim = Get("dim"), HiddenDim = Get("hidden_dim"), Layers = Get("n_layers"), Heads = Get("n_heads"),
             KvHeads = Get("n_kv_heads"), VocabSize = Math.Abs(vocab), MaxSeqLen = Get("seq_len"),
             Rope = RopeStyle.AdjacentPairs, TiedEmbeddings = shared,
+        };
+        c.Validate(source);
+        return c;
+    }
+
+    /// <summary>From the <c>llama.*</c> keys of a GGUF (llama.cpp's converter already permuted Q/K to adjacent-pair RoPE).</summary>
+    public static LlamaConfig FromGguf(GgufFile gguf, string? source = null)
+    {
+        string arch = gguf.Find("general.architecture")?.Value as string
+            ?? throw new InvalidDataException($"{source}: GGUF key 'general.architecture' is missing");
+        if (arch != "llama") throw new NotSupportedException($"{source}: GGUF architecture '{arch}' is not supported (only 'llama')");
+        long Int(string key, long? dflt = null)
+        {
+            var v = gguf.Find(key);
+            if (v is null) return dflt ?? throw new InvalidDataException($"{source}: GGUF key '{key}' is missing");
+            return v.Value switch
+            {
+                byte b => b, sbyte b => b, ushort b => b, short b => b, uint b => b, int b => b, ulong b => (long)b, long b => b,
+                _ => throw new InvalidDataException($"{source}: GGUF key '{key}' is {v.Type}, not an integer"),
+            };
+        }
+        double Num(string key, double dflt) => gguf.Find(key)?.Value switch { float f => f, double d => d, null => dflt, var o => Convert.ToDouble(o, CultureInfo.InvariantCulture) };
+        int vocab = gguf.Find("tokenizer.ggml.tokens")?.Value is GgufArray toks ? toks.Count : 0;
+        if (gguf.Find("llama.vocab_size") is not null) vocab = (int)Int("llama.vocab_size");
+        if (vocab == 0)
+            vocab = (int)(gguf.Tensors.FirstOrDefault(t => t.Name == "token_embd.weight")?.Dims is { Length: 2 } d ? d[1]
+                : throw new InvalidDataException($"{source}: vocabulary size unknown (no llama.vocab_size, tokenizer or token_embd.weight)"));
+        int heads = (int)Int("llama.attention.head_count");
+        var c = new LlamaConfig
+        {
+            Dim = (int)Int("llama.embedding_length"), HiddenDim = (int)Int("llama.feed_forward_length"),
+            Layers = (int)Int("llama.block_count"), Heads = heads, KvHeads = (int)Int("llama.attention.head_count_kv", heads),
+            VocabSize = vocab, MaxSeqLen = (int)Int("llama.context_length", 2048),
+            NormEps = (float)Num("llama.attention.layer_norm_rms_epsilon", 1e-5), RopeTheta = (float)Num("llama.rope.freq_base", 10000),
+            Rope = RopeStyle.AdjacentPairs,
+            TiedEmbeddings = !gguf.Tensors.Any(t => t.Name == "output.weight"),
+            BosId = (int)Int("tokenizer.ggml.bos_token_id", 1), EosId = (int)Int("tokenizer.ggml.eos_token_id", 2),
         };
         c.Validate(source);
         return c;

@@ -1,4 +1,5 @@
 using TensorCodec.Containers;
+using TensorCodec.Formats;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
@@ -30,8 +31,8 @@ public sealed class LlamaLayer
 }
 
 /// <summary>
-/// A Llama-architecture model: config plus weights, memory-mapped from a llama2.c checkpoint or
-/// HF safetensors (+ config.json). Weights come from a <see cref="TensorFile"/> (names, dtypes,
+/// A Llama-architecture model: config plus weights, memory-mapped from a llama2.c checkpoint,
+/// HF safetensors (+ config.json) or a GGUF of architecture llama (block-quantized weights stay packed). Weights come from a <see cref="TensorFile"/> (names, dtypes,
 /// byte ranges) over the mapped file, so a new container only needs a name map here.
 /// Inference state lives in <see cref="LlamaSession"/>; one model serves many sessions.
 /// </summary>
@@ -90,9 +91,11 @@ public sealed class LlamaModel : IDisposable
                 names = NameMap.HuggingFace;
                 break;
             case TensorFileFormat.Gguf:
-                throw new NotSupportedException($"{path}: GGUF models are not supported by the engine yet");
+                using (var stream = File.OpenRead(path)) config = LlamaConfig.FromGguf(GgufFile.Parse(stream, path), path);
+                names = NameMap.Gguf;
+                break;
             default:
-                throw new NotSupportedException($"{path}: not a recognised model file (expected llama2.c or safetensors)");
+                throw new NotSupportedException($"{path}: not a recognised model file (expected llama2.c, safetensors or GGUF)");
         }
 
         var file = new MappedFile(path);
@@ -144,6 +147,11 @@ public sealed class LlamaModel : IDisposable
             "model.layers.{0}.self_attn.o_proj.weight", "model.layers.{0}.post_attention_layernorm.weight",
             "model.layers.{0}.mlp.gate_proj.weight", "model.layers.{0}.mlp.up_proj.weight",
             "model.layers.{0}.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight");
+
+        public static readonly NameMap Gguf = new(false, "token_embd.weight", "blk.{0}.attn_norm.weight",
+            "blk.{0}.attn_q.weight", "blk.{0}.attn_k.weight", "blk.{0}.attn_v.weight", "blk.{0}.attn_output.weight",
+            "blk.{0}.ffn_norm.weight", "blk.{0}.ffn_gate.weight", "blk.{0}.ffn_up.weight", "blk.{0}.ffn_down.weight",
+            "output_norm.weight", "output.weight");
     }
 
     /// <summary>Finds tensors, checks their shapes against the config, and wraps their bytes.</summary>
@@ -154,13 +162,13 @@ public sealed class LlamaModel : IDisposable
         public IWeightMatrix Matrix(string pattern, int layer, int rows, int cols)
         {
             var (t, offset, size) = Locate(pattern, layer, [rows, cols]);
-            return WeightMatrix.Create(t.DType, file.At(offset, size), rows, cols, file, widen);
+            return WeightMatrix.Create(t.DType, file.At(offset, size), rows, cols, file, widen, t.GgmlType);
         }
 
         public float[] Vector(string pattern, int layer, int n)
         {
             var (t, offset, size) = Locate(pattern, layer, [n]);
-            return WeightMatrix.ReadVector(t.DType, file.At(offset, size), n);
+            return WeightMatrix.ReadVector(t.DType, file.At(offset, size), n, t.GgmlType);
         }
 
         (TensorInfo, long, long) Locate(string pattern, int layer, long[] shape)
@@ -172,12 +180,16 @@ public sealed class LlamaModel : IDisposable
             long[] expected = stacked ? [config.Layers, .. shape] : shape;
             if (!t.Shape.SequenceEqual(expected))
                 throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", t.Shape)}], the config implies [{string.Join(", ", expected)}]");
-            int es = t.DType.ElementSize();
-            if (t.DType is not (DType.F32 or DType.BF16 or DType.F16))
-                throw new NotSupportedException($"{file.Path}: tensor '{name}' has type {t.DType}, which the engine does not support yet");
-            if (t.Length != t.ElementCount * es)
-                throw new InvalidDataException($"{file.Path}: tensor '{name}' holds {t.Length} bytes, its shape and type imply {t.ElementCount * es}");
-            long slice = shape.Aggregate(1L, (a, b) => a * b) * es;
+            long bytesPerLayer;
+            long elements = shape.Aggregate(1L, (a, b) => a * b);
+            if (t.DType is DType.F32 or DType.BF16 or DType.F16) bytesPerLayer = elements * t.DType.ElementSize();
+            else if (t.DType == DType.Packed && BlockFormats.FromGgmlType(t.GgmlType) is { } f && shape[^1] % f.BlockSize == 0)
+                bytesPerLayer = elements / f.BlockSize * f.BlockBytes;
+            else
+                throw new NotSupportedException($"{file.Path}: tensor '{name}' has type {(t.GgmlType >= 0 && GgmlTypes.TryGet(t.GgmlType, out var gi) ? gi.Name : t.DType.ToString())}, which the engine does not support");
+            long slice = bytesPerLayer;
+            if (t.Length != slice * (stacked ? config.Layers : 1))
+                throw new InvalidDataException($"{file.Path}: tensor '{name}' holds {t.Length} bytes, its shape and type imply {slice * (stacked ? config.Layers : 1)}");
             long offset = t.Offset + (stacked ? layer * slice : 0);
             return (t, offset, slice);
         }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using TensorCodec.Containers;
 
 namespace TensorCodec.Engine;
 
@@ -86,6 +87,31 @@ public sealed class Tokenizer
         }
         if (pieces.Count < 3) throw new InvalidDataException($"{path}: only {pieces.Count} tokens");
         return new Tokenizer(pieces, scores);
+    }
+
+    /// <summary>
+    /// The vocabulary embedded in a GGUF (<c>tokenizer.ggml.*</c>, model "llama" = SentencePiece).
+    /// Pieces spell spaces as U+2581; byte tokens are "&lt;0xXX&gt;" like tokenizer.bin.
+    /// </summary>
+    public static Tokenizer FromGguf(GgufFile gguf, string? source = null)
+    {
+        string model = gguf.Find("tokenizer.ggml.model")?.Value as string ?? "llama";
+        if (model != "llama") throw new NotSupportedException($"{source}: GGUF tokenizer model '{model}' is not supported (only 'llama')");
+        if (gguf.Find("tokenizer.ggml.tokens")?.Value is not GgufArray { Items: string[] tokens })
+            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.tokens' is missing or not a string array");
+        float[] scores = gguf.Find("tokenizer.ggml.scores")?.Value is GgufArray { Items: float[] sc } ? sc : new float[tokens.Length];
+        if (scores.Length != tokens.Length)
+            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.scores' has {scores.Length} entries for {tokens.Length} tokens");
+        int Id(string key, int dflt) => gguf.Find(key)?.Value is { } v ? Convert.ToInt32(v, System.Globalization.CultureInfo.InvariantCulture) : dflt;
+        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToList();
+        return new Tokenizer(pieces, scores, Id("tokenizer.ggml.bos_token_id", 1), Id("tokenizer.ggml.eos_token_id", 2));
+    }
+
+    /// <summary>A llama2.c tokenizer.bin, or the vocabulary inside a GGUF model.</summary>
+    public static Tokenizer Load(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return GgufFile.HasMagic(stream) ? FromGguf(GgufFile.Parse(stream, path), path) : LoadLlama2c(path);
     }
 
     public ReadOnlySpan<byte> Piece(int id) => _pieces[id];

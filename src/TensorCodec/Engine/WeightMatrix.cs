@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using TensorCodec.Formats;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
@@ -156,6 +157,52 @@ public sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? own
         TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(data + (long)row * cols, cols), destination[..cols]);
 }
 
+/// <summary>
+/// Block-quantized weights (any ggml block format), kept packed. This first version decodes a row
+/// (MatVec) or a tile of rows (MatMul) with the format's SIMD dequantizer and runs the F32 dot;
+/// fused per-format dequantize-dot kernels replace it type by type.
+/// </summary>
+public sealed unsafe class BlockMatrix : IWeightMatrix
+{
+    readonly IBlockFormat _format;
+    readonly byte* _data;
+    readonly object? _owner;
+    readonly int _rowBytes;
+
+    public BlockMatrix(IBlockFormat format, byte* data, int rows, int cols, object? owner = null)
+    {
+        if (cols % format.BlockSize != 0)
+            throw new InvalidDataException($"row length {cols} is not a multiple of the {format.Name} block size {format.BlockSize}");
+        _format = format; _data = data; _owner = owner;
+        Rows = rows; Cols = cols;
+        _rowBytes = cols / format.BlockSize * format.BlockBytes;
+    }
+
+    public int Rows { get; }
+    public int Cols { get; }
+    public string TypeName => _format.Name;
+    public long ByteSize => (long)Rows * _rowBytes;
+
+    public void MatVec(ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd)
+    {
+        float[]? rented = null;
+        Span<float> w = Cols <= 8192 ? stackalloc float[Cols] : (rented = ArrayPool<float>.Shared.Rent(Cols)).AsSpan(0, Cols);
+        x = x[..Cols];
+        for (int r = rowStart; r < rowEnd; r++)
+        {
+            ReadRow(r, w);
+            y[r] = TensorPrimitives.Dot(w, x);
+        }
+        if (rented is not null) ArrayPool<float>.Shared.Return(rented);
+    }
+
+    public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd) =>
+        WeightMatrix.MatMulByDecodedTiles(this, x, n, y, rowStart, rowEnd);
+
+    public void ReadRow(int row, Span<float> destination) =>
+        _format.Dequantize(new ReadOnlySpan<byte>(_data + (long)row * _rowBytes, _rowBytes), destination[..Cols]);
+}
+
 /// <summary>Builds weight matrices over raw tensor bytes.</summary>
 public static unsafe class WeightMatrix
 {
@@ -163,12 +210,12 @@ public static unsafe class WeightMatrix
     /// A matrix over <paramref name="rows"/>×<paramref name="cols"/> elements of <paramref name="dtype"/>
     /// at <paramref name="data"/>. With <paramref name="widenToF32"/> the data is copied to an F32 array.
     /// </summary>
-    public static IWeightMatrix Create(DType dtype, byte* data, int rows, int cols, object? owner, bool widenToF32 = false)
+    public static IWeightMatrix Create(DType dtype, byte* data, int rows, int cols, object? owner, bool widenToF32 = false, int ggmlType = -1)
     {
         if (widenToF32 && dtype != DType.F32)
         {
             var arr = GC.AllocateUninitializedArray<float>(checked(rows * cols), pinned: true);
-            var m = Create(dtype, data, rows, cols, owner);
+            var m = Create(dtype, data, rows, cols, owner, false, ggmlType);
             for (int r = 0; r < rows; r++) m.ReadRow(r, arr.AsSpan(r * cols, cols));
             fixed (float* p = arr) return new F32Matrix(p, rows, cols, arr); // pinned: the address stays valid
         }
@@ -177,6 +224,7 @@ public static unsafe class WeightMatrix
             DType.F32 => new F32Matrix((float*)data, rows, cols, owner),
             DType.BF16 => new Bf16Matrix((ushort*)data, rows, cols, owner),
             DType.F16 => new F16Matrix((Half*)data, rows, cols, owner),
+            DType.Packed when BlockFormats.FromGgmlType(ggmlType) is { } f => new BlockMatrix(f, data, rows, cols, owner),
             _ => throw new NotSupportedException($"weight type {dtype} is not supported by the engine yet"),
         };
     }
@@ -205,10 +253,10 @@ public static unsafe class WeightMatrix
     }
 
     /// <summary>Decodes a small vector (norm weights) to a new F32 array.</summary>
-    public static float[] ReadVector(DType dtype, byte* data, int count)
+    public static float[] ReadVector(DType dtype, byte* data, int count, int ggmlType = -1)
     {
         var v = new float[count];
-        Create(dtype, data, 1, count, null).ReadRow(0, v);
+        Create(dtype, data, 1, count, null, false, ggmlType).ReadRow(0, v);
         return v;
     }
 }
