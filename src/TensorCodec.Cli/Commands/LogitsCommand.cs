@@ -38,7 +38,7 @@ static class LogitsCommand
                 else
                 {
                     Console.WriteLine(string.Join(",", g.Tokens));
-                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] (-T {t}, best of 5); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
+                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] (-T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
                 }
                 return 0;
             }

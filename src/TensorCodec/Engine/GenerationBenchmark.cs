@@ -12,7 +12,7 @@ public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int
 /// <summary>Times greedy generation: the best of several runs, after one warm-up run (JIT, page faults).</summary>
 public static class GenerationBenchmark
 {
-    public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 5)
+    public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 10)
     {
         if (prompt.IsEmpty) prompt = new[] { model.Config.BosId };
         tokens = Math.Min(tokens, model.Config.MaxSeqLen - prompt.Length);

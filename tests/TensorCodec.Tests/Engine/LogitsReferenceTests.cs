@@ -105,6 +105,21 @@ public class LogitsReferenceTests(ITestOutputHelper output)
         Assert.True(max < 1e-3, $"fused BF16 kernel differs from widen+F32 by {max}");
     }
 
+    [Theory]
+    [InlineData("stories260K.bin")]
+    [InlineData("bard-3m-bf16.safetensors")]
+    public void A_generated_token_allocates_nothing(string sample)
+    {
+        using var model = LlamaModel.Load(TestFiles.Sample(sample), new LlamaLoadOptions { ConfigPath = EngineFixtures.Fixture("config.json") });
+        using var s = model.CreateSession();
+        int token = 1;
+        for (int i = 0; i < 8; i++) token = Sampling.ArgMax(s.Forward(token)); // warm-up (JIT, tiered compilation)
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 64; i++) token = Sampling.ArgMax(s.Forward(token));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated == 0, $"{allocated} bytes allocated over 64 tokens");
+    }
+
     [Fact]
     public void Sequence_longer_than_capacity_is_a_clear_error()
     {
