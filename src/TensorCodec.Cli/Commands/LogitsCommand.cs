@@ -34,11 +34,11 @@ static class LogitsCommand
             if (p.GetValue(generate) is int n and > 0)
             {
                 var g = GenerationBenchmark.Run(m, ids, n, t);
-                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, tokens = g.Tokens });
+                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
                 else
                 {
                     Console.WriteLine(string.Join(",", g.Tokens));
-                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] (-T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
+                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
                 }
                 return 0;
             }

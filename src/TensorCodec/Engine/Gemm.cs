@@ -11,6 +11,37 @@ namespace TensorCodec.Engine;
 public static unsafe class Gemm
 {
     /// <summary>
+    /// y[i] = w[i]·x for i &lt; rows. Four rows share each load of x, and there is no per-row call
+    /// overhead, which matters for small models where a row is only 64–256 floats.
+    /// </summary>
+    public static void MatVec(float* w, int rows, int cols, float* x, float* y)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && cols >= 8)
+        {
+            for (; i + 4 <= rows; i += 4)
+            {
+                float* w0 = w + (long)i * cols, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                int k = 0;
+                for (; k + 8 <= cols; k += 8)
+                {
+                    var u = Vector256.Load(x + k);
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Load(w0 + k), u, a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Load(w1 + k), u, a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.Load(w2 + k), u, a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.Load(w3 + k), u, a3);
+                }
+                float s0 = Vector256.Sum(a0), s1 = Vector256.Sum(a1), s2 = Vector256.Sum(a2), s3 = Vector256.Sum(a3);
+                for (; k < cols; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
+                y[i] = s0; y[i + 1] = s1; y[i + 2] = s2; y[i + 3] = s3;
+            }
+        }
+        var xs = new ReadOnlySpan<float>(x, cols);
+        for (; i < rows; i++) y[i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w + (long)i * cols, cols), xs);
+    }
+
+    /// <summary>
     /// y[t·ldy + i] = w[i]·x[t] for i &lt; rows, t &lt; n. w is [rows][cols], x is [n][cols], both dense.
     /// </summary>
     public static void RowsTimesTokens(float* w, int rows, int cols, float* x, int n, float* y, int ldy)

@@ -48,8 +48,9 @@ public sealed unsafe class F32Matrix(float* data, int rows, int cols, object? ow
 
     public void MatVec(ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd)
     {
-        x = x[..cols];
-        for (int r = rowStart; r < rowEnd; r++) y[r] = TensorPrimitives.Dot(Row(r), x);
+        if (x.Length < cols || y.Length < rowEnd || rowStart < 0) throw new ArgumentException("x or y is too short");
+        fixed (float* px = x, py = y)
+            Gemm.MatVec(data + (long)rowStart * cols, rowEnd - rowStart, cols, px, py + rowStart);
     }
 
     public void MatMul(ReadOnlySpan<float> x, int n, Span<float> y, int rowStart, int rowEnd)
