@@ -75,7 +75,7 @@ static class EvalCommand
             if (result.Kl is { } k)
             {
                 AnsiConsole.MarkupLine($"  base PPL = {k.BasePpl:F4} ± {k.BasePplStdErr:F4}   ln(PPL/PPL_base) = {Math.Log(result.Ppl / k.BasePpl):F6}");
-                AnsiConsole.MarkupLine($"  KL(base‖model): mean {k.Mean:F6} ± {k.MeanStdErr:F6}, median {k.Median:F6}, p90 {k.P90:F6}, p99 {k.P99:F6}, max {k.Max:F6}");
+                AnsiConsole.MarkupLine($"  KL(base‖model): mean {k.Mean:G5} ± {k.MeanStdErr:G3}, median {k.Median:G5}, p90 {k.P90:G5}, p99 {k.P99:G5}, max {k.Max:G5}");
                 AnsiConsole.MarkupLine($"  top-1 agreement {k.Top1AgreementPercent:F3} ± {k.Top1StdErrPercent:F3} %   Δp mean {100 * k.MeanDeltaP:F4} %, RMS {100 * k.RmsDeltaP:F4} %");
             }
             AnsiConsole.MarkupLine($"  {result.Seconds:F2} s, {result.TokensPerSecond:F0} tokens/s (model under test, -T {options.Threads})");
