@@ -32,7 +32,11 @@ public interface IKvCache
     long ByteSize { get; }
 }
 
-/// <summary>The plain F32 cache: [layer][kvHead][position][headDim], so one head's keys are contiguous.</summary>
+/// <summary>
+/// The plain F32 cache. Values are [layer][kvHead][position][headDim]; keys are stored transposed,
+/// [layer][kvHead][headDim][position], so the scores of 8 positions are headDim vertical FMAs with
+/// no horizontal sums, which is what makes attention cheap for small heads (stories260K: 8).
+/// </summary>
 public sealed class F32KvCache : IKvCache
 {
     readonly float[] _k, _v;
@@ -60,35 +64,54 @@ public sealed class F32KvCache : IKvCache
     {
         if ((uint)position >= (uint)Capacity)
             throw new ArgumentOutOfRangeException(nameof(position), $"position {position} is beyond the KV cache capacity {Capacity}");
+        int hd = HeadDim;
         for (int h = 0; h < KvHeads; h++)
         {
-            int at = Base(layer, h) + position * HeadDim;
-            k.Slice(h * HeadDim, HeadDim).CopyTo(_k.AsSpan(at, HeadDim));
-            v.Slice(h * HeadDim, HeadDim).CopyTo(_v.AsSpan(at, HeadDim));
+            int b = Base(layer, h);
+            var kh = k.Slice(h * hd, hd);
+            for (int i = 0; i < hd; i++) _k[b + i * Capacity + position] = kh[i];
+            v.Slice(h * hd, hd).CopyTo(_v.AsSpan(b + position * hd, hd));
         }
     }
 
-    // Heads are short (32–128 floats), so per-position library calls would dominate; these loops
-    // keep q (or the output) in registers across positions when the head is a multiple of 8.
     public unsafe void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
-        int hd = HeadDim;
-        var keys = _k.AsSpan(Base(layer, kvHead), count * hd);
-        q = q[..hd];
-        scores = scores[..count];
-        if (!Vector256.IsHardwareAccelerated || hd % 8 != 0 || hd > 256)
+        int hd = HeadDim, cap = Capacity;
+        if ((uint)count > (uint)cap || scores.Length < count || q.Length < hd) throw new ArgumentOutOfRangeException(nameof(count));
+        fixed (float* pk0 = _k, pq = q, ps = scores)
         {
-            for (int t = 0; t < count; t++) scores[t] = TensorPrimitives.Dot(q, keys.Slice(t * hd, hd));
-            return;
-        }
-        fixed (float* pk = keys, pq = q, ps = scores)
-            for (int t = 0; t < count; t++)
+            float* kt = pk0 + Base(layer, kvHead);
+            int t = 0;
+            if (Vector256.IsHardwareAccelerated)
             {
-                float* k = pk + t * hd;
-                var acc = Vector256<float>.Zero;
-                for (int i = 0; i < hd; i += 8) acc = Vector256.FusedMultiplyAdd(Vector256.Load(pq + i), Vector256.Load(k + i), acc);
-                ps[t] = Vector256.Sum(acc);
+                // Two blocks of 8 positions at once: independent FMA chains hide the FMA latency.
+                for (; t + 16 <= count; t += 16)
+                {
+                    Vector256<float> a0 = default, a1 = default;
+                    for (int i = 0; i < hd; i++)
+                    {
+                        var qi = Vector256.Create(pq[i]);
+                        float* row = kt + i * cap + t;
+                        a0 = Vector256.FusedMultiplyAdd(qi, Vector256.Load(row), a0);
+                        a1 = Vector256.FusedMultiplyAdd(qi, Vector256.Load(row + 8), a1);
+                    }
+                    a0.Store(ps + t);
+                    a1.Store(ps + t + 8);
+                }
+                for (; t + 8 <= count; t += 8)
+                {
+                    var acc = Vector256<float>.Zero;
+                    for (int i = 0; i < hd; i++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[i]), Vector256.Load(kt + i * cap + t), acc);
+                    acc.Store(ps + t);
+                }
             }
+            for (; t < count; t++)
+            {
+                float sum = 0;
+                for (int i = 0; i < hd; i++) sum += pq[i] * kt[i * cap + t];
+                ps[t] = sum;
+            }
+        }
     }
 
     public unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
@@ -98,17 +121,28 @@ public sealed class F32KvCache : IKvCache
         output = output[..hd];
         weights = weights[..count];
         output.Clear();
-        if (!Vector256.IsHardwareAccelerated || hd % 8 != 0 || hd > 256)
+        if (!Vector256.IsHardwareAccelerated || hd % 8 != 0)
         {
             for (int t = 0; t < count; t++) TensorPrimitives.MultiplyAdd(values.Slice(t * hd, hd), weights[t], output, output);
             return;
         }
+        // The output chunk stays in a register while positions stream past.
         fixed (float* pv = values, po = output, pw = weights)
             for (int i = 0; i < hd; i += 8)
             {
-                var acc = Vector256<float>.Zero;
-                for (int t = 0; t < count; t++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t]), Vector256.Load(pv + t * hd + i), acc);
-                acc.Store(po + i);
+                // Four independent chains over alternating positions, summed at the end.
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                int t = 0;
+                for (; t + 4 <= count; t += 4)
+                {
+                    float* row = pv + t * hd + i;
+                    a0 = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t]), Vector256.Load(row), a0);
+                    a1 = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t + 1]), Vector256.Load(row + hd), a1);
+                    a2 = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t + 2]), Vector256.Load(row + 2 * hd), a2);
+                    a3 = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t + 3]), Vector256.Load(row + 3 * hd), a3);
+                }
+                for (; t < count; t++) a0 = Vector256.FusedMultiplyAdd(Vector256.Create(pw[t]), Vector256.Load(pv + t * hd + i), a0);
+                ((a0 + a1) + (a2 + a3)).Store(po + i);
             }
     }
 

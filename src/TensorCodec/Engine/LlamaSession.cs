@@ -149,6 +149,8 @@ public sealed unsafe class LlamaSession : IDisposable
                 Rope(_k.AsSpan(t * kvDim, kvDim), pos);
                 Cache.Store(l, pos, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
             }
+            // Pre-scale q by 1/sqrt(head) once, instead of every score row.
+            TensorPrimitives.Multiply(_q.AsSpan(0, n * dim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * dim));
             _attention.Layer = l; _attention.Tokens = n;
             _pool.Run(_attention, n * _c.Heads);
             Linear(w.Wo, _xb2, _xb, n);
@@ -251,7 +253,6 @@ public sealed unsafe class LlamaSession : IDisposable
         {
             var c = s._c;
             int hd = c.HeadDim, group = c.Heads / c.KvHeads;
-            float scale = 1f / MathF.Sqrt(hd);
             for (int i = start; i < end; i++)
             {
                 int t = i / c.Heads, h = i % c.Heads;
@@ -259,12 +260,14 @@ public sealed unsafe class LlamaSession : IDisposable
                 var scores = s._att.AsSpan(worker * s.Capacity, count);
                 var q = s._q.AsSpan(t * c.Dim + h * hd, hd);
                 s.Cache.Scores(Layer, h / group, q, count, scores);
-                TensorPrimitives.Multiply(scores, scale, scores);
+                // Softmax with the normalisation moved onto the (short) output row.
                 float max = TensorPrimitives.Max(scores);
                 TensorPrimitives.Subtract(scores, max, scores);
                 TensorPrimitives.Exp(scores, scores);
-                TensorPrimitives.Multiply(scores, 1f / TensorPrimitives.Sum(scores), scores);
-                s.Cache.AccumulateValues(Layer, h / group, scores, count, s._xb2.AsSpan(t * c.Dim + h * hd, hd));
+                float sum = TensorPrimitives.Sum(scores);
+                var o = s._xb2.AsSpan(t * c.Dim + h * hd, hd);
+                s.Cache.AccumulateValues(Layer, h / group, scores, count, o);
+                TensorPrimitives.Multiply(o, 1f / sum, o);
             }
         }
     }
