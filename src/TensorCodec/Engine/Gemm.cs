@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace TensorCodec.Engine;
@@ -14,6 +15,7 @@ public static unsafe class Gemm
     /// y[i] = w[i]·x for i &lt; rows. Four rows share each load of x, and there is no per-row call
     /// overhead, which matters for small models where a row is only 64–256 floats.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip tier-0 in short CLI runs
     public static void MatVec(float* w, int rows, int cols, float* x, float* y)
     {
         int i = 0;
@@ -44,6 +46,7 @@ public static unsafe class Gemm
     /// <summary>
     /// y[t·ldy + i] = w[i]·x[t] for i &lt; rows, t &lt; n. w is [rows][cols], x is [n][cols], both dense.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RowsTimesTokens(float* w, int rows, int cols, float* x, int n, float* y, int ldy)
     {
         int i = 0;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace TensorCodec.Engine;
@@ -74,6 +75,7 @@ public sealed class F32KvCache : IKvCache
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public unsafe void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
         int hd = HeadDim, cap = Capacity;
@@ -114,6 +116,7 @@ public sealed class F32KvCache : IKvCache
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
         int hd = HeadDim;

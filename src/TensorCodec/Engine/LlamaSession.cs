@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 
 namespace TensorCodec.Engine;
@@ -80,6 +81,7 @@ public sealed unsafe class LlamaSession : IDisposable
     }
 
     /// <summary>Feeds one token; returns the logits for the next position (valid until the next call).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<float> Forward(int token)
     {
         Step([token], 0);
@@ -121,6 +123,7 @@ public sealed unsafe class LlamaSession : IDisposable
     /// The transformer over n ≤ MaxBatch consecutive tokens at positions Position…Position+n−1.
     /// Leaves logits of tokens logitsFrom…n−1 in _logits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Step(ReadOnlySpan<int> tokens, int logitsFrom)
     {
         int n = tokens.Length, dim = _c.Dim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
@@ -177,6 +180,7 @@ public sealed unsafe class LlamaSession : IDisposable
         Linear(_m.Output, _xb, _logits, rows);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void RmsNorm(ReadOnlySpan<float> x, Span<float> dst, float[] weight, int n, int dim)
     {
         for (int t = 0; t < n; t++)
@@ -191,6 +195,7 @@ public sealed unsafe class LlamaSession : IDisposable
     }
 
     /// <summary>Rotates each head of <paramref name="v"/> (a q or k row) by the angles of <paramref name="pos"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Rope(Span<float> v, int pos)
     {
         int hd = _c.HeadDim, half = hd / 2;
@@ -217,6 +222,7 @@ public sealed unsafe class LlamaSession : IDisposable
     }
 
     /// <summary>y = W·x for n rows of x, split over output rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Linear(IWeightMatrix w, float[] x, float[] y, int n)
     {
         fixed (float* px = x, py = y)
@@ -234,6 +240,7 @@ public sealed unsafe class LlamaSession : IDisposable
         public float* X, Y;
         public int N;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var w = W!;
@@ -249,6 +256,7 @@ public sealed unsafe class LlamaSession : IDisposable
     {
         public int Layer, Tokens;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var c = s._c;

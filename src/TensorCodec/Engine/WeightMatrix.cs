@@ -46,6 +46,7 @@ public sealed unsafe class F32Matrix(float* data, int rows, int cols, object? ow
 
     ReadOnlySpan<float> Row(int r) => new(data + (long)r * cols, cols);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void MatVec(ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd)
     {
         if (x.Length < cols || y.Length < rowEnd || rowStart < 0) throw new ArgumentException("x or y is too short");
@@ -75,6 +76,7 @@ public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? 
     public string TypeName => "bf16";
     public long ByteSize => (long)rows * cols * 2;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void MatVec(ReadOnlySpan<float> x, Span<float> y, int rowStart, int rowEnd)
     {
         fixed (float* px = x)
