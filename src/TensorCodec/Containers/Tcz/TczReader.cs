@@ -135,52 +135,46 @@ public sealed class TczReader : IDisposable
         foreach (var s in Index.Segments)
             for (int c = 0; c < s.Chunks.Count; c++) work.Add((s, c));
 
-        int batch = Math.Max(2, 2 * threads);
         int chunkCap = Index.NominalChunkSize;
-        var enc = new byte[batch][];
-        var raw = new byte[batch][];
         var fileHash = new XxHash3();
+        var slots = new List<(byte[] Encoded, byte[] Raw)>();
         long done = 0;
         try
         {
-            for (int i = 0; i < batch; i++)
-            {
-                enc[i] = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(chunkCap));
-                raw[i] = ArrayPool<byte>.Shared.Rent(chunkCap);
-            }
-            for (int start = 0; start < work.Count; start += batch)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                int n = Math.Min(batch, work.Count - start);
-                for (int i = 0; i < n; i++)
+            ChunkPipeline.Run(work.Count, threads,
+                createSlot: () =>
                 {
-                    var (s, c) = work[start + i];
-                    ReadExactly(_handle, enc[i].AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
-                }
-                void Decode(int i)
+                    var slot = (ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(chunkCap)), ArrayPool<byte>.Shared.Rent(chunkCap));
+                    slots.Add(slot);
+                    return slot;
+                },
+                read: (i, slot) =>
                 {
-                    var (s, c) = work[start + i];
-                    CheckAndDecode(s, c, enc[i].AsSpan(0, s.Chunks[c].EncodedLength), raw[i].AsSpan(0, s.Chunks[c].RawLength));
-                }
-                if (threads == 1) for (int i = 0; i < n; i++) Decode(i);
-                else Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancellation }, Decode);
-                for (int i = 0; i < n; i++)
+                    var (s, c) = work[i];
+                    ReadExactly(_handle, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
+                },
+                code: (i, slot) =>
                 {
-                    var (s, c) = work[start + i];
-                    var span = raw[i].AsSpan(0, s.Chunks[c].RawLength);
+                    var (s, c) = work[i];
+                    CheckAndDecode(s, c, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), slot.Item2.AsSpan(0, s.Chunks[c].RawLength));
+                },
+                write: (i, slot) =>
+                {
+                    var (s, c) = work[i];
+                    var span = slot.Item2.AsSpan(0, s.Chunks[c].RawLength);
                     fileHash.Append(span);
                     output?.Write(span);
                     done += span.Length;
-                }
-                progress?.Report(done);
-            }
+                    progress?.Report(done);
+                },
+                cancellation);
         }
         finally
         {
-            for (int i = 0; i < batch; i++)
+            foreach (var (enc, raw) in slots)
             {
-                if (enc[i] is not null) ArrayPool<byte>.Shared.Return(enc[i]);
-                if (raw[i] is not null) ArrayPool<byte>.Shared.Return(raw[i]);
+                ArrayPool<byte>.Shared.Return(enc);
+                ArrayPool<byte>.Shared.Return(raw);
             }
         }
         if (fileHash.GetCurrentHashAsUInt64() != Index.OriginalHash)

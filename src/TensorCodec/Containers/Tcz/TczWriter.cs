@@ -94,56 +94,53 @@ public static class TczWriter
 
         var stats = index.Segments.Select(_ => new ChunkStats()).ToArray();
         var fileHash = new XxHash3();
-        int batch = Math.Max(2, 2 * threads);
         int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
-        var raw = new byte[batch][];
-        var enc = new byte[batch][];
-        var encLen = new int[batch];
-        var chunkStats = new ChunkStats[batch];
+        var slots = new List<Slot>();
         long written = TczConstants.HeaderSize, done = 0;
         try
         {
-            for (int i = 0; i < batch; i++) { raw[i] = ArrayPool<byte>.Shared.Rent(options.ChunkSize); enc[i] = ArrayPool<byte>.Shared.Rent(encCap); }
-            for (int start = 0; start < work.Count; start += batch)
-            {
-                options.Cancellation.ThrowIfCancellationRequested();
-                int n = Math.Min(batch, work.Count - start);
-                // Read in file order: sequential I/O, and the whole-file hash needs that order.
-                for (int i = 0; i < n; i++)
+            ChunkPipeline.Run(work.Count, threads,
+                createSlot: () =>
                 {
-                    var (_, off, len) = work[start + i];
-                    ReadExactly(input, raw[i].AsSpan(0, len), off, path);
-                    fileHash.Append(raw[i].AsSpan(0, len));
-                }
-                void Encode(int i)
+                    var slot = new Slot(ArrayPool<byte>.Shared.Rent(options.ChunkSize), ArrayPool<byte>.Shared.Rent(encCap));
+                    slots.Add(slot);
+                    return slot;
+                },
+                // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
+                read: (i, slot) =>
                 {
-                    var (s, _, len) = work[start + i];
+                    var (_, off, len) = work[i];
+                    ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
+                    fileHash.Append(slot.Raw.AsSpan(0, len));
+                },
+                code: (i, slot) =>
+                {
+                    var (s, _, len) = work[i];
                     var seg = index.Segments[s];
-                    chunkStats[i] = new ChunkStats();
-                    encLen[i] = ChunkCodec.Encode(raw[i].AsSpan(0, len), seg.DType, seg.RowLength, enc[i], options.Codec, chunkStats[i]);
-                }
-                if (threads == 1) for (int i = 0; i < n; i++) Encode(i);
-                else Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = options.Cancellation }, Encode);
-                for (int i = 0; i < n; i++)
+                    slot.Stats = new ChunkStats();
+                    slot.EncodedLength = ChunkCodec.Encode(slot.Raw.AsSpan(0, len), seg.DType, seg.RowLength, slot.Encoded, options.Codec, slot.Stats);
+                    slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
+                    slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
+                },
+                write: (i, slot) =>
                 {
-                    var (s, off, len) = work[start + i];
-                    var e = enc[i].AsSpan(0, encLen[i]);
-                    output.Write(e);
-                    index.Segments[s].Chunks.Add(new TczChunk(len, e.Length, TczHash.Of(e), TczHash.Of(raw[i].AsSpan(0, len)))
+                    var (s, off, len) = work[i];
+                    output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
+                    index.Segments[s].Chunks.Add(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
                     { FileOffset = written, OriginalOffset = off });
-                    stats[s].Add(chunkStats[i]);
-                    written += e.Length;
+                    stats[s].Add(slot.Stats!);
+                    written += slot.EncodedLength;
                     done += len;
-                }
-                options.Progress?.Report(done);
-            }
+                    options.Progress?.Report(done);
+                },
+                options.Cancellation);
         }
         finally
         {
-            for (int i = 0; i < batch; i++)
+            foreach (var slot in slots)
             {
-                if (raw[i] is not null) ArrayPool<byte>.Shared.Return(raw[i]);
-                if (enc[i] is not null) ArrayPool<byte>.Shared.Return(enc[i]);
+                ArrayPool<byte>.Shared.Return(slot.Raw);
+                ArrayPool<byte>.Shared.Return(slot.Encoded);
             }
         }
 
@@ -168,6 +165,14 @@ public static class TczWriter
             Segments = index.Segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
             Total = total,
         };
+    }
+
+    sealed class Slot(byte[] raw, byte[] encoded)
+    {
+        public readonly byte[] Raw = raw, Encoded = encoded;
+        public int EncodedLength;
+        public ulong EncodedHash, RawHash;
+        public ChunkStats? Stats;
     }
 
     /// <summary>The index hash covers the header too, so a flipped flag or version bit is caught.</summary>
