@@ -13,4 +13,6 @@ root.Subcommands.Add(InspectCommand.Create());
 root.Subcommands.Add(DemoCommand.Create());
 root.Subcommands.Add(TensorCommand.Create());
 root.Subcommands.Add(QuantizeCommand.Create());
+root.Subcommands.Add(EvalCommand.Create());
+root.Subcommands.Add(LogitsCommand.Create());
 return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,111 @@
+using System.CommandLine;
+using Spectre.Console;
+using TensorCodec.Engine;
+using TensorCodec.Eval;
+
+namespace TensorCodec.Cli.Commands;
+
+static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "Model to evaluate (llama2.c .bin, GGUF, or safetensors with config.json beside it)" };
+        var baseModel = new Option<string?>("--base") { Description = "Base model: adds KL(base‖model), top-1 agreement and Δp statistics" };
+        var text = new Option<string?>("--text") { Description = "Text file, tokenized paragraph by paragraph (BOS + paragraph + \"\\n\")" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: llama2.c tokenizer.bin, or a GGUF with an embedded vocabulary" };
+        var tokens = new Option<string?>("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
+        var split = new Option<TokenSplit>("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
+        var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
+        var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
+        var scoreFrom = new Option<int?>("--score-from") { Description = "First scored position in each window (default ctx/2)" };
+        var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
+        var baseConfig = new Option<string?>("--base-config") { Description = "config.json for a safetensors --base" };
+        var saveLogits = new Option<string?>("--save-logits") { Description = "Save reference log-probabilities (the base's, or this model's without --base)" };
+        var baseLogits = new Option<string?>("--base-logits") { Description = "Use log-probabilities saved by --save-logits as the base" };
+        var forceCtx = new Option<bool>("--force-ctx") { Description = "Allow --ctx beyond the model's maximum positions" };
+        var threads = CliCommon.Threads();
+        var json = CliCommon.Json();
+        var force = CliCommon.Force();
+        var cmd = new Command("eval", "Perplexity (llama.cpp protocol) and, with a base, KL divergence statistics")
+        {
+            model, baseModel, text, tokenizer, tokens, split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, threads, json, force,
+        };
+        cmd.SetGuardedAction((p, ct) =>
+        {
+            bool asJson = p.GetValue(json);
+            string? textPath = p.GetValue(text), tokPath = p.GetValue(tokenizer), tokensPath = p.GetValue(tokens);
+            if ((textPath is null) == (tokensPath is null))
+                throw new ArgumentException("give either --tokens FILE or --text FILE --tokenizer TOK");
+            if (textPath is not null && tokPath is null) throw new ArgumentException("--text needs --tokenizer");
+            if (p.GetValue(baseModel) is not null && p.GetValue(baseLogits) is not null)
+                throw new ArgumentException("give either --base or --base-logits, not both");
+
+            string modelPath = p.GetValue(model)!;
+            using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
+            using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
+            int[] all = tokensPath is not null
+                ? (tokensPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? EvalData.ParseCsv(File.ReadAllText(tokensPath), tokensPath) : EvalData.ReadU16(tokensPath))
+                : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
+            var data = EvalData.Split(all, p.GetValue(split));
+
+            int ctxValue = p.GetValue(ctx);
+            int maxPos = Math.Min(m.Config.MaxSeqLen, b?.Config.MaxSeqLen ?? int.MaxValue);
+            if (ctxValue > maxPos && p.GetValue(forceCtx))
+                Console.Error.WriteLine($"tcodec: warning: --ctx {ctxValue} exceeds the model's maximum positions {maxPos}; results beyond it are extrapolation");
+            var options = new EvalOptions
+            {
+                Ctx = ctxValue, ScoreFrom = p.GetValue(scoreFrom), MaxChunks = p.GetValue(chunks),
+                Threads = CliCommon.ResolveThreads(p.GetValue(threads)), AllowLongContext = p.GetValue(forceCtx),
+                Base = b, BaseLogitsPath = p.GetValue(baseLogits), SaveLogitsPath = p.GetValue(saveLogits), Overwrite = p.GetValue(force),
+            };
+            var result = RunWithProgress(asJson, Path.GetFileName(modelPath), progress => Perplexity.Run(m, data.Span, options, progress, ct));
+
+            if (asJson)
+            {
+                CliCommon.WriteJson(new
+                {
+                    model = modelPath, @base = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), split = p.GetValue(split).ToString().ToLowerInvariant(),
+                    tokens = data.Length, result.Ctx, result.ScoreFrom, result.Windows, result.Scored, result.MeanNll, result.Ppl, result.PplStdErr,
+                    kl = result.Kl, threads = options.Threads, result.Seconds, result.TokensPerSecond,
+                });
+                return 0;
+            }
+            AnsiConsole.MarkupLine($"[bold]{Markup.Escape(modelPath)}[/]: {data.Length:N0} tokens, ctx {result.Ctx}, {result.Windows} windows, scoring positions {result.ScoreFrom}…{result.Ctx - 2} ({result.Scored:N0} predictions)");
+            AnsiConsole.MarkupLine($"  PPL = [bold]{result.Ppl:F4}[/] ± {result.PplStdErr:F4}   (mean NLL {result.MeanNll:F6})");
+            if (result.Kl is { } k)
+            {
+                AnsiConsole.MarkupLine($"  base PPL = {k.BasePpl:F4} ± {k.BasePplStdErr:F4}   ln(PPL/PPL_base) = {Math.Log(result.Ppl / k.BasePpl):F6}");
+                AnsiConsole.MarkupLine($"  KL(base‖model): mean {k.Mean:G5} ± {k.MeanStdErr:G3}, median {k.Median:G5}, p90 {k.P90:G5}, p99 {k.P99:G5}, max {k.Max:G5}");
+                AnsiConsole.MarkupLine($"  top-1 agreement {k.Top1AgreementPercent:F3} ± {k.Top1StdErrPercent:F3} %   Δp mean {100 * k.MeanDeltaP:F4} %, RMS {100 * k.RmsDeltaP:F4} %");
+            }
+            AnsiConsole.MarkupLine($"  {result.Seconds:F2} s, {result.TokensPerSecond:F0} tokens/s (model under test, -T {options.Threads})");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>A progress bar whose label carries the running perplexity (interactive terminals only).</summary>
+    static EvalResult RunWithProgress(bool quiet, string label, Func<IProgress<EvalProgress>?, EvalResult> work)
+    {
+        if (quiet || !AnsiConsole.Profile.Capabilities.Interactive) return work(null);
+        EvalResult result = null!;
+        AnsiConsole.Progress().AutoClear(true)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask(Markup.Escape($"eval {label}"), maxValue: 1);
+                result = work(new Progress(task, label));
+            });
+        return result;
+    }
+
+    sealed class Progress(ProgressTask task, string label) : IProgress<EvalProgress>
+    {
+        public void Report(EvalProgress p)
+        {
+            task.MaxValue = p.Windows;
+            task.Value = p.Window;
+            task.Description = Markup.Escape($"eval {label}  PPL {p.RunningPpl:F3}");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Spectre.Console;
+using TensorCodec.Containers;
+using TensorCodec.Engine;
+using TensorCodec.Eval;
+
+namespace TensorCodec.Cli.Commands;
+
+static class LogitsCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "llama2.c .bin, GGUF, or safetensors with config.json beside it" };
+        var tokens = new Option<string?>("--tokens") { Description = "Token ids: comma-separated list, or a .csv/.u16 file" };
+        var config = new Option<string?>("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
+        var generate = new Option<int>("--generate") { Description = "Instead of logits: greedily generate N tokens after --tokens (default BOS) and report tokens/s" };
+        var output = CliCommon.Output();
+        var threads = CliCommon.Threads();
+        var json = CliCommon.Json();
+        var force = CliCommon.Force();
+        var cmd = new Command("logits", "One forward pass over token ids, writing [n][vocab] float32 logits (or a greedy generation benchmark)")
+        {
+            model, tokens, config, generate, output, threads, json, force,
+        };
+        cmd.SetGuardedAction((p, ct) =>
+        {
+            string modelPath = p.GetValue(model)!;
+            int t = CliCommon.ResolveThreads(p.GetValue(threads));
+            using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
+            int[] ids = p.GetValue(tokens) is { } spec ? ReadTokens(spec) : [];
+            EvalData.CheckRange(ids, m.Config.VocabSize, "--tokens");
+
+            if (p.GetValue(generate) is int n and > 0)
+            {
+                var g = GenerationBenchmark.Run(m, ids, n, t);
+                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
+                else
+                {
+                    Console.WriteLine(string.Join(",", g.Tokens));
+                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
+                }
+                return 0;
+            }
+
+            string outPath = p.GetValue(output) ?? throw new ArgumentException("-o OUT.f32 is required (or use --generate N)");
+            if (ids.Length == 0) throw new ArgumentException("--tokens is required");
+            if (ids.Length > m.Config.MaxSeqLen) throw new ArgumentException($"{ids.Length} tokens exceed the model's maximum positions {m.Config.MaxSeqLen}");
+            var logits = new float[(long)ids.Length * m.Config.VocabSize];
+            using (var s = m.CreateSession(new LlamaSessionOptions { Threads = t, Capacity = ids.Length }))
+                s.Forward(ids, logits);
+            using (var w = new AtomicFileWriter(outPath, p.GetValue(force)))
+            {
+                w.Stream.Write(MemoryMarshal.AsBytes(logits.AsSpan()));
+                w.Commit();
+            }
+            if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, output = outPath, tokens = ids.Length, vocab = m.Config.VocabSize });
+            else AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outPath)}[/]: [[{ids.Length}]][[{m.Config.VocabSize}]] float32 logits");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static int[] ReadTokens(string spec)
+    {
+        if (File.Exists(spec))
+            return spec.EndsWith(".u16", StringComparison.OrdinalIgnoreCase) ? EvalData.ReadU16(spec) : EvalData.ParseCsv(File.ReadAllText(spec), spec);
+        return EvalData.ParseCsv(spec);
+    }
+}

@@ -1,0 +1,284 @@
+using System.Runtime.CompilerServices;
+using System.Numerics.Tensors;
+
+namespace TensorCodec.Engine;
+
+public sealed record LlamaSessionOptions
+{
+    /// <summary>Worker threads for matrix products and attention (1 = run on the caller only).</summary>
+    public int Threads { get; init; } = 1;
+    /// <summary>Positions the session can hold; default the model's maximum.</summary>
+    public int? Capacity { get; init; }
+    /// <summary>Prompt tokens processed together as one matrix-matrix product.</summary>
+    public int MaxBatch { get; init; } = 64;
+    /// <summary>A KV cache to use instead of a fresh F32 one (quantized caches plug in here).</summary>
+    public IKvCache? Cache { get; init; }
+}
+
+/// <summary>
+/// One sequence being run through a <see cref="LlamaModel"/>: the KV cache, the position, and
+/// all scratch buffers, allocated once so a token costs no allocation. Not thread-safe; it
+/// parallelises internally over <see cref="LlamaSessionOptions.Threads"/>.
+/// </summary>
+public sealed unsafe class LlamaSession : IDisposable
+{
+    readonly LlamaModel _m;
+    readonly LlamaConfig _c;
+    readonly WorkerPool _pool;
+    readonly int _maxBatch;
+    // Activations, [batch][width] row-major, pinned so worker threads can address them.
+    readonly float[] _x, _xb, _xb2, _q, _k, _v, _hb, _hb2, _logits;
+    readonly float[] _att;            // [threads][capacity] attention scores
+    readonly float[] _cos, _sin;      // [capacity][headDim/2]
+    readonly LinearJob _linear = new();
+    readonly AttentionJob _attention;
+
+    public IKvCache Cache { get; }
+    public int Capacity { get; }
+    /// <summary>Number of positions already in the cache (the next token's position).</summary>
+    public int Position { get; private set; }
+    public LlamaConfig Config => _c;
+
+    internal LlamaSession(LlamaModel model, LlamaSessionOptions o)
+    {
+        _m = model; _c = model.Config;
+        Capacity = o.Cache?.Capacity ?? o.Capacity ?? _c.MaxSeqLen;
+        if (Capacity <= 0) throw new ArgumentOutOfRangeException(nameof(o), "session capacity must be positive");
+        Cache = o.Cache ?? new F32KvCache(_c, Capacity);
+        if (Cache.Layers != _c.Layers || Cache.KvHeads != _c.KvHeads || Cache.HeadDim != _c.HeadDim)
+            throw new ArgumentException("the KV cache's shape does not match the model");
+        _maxBatch = Math.Max(1, o.MaxBatch);
+        _pool = new WorkerPool(o.Threads);
+        float[] A(int n) => GC.AllocateArray<float>(n, pinned: true);
+        int b = _maxBatch;
+        _x = A(b * _c.Dim); _xb = A(b * _c.Dim); _xb2 = A(b * _c.Dim); _q = A(b * _c.Dim);
+        _k = A(b * _c.KvDim); _v = A(b * _c.KvDim);
+        _hb = A(b * _c.HiddenDim); _hb2 = A(b * _c.HiddenDim);
+        _logits = A(b * _c.VocabSize);
+        _att = A(_pool.Threads * Capacity);
+        _attention = new AttentionJob(this);
+
+        // Angles in float32 as llama2.c and PyTorch compute them, so positions far from 0 agree.
+        int half = _c.HeadDim / 2;
+        _cos = new float[Capacity * half]; _sin = new float[Capacity * half];
+        for (int i = 0; i < half; i++)
+        {
+            float invFreq = 1f / MathF.Pow(_c.RopeTheta, 2 * i / (float)_c.HeadDim);
+            for (int p = 0; p < Capacity; p++)
+            {
+                float angle = p * invFreq;
+                _cos[p * half + i] = MathF.Cos(angle);
+                _sin[p * half + i] = MathF.Sin(angle);
+            }
+        }
+    }
+
+    /// <summary>Starts a new sequence.</summary>
+    public void Reset()
+    {
+        Position = 0;
+        Cache.Clear();
+    }
+
+    /// <summary>Feeds one token; returns the logits for the next position (valid until the next call).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public ReadOnlySpan<float> Forward(int token)
+    {
+        Step([token], 0);
+        return _logits.AsSpan(0, _c.VocabSize);
+    }
+
+    /// <summary>
+    /// Feeds <paramref name="tokens"/> in batches and writes logits for every token from index
+    /// <paramref name="logitsFrom"/> on: <paramref name="logits"/> is [tokens.Length − logitsFrom][vocab].
+    /// Skipping the classifier for unscored rows saves its cost in evaluation.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, Span<float> logits, int logitsFrom = 0)
+    {
+        int vocab = _c.VocabSize;
+        if ((uint)logitsFrom > (uint)tokens.Length) throw new ArgumentOutOfRangeException(nameof(logitsFrom));
+        if (logits.Length < (tokens.Length - logitsFrom) * vocab) throw new ArgumentException("logits buffer too small", nameof(logits));
+        for (int i = 0; i < tokens.Length; i += _maxBatch)
+        {
+            int n = Math.Min(_maxBatch, tokens.Length - i);
+            int from = Math.Clamp(logitsFrom - i, 0, n);
+            Step(tokens.Slice(i, n), from);
+            if (from < n) _logits.AsSpan(0, (n - from) * vocab).CopyTo(logits.Slice((i + from - logitsFrom) * vocab));
+        }
+    }
+
+    /// <summary>Feeds a prompt; returns the logits after its last token.</summary>
+    public ReadOnlySpan<float> Prefill(ReadOnlySpan<int> tokens)
+    {
+        if (tokens.IsEmpty) throw new ArgumentException("empty prompt", nameof(tokens));
+        for (int i = 0; i < tokens.Length; i += _maxBatch)
+        {
+            int n = Math.Min(_maxBatch, tokens.Length - i);
+            Step(tokens.Slice(i, n), i + n == tokens.Length ? n - 1 : n);
+        }
+        return _logits.AsSpan(0, _c.VocabSize);
+    }
+
+    /// <summary>
+    /// The transformer over n ≤ MaxBatch consecutive tokens at positions Position…Position+n−1.
+    /// Leaves logits of tokens logitsFrom…n−1 in _logits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void Step(ReadOnlySpan<int> tokens, int logitsFrom)
+    {
+        int n = tokens.Length, dim = _c.Dim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        if (Position + n > Capacity)
+            throw new InvalidOperationException($"sequence of {Position + n} positions exceeds the session capacity {Capacity}");
+        for (int t = 0; t < n; t++)
+        {
+            int id = tokens[t];
+            if ((uint)id >= (uint)_c.VocabSize)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {id} is out of range for vocabulary size {_c.VocabSize}");
+            _m.Embedding.ReadRow(id, _x.AsSpan(t * dim, dim));
+        }
+
+        for (int l = 0; l < _c.Layers; l++)
+        {
+            var w = _m.Layers[l];
+            // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+            RmsNorm(_x, _xb, w.AttnNorm, n, dim);
+            Linear(w.Wq, _xb, _q, n);
+            Linear(w.Wk, _xb, _k, n);
+            Linear(w.Wv, _xb, _v, n);
+            for (int t = 0; t < n; t++)
+            {
+                int pos = Position + t;
+                Rope(_q.AsSpan(t * dim, dim), pos);
+                Rope(_k.AsSpan(t * kvDim, kvDim), pos);
+                Cache.Store(l, pos, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
+            }
+            // Pre-scale q by 1/sqrt(head) once, instead of every score row.
+            TensorPrimitives.Multiply(_q.AsSpan(0, n * dim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * dim));
+            _attention.Layer = l; _attention.Tokens = n;
+            _pool.Run(_attention, n * _c.Heads);
+            Linear(w.Wo, _xb2, _xb, n);
+            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+
+            // FFN block: x += Down · (silu(Gate·norm(x)) ⊙ Up·norm(x))
+            RmsNorm(_x, _xb, w.FfnNorm, n, dim);
+            Linear(w.Gate, _xb, _hb, n);
+            Linear(w.Up, _xb, _hb2, n);
+            var hb = _hb.AsSpan(0, n * hidden);
+            var hb2 = _hb2.AsSpan(0, n * hidden);
+            // hb2 ← up · gate · sigmoid(gate), computed in place without a third buffer.
+            TensorPrimitives.Multiply(hb2, hb, hb2);
+            TensorPrimitives.Sigmoid(hb, hb);
+            TensorPrimitives.Multiply(hb2, hb, hb2);
+            Linear(w.Down, _hb2, _xb, n);
+            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+        }
+
+        Position += n;
+        int rows = n - logitsFrom;
+        if (rows <= 0) return;
+        RmsNorm(_x.AsSpan(logitsFrom * dim), _xb, _m.FinalNorm, rows, dim);
+        Linear(_m.Output, _xb, _logits, rows);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void RmsNorm(ReadOnlySpan<float> x, Span<float> dst, float[] weight, int n, int dim)
+    {
+        for (int t = 0; t < n; t++)
+        {
+            var row = x.Slice(t * dim, dim);
+            var o = dst.Slice(t * dim, dim);
+            float ss = TensorPrimitives.SumOfSquares(row) / dim;
+            float scale = 1f / MathF.Sqrt(ss + _c.NormEps);
+            TensorPrimitives.Multiply(row, scale, o);
+            TensorPrimitives.Multiply(o, weight, o);
+        }
+    }
+
+    /// <summary>Rotates each head of <paramref name="v"/> (a q or k row) by the angles of <paramref name="pos"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void Rope(Span<float> v, int pos)
+    {
+        int hd = _c.HeadDim, half = hd / 2;
+        var cos = _cos.AsSpan(pos * half, half);
+        var sin = _sin.AsSpan(pos * half, half);
+        for (int h = 0; h < v.Length; h += hd)
+        {
+            var head = v.Slice(h, hd);
+            if (_c.Rope == RopeStyle.AdjacentPairs)
+                for (int i = 0; i < half; i++)
+                {
+                    float a = head[2 * i], b = head[2 * i + 1];
+                    head[2 * i] = a * cos[i] - b * sin[i];
+                    head[2 * i + 1] = a * sin[i] + b * cos[i];
+                }
+            else
+                for (int i = 0; i < half; i++)
+                {
+                    float a = head[i], b = head[i + half];
+                    head[i] = a * cos[i] - b * sin[i];
+                    head[i + half] = a * sin[i] + b * cos[i];
+                }
+        }
+    }
+
+    /// <summary>y = W·x for n rows of x, split over output rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void Linear(IWeightMatrix w, float[] x, float[] y, int n)
+    {
+        fixed (float* px = x, py = y)
+        {
+            _linear.W = w; _linear.X = px; _linear.Y = py; _linear.N = n;
+            // Small matrices are not worth waking a thread for.
+            _pool.Run(_linear, w.Rows, minPerWorker: Math.Max(1, 16384 / Math.Max(1, w.Cols * n)));
+            _linear.W = null;
+        }
+    }
+
+    sealed class LinearJob : IRangeJob
+    {
+        public IWeightMatrix? W;
+        public float* X, Y;
+        public int N;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int start, int end, int worker)
+        {
+            var w = W!;
+            var x = new ReadOnlySpan<float>(X, N * w.Cols);
+            var y = new Span<float>(Y, N * w.Rows);
+            if (N == 1) w.MatVec(x, y, start, end);
+            else w.MatMul(x, N, y, start, end);
+        }
+    }
+
+    /// <summary>Causal grouped-query attention of every (token, head) pair in the batch.</summary>
+    sealed class AttentionJob(LlamaSession s) : IRangeJob
+    {
+        public int Layer, Tokens;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Execute(int start, int end, int worker)
+        {
+            var c = s._c;
+            int hd = c.HeadDim, group = c.Heads / c.KvHeads;
+            for (int i = start; i < end; i++)
+            {
+                int t = i / c.Heads, h = i % c.Heads;
+                int count = s.Position + t + 1; // this token attends to itself and everything before it
+                var scores = s._att.AsSpan(worker * s.Capacity, count);
+                var q = s._q.AsSpan(t * c.Dim + h * hd, hd);
+                s.Cache.Scores(Layer, h / group, q, count, scores);
+                // Softmax with the normalisation moved onto the (short) output row.
+                float max = TensorPrimitives.Max(scores);
+                TensorPrimitives.Subtract(scores, max, scores);
+                TensorPrimitives.Exp(scores, scores);
+                float sum = TensorPrimitives.Sum(scores);
+                var o = s._xb2.AsSpan(t * c.Dim + h * hd, hd);
+                s.Cache.AccumulateValues(Layer, h / group, scores, count, o);
+                TensorPrimitives.Multiply(o, 1f / sum, o);
+            }
+        }
+    }
+
+    public void Dispose() => _pool.Dispose();
+}

@@ -1,0 +1,220 @@
+using System.Buffers.Binary;
+using System.Text;
+using TensorCodec.Containers;
+
+namespace TensorCodec.Engine;
+
+/// <summary>
+/// SentencePiece-style BPE by scores with byte fallback, as llama2.c and llama.cpp's SPM
+/// tokenizer do it: prepend a space, map each character to its token (or its UTF-8 bytes to
+/// <c>&lt;0xXX&gt;</c> tokens), then repeatedly merge the adjacent pair whose concatenation is a
+/// token with the highest score (leftmost on ties). Pieces hold real spaces, not U+2581.
+/// </summary>
+public sealed class Tokenizer
+{
+    readonly byte[][] _pieces;
+    readonly float[] _scores;
+    readonly Dictionary<string, int> _byText = new(StringComparer.Ordinal);
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    readonly Dictionary<long, int> _merges = new();   // (left id, right id) → merged id
+    readonly int[] _byteToken = new int[256];          // byte → its <0xXX> token, or -1
+    readonly int[] _tokenByte;                         // token → byte it stands for, or -1
+    readonly int _space;
+
+    public int VocabSize => _pieces.Length;
+    public int BosId { get; }
+    public int EosId { get; }
+
+    /// <summary>A vocabulary: pieces as UTF-8 bytes (spaces as ' '), and their merge scores.</summary>
+    public Tokenizer(IReadOnlyList<byte[]> pieces, IReadOnlyList<float> scores, int bosId = 1, int eosId = 2)
+    {
+        if (pieces.Count != scores.Count) throw new ArgumentException("pieces and scores differ in count");
+        _pieces = pieces.ToArray();
+        _scores = scores.ToArray();
+        BosId = bosId; EosId = eosId;
+        Array.Fill(_byteToken, -1);
+        _tokenByte = new int[_pieces.Length];
+        Array.Fill(_tokenByte, -1);
+        var text = new string[_pieces.Length];
+        for (int id = 0; id < _pieces.Length; id++)
+        {
+            var p = _pieces[id];
+            if (p.Length == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>'
+                && byte.TryParse(Encoding.ASCII.GetString(p, 3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b))
+            {
+                if (_byteToken[b] < 0) _byteToken[b] = id;
+                _tokenByte[id] = b;
+                continue; // byte tokens never take part in merges
+            }
+            if (id == bosId || id == eosId || p.Length == 0) continue;
+            text[id] = Encoding.UTF8.GetString(p);
+            _byText.TryAdd(text[id], id);
+        }
+        _lookup = _byText.GetAlternateLookup<ReadOnlySpan<char>>();
+        // Every way of cutting a piece into two pieces is a merge that produces it.
+        for (int id = 0; id < text.Length; id++)
+        {
+            string? s = text[id];
+            if (s is null || s.Length < 2 || _byText[s] != id) continue;
+            for (int k = 1; k < s.Length; k++)
+            {
+                if (char.IsLowSurrogate(s[k])) continue;
+                if (_byText.TryGetValue(s[..k], out int a) && _byText.TryGetValue(s[k..], out int c))
+                    _merges.TryAdd(((long)a << 32) | (uint)c, id);
+            }
+        }
+        _space = _byText.GetValueOrDefault(" ", -1);
+    }
+
+    /// <summary>Reads llama2.c's tokenizer.bin: int32 max_token_len, then per token float32 score, int32 length, bytes.</summary>
+    public static Tokenizer LoadLlama2c(string path)
+    {
+        var data = File.ReadAllBytes(path);
+        if (data.Length < 4) throw new InvalidDataException($"{path}: too short for a llama2.c tokenizer");
+        var pieces = new List<byte[]>();
+        var scores = new List<float>();
+        int o = 4;
+        while (o < data.Length)
+        {
+            if (o + 8 > data.Length) throw new InvalidDataException($"{path}: token {pieces.Count} at offset {o} is truncated");
+            float score = BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(o));
+            int len = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(o + 4));
+            o += 8;
+            if (len < 0 || len > data.Length - o) throw new InvalidDataException($"{path}: token {pieces.Count} at offset {o - 4} has invalid length {len}");
+            pieces.Add(data.AsSpan(o, len).ToArray());
+            scores.Add(score);
+            o += len;
+        }
+        if (pieces.Count < 3) throw new InvalidDataException($"{path}: only {pieces.Count} tokens");
+        return new Tokenizer(pieces, scores);
+    }
+
+    /// <summary>
+    /// The vocabulary embedded in a GGUF (<c>tokenizer.ggml.*</c>, model "llama" = SentencePiece).
+    /// Pieces spell spaces as U+2581; byte tokens are "&lt;0xXX&gt;" like tokenizer.bin.
+    /// </summary>
+    public static Tokenizer FromGguf(GgufFile gguf, string? source = null)
+    {
+        string model = gguf.Find("tokenizer.ggml.model")?.Value as string ?? "llama";
+        if (model != "llama") throw new NotSupportedException($"{source}: GGUF tokenizer model '{model}' is not supported (only 'llama')");
+        if (gguf.Find("tokenizer.ggml.tokens")?.Value is not GgufArray { Items: string[] tokens })
+            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.tokens' is missing or not a string array");
+        float[] scores = gguf.Find("tokenizer.ggml.scores")?.Value is GgufArray { Items: float[] sc } ? sc : new float[tokens.Length];
+        if (scores.Length != tokens.Length)
+            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.scores' has {scores.Length} entries for {tokens.Length} tokens");
+        int Id(string key, int dflt) => gguf.Find(key)?.Value is { } v ? Convert.ToInt32(v, System.Globalization.CultureInfo.InvariantCulture) : dflt;
+        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToList();
+        return new Tokenizer(pieces, scores, Id("tokenizer.ggml.bos_token_id", 1), Id("tokenizer.ggml.eos_token_id", 2));
+    }
+
+    /// <summary>A llama2.c tokenizer.bin, or the vocabulary inside a GGUF model.</summary>
+    public static Tokenizer Load(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return GgufFile.HasMagic(stream) ? FromGguf(GgufFile.Parse(stream, path), path) : LoadLlama2c(path);
+    }
+
+    public ReadOnlySpan<byte> Piece(int id) => _pieces[id];
+    public float Score(int id) => _scores[id];
+
+    /// <summary>Encodes <paramref name="text"/>, optionally with BOS/EOS, appending ids to <paramref name="output"/>.</summary>
+    public void Encode(ReadOnlySpan<char> text, List<int> output, bool bos = false, bool eos = false)
+    {
+        if (bos) output.Add(BosId);
+        if (!text.IsEmpty)
+        {
+            // Symbols as a doubly linked list over the initial character tokens; merges shrink it.
+            var tok = new List<int>(text.Length + 1);
+            if (_space >= 0) tok.Add(_space); // SentencePiece's dummy prefix
+            Span<byte> utf8 = stackalloc byte[4];
+            for (int i = 0; i < text.Length;)
+            {
+                int len = char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]) ? 2 : 1;
+                if (_lookup.TryGetValue(text.Slice(i, len), out int id)) tok.Add(id);
+                else
+                {
+                    int n = Encoding.UTF8.GetBytes(text.Slice(i, len), utf8);
+                    for (int j = 0; j < n; j++) tok.Add(_byteToken[utf8[j]] >= 0 ? _byteToken[utf8[j]] : 0); // 0 = <unk>
+                }
+                i += len;
+            }
+            Merge(tok);
+            output.AddRange(tok);
+        }
+        if (eos) output.Add(EosId);
+    }
+
+    public int[] Encode(string text, bool bos = false, bool eos = false)
+    {
+        var list = new List<int>();
+        Encode(text, list, bos, eos);
+        return list.ToArray();
+    }
+
+    void Merge(List<int> tokens)
+    {
+        int n = tokens.Count;
+        if (n < 2) return;
+        var tok = tokens.ToArray();
+        var next = new int[n];
+        var prev = new int[n];
+        for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
+        // Highest score first, then leftmost; stale entries are skipped when popped.
+        var heap = new PriorityQueue<(int Left, int Right, int A, int B, int Merged), (float, int)>();
+        void Push(int left)
+        {
+            int right = left < 0 ? -1 : next[left];
+            if (right < 0) return;
+            if (_merges.TryGetValue(((long)tok[left] << 32) | (uint)tok[right], out int m))
+                heap.Enqueue((left, right, tok[left], tok[right], m), (-_scores[m], left));
+        }
+        for (int i = 0; i + 1 < n; i++) Push(i);
+        while (heap.TryDequeue(out var e, out _))
+        {
+            if (next[e.Left] != e.Right || tok[e.Left] != e.A || tok[e.Right] != e.B) continue;
+            tok[e.Left] = e.Merged;
+            tok[e.Right] = -1;
+            next[e.Left] = next[e.Right];
+            if (next[e.Left] >= 0) prev[next[e.Left]] = e.Left;
+            Push(prev[e.Left]);
+            Push(e.Left);
+        }
+        tokens.Clear();
+        for (int i = 0; i >= 0; i = next[i]) tokens.Add(tok[i]);
+    }
+
+    /// <summary>
+    /// The project's document convention (how <c>shakespeare.tok1024.u16</c> was made): split on
+    /// blank lines ("\n\n"), and encode each paragraph as BOS + encode(paragraph + "\n").
+    /// </summary>
+    public int[] EncodeParagraphs(string text)
+    {
+        var list = new List<int>(text.Length / 2);
+        foreach (var p in text.Split("\n\n")) Encode(p + "\n", list, bos: true);
+        return list.ToArray();
+    }
+
+    /// <summary>
+    /// Decodes ids to text: byte tokens become raw bytes (so split UTF-8 sequences rejoin), BOS/EOS
+    /// vanish, and the dummy-prefix space of the first piece after BOS is dropped.
+    /// </summary>
+    public string Decode(ReadOnlySpan<int> ids)
+    {
+        var bytes = new List<byte>(ids.Length * 4);
+        int previous = BosId; // a sequence starts as if after BOS
+        foreach (int id in ids)
+        {
+            if ((uint)id >= (uint)_pieces.Length) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is out of range for vocabulary size {_pieces.Length}");
+            if (id == BosId || id == EosId) { previous = id; continue; }
+            if (_tokenByte[id] >= 0) bytes.Add((byte)_tokenByte[id]);
+            else
+            {
+                var p = _pieces[id];
+                int skip = previous == BosId && p.Length > 0 && p[0] == ' ' ? 1 : 0;
+                for (int i = skip; i < p.Length; i++) bytes.Add(p[i]);
+            }
+            previous = id;
+        }
+        return Encoding.UTF8.GetString(bytes.ToArray());
+    }
+}

@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using TensorCodec.Engine;
+
+namespace TensorCodec.Eval;
+
+/// <summary>Which part of a token stream to evaluate.</summary>
+public enum TokenSplit : byte
+{
+    All = 0,
+    /// <summary>Everything before the validation split: tokens 0 … n − n/20 − 1.</summary>
+    Train = 1,
+    /// <summary>The last n/20 tokens (integer division), the project's hold-out convention.</summary>
+    Val = 2,
+}
+
+/// <summary>Loading evaluation tokens: raw .u16 files, CSV lists, or text through a tokenizer.</summary>
+public static class EvalData
+{
+    /// <summary>A raw little-endian uint16 token file.</summary>
+    public static int[] ReadU16(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        if (bytes.Length % 2 != 0) throw new InvalidDataException($"{path}: {bytes.Length} bytes is not a whole number of uint16 tokens");
+        var u16 = MemoryMarshal.Cast<byte, ushort>(bytes);
+        var ids = new int[u16.Length];
+        for (int i = 0; i < ids.Length; i++) ids[i] = u16[i];
+        return ids;
+    }
+
+    /// <summary>Comma-separated ids (whitespace and newlines allowed), from a string.</summary>
+    public static int[] ParseCsv(string text, string? source = null)
+    {
+        var parts = text.Split([',', '\n', '\r', ' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out ids[i]))
+                throw new InvalidDataException($"{source ?? "token list"}: entry {i} '{parts[i]}' is not an integer token id");
+        return ids;
+    }
+
+    /// <summary>Encodes a text file with the project's paragraph convention (see <see cref="Tokenizer.EncodeParagraphs"/>).</summary>
+    public static int[] Tokenize(string textPath, Tokenizer tokenizer) => tokenizer.EncodeParagraphs(File.ReadAllText(textPath));
+
+    public static ReadOnlyMemory<int> Split(int[] tokens, TokenSplit split)
+    {
+        int val = tokens.Length / 20;
+        return split switch
+        {
+            TokenSplit.All => tokens,
+            TokenSplit.Train => tokens.AsMemory(0, tokens.Length - val),
+            TokenSplit.Val => tokens.AsMemory(tokens.Length - val, val),
+            _ => throw new ArgumentOutOfRangeException(nameof(split)),
+        };
+    }
+
+    /// <summary>Throws naming the first id outside [0, vocab).</summary>
+    public static void CheckRange(ReadOnlySpan<int> tokens, int vocab, string source)
+    {
+        for (int i = 0; i < tokens.Length; i++)
+            if ((uint)tokens[i] >= (uint)vocab)
+                throw new InvalidDataException($"{source}: token {i} has id {tokens[i]}, out of range for the model's vocabulary of {vocab}");
+    }
+}

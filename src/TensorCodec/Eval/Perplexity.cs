@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using TensorCodec.Engine;
+
+namespace TensorCodec.Eval;
+
+public sealed record EvalOptions
+{
+    /// <summary>Window length in tokens.</summary>
+    public int Ctx { get; init; } = 256;
+    /// <summary>First scored position in a window; default ctx/2 (llama.cpp).</summary>
+    public int? ScoreFrom { get; init; }
+    /// <summary>Evaluate at most this many windows (0 = all).</summary>
+    public int MaxChunks { get; init; }
+    public int Threads { get; init; } = 1;
+    /// <summary>Allow ctx beyond the model's maximum positions (the caller should warn).</summary>
+    public bool AllowLongContext { get; init; }
+    /// <summary>Base model for KL statistics (computed on the fly).</summary>
+    public LlamaModel? Base { get; init; }
+    /// <summary>Cached base log-probabilities (<see cref="BaseLogitsFile"/>) instead of running <see cref="Base"/>.</summary>
+    public string? BaseLogitsPath { get; init; }
+    /// <summary>Save the reference log-probabilities here: the base's if there is one, else the model's own.</summary>
+    public string? SaveLogitsPath { get; init; }
+    public bool Overwrite { get; init; }
+}
+
+/// <summary>KL(base ‖ model) and related statistics over the scored positions (llama.cpp's --kl-divergence set).</summary>
+public sealed record KlStats(
+    double Mean, double MeanStdErr, double Median, double P90, double P99, double Max,
+    double Top1AgreementPercent, double Top1StdErrPercent, double MeanDeltaP, double RmsDeltaP,
+    double BasePpl, double BasePplStdErr);
+
+public sealed record EvalResult(
+    int Ctx, int ScoreFrom, int Windows, long Scored, double MeanNll, double Ppl, double PplStdErr,
+    KlStats? Kl, long TokensEvaluated, double Seconds, double TokensPerSecond);
+
+public readonly record struct EvalProgress(int Window, int Windows, double RunningPpl);
+
+/// <summary>
+/// Perplexity under llama.cpp's protocol, optionally against a base model. The tokens are cut
+/// into consecutive non-overlapping windows of ctx (a final partial window is dropped); each
+/// window starts from an empty cache; the logits at positions scoreFrom … ctx−2 are scored
+/// against the next token. See docs/EVAL.md.
+/// </summary>
+public static class Perplexity
+{
+    public static EvalResult Run(LlamaModel model, ReadOnlySpan<int> tokens, EvalOptions o,
+        IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
+    {
+        var c = model.Config;
+        int ctx = o.Ctx;
+        int from = o.ScoreFrom ?? ctx / 2;
+        if (ctx < 2) throw new ArgumentException($"--ctx {ctx} must be at least 2");
+        if (from < 0 || from > ctx - 2) throw new ArgumentException($"--score-from {from} must lie in 0 … ctx−2 = {ctx - 2}");
+        if (ctx > c.MaxSeqLen && !o.AllowLongContext)
+            throw new ArgumentException($"--ctx {ctx} exceeds the model's maximum positions {c.MaxSeqLen} (force to override)");
+        int windows = tokens.Length / ctx;
+        if (o.MaxChunks > 0) windows = Math.Min(windows, o.MaxChunks);
+        if (windows == 0) throw new ArgumentException($"{tokens.Length} tokens are fewer than one window of {ctx}");
+        var used = tokens[..(windows * ctx)];
+        EvalData.CheckRange(used, c.VocabSize, "tokens");
+        if (o.Base is { } b)
+        {
+            if (b.Config.VocabSize != c.VocabSize)
+                throw new ArgumentException($"base vocabulary {b.Config.VocabSize} differs from the model's {c.VocabSize}");
+            if (ctx > b.Config.MaxSeqLen && !o.AllowLongContext)
+                throw new ArgumentException($"--ctx {ctx} exceeds the base model's maximum positions {b.Config.MaxSeqLen}");
+        }
+        if (o.Base is not null && o.BaseLogitsPath is not null)
+            throw new ArgumentException("give either a base model or base logits, not both");
+
+        int vocab = c.VocabSize, rows = ctx - 1 - from;
+        var header = new BaseLogitsFile.Header(vocab, ctx, from, windows, BaseLogitsFile.HashTokens(used));
+        using var reader = o.BaseLogitsPath is null ? null : new BaseLogitsFile.Reader(o.BaseLogitsPath, header);
+        using var writer = o.SaveLogitsPath is null ? null : new BaseLogitsFile.Writer(o.SaveLogitsPath, header, o.Overwrite);
+        bool haveBase = o.Base is not null || reader is not null;
+
+        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
+        using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
+        var logProbs = new float[rows * vocab];
+        var baseLogProbs = haveBase ? new float[rows * vocab] : null;
+
+        var nll = new List<double>(windows * rows);
+        var baseNll = new List<double>(haveBase ? windows * rows : 0);
+        var kl = new List<double>(haveBase ? windows * rows : 0);
+        var deltaP = new List<double>(haveBase ? windows * rows : 0);
+        long sameTop = 0;
+        double modelSeconds = 0;
+        var total = Stopwatch.StartNew();
+
+        for (int w = 0; w < windows; w++)
+        {
+            ct.ThrowIfCancellationRequested();
+            var window = used.Slice(w * ctx, ctx);
+            // The last token's logits predict past the window, so it is never fed.
+            var input = window[..(ctx - 1)];
+
+            long t0 = Stopwatch.GetTimestamp();
+            session.Reset();
+            session.Forward(input, logProbs, from);
+            modelSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            LogSoftmaxRows(logProbs, vocab);
+
+            if (baseSession is not null)
+            {
+                baseSession.Reset();
+                baseSession.Forward(input, baseLogProbs!, from);
+                LogSoftmaxRows(baseLogProbs!, vocab);
+            }
+            else reader?.ReadWindow(baseLogProbs);
+            writer?.WriteWindow(haveBase ? baseLogProbs : logProbs);
+
+            for (int r = 0; r < rows; r++)
+            {
+                int target = window[from + r + 1];
+                var lp = logProbs.AsSpan(r * vocab, vocab);
+                nll.Add(-lp[target]);
+                if (!haveBase) continue;
+                var bp = baseLogProbs.AsSpan(r * vocab, vocab);
+                baseNll.Add(-bp[target]);
+                double d = 0;
+                for (int i = 0; i < vocab; i++) d += Math.Exp(bp[i]) * ((double)bp[i] - lp[i]);
+                kl.Add(Math.Max(0, d)); // tiny negatives are rounding
+                deltaP.Add(Math.Exp(lp[target]) - Math.Exp(bp[target]));
+                if (ArgMax(lp) == ArgMax(bp)) sameTop++;
+            }
+            progress?.Report(new EvalProgress(w + 1, windows, Math.Exp(Mean(nll))));
+        }
+
+        writer?.Commit();
+        var (meanNll, pplErr) = PplWithError(nll);
+        KlStats? klStats = null;
+        if (haveBase)
+        {
+            var (baseMean, basePplErr) = PplWithError(baseNll);
+            var sorted = kl.ToArray();
+            Array.Sort(sorted);
+            double n = kl.Count;
+            double klMean = Mean(kl);
+            double top = sameTop / n;
+            klStats = new KlStats(
+                klMean, StdErr(kl, klMean), Quantile(sorted, 0.5), Quantile(sorted, 0.9), Quantile(sorted, 0.99), sorted[^1],
+                100 * top, 100 * Math.Sqrt(top * (1 - top) / Math.Max(1, n - 1)),
+                Mean(deltaP), Math.Sqrt(deltaP.Sum(x => x * x) / n),
+                Math.Exp(baseMean), basePplErr);
+        }
+        double seconds = total.Elapsed.TotalSeconds;
+        long fed = (long)windows * (ctx - 1);
+        return new EvalResult(ctx, from, windows, nll.Count, meanNll, Math.Exp(meanNll), pplErr, klStats, fed, seconds,
+            modelSeconds > 0 ? fed / modelSeconds : 0);
+    }
+
+    /// <summary>Rows of logits → log-probabilities, in place (max-shifted, sum in double).</summary>
+    public static void LogSoftmaxRows(Span<float> rows, int vocab)
+    {
+        for (int r = 0; r < rows.Length / vocab; r++)
+        {
+            var row = rows.Slice(r * vocab, vocab);
+            float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
+            double sum = 0;
+            foreach (float x in row) sum += Math.Exp(x - max);
+            float logZ = (float)(max + Math.Log(sum));
+            System.Numerics.Tensors.TensorPrimitives.Subtract(row, logZ, row);
+        }
+    }
+
+    static int ArgMax(ReadOnlySpan<float> x) => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(x);
+
+    static double Mean(List<double> x) => x.Count == 0 ? double.NaN : x.Sum() / x.Count;
+
+    static double StdErr(List<double> x, double mean)
+    {
+        if (x.Count < 2) return 0;
+        double ss = 0;
+        foreach (var v in x) ss += (v - mean) * (v - mean);
+        return Math.Sqrt(ss / (x.Count - 1) / x.Count);
+    }
+
+    /// <summary>Mean NLL and the standard error of exp(mean NLL) by the delta method, as llama.cpp reports it.</summary>
+    static (double MeanNll, double PplStdErr) PplWithError(List<double> nll)
+    {
+        double mean = Mean(nll);
+        return (mean, Math.Exp(mean) * StdErr(nll, mean));
+    }
+
+    static double Quantile(double[] sorted, double q)
+    {
+        double pos = q * (sorted.Length - 1);
+        int lo = (int)Math.Floor(pos);
+        int hi = Math.Min(lo + 1, sorted.Length - 1);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+    }
+}
