@@ -5,18 +5,18 @@ using System.Runtime.CompilerServices;
 namespace TensorCodec.Coders;
 
 /// <summary>
-/// Static order-0 rANS for byte data with four interleaved 32-bit states and 16-bit
+/// Static order-0 rANS for byte data with eight interleaved 32-bit states and 16-bit
 /// renormalisation (layout in CHUNK-FORMAT.md). Probabilities are quantised to
 /// 2^<see cref="ScaleBits"/>; 12 bits lets a whole decode-table entry (symbol, freq-1, slot bias)
 /// pack into one uint, and the 16 KiB table stays in L1, which is what makes decoding fast.
-/// Four states give the CPU four independent dependency chains to overlap.
+/// Eight states give the CPU eight independent dependency chains to overlap (four left it latency-bound).
 /// </summary>
 public static class RansCoder
 {
     public const int ScaleBits = 12;
     public const int Scale = 1 << ScaleBits;
     const uint L = 1u << 16;          // lower bound of the normalised state interval [L, 2^32)
-    const int States = 4;
+    const int States = 8;
 
     /// <summary>Worst case payload: table + states + one 16-bit word per symbol (a symbol costs ≤ 12 bits).</summary>
     public static int MaxEncodedLength(int length) => checked(1 + 256 * 3 + 4 * States + 2 * length + 2);
@@ -170,38 +170,19 @@ public static class RansCoder
         ushort[] scratch = ArrayPool<ushort>.Shared.Rent(maxWords);
         try
         {
-            uint x0 = L, x1 = L, x2 = L, x3 = L;
+            uint* xs = stackalloc uint[States];
+            for (int k = 0; k < States; k++) xs[k] = L;
             fixed (byte* s0 = src)
             fixed (ushort* w0 = scratch)
             {
                 ushort* w = w0 + maxWords;
-                // Symbol i belongs to state i % 4; encode in reverse so the decoder runs forward.
-                int i = n - 1;
-                for (; i >= 0 && (i & 3) != 3; i--)
-                {
-                    switch (i & 3)
-                    {
-                        case 0: Put(ref x0, s0[i], cum, frq, ref w); break;
-                        case 1: Put(ref x1, s0[i], cum, frq, ref w); break;
-                        case 2: Put(ref x2, s0[i], cum, frq, ref w); break;
-                    }
-                }
-                for (; i >= 3; i -= 4)
-                {
-                    Put(ref x3, s0[i], cum, frq, ref w);
-                    Put(ref x2, s0[i - 1], cum, frq, ref w);
-                    Put(ref x1, s0[i - 2], cum, frq, ref w);
-                    Put(ref x0, s0[i - 3], cum, frq, ref w);
-                }
+                // Symbol i belongs to state i % States; encode in reverse so the decoder runs forward.
+                for (int i = n - 1; i >= 0; i--) Put(ref xs[i & (States - 1)], s0[i], cum, frq, ref w);
                 int words = (int)(w0 + maxWords - w);
                 long total = header + 2L * words;
                 if (total > dst.Length) return OperationStatus.DestinationTooSmall;
                 int pos = WriteTable(freqs, dst);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], x0);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 4)..], x1);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 8)..], x2);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 12)..], x3);
-                pos += 16;
+                for (int k = 0; k < States; k++, pos += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], xs[k]);
                 Span<byte> body = dst.Slice(pos, 2 * words);
                 if (BitConverter.IsLittleEndian) new ReadOnlySpan<byte>(w, 2 * words).CopyTo(body);
                 else for (int k = 0; k < words; k++) BinaryPrimitives.WriteUInt16LittleEndian(body[(2 * k)..], w[k]);
@@ -238,7 +219,11 @@ public static class RansCoder
         uint x1 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4)..]);
         uint x2 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 8)..]);
         uint x3 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 12)..]);
-        pos += 16;
+        uint x4 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 16)..]);
+        uint x5 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 20)..]);
+        uint x6 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 24)..]);
+        uint x7 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 28)..]);
+        pos += 4 * States;
         if (!BitConverter.IsLittleEndian) return OperationStatus.InvalidData; // word reads below assume LE
 
         // Slot → packed (symbol | slot-cum << 8 | freq-1 << 20): one load per symbol.
@@ -259,42 +244,52 @@ public static class RansCoder
             ushort* wend = (ushort*)(s0 + src.Length);
             byte* o = d0, oend = d0 + n;
             const uint Mask = Scale - 1;
-            // Fast path: each symbol reads at most one word, so 4 symbols need ≤ 4 words.
-            while (oend - o >= 4 && wend - w >= 4)
+            // Fast path: each symbol reads at most one word, so 8 symbols need ≤ 8 words.
+            while (oend - o >= States && wend - w >= States)
             {
                 uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
+                uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
                 o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
+                o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
                 x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
                 x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
                 x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
                 x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
-                if (x0 < L) x0 = (x0 << 16) | *w++;
-                if (x1 < L) x1 = (x1 << 16) | *w++;
-                if (x2 < L) x2 = (x2 << 16) | *w++;
-                if (x3 < L) x3 = (x3 << 16) | *w++;
-                o += 4;
+                x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
+                x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
+                x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
+                x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
+                // Renormalise without branches: whether a state needs a word is data-dependent
+                // (~bits/16 of the time), so a branch here mispredicts often.
+                uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
+                uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
+                uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
+                uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
+                uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
+                uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
+                uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
+                uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
+                o += States;
             }
-            // Tail (and the stream's last few words): same step with bounds checks.
+            // Tail (and the stream's last few words): same step with bounds checks. The states move
+            // to memory here so the fast loop above can keep them in registers (no address taken).
+            uint* xs = stackalloc uint[States];
+            xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
             while (o < oend)
             {
-                long idx = o - d0;
-                ref uint x = ref x0;
-                switch (idx & 3)
-                {
-                    case 1: x = ref x1; break;
-                    case 2: x = ref x2; break;
-                    case 3: x = ref x3; break;
-                }
-                uint e = table[x & Mask];
+                uint* x = xs + ((o - d0) & (States - 1));
+                uint e = table[*x & Mask];
                 *o++ = (byte)e;
-                x = ((e >> 20) + 1) * (x >> ScaleBits) + ((e >> 8) & Mask);
-                if (x < L)
+                uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
+                if (v < L)
                 {
                     if (w >= wend) return OperationStatus.InvalidData;
-                    x = (x << 16) | *w++;
+                    v = (v << 16) | *w++;
                 }
+                *x = v;
             }
-            if (w != wend || x0 != L || x1 != L || x2 != L || x3 != L) return OperationStatus.InvalidData;
+            if (w != wend) return OperationStatus.InvalidData;
+            for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
         }
         return OperationStatus.Done;
     }
