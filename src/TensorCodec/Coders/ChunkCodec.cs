@@ -78,7 +78,11 @@ public static class ChunkCodec
         return checked(rawLength + 1);
     }
 
-    /// <summary>Encodes one chunk of raw little-endian elements of <paramref name="dtype"/>; returns bytes written.</summary>
+    /// <summary>
+    /// Encodes one chunk of raw little-endian elements of <paramref name="dtype"/>; returns bytes written.
+    /// <paramref name="destination"/> should hold <see cref="MaxEncodedLength"/> bytes (ArgumentException if
+    /// the result does not fit). <paramref name="rowLength"/> is reserved for a context model and unused.
+    /// </summary>
     public static int Encode(ReadOnlySpan<byte> raw, DType dtype, long rowLength, Span<byte> destination,
         ChunkCodecOptions? options = null, ChunkStats? stats = null)
     {
@@ -282,7 +286,7 @@ public static class ChunkCodec
             if (!d.TryUnwrap(src, dst, out int written)) return OperationStatus.InvalidData;
             return written == dst.Length ? OperationStatus.Done : OperationStatus.InvalidData;
         }
-        catch (Exception ex) when (ex is ZstdException or ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             // A failed decompression may leave the context mid-frame; start the next call clean.
             t_decompressor?.Dispose();
