@@ -19,8 +19,13 @@ public enum SplitTransform : byte
     Planes2 = 4,
     /// <summary>Byte planes, most significant byte first (32-bit integers).</summary>
     Planes4 = 5,
-    /// <summary>Byte planes, most significant byte first (F64 and 64-bit integers).</summary>
+    /// <summary>Byte planes, most significant byte first (F64 and unsigned 64-bit integers).</summary>
     Planes8 = 6,
+    /// <summary>Zig-zag mapped (0,−1,1,−2,… → 0,1,2,3,…) then byte planes, for signed integers: small
+    /// magnitudes of either sign leave the high planes all zero instead of 0x00/0xFF noise.</summary>
+    ZigZag2 = 7,
+    ZigZag4 = 8,
+    ZigZag8 = 9,
 }
 
 /// <summary>
@@ -39,18 +44,21 @@ public static class FloatSplit
         DType.BF16 => SplitTransform.BF16,
         DType.F16 => SplitTransform.F16,
         DType.F32 => SplitTransform.F32,
-        DType.F64 or DType.I64 or DType.U64 => SplitTransform.Planes8,
-        DType.I32 or DType.U32 => SplitTransform.Planes4,
-        DType.I16 or DType.U16 => SplitTransform.Planes2,
+        DType.F64 or DType.U64 => SplitTransform.Planes8,
+        DType.U32 => SplitTransform.Planes4,
+        DType.U16 => SplitTransform.Planes2,
+        DType.I64 => SplitTransform.ZigZag8,
+        DType.I32 => SplitTransform.ZigZag4,
+        DType.I16 => SplitTransform.ZigZag2,
         _ => SplitTransform.Bytes,
     };
 
     public static int ElementSize(SplitTransform t) => t switch
     {
         SplitTransform.Bytes => 1,
-        SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 => 2,
-        SplitTransform.F32 or SplitTransform.Planes4 => 4,
-        SplitTransform.Planes8 => 8,
+        SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 or SplitTransform.ZigZag2 => 2,
+        SplitTransform.F32 or SplitTransform.Planes4 or SplitTransform.ZigZag4 => 4,
+        SplitTransform.Planes8 or SplitTransform.ZigZag8 => 8,
         _ => 0,
     };
 
@@ -61,7 +69,7 @@ public static class FloatSplit
         _ => ElementSize(t),
     };
 
-    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.Planes8;
+    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.ZigZag8;
 
     static readonly string[] BF16Names = ["exp", "sm"], F16Names = ["exp", "hi", "lo"], F32Names = ["exp", "sm", "m1", "m0"];
 
@@ -93,6 +101,7 @@ public static class FloatSplit
                 case SplitTransform.BF16: SplitBF16(r, s, s + n, n); break;
                 case SplitTransform.F16: SplitF16(r, s, s + n, s + 2 * n, n); break;
                 case SplitTransform.F32: SplitF32(r, s, s + n, s + 2 * n, s + 3 * n, n); break;
+                case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: SplitZigZag(r, s, n, e); break;
                 default: SplitPlanes(r, s, n, e); break;
             }
         }
@@ -115,6 +124,7 @@ public static class FloatSplit
                 case SplitTransform.BF16: MergeBF16(s, s + n, r, n); break;
                 case SplitTransform.F16: MergeF16(s, s + n, s + 2 * n, r, n); break;
                 case SplitTransform.F32: MergeF32(s, s + n, s + 2 * n, s + 3 * n, r, n); break;
+                case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: MergeZigZag(s, r, n, e); break;
                 default: MergePlanes(s, r, n, e); break;
             }
         }
@@ -236,6 +246,30 @@ public static class FloatSplit
             byte* plane = s + (long)k * n;
             byte* dst = r + (e - 1 - k);
             for (int i = 0; i < n; i++) dst[(long)i * e] = plane[i];
+        }
+    }
+
+    static unsafe void SplitZigZag(byte* r, byte* s, int n, int e)
+    {
+        int bits = 8 * e;
+        for (int i = 0; i < n; i++)
+        {
+            ulong v = 0;
+            for (int b = e - 1; b >= 0; b--) v = (v << 8) | r[(long)i * e + b];
+            long sv = (long)(v << (64 - bits)) >> (64 - bits);    // sign-extend
+            ulong z = ((ulong)sv << 1) ^ (ulong)(sv >> 63);
+            for (int k = 0; k < e; k++) s[(long)k * n + i] = (byte)(z >> (8 * (e - 1 - k)));
+        }
+    }
+
+    static unsafe void MergeZigZag(byte* s, byte* r, int n, int e)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            ulong z = 0;
+            for (int k = 0; k < e; k++) z = (z << 8) | s[(long)k * n + i];
+            ulong v = (z >> 1) ^ (0UL - (z & 1));
+            for (int b = 0; b < e; b++) r[(long)i * e + b] = (byte)(v >> (8 * b));
         }
     }
 }
