@@ -183,7 +183,23 @@ public static class FloatSplit
 
     static unsafe void SplitF16(byte* r, byte* exp, byte* hi, byte* lo, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x1f = Vector128.Create((ushort)0x1F);
+            var x4 = Vector128.Create((ushort)4);
+            var x3 = Vector128.Create((ushort)3);
+            var ff = Vector128.Create((ushort)0xFF);
+            for (; i + 16 <= n; i += 16)
+            {
+                var v0 = Vector128.Load((ushort*)r + i);
+                var v1 = Vector128.Load((ushort*)r + i + 8);
+                Vector128.Narrow((v0 >> 10) & x1f, (v1 >> 10) & x1f).Store(exp + i);
+                Vector128.Narrow(((v0 >> 13) & x4) | ((v0 >> 8) & x3), ((v1 >> 13) & x4) | ((v1 >> 8) & x3)).Store(hi + i);
+                Vector128.Narrow(v0 & ff, v1 & ff).Store(lo + i);
+            }
+        }
+        for (; i < n; i++)
         {
             uint v = r[2 * i] | ((uint)r[2 * i + 1] << 8);
             exp[i] = (byte)((v >> 10) & 0x1F);
@@ -194,7 +210,22 @@ public static class FloatSplit
 
     static unsafe void MergeF16(byte* exp, byte* hi, byte* lo, byte* r, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x1f = Vector128.Create((ushort)0x1F);
+            var x4 = Vector128.Create((ushort)4);
+            var x3 = Vector128.Create((ushort)3);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (e0, e1) = Vector128.Widen(Vector128.Load(exp + i));
+                var (h0, h1) = Vector128.Widen(Vector128.Load(hi + i));
+                var (l0, l1) = Vector128.Widen(Vector128.Load(lo + i));
+                (((h0 & x4) << 13) | ((e0 & x1f) << 10) | ((h0 & x3) << 8) | l0).Store((ushort*)r + i);
+                (((h1 & x4) << 13) | ((e1 & x1f) << 10) | ((h1 & x3) << 8) | l1).Store((ushort*)r + i + 8);
+            }
+        }
+        for (; i < n; i++)
         {
             uint h = hi[i];
             uint v = ((h & 4) << 13) | ((exp[i] & 0x1Fu) << 10) | ((h & 3) << 8) | lo[i];
@@ -205,7 +236,27 @@ public static class FloatSplit
 
     static unsafe void SplitF32(byte* r, byte* exp, byte* sm, byte* m1, byte* m0, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var ff = Vector128.Create(0xFFu);
+            var x80 = Vector128.Create(0x80u);
+            var x7f = Vector128.Create(0x7Fu);
+            for (; i + 16 <= n; i += 16)
+            {
+                uint* p = (uint*)r + i;
+                var v0 = Vector128.Load(p); var v1 = Vector128.Load(p + 4); var v2 = Vector128.Load(p + 8); var v3 = Vector128.Load(p + 12);
+                // Narrow truncates, so each field is masked to 8 bits first.
+                static Vector128<byte> Pack(Vector128<uint> a, Vector128<uint> b, Vector128<uint> c, Vector128<uint> d) =>
+                    Vector128.Narrow(Vector128.Narrow(a, b), Vector128.Narrow(c, d));
+                Pack((v0 >> 23) & ff, (v1 >> 23) & ff, (v2 >> 23) & ff, (v3 >> 23) & ff).Store(exp + i);
+                Pack(((v0 >> 24) & x80) | ((v0 >> 16) & x7f), ((v1 >> 24) & x80) | ((v1 >> 16) & x7f),
+                     ((v2 >> 24) & x80) | ((v2 >> 16) & x7f), ((v3 >> 24) & x80) | ((v3 >> 16) & x7f)).Store(sm + i);
+                Pack((v0 >> 8) & ff, (v1 >> 8) & ff, (v2 >> 8) & ff, (v3 >> 8) & ff).Store(m1 + i);
+                Pack(v0 & ff, v1 & ff, v2 & ff, v3 & ff).Store(m0 + i);
+            }
+        }
+        for (; i < n; i++)
         {
             byte* p = r + 4 * i;
             uint b3 = p[3], b2 = p[2];
@@ -218,7 +269,31 @@ public static class FloatSplit
 
     static unsafe void MergeF32(byte* exp, byte* sm, byte* m1, byte* m0, byte* r, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x80 = Vector128.Create(0x80u);
+            var x7f = Vector128.Create(0x7Fu);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (e01, e23) = Vector128.Widen(Vector128.Load(exp + i));
+                var (s01, s23) = Vector128.Widen(Vector128.Load(sm + i));
+                var (a01, a23) = Vector128.Widen(Vector128.Load(m1 + i));
+                var (b01, b23) = Vector128.Widen(Vector128.Load(m0 + i));
+                uint* p = (uint*)r + i;
+                static Vector128<uint> Join(Vector128<uint> e, Vector128<uint> s, Vector128<uint> a, Vector128<uint> b, Vector128<uint> x80, Vector128<uint> x7f) =>
+                    ((s & x80) << 24) | (e << 23) | ((s & x7f) << 16) | (a << 8) | b;
+                var (e0, e1) = Vector128.Widen(e01); var (e2, e3) = Vector128.Widen(e23);
+                var (s0, s1) = Vector128.Widen(s01); var (s2, s3) = Vector128.Widen(s23);
+                var (a0, a1) = Vector128.Widen(a01); var (a2, a3) = Vector128.Widen(a23);
+                var (b0, b1) = Vector128.Widen(b01); var (b2, b3) = Vector128.Widen(b23);
+                Join(e0, s0, a0, b0, x80, x7f).Store(p);
+                Join(e1, s1, a1, b1, x80, x7f).Store(p + 4);
+                Join(e2, s2, a2, b2, x80, x7f).Store(p + 8);
+                Join(e3, s3, a3, b3, x80, x7f).Store(p + 12);
+            }
+        }
+        for (; i < n; i++)
         {
             byte* p = r + 4 * i;
             uint e = exp[i], s = sm[i];
