@@ -295,7 +295,7 @@ public static class ChunkCodec
         }
     }
 
-    static OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> raw)
+    static unsafe OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> raw)
     {
         if (src.Length < 2 || !FloatSplit.IsDefined(src[0])) return OperationStatus.InvalidData;
         var t = (SplitTransform)src[0];
@@ -308,35 +308,45 @@ public static class ChunkCodec
         byte[] streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, sc * n));
         try
         {
-            for (int k = 0; k < sc; k++)
+            fixed (byte* s0 = src)
+            fixed (byte* scratch = streams)
+            fixed (byte* r = raw)
             {
-                if (pos >= src.Length) return OperationStatus.InvalidData;
-                byte method = src[pos++];
-                if (!Varint.TryRead(src, ref pos, out int len) || len > src.Length - pos) return OperationStatus.InvalidData;
-                ReadOnlySpan<byte> payload = src.Slice(pos, len);
-                pos += len;
-                Span<byte> s = streams.AsSpan(k * n, n);
-                OperationStatus st;
-                switch (method)
+                // Stored streams are merged straight from the chunk; only coded ones go through scratch.
+                byte** sp = stackalloc byte*[8];
+                for (int k = 0; k < sc; k++)
                 {
-                    case MethodStored:
-                        if (len != n) return OperationStatus.InvalidData;
-                        payload.CopyTo(s);
-                        continue;
-                    case MethodConstant:
-                        if (len != 1) return OperationStatus.InvalidData;
-                        s.Fill(payload[0]);
-                        continue;
-                    case MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
-                    case MethodRans: st = RansCoder.Decode(payload, s); break;
-                    case MethodZstd: st = Unzstd(payload, s); break;
-                    default: return OperationStatus.InvalidData;
+                    if (pos >= src.Length) return OperationStatus.InvalidData;
+                    byte method = src[pos++];
+                    if (!Varint.TryRead(src, ref pos, out int len) || len > src.Length - pos) return OperationStatus.InvalidData;
+                    ReadOnlySpan<byte> payload = src.Slice(pos, len);
+                    Span<byte> s = streams.AsSpan(k * n, n);
+                    sp[k] = scratch + (long)k * n;
+                    OperationStatus st;
+                    switch (method)
+                    {
+                        case MethodStored:
+                            if (len != n) return OperationStatus.InvalidData;
+                            sp[k] = s0 + pos;
+                            st = OperationStatus.Done;
+                            break;
+                        case MethodConstant:
+                            if (len != 1) return OperationStatus.InvalidData;
+                            s.Fill(payload[0]);
+                            st = OperationStatus.Done;
+                            break;
+                        case MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
+                        case MethodRans: st = RansCoder.Decode(payload, s); break;
+                        case MethodZstd: st = Unzstd(payload, s); break;
+                        default: return OperationStatus.InvalidData;
+                    }
+                    if (st != OperationStatus.Done) return OperationStatus.InvalidData;
+                    pos += len;
                 }
-                if (st != OperationStatus.Done) return OperationStatus.InvalidData;
+                if (src.Length - pos != tail) return OperationStatus.InvalidData;
+                FloatSplit.MergeCore(t, sp, r, n);
+                src[pos..].CopyTo(raw[(n * e)..]);
             }
-            if (src.Length - pos != tail) return OperationStatus.InvalidData;
-            FloatSplit.Merge(t, streams.AsSpan(0, sc * n), raw);
-            src[pos..].CopyTo(raw[(n * e)..]);
             return OperationStatus.Done;
         }
         finally { ArrayPool<byte>.Shared.Return(streams); }

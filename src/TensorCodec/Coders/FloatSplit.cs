@@ -118,15 +118,24 @@ public static class FloatSplit
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
-            switch (t)
-            {
-                case SplitTransform.Bytes: Buffer.MemoryCopy(s, r, n, n); break;
-                case SplitTransform.BF16: MergeBF16(s, s + n, r, n); break;
-                case SplitTransform.F16: MergeF16(s, s + n, s + 2 * n, r, n); break;
-                case SplitTransform.F32: MergeF32(s, s + n, s + 2 * n, s + 3 * n, r, n); break;
-                case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: MergeZigZag(s, r, n, e); break;
-                default: MergePlanes(s, r, n, e); break;
-            }
+            byte** sp = stackalloc byte*[8];
+            for (int k = 0; k < sc; k++) sp[k] = s + (long)k * n;
+            MergeCore(t, sp, r, n);
+        }
+    }
+
+    /// <summary>Merge from separately located streams (lets the decoder read stored streams in place).</summary>
+    internal static unsafe void MergeCore(SplitTransform t, byte** sp, byte* r, int n)
+    {
+        int e = ElementSize(t);
+        switch (t)
+        {
+            case SplitTransform.Bytes: Buffer.MemoryCopy(sp[0], r, n, n); break;
+            case SplitTransform.BF16: MergeBF16(sp[0], sp[1], r, n); break;
+            case SplitTransform.F16: MergeF16(sp[0], sp[1], sp[2], r, n); break;
+            case SplitTransform.F32: MergeF32(sp[0], sp[1], sp[2], sp[3], r, n); break;
+            case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: MergeZigZag(sp, r, n, e); break;
+            default: MergePlanes(sp, r, n, e); break;
         }
     }
 
@@ -314,11 +323,11 @@ public static class FloatSplit
         }
     }
 
-    static unsafe void MergePlanes(byte* s, byte* r, int n, int e)
+    static unsafe void MergePlanes(byte** sp, byte* r, int n, int e)
     {
         for (int k = 0; k < e; k++)
         {
-            byte* plane = s + (long)k * n;
+            byte* plane = sp[k];
             byte* dst = r + (e - 1 - k);
             for (int i = 0; i < n; i++) dst[(long)i * e] = plane[i];
         }
@@ -337,12 +346,12 @@ public static class FloatSplit
         }
     }
 
-    static unsafe void MergeZigZag(byte* s, byte* r, int n, int e)
+    static unsafe void MergeZigZag(byte** sp, byte* r, int n, int e)
     {
         for (int i = 0; i < n; i++)
         {
             ulong z = 0;
-            for (int k = 0; k < e; k++) z = (z << 8) | s[(long)k * n + i];
+            for (int k = 0; k < e; k++) z = (z << 8) | sp[k][i];
             ulong v = (z >> 1) ^ (0UL - (z & 1));
             for (int b = 0; b < e; b++) r[(long)i * e + b] = (byte)(v >> (8 * b));
         }
