@@ -1,6 +1,9 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TensorCodec.Coders;
 
@@ -208,21 +211,18 @@ public static class RansCoder
     /// Verifies that every word is consumed and every state returns to its initial value, so most
     /// corruption is detected; malformed input gives InvalidData and never reads out of bounds.
     /// </summary>
+    public static OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst) => Decode(src, dst, allowSimd: true);
+
+    /// <summary><paramref name="allowSimd"/> = false forces the scalar path (tests compare both).</summary>
     [SkipLocalsInit]
-    public static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst)
+    internal static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst, bool allowSimd)
     {
         Span<ushort> freqs = stackalloc ushort[256];
         int pos = 0;
         if (!ReadTable(src, ref pos, freqs)) return OperationStatus.InvalidData;
         if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return OperationStatus.InvalidData;
-        uint x0 = BinaryPrimitives.ReadUInt32LittleEndian(src[pos..]);
-        uint x1 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4)..]);
-        uint x2 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 8)..]);
-        uint x3 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 12)..]);
-        uint x4 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 16)..]);
-        uint x5 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 20)..]);
-        uint x6 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 24)..]);
-        uint x7 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 28)..]);
+        uint* xs = stackalloc uint[States];
+        for (int k = 0; k < States; k++) xs[k] = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4 * k)..]);
         pos += 4 * States;
         if (!BitConverter.IsLittleEndian) return OperationStatus.InvalidData; // word reads below assume LE
 
@@ -244,37 +244,9 @@ public static class RansCoder
             ushort* wend = (ushort*)(s0 + src.Length);
             byte* o = d0, oend = d0 + n;
             const uint Mask = Scale - 1;
-            // Fast path: each symbol reads at most one word, so 8 symbols need ≤ 8 words.
-            while (oend - o >= States && wend - w >= States)
-            {
-                uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
-                uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
-                o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
-                o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
-                x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
-                x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
-                x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
-                x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
-                x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
-                x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
-                x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
-                x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
-                // Renormalise without branches: whether a state needs a word is data-dependent
-                // (~bits/16 of the time), so a branch here mispredicts often.
-                uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
-                uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
-                uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
-                uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
-                uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
-                uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
-                uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
-                uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
-                o += States;
-            }
-            // Tail (and the stream's last few words): same step with bounds checks. The states move
-            // to memory here so the fast loop above can keep them in registers (no address taken).
-            uint* xs = stackalloc uint[States];
-            xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
+            if (Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
+            else DecodeScalar(table, xs, ref w, wend, ref o, oend);
+            // Tail (and the stream's last few words): same step with bounds checks.
             while (o < oend)
             {
                 uint* x = xs + ((o - d0) & (States - 1));
@@ -292,5 +264,92 @@ public static class RansCoder
             for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
         }
         return OperationStatus.Done;
+    }
+
+    /// <summary>Bulk decode while ≥ 8 symbols remain and ≥ 8 words are left (each symbol reads at most one).</summary>
+    static unsafe void DecodeScalar(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
+    {
+        const uint Mask = Scale - 1;
+        // Locals, not xs[], so the JIT keeps all eight states in registers.
+        uint x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+        ushort* w = wRef;
+        byte* o = oRef;
+        while (oend - o >= States && wend - w >= States)
+        {
+            uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
+            uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
+            o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
+            o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
+            x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
+            x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
+            x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
+            x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
+            x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
+            x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
+            x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
+            x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
+            // Renormalise without branches: whether a state needs a word is data-dependent
+            // (~bits/16 of the time), so a branch here mispredicts often.
+            uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
+            uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
+            uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
+            uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
+            uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
+            uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
+            uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
+            uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
+            o += States;
+        }
+        xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
+        wRef = w;
+        oRef = o;
+    }
+
+    /// <summary>For each 8-bit "needs a word" lane mask: lane j takes word rank(j) (set bits below j),
+    /// so the words consumed in one step are handed to lanes 0..7 in order, as the scalar decoder does.</summary>
+    static readonly int[] s_renormPermute = BuildRenormPermute();
+
+    static int[] BuildRenormPermute()
+    {
+        var t = GC.AllocateArray<int>(256 * 8, pinned: true);
+        for (int m = 0; m < 256; m++)
+            for (int j = 0, r = 0; j < 8; j++)
+                if ((m >> j & 1) != 0) t[m * 8 + j] = r++;
+        return t;
+    }
+
+    /// <summary>The eight states as one AVX2 vector: gather the table entries, update all lanes, and
+    /// refill the lanes that fell below L from the next words via a mask-indexed permutation.</summary>
+    static unsafe void DecodeAvx2(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
+    {
+        ushort* w = wRef;
+        byte* o = oRef;
+        var x = Vector256.Load(xs);
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var one = Vector256.Create(1u);
+        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
+        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
+        fixed (int* perm = s_renormPermute)
+        {
+            while (oend - o >= States && wend - w >= States)
+            {
+                var e = Avx2.GatherVector256(table, (x & mask).AsInt32(), 4);
+                var sym = Avx2.Shuffle(e.AsByte(), lowBytes).AsUInt32();
+                *(uint*)o = sym.GetElement(0);
+                *(uint*)(o + 4) = sym.GetElement(4);
+                x = Avx2.MultiplyLow((e >> 20) + one, x >> ScaleBits) + ((e >> 8) & mask);
+                var need = Vector256.Equals(x >> 16, Vector256<uint>.Zero);
+                int m = (int)need.ExtractMostSignificantBits();
+                var words = Avx2.ConvertToVector256Int32(w).AsUInt32();
+                var refill = Avx2.PermuteVar8x32(words, Vector256.Load(perm + m * 8).AsUInt32());
+                x = Vector256.ConditionalSelect(need, (x << 16) | refill, x);
+                w += BitOperations.PopCount((uint)m);
+                o += States;
+            }
+        }
+        x.Store(xs);
+        wRef = w;
+        oRef = o;
     }
 }
