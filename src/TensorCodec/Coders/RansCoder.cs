@@ -8,18 +8,19 @@ using System.Runtime.Intrinsics.X86;
 namespace TensorCodec.Coders;
 
 /// <summary>
-/// Static order-0 rANS for byte data with eight interleaved 32-bit states and 16-bit
+/// Static order-0 rANS for byte data with sixteen interleaved 32-bit states and 16-bit
 /// renormalisation (layout in CHUNK-FORMAT.md). Probabilities are quantised to
 /// 2^<see cref="ScaleBits"/>; 12 bits lets a whole decode-table entry (symbol, freq-1, slot bias)
 /// pack into one uint, and the 16 KiB table stays in L1, which is what makes decoding fast.
-/// Eight states give the CPU eight independent dependency chains to overlap (four left it latency-bound).
+/// Sixteen states give the CPU independent dependency chains to overlap: two AVX2 vectors of eight
+/// (fewer states left both the scalar and the gather decoder latency-bound).
 /// </summary>
 public static class RansCoder
 {
     public const int ScaleBits = 12;
     public const int Scale = 1 << ScaleBits;
     const uint L = 1u << 16;          // lower bound of the normalised state interval [L, 2^32)
-    const int States = 8;
+    const int States = 16;
 
     /// <summary>Worst case payload: table + states + one 16-bit word per symbol (a symbol costs ≤ 12 bits).</summary>
     public static int MaxEncodedLength(int length) => checked(1 + 256 * 3 + 4 * States + 2 * length + 2);
@@ -266,43 +267,52 @@ public static class RansCoder
         return OperationStatus.Done;
     }
 
-    /// <summary>Bulk decode while ≥ 8 symbols remain and ≥ 8 words are left (each symbol reads at most one).</summary>
+    /// <summary>Bulk decode while ≥ 16 symbols remain and ≥ 16 words are left (each symbol reads at most one).</summary>
     static unsafe void DecodeScalar(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
     {
-        const uint Mask = Scale - 1;
-        // Locals, not xs[], so the JIT keeps all eight states in registers.
-        uint x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
         ushort* w = wRef;
         byte* o = oRef;
         while (oend - o >= States && wend - w >= States)
         {
-            uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
-            uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
-            o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
-            o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
-            x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
-            x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
-            x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
-            x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
-            x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
-            x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
-            x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
-            x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
-            // Renormalise without branches: whether a state needs a word is data-dependent
-            // (~bits/16 of the time), so a branch here mispredicts often.
-            uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
-            uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
-            uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
-            uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
-            uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
-            uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
-            uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
-            uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
+            w = DecodeEight(table, xs, w, o);
+            w = DecodeEight(table, xs + 8, w, o + 8);
             o += States;
         }
-        xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
         wRef = w;
         oRef = o;
+    }
+
+    /// <summary>One symbol for each of eight states; needs ≥ 8 words available.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe ushort* DecodeEight(uint* table, uint* xs, ushort* w, byte* o)
+    {
+        const uint Mask = Scale - 1;
+        // Locals, not xs[], so the JIT keeps the states in registers while they are updated.
+        uint x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+        uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
+        uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
+        o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
+        o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
+        x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
+        x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
+        x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
+        x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
+        x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
+        x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
+        x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
+        x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
+        // Renormalise without branches: whether a state needs a word is data-dependent
+        // (~bits/16 of the time), so a branch here mispredicts often.
+        uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
+        uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
+        uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
+        uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
+        uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
+        uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
+        uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
+        uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
+        xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
+        return w;
     }
 
     /// <summary>For each 8-bit "needs a word" lane mask: lane j takes word rank(j) (set bits below j),
@@ -318,13 +328,15 @@ public static class RansCoder
         return t;
     }
 
-    /// <summary>The eight states as one AVX2 vector: gather the table entries, update all lanes, and
-    /// refill the lanes that fell below L from the next words via a mask-indexed permutation.</summary>
+    /// <summary>The sixteen states as two AVX2 vectors (two independent dependency chains): gather the
+    /// table entries, update all lanes, and refill the lanes that fell below L from the next words via a
+    /// mask-indexed permutation — states 0..7 take words first, then 8..15, as in the scalar order.</summary>
     static unsafe void DecodeAvx2(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
     {
         ushort* w = wRef;
         byte* o = oRef;
-        var x = Vector256.Load(xs);
+        var xa = Vector256.Load(xs);
+        var xb = Vector256.Load(xs + 8);
         var mask = Vector256.Create((uint)(Scale - 1));
         var one = Vector256.Create(1u);
         // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
@@ -334,21 +346,30 @@ public static class RansCoder
         {
             while (oend - o >= States && wend - w >= States)
             {
-                var e = Avx2.GatherVector256(table, (x & mask).AsInt32(), 4);
-                var sym = Avx2.Shuffle(e.AsByte(), lowBytes).AsUInt32();
-                *(uint*)o = sym.GetElement(0);
-                *(uint*)(o + 4) = sym.GetElement(4);
-                x = Avx2.MultiplyLow((e >> 20) + one, x >> ScaleBits) + ((e >> 8) & mask);
-                var need = Vector256.Equals(x >> 16, Vector256<uint>.Zero);
-                int m = (int)need.ExtractMostSignificantBits();
-                var words = Avx2.ConvertToVector256Int32(w).AsUInt32();
-                var refill = Avx2.PermuteVar8x32(words, Vector256.Load(perm + m * 8).AsUInt32());
-                x = Vector256.ConditionalSelect(need, (x << 16) | refill, x);
-                w += BitOperations.PopCount((uint)m);
+                var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+                var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+                var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
+                var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
+                ((uint*)o)[0] = sa.GetElement(0);
+                ((uint*)o)[1] = sa.GetElement(4);
+                ((uint*)o)[2] = sb.GetElement(0);
+                ((uint*)o)[3] = sb.GetElement(4);
+                xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+                xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+                var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
+                var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
+                int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
+                var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+                w += BitOperations.PopCount((uint)ma);
+                var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+                w += BitOperations.PopCount((uint)mb);
+                xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
+                xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
                 o += States;
             }
         }
-        x.Store(xs);
+        xa.Store(xs);
+        xb.Store(xs + 8);
         wRef = w;
         oRef = o;
     }
