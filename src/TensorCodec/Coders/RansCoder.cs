@@ -162,14 +162,27 @@ public static class RansCoder
         int header = tableLen + 4 * States;
         if (dst.Length < header) return OperationStatus.DestinationTooSmall;
 
-        uint* cum = stackalloc uint[256];
-        uint* frq = stackalloc uint[256];
+        EncSymbol* syms = stackalloc EncSymbol[256];
         uint c = 0;
-        for (int s = 0; s < 256; s++) { cum[s] = c; frq[s] = freqs[s]; c += freqs[s]; }
+        for (int s = 0; s < 256; s++)
+        {
+            uint f = freqs[s];
+            syms[s].Freq = f;
+            syms[s].Cum = c;
+            c += f;
+            if (f != 0)
+            {
+                Reciprocal(f, out ulong m, out int sh);
+                syms[s].RcpLo = (uint)m;
+                syms[s].RcpHi = (uint)(m >> 32);
+                syms[s].Shift = sh - 32;
+            }
+        }
         if (c != Scale) throw new ArgumentException("frequencies must sum to Scale", nameof(freqs));
 
         int n = src.Length;
         // Words are produced last-to-first, so write them backwards into scratch then copy once.
+        // At most one word per symbol, plus slack so Put's speculative store stays in bounds.
         int maxWords = n + 2;
         ushort[] scratch = ArrayPool<ushort>.Shared.Rent(maxWords);
         try
@@ -181,7 +194,25 @@ public static class RansCoder
             {
                 ushort* w = w0 + maxWords;
                 // Symbol i belongs to state i % States; encode in reverse so the decoder runs forward.
-                for (int i = n - 1; i >= 0; i--) Put(ref xs[i & (States - 1)], s0[i], cum, frq, ref w);
+                // (Written inline rather than as a helper taking `ref w`: an address-taken w lives on the
+                // stack and its store/reload chain would dominate the loop.)
+                for (int i = n - 1; i >= 0; i--)
+                {
+                    uint* xp = xs + (i & (States - 1));
+                    EncSymbol* sym = syms + s0[i];
+                    uint v = *xp, f = sym->Freq;
+                    // Branchless renormalisation (the decision is data-dependent and mispredicts). The slot
+                    // below w is always inside the scratch buffer, so it may be written even when unused.
+                    // Keeping v < 2^(32-ScaleBits)·f makes the encoded state stay below 2^32.
+                    uint need = (v >> (32 - ScaleBits)) >= f ? 1u : 0u;
+                    w[-1] = (ushort)v;
+                    w -= need;
+                    v >>= (int)(need << 4);
+                    // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
+                    ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
+                    uint q = (uint)(t >> sym->Shift);
+                    *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
+                }
                 int words = (int)(w0 + maxWords - w);
                 long total = header + 2L * words;
                 if (total > dst.Length) return OperationStatus.DestinationTooSmall;
@@ -197,14 +228,30 @@ public static class RansCoder
         finally { ArrayPool<ushort>.Shared.Return(scratch); }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void Put(ref uint x, byte sym, uint* cum, uint* frq, ref ushort* w)
+    struct EncSymbol
     {
-        uint f = frq[sym];
-        // Keep x < 2^(32-ScaleBits)·f after the step so the encoded state stays below 2^32.
-        if ((x >> (32 - ScaleBits)) >= f) { *--w = (ushort)x; x >>= 16; }
-        uint q = x / f;
-        x = (q << ScaleBits) + (x - q * f) + cum[sym];
+        public uint Freq, Cum, RcpLo, RcpHi;
+        public int Shift;
+    }
+
+    /// <summary>
+    /// Exact division by multiplication (hardware division dominated the encoder): with
+    /// k = ceil(log2 f), s = 32 + k and m = floor(2^s / f) + 1, floor(x·m / 2^s) = floor(x / f) for
+    /// every x &lt; 2^32, because the error x·(m − 2^s/f)/2^s &lt; 2^-k ≤ 1/f never carries past the
+    /// next integer (the fractional part of x/f is at most 1 − 1/f).
+    /// </summary>
+    internal static void Reciprocal(uint f, out ulong m, out int s)
+    {
+        int k = f <= 1 ? 0 : 32 - BitOperations.LeadingZeroCount(f - 1);
+        s = 32 + k;
+        m = (1UL << s) / f + 1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint Divide(uint x, ulong m, int s)
+    {
+        ulong hi = Math.BigMul(x, m, out ulong lo);
+        return (uint)((hi << (64 - s)) | (lo >> s));
     }
 
     /// <summary>

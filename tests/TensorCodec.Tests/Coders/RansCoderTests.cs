@@ -100,5 +100,22 @@ public class RansCoderTests
         }
     }
 
+    [Fact]
+    public void ReciprocalDivisionIsExact()
+    {
+        var r = new Random(11);
+        for (uint f = 1; f <= RansCoder.Scale; f++)
+        {
+            RansCoder.Reciprocal(f, out ulong m, out int sh);
+            foreach (uint x in new[] { 0u, 1u, f - 1, f, f + 1, uint.MaxValue, uint.MaxValue - 1, uint.MaxValue / f * f, uint.MaxValue / f * f - 1 })
+                Assert.Equal(x / f, RansCoder.Divide(x, m, sh));
+            for (int i = 0; i < 200; i++)
+            {
+                uint x = (uint)r.NextInt64(0, 1L << 32);
+                Assert.Equal(x / f, RansCoder.Divide(x, m, sh));
+            }
+        }
+    }
+
     static byte[] RandomBytes(Random r, int n) { var b = new byte[n]; r.NextBytes(b); return b; }
 }
