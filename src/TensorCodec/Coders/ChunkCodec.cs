@@ -153,6 +153,7 @@ public static class ChunkCodec
 
     static int TryZstd(ReadOnlySpan<byte> src, Span<byte> dst, int level)
     {
+        level = Math.Clamp(level, Compressor.MinCompressionLevel, Compressor.MaxCompressionLevel);
         var c = t_compressor;
         if (c is null) t_compressor = c = new Compressor(level);
         else if (c.Level != level) c.Level = level;

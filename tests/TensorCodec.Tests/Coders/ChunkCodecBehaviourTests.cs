@@ -50,7 +50,7 @@ public class ChunkCodecBehaviourTests
     {
         var text = string.Concat(Enumerable.Repeat("the quick brown fox jumps over the lazy dog; ", 3000));
         var raw = System.Text.Encoding.ASCII.GetBytes(text);
-        foreach (int level in new[] { 1, 3, 12 })
+        foreach (int level in new[] { -1000, 1, 3, 12, 1000 })
         {
             var (enc, stats) = Encode(raw, DType.U8, new ChunkCodecOptions { ZstdLevel = level });
             Assert.True(enc.Length < raw.Length / 20);
