@@ -182,7 +182,7 @@ public static class RansCoder
 
         int n = src.Length;
         // Words are produced last-to-first, so write them backwards into scratch then copy once.
-        // At most one word per symbol, plus slack so Put's speculative store stays in bounds.
+        // At most one word per symbol, plus slack so the speculative store below w stays in bounds.
         int maxWords = n + 2;
         ushort[] scratch = ArrayPool<ushort>.Shared.Rent(maxWords);
         try
@@ -201,6 +201,7 @@ public static class RansCoder
                     uint* xp = xs + (i & (States - 1));
                     EncSymbol* sym = syms + s0[i];
                     uint v = *xp, f = sym->Freq;
+                    if (f == 0) throw new ArgumentException($"symbol {s0[i]} has frequency 0", nameof(freqs));
                     // Branchless renormalisation (the decision is data-dependent and mispredicts). The slot
                     // below w is always inside the scratch buffer, so it may be written even when unused.
                     // Keeping v < 2^(32-ScaleBits)·f makes the encoded state stay below 2^32.

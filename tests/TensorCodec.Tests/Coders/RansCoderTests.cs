@@ -117,5 +117,13 @@ public class RansCoderTests
         }
     }
 
+    [Fact]
+    public void EncodingASymbolWithoutFrequencyThrows()
+    {
+        var freqs = new ushort[256];
+        freqs[1] = RansCoder.Scale;
+        Assert.Throws<ArgumentException>(() => RansCoder.Encode(new byte[] { 1, 2, 1 }, freqs, new byte[1000], out _));
+    }
+
     static byte[] RandomBytes(Random r, int n) { var b = new byte[n]; r.NextBytes(b); return b; }
 }
