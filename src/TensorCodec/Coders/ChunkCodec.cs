@@ -78,7 +78,11 @@ public static class ChunkCodec
         return checked(rawLength + 1);
     }
 
-    /// <summary>Encodes one chunk of raw little-endian elements of <paramref name="dtype"/>; returns bytes written.</summary>
+    /// <summary>
+    /// Encodes one chunk of raw little-endian elements of <paramref name="dtype"/>; returns bytes written.
+    /// <paramref name="destination"/> should hold <see cref="MaxEncodedLength"/> bytes (ArgumentException if
+    /// the result does not fit). <paramref name="rowLength"/> is reserved for a context model and unused.
+    /// </summary>
     public static int Encode(ReadOnlySpan<byte> raw, DType dtype, long rowLength, Span<byte> destination,
         ChunkCodecOptions? options = null, ChunkStats? stats = null)
     {
@@ -149,6 +153,7 @@ public static class ChunkCodec
 
     static int TryZstd(ReadOnlySpan<byte> src, Span<byte> dst, int level)
     {
+        level = Math.Clamp(level, Compressor.MinCompressionLevel, Compressor.MaxCompressionLevel);
         var c = t_compressor;
         if (c is null) t_compressor = c = new Compressor(level);
         else if (c.Level != level) c.Level = level;
@@ -282,7 +287,7 @@ public static class ChunkCodec
             if (!d.TryUnwrap(src, dst, out int written)) return OperationStatus.InvalidData;
             return written == dst.Length ? OperationStatus.Done : OperationStatus.InvalidData;
         }
-        catch (Exception ex) when (ex is ZstdException or ArgumentException or InvalidOperationException or IndexOutOfRangeException or OverflowException)
+        catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             // A failed decompression may leave the context mid-frame; start the next call clean.
             t_decompressor?.Dispose();
@@ -291,7 +296,7 @@ public static class ChunkCodec
         }
     }
 
-    static OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> raw)
+    static unsafe OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> raw)
     {
         if (src.Length < 2 || !FloatSplit.IsDefined(src[0])) return OperationStatus.InvalidData;
         var t = (SplitTransform)src[0];
@@ -304,35 +309,45 @@ public static class ChunkCodec
         byte[] streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, sc * n));
         try
         {
-            for (int k = 0; k < sc; k++)
+            fixed (byte* s0 = src)
+            fixed (byte* scratch = streams)
+            fixed (byte* r = raw)
             {
-                if (pos >= src.Length) return OperationStatus.InvalidData;
-                byte method = src[pos++];
-                if (!Varint.TryRead(src, ref pos, out int len) || len > src.Length - pos) return OperationStatus.InvalidData;
-                ReadOnlySpan<byte> payload = src.Slice(pos, len);
-                pos += len;
-                Span<byte> s = streams.AsSpan(k * n, n);
-                OperationStatus st;
-                switch (method)
+                // Stored streams are merged straight from the chunk; only coded ones go through scratch.
+                byte** sp = stackalloc byte*[8];
+                for (int k = 0; k < sc; k++)
                 {
-                    case MethodStored:
-                        if (len != n) return OperationStatus.InvalidData;
-                        payload.CopyTo(s);
-                        continue;
-                    case MethodConstant:
-                        if (len != 1) return OperationStatus.InvalidData;
-                        s.Fill(payload[0]);
-                        continue;
-                    case MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
-                    case MethodRans: st = RansCoder.Decode(payload, s); break;
-                    case MethodZstd: st = Unzstd(payload, s); break;
-                    default: return OperationStatus.InvalidData;
+                    if (pos >= src.Length) return OperationStatus.InvalidData;
+                    byte method = src[pos++];
+                    if (!Varint.TryRead(src, ref pos, out int len) || len > src.Length - pos) return OperationStatus.InvalidData;
+                    ReadOnlySpan<byte> payload = src.Slice(pos, len);
+                    Span<byte> s = streams.AsSpan(k * n, n);
+                    sp[k] = scratch + (long)k * n;
+                    OperationStatus st;
+                    switch (method)
+                    {
+                        case MethodStored:
+                            if (len != n) return OperationStatus.InvalidData;
+                            sp[k] = s0 + pos;
+                            st = OperationStatus.Done;
+                            break;
+                        case MethodConstant:
+                            if (len != 1) return OperationStatus.InvalidData;
+                            s.Fill(payload[0]);
+                            st = OperationStatus.Done;
+                            break;
+                        case MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
+                        case MethodRans: st = RansCoder.Decode(payload, s); break;
+                        case MethodZstd: st = Unzstd(payload, s); break;
+                        default: return OperationStatus.InvalidData;
+                    }
+                    if (st != OperationStatus.Done) return OperationStatus.InvalidData;
+                    pos += len;
                 }
-                if (st != OperationStatus.Done) return OperationStatus.InvalidData;
+                if (src.Length - pos != tail) return OperationStatus.InvalidData;
+                FloatSplit.MergeCore(t, sp, r, n);
+                src[pos..].CopyTo(raw[(n * e)..]);
             }
-            if (src.Length - pos != tail) return OperationStatus.InvalidData;
-            FloatSplit.Merge(t, streams.AsSpan(0, sc * n), raw);
-            src[pos..].CopyTo(raw[(n * e)..]);
             return OperationStatus.Done;
         }
         finally { ArrayPool<byte>.Shared.Return(streams); }

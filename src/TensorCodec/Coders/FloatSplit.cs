@@ -19,8 +19,13 @@ public enum SplitTransform : byte
     Planes2 = 4,
     /// <summary>Byte planes, most significant byte first (32-bit integers).</summary>
     Planes4 = 5,
-    /// <summary>Byte planes, most significant byte first (F64 and 64-bit integers).</summary>
+    /// <summary>Byte planes, most significant byte first (F64 and unsigned 64-bit integers).</summary>
     Planes8 = 6,
+    /// <summary>Zig-zag mapped (0,−1,1,−2,… → 0,1,2,3,…) then byte planes, for signed integers: small
+    /// magnitudes of either sign leave the high planes all zero instead of 0x00/0xFF noise.</summary>
+    ZigZag2 = 7,
+    ZigZag4 = 8,
+    ZigZag8 = 9,
 }
 
 /// <summary>
@@ -39,18 +44,21 @@ public static class FloatSplit
         DType.BF16 => SplitTransform.BF16,
         DType.F16 => SplitTransform.F16,
         DType.F32 => SplitTransform.F32,
-        DType.F64 or DType.I64 or DType.U64 => SplitTransform.Planes8,
-        DType.I32 or DType.U32 => SplitTransform.Planes4,
-        DType.I16 or DType.U16 => SplitTransform.Planes2,
+        DType.F64 or DType.U64 => SplitTransform.Planes8,
+        DType.U32 => SplitTransform.Planes4,
+        DType.U16 => SplitTransform.Planes2,
+        DType.I64 => SplitTransform.ZigZag8,
+        DType.I32 => SplitTransform.ZigZag4,
+        DType.I16 => SplitTransform.ZigZag2,
         _ => SplitTransform.Bytes,
     };
 
     public static int ElementSize(SplitTransform t) => t switch
     {
         SplitTransform.Bytes => 1,
-        SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 => 2,
-        SplitTransform.F32 or SplitTransform.Planes4 => 4,
-        SplitTransform.Planes8 => 8,
+        SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 or SplitTransform.ZigZag2 => 2,
+        SplitTransform.F32 or SplitTransform.Planes4 or SplitTransform.ZigZag4 => 4,
+        SplitTransform.Planes8 or SplitTransform.ZigZag8 => 8,
         _ => 0,
     };
 
@@ -61,7 +69,7 @@ public static class FloatSplit
         _ => ElementSize(t),
     };
 
-    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.Planes8;
+    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.ZigZag8;
 
     static readonly string[] BF16Names = ["exp", "sm"], F16Names = ["exp", "hi", "lo"], F32Names = ["exp", "sm", "m1", "m0"];
 
@@ -93,6 +101,7 @@ public static class FloatSplit
                 case SplitTransform.BF16: SplitBF16(r, s, s + n, n); break;
                 case SplitTransform.F16: SplitF16(r, s, s + n, s + 2 * n, n); break;
                 case SplitTransform.F32: SplitF32(r, s, s + n, s + 2 * n, s + 3 * n, n); break;
+                case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: SplitZigZag(r, s, n, e); break;
                 default: SplitPlanes(r, s, n, e); break;
             }
         }
@@ -109,14 +118,24 @@ public static class FloatSplit
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
-            switch (t)
-            {
-                case SplitTransform.Bytes: Buffer.MemoryCopy(s, r, n, n); break;
-                case SplitTransform.BF16: MergeBF16(s, s + n, r, n); break;
-                case SplitTransform.F16: MergeF16(s, s + n, s + 2 * n, r, n); break;
-                case SplitTransform.F32: MergeF32(s, s + n, s + 2 * n, s + 3 * n, r, n); break;
-                default: MergePlanes(s, r, n, e); break;
-            }
+            byte** sp = stackalloc byte*[8];
+            for (int k = 0; k < sc; k++) sp[k] = s + (long)k * n;
+            MergeCore(t, sp, r, n);
+        }
+    }
+
+    /// <summary>Merge from separately located streams (lets the decoder read stored streams in place).</summary>
+    internal static unsafe void MergeCore(SplitTransform t, byte** sp, byte* r, int n)
+    {
+        int e = ElementSize(t);
+        switch (t)
+        {
+            case SplitTransform.Bytes: Buffer.MemoryCopy(sp[0], r, n, n); break;
+            case SplitTransform.BF16: MergeBF16(sp[0], sp[1], r, n); break;
+            case SplitTransform.F16: MergeF16(sp[0], sp[1], sp[2], r, n); break;
+            case SplitTransform.F32: MergeF32(sp[0], sp[1], sp[2], sp[3], r, n); break;
+            case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: MergeZigZag(sp, r, n, e); break;
+            default: MergePlanes(sp, r, n, e); break;
         }
     }
 
@@ -173,7 +192,23 @@ public static class FloatSplit
 
     static unsafe void SplitF16(byte* r, byte* exp, byte* hi, byte* lo, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x1f = Vector128.Create((ushort)0x1F);
+            var x4 = Vector128.Create((ushort)4);
+            var x3 = Vector128.Create((ushort)3);
+            var ff = Vector128.Create((ushort)0xFF);
+            for (; i + 16 <= n; i += 16)
+            {
+                var v0 = Vector128.Load((ushort*)r + i);
+                var v1 = Vector128.Load((ushort*)r + i + 8);
+                Vector128.Narrow((v0 >> 10) & x1f, (v1 >> 10) & x1f).Store(exp + i);
+                Vector128.Narrow(((v0 >> 13) & x4) | ((v0 >> 8) & x3), ((v1 >> 13) & x4) | ((v1 >> 8) & x3)).Store(hi + i);
+                Vector128.Narrow(v0 & ff, v1 & ff).Store(lo + i);
+            }
+        }
+        for (; i < n; i++)
         {
             uint v = r[2 * i] | ((uint)r[2 * i + 1] << 8);
             exp[i] = (byte)((v >> 10) & 0x1F);
@@ -184,7 +219,22 @@ public static class FloatSplit
 
     static unsafe void MergeF16(byte* exp, byte* hi, byte* lo, byte* r, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x1f = Vector128.Create((ushort)0x1F);
+            var x4 = Vector128.Create((ushort)4);
+            var x3 = Vector128.Create((ushort)3);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (e0, e1) = Vector128.Widen(Vector128.Load(exp + i));
+                var (h0, h1) = Vector128.Widen(Vector128.Load(hi + i));
+                var (l0, l1) = Vector128.Widen(Vector128.Load(lo + i));
+                (((h0 & x4) << 13) | ((e0 & x1f) << 10) | ((h0 & x3) << 8) | l0).Store((ushort*)r + i);
+                (((h1 & x4) << 13) | ((e1 & x1f) << 10) | ((h1 & x3) << 8) | l1).Store((ushort*)r + i + 8);
+            }
+        }
+        for (; i < n; i++)
         {
             uint h = hi[i];
             uint v = ((h & 4) << 13) | ((exp[i] & 0x1Fu) << 10) | ((h & 3) << 8) | lo[i];
@@ -195,7 +245,27 @@ public static class FloatSplit
 
     static unsafe void SplitF32(byte* r, byte* exp, byte* sm, byte* m1, byte* m0, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var ff = Vector128.Create(0xFFu);
+            var x80 = Vector128.Create(0x80u);
+            var x7f = Vector128.Create(0x7Fu);
+            for (; i + 16 <= n; i += 16)
+            {
+                uint* p = (uint*)r + i;
+                var v0 = Vector128.Load(p); var v1 = Vector128.Load(p + 4); var v2 = Vector128.Load(p + 8); var v3 = Vector128.Load(p + 12);
+                // Narrow truncates, so each field is masked to 8 bits first.
+                static Vector128<byte> Pack(Vector128<uint> a, Vector128<uint> b, Vector128<uint> c, Vector128<uint> d) =>
+                    Vector128.Narrow(Vector128.Narrow(a, b), Vector128.Narrow(c, d));
+                Pack((v0 >> 23) & ff, (v1 >> 23) & ff, (v2 >> 23) & ff, (v3 >> 23) & ff).Store(exp + i);
+                Pack(((v0 >> 24) & x80) | ((v0 >> 16) & x7f), ((v1 >> 24) & x80) | ((v1 >> 16) & x7f),
+                     ((v2 >> 24) & x80) | ((v2 >> 16) & x7f), ((v3 >> 24) & x80) | ((v3 >> 16) & x7f)).Store(sm + i);
+                Pack((v0 >> 8) & ff, (v1 >> 8) & ff, (v2 >> 8) & ff, (v3 >> 8) & ff).Store(m1 + i);
+                Pack(v0 & ff, v1 & ff, v2 & ff, v3 & ff).Store(m0 + i);
+            }
+        }
+        for (; i < n; i++)
         {
             byte* p = r + 4 * i;
             uint b3 = p[3], b2 = p[2];
@@ -208,7 +278,31 @@ public static class FloatSplit
 
     static unsafe void MergeF32(byte* exp, byte* sm, byte* m1, byte* m0, byte* r, int n)
     {
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        {
+            var x80 = Vector128.Create(0x80u);
+            var x7f = Vector128.Create(0x7Fu);
+            for (; i + 16 <= n; i += 16)
+            {
+                var (e01, e23) = Vector128.Widen(Vector128.Load(exp + i));
+                var (s01, s23) = Vector128.Widen(Vector128.Load(sm + i));
+                var (a01, a23) = Vector128.Widen(Vector128.Load(m1 + i));
+                var (b01, b23) = Vector128.Widen(Vector128.Load(m0 + i));
+                uint* p = (uint*)r + i;
+                static Vector128<uint> Join(Vector128<uint> e, Vector128<uint> s, Vector128<uint> a, Vector128<uint> b, Vector128<uint> x80, Vector128<uint> x7f) =>
+                    ((s & x80) << 24) | (e << 23) | ((s & x7f) << 16) | (a << 8) | b;
+                var (e0, e1) = Vector128.Widen(e01); var (e2, e3) = Vector128.Widen(e23);
+                var (s0, s1) = Vector128.Widen(s01); var (s2, s3) = Vector128.Widen(s23);
+                var (a0, a1) = Vector128.Widen(a01); var (a2, a3) = Vector128.Widen(a23);
+                var (b0, b1) = Vector128.Widen(b01); var (b2, b3) = Vector128.Widen(b23);
+                Join(e0, s0, a0, b0, x80, x7f).Store(p);
+                Join(e1, s1, a1, b1, x80, x7f).Store(p + 4);
+                Join(e2, s2, a2, b2, x80, x7f).Store(p + 8);
+                Join(e3, s3, a3, b3, x80, x7f).Store(p + 12);
+            }
+        }
+        for (; i < n; i++)
         {
             byte* p = r + 4 * i;
             uint e = exp[i], s = sm[i];
@@ -229,13 +323,37 @@ public static class FloatSplit
         }
     }
 
-    static unsafe void MergePlanes(byte* s, byte* r, int n, int e)
+    static unsafe void MergePlanes(byte** sp, byte* r, int n, int e)
     {
         for (int k = 0; k < e; k++)
         {
-            byte* plane = s + (long)k * n;
+            byte* plane = sp[k];
             byte* dst = r + (e - 1 - k);
             for (int i = 0; i < n; i++) dst[(long)i * e] = plane[i];
+        }
+    }
+
+    static unsafe void SplitZigZag(byte* r, byte* s, int n, int e)
+    {
+        int bits = 8 * e;
+        for (int i = 0; i < n; i++)
+        {
+            ulong v = 0;
+            for (int b = e - 1; b >= 0; b--) v = (v << 8) | r[(long)i * e + b];
+            long sv = (long)(v << (64 - bits)) >> (64 - bits);    // sign-extend
+            ulong z = ((ulong)sv << 1) ^ (ulong)(sv >> 63);
+            for (int k = 0; k < e; k++) s[(long)k * n + i] = (byte)(z >> (8 * (e - 1 - k)));
+        }
+    }
+
+    static unsafe void MergeZigZag(byte** sp, byte* r, int n, int e)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            ulong z = 0;
+            for (int k = 0; k < e; k++) z = (z << 8) | sp[k][i];
+            ulong v = (z >> 1) ^ (0UL - (z & 1));
+            for (int b = 0; b < e; b++) r[(long)i * e + b] = (byte)(v >> (8 * b));
         }
     }
 }

@@ -277,13 +277,38 @@ public static class HuffmanCoder
         fixed (byte* s0 = src)
         fixed (byte* d0 = dst)
         {
-            byte* sp = s0 + pos;
-            for (int k = 0; k < 4; k++)
+            byte* p0 = s0 + pos, p1 = p0 + sLen[0], p2 = p1 + sLen[1], p3 = p2 + sLen[2];
+            int n0 = sLen[0], n1 = sLen[1], n2 = sLen[2], n3 = sLen[3];
+            byte* o0 = d0, o1 = d0 + Math.Min(n, q), o2 = d0 + Math.Min(n, 2 * q), o3 = d0 + Math.Min(n, 3 * q);
+            byte* end3 = d0 + n;
+            long b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+            uint flags = 0;
+            const int Shift = 64 - MaxCodeLength;
+            // Four streams in lockstep: their table-lookup chains are independent, so the CPU overlaps
+            // them. Quarter 3 is the shortest, so its remaining count bounds all four.
+            while (end3 - o3 >= 4 && (b0 >> 3) + 8 <= n0 && (b1 >> 3) + 8 <= n1 && (b2 >> 3) + 8 <= n2 && (b3 >> 3) + 8 <= n3)
             {
-                int start = Math.Min(n, k * q), end = Math.Min(n, start + q);
-                if (!DecodeStream(sp, sLen[k], d0 + start, end - start, table)) return OperationStatus.InvalidData;
-                sp += sLen[k];
+                ulong u0 = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(p0 + (b0 >> 3))) << (int)(b0 & 7);
+                ulong u1 = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(p1 + (b1 >> 3))) << (int)(b1 & 7);
+                ulong u2 = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(p2 + (b2 >> 3))) << (int)(b2 & 7);
+                ulong u3 = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(p3 + (b3 >> 3))) << (int)(b3 & 7);
+                for (int r = 0; r < 4; r++)
+                {
+                    uint e0 = table[u0 >> Shift], e1 = table[u1 >> Shift], e2 = table[u2 >> Shift], e3 = table[u3 >> Shift];
+                    int l0 = (int)(e0 >> 8) & 15, l1 = (int)(e1 >> 8) & 15, l2 = (int)(e2 >> 8) & 15, l3 = (int)(e3 >> 8) & 15;
+                    u0 <<= l0; u1 <<= l1; u2 <<= l2; u3 <<= l3;
+                    b0 += l0; b1 += l1; b2 += l2; b3 += l3;
+                    o0[r] = (byte)e0; o1[r] = (byte)e1; o2[r] = (byte)e2; o3[r] = (byte)e3;
+                    flags |= e0 | e1 | e2 | e3;
+                }
+                o0 += 4; o1 += 4; o2 += 4; o3 += 4;
             }
+            if ((flags & Invalid) != 0
+                || !DecodeStream(p0, n0, b0, o0, d0 + Math.Min(n, q), table)
+                || !DecodeStream(p1, n1, b1, o1, d0 + Math.Min(n, 2 * q), table)
+                || !DecodeStream(p2, n2, b2, o2, d0 + Math.Min(n, 3 * q), table)
+                || !DecodeStream(p3, n3, b3, o3, end3, table))
+                return OperationStatus.InvalidData;
         }
         return OperationStatus.Done;
     }
@@ -308,11 +333,9 @@ public static class HuffmanCoder
     }
 
     [SkipLocalsInit]
-    static unsafe bool DecodeStream(byte* s, int len, byte* o, int count, ushort* table)
+    static unsafe bool DecodeStream(byte* s, int len, long bitpos, byte* o, byte* oend, ushort* table)
     {
-        long bitpos = 0;
         uint flags = 0;
-        byte* oend = o + count;
         const int Shift = 64 - MaxCodeLength;
         // Fast path: one unaligned 8-byte load yields ≥ 57 bits, enough for 5 symbols; we take 4.
         long fastEnd = (long)len - 8;

@@ -1,22 +1,26 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace TensorCodec.Coders;
 
 /// <summary>
-/// Static order-0 rANS for byte data with four interleaved 32-bit states and 16-bit
+/// Static order-0 rANS for byte data with sixteen interleaved 32-bit states and 16-bit
 /// renormalisation (layout in CHUNK-FORMAT.md). Probabilities are quantised to
 /// 2^<see cref="ScaleBits"/>; 12 bits lets a whole decode-table entry (symbol, freq-1, slot bias)
 /// pack into one uint, and the 16 KiB table stays in L1, which is what makes decoding fast.
-/// Four states give the CPU four independent dependency chains to overlap.
+/// Sixteen states give the CPU independent dependency chains to overlap: two AVX2 vectors of eight
+/// (fewer states left both the scalar and the gather decoder latency-bound).
 /// </summary>
 public static class RansCoder
 {
     public const int ScaleBits = 12;
     public const int Scale = 1 << ScaleBits;
     const uint L = 1u << 16;          // lower bound of the normalised state interval [L, 2^32)
-    const int States = 4;
+    const int States = 16;
 
     /// <summary>Worst case payload: table + states + one 16-bit word per symbol (a symbol costs ≤ 12 bits).</summary>
     public static int MaxEncodedLength(int length) => checked(1 + 256 * 3 + 4 * States + 2 * length + 2);
@@ -158,50 +162,63 @@ public static class RansCoder
         int header = tableLen + 4 * States;
         if (dst.Length < header) return OperationStatus.DestinationTooSmall;
 
-        uint* cum = stackalloc uint[256];
-        uint* frq = stackalloc uint[256];
+        EncSymbol* syms = stackalloc EncSymbol[256];
         uint c = 0;
-        for (int s = 0; s < 256; s++) { cum[s] = c; frq[s] = freqs[s]; c += freqs[s]; }
+        for (int s = 0; s < 256; s++)
+        {
+            uint f = freqs[s];
+            syms[s].Freq = f;
+            syms[s].Cum = c;
+            c += f;
+            if (f != 0)
+            {
+                Reciprocal(f, out ulong m, out int sh);
+                syms[s].RcpLo = (uint)m;
+                syms[s].RcpHi = (uint)(m >> 32);
+                syms[s].Shift = sh - 32;
+            }
+        }
         if (c != Scale) throw new ArgumentException("frequencies must sum to Scale", nameof(freqs));
 
         int n = src.Length;
         // Words are produced last-to-first, so write them backwards into scratch then copy once.
+        // At most one word per symbol, plus slack so the speculative store below w stays in bounds.
         int maxWords = n + 2;
         ushort[] scratch = ArrayPool<ushort>.Shared.Rent(maxWords);
         try
         {
-            uint x0 = L, x1 = L, x2 = L, x3 = L;
+            uint* xs = stackalloc uint[States];
+            for (int k = 0; k < States; k++) xs[k] = L;
             fixed (byte* s0 = src)
             fixed (ushort* w0 = scratch)
             {
                 ushort* w = w0 + maxWords;
-                // Symbol i belongs to state i % 4; encode in reverse so the decoder runs forward.
-                int i = n - 1;
-                for (; i >= 0 && (i & 3) != 3; i--)
+                // Symbol i belongs to state i % States; encode in reverse so the decoder runs forward.
+                // (Written inline rather than as a helper taking `ref w`: an address-taken w lives on the
+                // stack and its store/reload chain would dominate the loop.)
+                for (int i = n - 1; i >= 0; i--)
                 {
-                    switch (i & 3)
-                    {
-                        case 0: Put(ref x0, s0[i], cum, frq, ref w); break;
-                        case 1: Put(ref x1, s0[i], cum, frq, ref w); break;
-                        case 2: Put(ref x2, s0[i], cum, frq, ref w); break;
-                    }
-                }
-                for (; i >= 3; i -= 4)
-                {
-                    Put(ref x3, s0[i], cum, frq, ref w);
-                    Put(ref x2, s0[i - 1], cum, frq, ref w);
-                    Put(ref x1, s0[i - 2], cum, frq, ref w);
-                    Put(ref x0, s0[i - 3], cum, frq, ref w);
+                    uint* xp = xs + (i & (States - 1));
+                    EncSymbol* sym = syms + s0[i];
+                    uint v = *xp, f = sym->Freq;
+                    if (f == 0) throw new ArgumentException($"symbol {s0[i]} has frequency 0", nameof(freqs));
+                    // Branchless renormalisation (the decision is data-dependent and mispredicts). The slot
+                    // below w is always inside the scratch buffer, so it may be written even when unused.
+                    // Keeping v < 2^(32-ScaleBits)·f makes the encoded state stay below 2^32.
+                    uint need = (v >> (32 - ScaleBits)) >= f ? 1u : 0u;
+                    w[-1] = (ushort)v;
+                    w -= need;
+                    v >>= (int)(need << 4);
+                    // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
+                    ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
+                    uint q = (uint)(t >> sym->Shift);
+                    *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
                 }
                 int words = (int)(w0 + maxWords - w);
                 long total = header + 2L * words;
                 if (total > dst.Length) return OperationStatus.DestinationTooSmall;
                 int pos = WriteTable(freqs, dst);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], x0);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 4)..], x1);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 8)..], x2);
-                BinaryPrimitives.WriteUInt32LittleEndian(dst[(pos + 12)..], x3);
-                pos += 16;
+                for (int k = 0; k < States; k++, pos += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], xs[k]);
                 Span<byte> body = dst.Slice(pos, 2 * words);
                 if (BitConverter.IsLittleEndian) new ReadOnlySpan<byte>(w, 2 * words).CopyTo(body);
                 else for (int k = 0; k < words; k++) BinaryPrimitives.WriteUInt16LittleEndian(body[(2 * k)..], w[k]);
@@ -212,14 +229,30 @@ public static class RansCoder
         finally { ArrayPool<ushort>.Shared.Return(scratch); }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void Put(ref uint x, byte sym, uint* cum, uint* frq, ref ushort* w)
+    struct EncSymbol
     {
-        uint f = frq[sym];
-        // Keep x < 2^(32-ScaleBits)·f after the step so the encoded state stays below 2^32.
-        if ((x >> (32 - ScaleBits)) >= f) { *--w = (ushort)x; x >>= 16; }
-        uint q = x / f;
-        x = (q << ScaleBits) + (x - q * f) + cum[sym];
+        public uint Freq, Cum, RcpLo, RcpHi;
+        public int Shift;
+    }
+
+    /// <summary>
+    /// Exact division by multiplication (hardware division dominated the encoder): with
+    /// k = ceil(log2 f), s = 32 + k and m = floor(2^s / f) + 1, floor(x·m / 2^s) = floor(x / f) for
+    /// every x &lt; 2^32, because the error x·(m − 2^s/f)/2^s &lt; 2^-k ≤ 1/f never carries past the
+    /// next integer (the fractional part of x/f is at most 1 − 1/f).
+    /// </summary>
+    internal static void Reciprocal(uint f, out ulong m, out int s)
+    {
+        int k = f <= 1 ? 0 : 32 - BitOperations.LeadingZeroCount(f - 1);
+        s = 32 + k;
+        m = (1UL << s) / f + 1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint Divide(uint x, ulong m, int s)
+    {
+        ulong hi = Math.BigMul(x, m, out ulong lo);
+        return (uint)((hi << (64 - s)) | (lo >> s));
     }
 
     /// <summary>
@@ -227,18 +260,19 @@ public static class RansCoder
     /// Verifies that every word is consumed and every state returns to its initial value, so most
     /// corruption is detected; malformed input gives InvalidData and never reads out of bounds.
     /// </summary>
+    public static OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst) => Decode(src, dst, allowSimd: true);
+
+    /// <summary><paramref name="allowSimd"/> = false forces the scalar path (tests compare both).</summary>
     [SkipLocalsInit]
-    public static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst)
+    internal static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst, bool allowSimd)
     {
         Span<ushort> freqs = stackalloc ushort[256];
         int pos = 0;
         if (!ReadTable(src, ref pos, freqs)) return OperationStatus.InvalidData;
         if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return OperationStatus.InvalidData;
-        uint x0 = BinaryPrimitives.ReadUInt32LittleEndian(src[pos..]);
-        uint x1 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4)..]);
-        uint x2 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 8)..]);
-        uint x3 = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 12)..]);
-        pos += 16;
+        uint* xs = stackalloc uint[States];
+        for (int k = 0; k < States; k++) xs[k] = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4 * k)..]);
+        pos += 4 * States;
         if (!BitConverter.IsLittleEndian) return OperationStatus.InvalidData; // word reads below assume LE
 
         // Slot → packed (symbol | slot-cum << 8 | freq-1 << 20): one load per symbol.
@@ -259,43 +293,132 @@ public static class RansCoder
             ushort* wend = (ushort*)(s0 + src.Length);
             byte* o = d0, oend = d0 + n;
             const uint Mask = Scale - 1;
-            // Fast path: each symbol reads at most one word, so 4 symbols need ≤ 4 words.
-            while (oend - o >= 4 && wend - w >= 4)
-            {
-                uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
-                o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
-                x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
-                x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
-                x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
-                x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
-                if (x0 < L) x0 = (x0 << 16) | *w++;
-                if (x1 < L) x1 = (x1 << 16) | *w++;
-                if (x2 < L) x2 = (x2 << 16) | *w++;
-                if (x3 < L) x3 = (x3 << 16) | *w++;
-                o += 4;
-            }
+            if (Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
+            else DecodeScalar(table, xs, ref w, wend, ref o, oend);
             // Tail (and the stream's last few words): same step with bounds checks.
             while (o < oend)
             {
-                long idx = o - d0;
-                ref uint x = ref x0;
-                switch (idx & 3)
-                {
-                    case 1: x = ref x1; break;
-                    case 2: x = ref x2; break;
-                    case 3: x = ref x3; break;
-                }
-                uint e = table[x & Mask];
+                uint* x = xs + ((o - d0) & (States - 1));
+                uint e = table[*x & Mask];
                 *o++ = (byte)e;
-                x = ((e >> 20) + 1) * (x >> ScaleBits) + ((e >> 8) & Mask);
-                if (x < L)
+                uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
+                if (v < L)
                 {
                     if (w >= wend) return OperationStatus.InvalidData;
-                    x = (x << 16) | *w++;
+                    v = (v << 16) | *w++;
                 }
+                *x = v;
             }
-            if (w != wend || x0 != L || x1 != L || x2 != L || x3 != L) return OperationStatus.InvalidData;
+            if (w != wend) return OperationStatus.InvalidData;
+            for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
         }
         return OperationStatus.Done;
+    }
+
+    /// <summary>Bulk decode while ≥ 16 symbols remain and ≥ 16 words are left (each symbol reads at most one).</summary>
+    static unsafe void DecodeScalar(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
+    {
+        ushort* w = wRef;
+        byte* o = oRef;
+        while (oend - o >= States && wend - w >= States)
+        {
+            w = DecodeEight(table, xs, w, o);
+            w = DecodeEight(table, xs + 8, w, o + 8);
+            o += States;
+        }
+        wRef = w;
+        oRef = o;
+    }
+
+    /// <summary>One symbol for each of eight states; needs ≥ 8 words available.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe ushort* DecodeEight(uint* table, uint* xs, ushort* w, byte* o)
+    {
+        const uint Mask = Scale - 1;
+        // Locals, not xs[], so the JIT keeps the states in registers while they are updated.
+        uint x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
+        uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
+        uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
+        o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
+        o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
+        x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
+        x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
+        x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
+        x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
+        x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
+        x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
+        x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
+        x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
+        // Renormalise without branches: whether a state needs a word is data-dependent
+        // (~bits/16 of the time), so a branch here mispredicts often.
+        uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
+        uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
+        uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
+        uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
+        uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
+        uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
+        uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
+        uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
+        xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
+        return w;
+    }
+
+    /// <summary>For each 8-bit "needs a word" lane mask: lane j takes word rank(j) (set bits below j),
+    /// so the words consumed in one step are handed to lanes 0..7 in order, as the scalar decoder does.</summary>
+    static readonly int[] s_renormPermute = BuildRenormPermute();
+
+    static int[] BuildRenormPermute()
+    {
+        var t = GC.AllocateArray<int>(256 * 8, pinned: true);
+        for (int m = 0; m < 256; m++)
+            for (int j = 0, r = 0; j < 8; j++)
+                if ((m >> j & 1) != 0) t[m * 8 + j] = r++;
+        return t;
+    }
+
+    /// <summary>The sixteen states as two AVX2 vectors (two independent dependency chains): gather the
+    /// table entries, update all lanes, and refill the lanes that fell below L from the next words via a
+    /// mask-indexed permutation — states 0..7 take words first, then 8..15, as in the scalar order.</summary>
+    static unsafe void DecodeAvx2(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
+    {
+        ushort* w = wRef;
+        byte* o = oRef;
+        var xa = Vector256.Load(xs);
+        var xb = Vector256.Load(xs + 8);
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var one = Vector256.Create(1u);
+        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
+        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
+        fixed (int* perm = s_renormPermute)
+        {
+            while (oend - o >= States && wend - w >= States)
+            {
+                var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+                var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+                var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
+                var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
+                ((uint*)o)[0] = sa.GetElement(0);
+                ((uint*)o)[1] = sa.GetElement(4);
+                ((uint*)o)[2] = sb.GetElement(0);
+                ((uint*)o)[3] = sb.GetElement(4);
+                xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+                xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+                var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
+                var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
+                int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
+                var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+                w += BitOperations.PopCount((uint)ma);
+                var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+                w += BitOperations.PopCount((uint)mb);
+                xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
+                xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
+                o += States;
+            }
+        }
+        xa.Store(xs);
+        xb.Store(xs + 8);
+        wRef = w;
+        oRef = o;
     }
 }

@@ -112,7 +112,9 @@ public class ChunkCodecTests
         foreach (var (raw, t) in inputs)
         {
             var enc = Encode(raw, t);
-            var back = new byte[raw.Length];
+            // Decode into the middle of a larger buffer: the guard bytes prove nothing is written outside.
+            var guarded = new byte[raw.Length + 128];
+            var back = guarded.AsSpan(64, raw.Length);
             for (int it = 0; it < 2000; it++)
             {
                 var bad = enc.ToArray();
@@ -123,8 +125,11 @@ public class ChunkCodecTests
                     case 2: bad = bad.AsSpan(0, r.Next(bad.Length)).ToArray(); break;
                     default: bad[r.Next(Math.Min(bad.Length, 24))] = (byte)r.Next(256); break; // headers
                 }
+                guarded.AsSpan(0, 64).Fill(0xA5);
+                guarded.AsSpan(64 + raw.Length).Fill(0x5A);
                 var st = ChunkCodec.Decode(bad, back, t);
                 Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData or OperationStatus.DestinationTooSmall, st.ToString());
+                Assert.True(guarded.AsSpan(0, 64).IndexOfAnyExcept((byte)0xA5) < 0 && guarded.AsSpan(64 + raw.Length).IndexOfAnyExcept((byte)0x5A) < 0);
             }
         }
     }

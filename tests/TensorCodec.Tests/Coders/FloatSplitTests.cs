@@ -8,6 +8,7 @@ public class FloatSplitTests
     [Theory]
     [InlineData(SplitTransform.Bytes)] [InlineData(SplitTransform.BF16)] [InlineData(SplitTransform.F16)]
     [InlineData(SplitTransform.F32)] [InlineData(SplitTransform.Planes2)] [InlineData(SplitTransform.Planes4)] [InlineData(SplitTransform.Planes8)]
+    [InlineData(SplitTransform.ZigZag2)] [InlineData(SplitTransform.ZigZag4)] [InlineData(SplitTransform.ZigZag8)]
     public void SplitMergeRoundTripsRandomBits(SplitTransform t)
     {
         var r = new Random((int)t);
@@ -53,7 +54,7 @@ public class FloatSplitTests
     {
         var raw = new byte[65536 * 2];
         for (int v = 0; v < 65536; v++) { raw[2 * v] = (byte)v; raw[2 * v + 1] = (byte)(v >> 8); }
-        foreach (var t in new[] { SplitTransform.BF16, SplitTransform.F16, SplitTransform.Planes2 })
+        foreach (var t in new[] { SplitTransform.BF16, SplitTransform.F16, SplitTransform.Planes2, SplitTransform.ZigZag2 })
         {
             var s = new byte[FloatSplit.StreamCount(t) * 65536];
             FloatSplit.Split(t, raw, s);

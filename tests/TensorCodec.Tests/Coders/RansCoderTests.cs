@@ -71,4 +71,59 @@ public class RansCoderTests
             Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData);
         }
     }
+
+    [Fact]
+    public void ScalarAndSimdDecodersAgree()
+    {
+        var r = new Random(77);
+        foreach (int n in new[] { 0, 1, 7, 8, 9, 63, 64, 65, 1000, 100_003 })
+        {
+            foreach (var data in new[] { HuffmanCoderTests.Make("skewed").AsSpan(0, Math.Min(n, 100_000)).ToArray(), RandomBytes(r, n) })
+            {
+                var enc = new byte[RansCoder.MaxEncodedLength(data.Length)];
+                Assert.Equal(OperationStatus.Done, RansCoder.Encode(data, enc, out int w));
+                var a = new byte[data.Length];
+                var b = new byte[data.Length];
+                Assert.Equal(OperationStatus.Done, RansCoder.Decode(enc.AsSpan(0, w), a, allowSimd: true));
+                Assert.Equal(OperationStatus.Done, RansCoder.Decode(enc.AsSpan(0, w), b, allowSimd: false));
+                Assert.Equal(data, a);
+                Assert.Equal(data, b);
+                // Corruptions must be judged identically by both paths.
+                for (int it = 0; it < 50 && w > 0; it++)
+                {
+                    var bad = enc.AsSpan(0, w).ToArray();
+                    bad[r.Next(bad.Length)] ^= (byte)(1 << r.Next(8));
+                    Assert.Equal(RansCoder.Decode(bad, a, true), RansCoder.Decode(bad, b, false));
+                    Assert.Equal(a, b);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void ReciprocalDivisionIsExact()
+    {
+        var r = new Random(11);
+        for (uint f = 1; f <= RansCoder.Scale; f++)
+        {
+            RansCoder.Reciprocal(f, out ulong m, out int sh);
+            foreach (uint x in new[] { 0u, 1u, f - 1, f, f + 1, uint.MaxValue, uint.MaxValue - 1, uint.MaxValue / f * f, uint.MaxValue / f * f - 1 })
+                Assert.Equal(x / f, RansCoder.Divide(x, m, sh));
+            for (int i = 0; i < 200; i++)
+            {
+                uint x = (uint)r.NextInt64(0, 1L << 32);
+                Assert.Equal(x / f, RansCoder.Divide(x, m, sh));
+            }
+        }
+    }
+
+    [Fact]
+    public void EncodingASymbolWithoutFrequencyThrows()
+    {
+        var freqs = new ushort[256];
+        freqs[1] = RansCoder.Scale;
+        Assert.Throws<ArgumentException>(() => RansCoder.Encode(new byte[] { 1, 2, 1 }, freqs, new byte[1000], out _));
+    }
+
+    static byte[] RandomBytes(Random r, int n) { var b = new byte[n]; r.NextBytes(b); return b; }
 }
