@@ -56,7 +56,7 @@ public sealed class ChunkStats
 }
 
 /// <summary>
-/// Lossless coding of one chunk of tensor bytes; byte layout in CHUNK-FORMAT.md. Float types are
+/// Lossless coding of one chunk of tensor bytes; byte layout in FORMAT.md (chunk payload section). Float types are
 /// split into exponent/mantissa streams (<see cref="FloatSplit"/>) and each stream gets the
 /// cheapest of Stored, Constant, Huffman and rANS, chosen from the histogram without trial
 /// encoding. Integers also try zstd, opaque bytes use zstd or nothing. The output never exceeds

@@ -5,7 +5,7 @@ using System.Runtime.CompilerServices;
 namespace TensorCodec.Coders;
 
 /// <summary>
-/// Canonical, length-limited Huffman coding of byte data (layout in CHUNK-FORMAT.md).
+/// Canonical, length-limited Huffman coding of byte data (layout in FORMAT.md (chunk payload section)).
 /// Lengths come from package-merge, so they are optimal under the 11-bit limit; the limit keeps
 /// the decode table at 2^11 entries (4 KiB, L1-resident). The symbols are cut into four
 /// contiguous quarters, each its own bit stream, so the quarters can be decoded independently.

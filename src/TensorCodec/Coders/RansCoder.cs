@@ -9,7 +9,7 @@ namespace TensorCodec.Coders;
 
 /// <summary>
 /// Static order-0 rANS for byte data with sixteen interleaved 32-bit states and 16-bit
-/// renormalisation (layout in CHUNK-FORMAT.md). Probabilities are quantised to
+/// renormalisation (layout in FORMAT.md (chunk payload section)). Probabilities are quantised to
 /// 2^<see cref="ScaleBits"/>; 12 bits lets a whole decode-table entry (symbol, freq-1, slot bias)
 /// pack into one uint, and the 16 KiB table stays in L1, which is what makes decoding fast.
 /// Sixteen states give the CPU independent dependency chains to overlap: two AVX2 vectors of eight
@@ -98,7 +98,7 @@ public static class RansCoder
         return size;
     }
 
-    /// <summary>Writes the frequency table as runs of present symbols (see CHUNK-FORMAT.md).</summary>
+    /// <summary>Writes the frequency table as runs of present symbols (see FORMAT.md (chunk payload section)).</summary>
     static int WriteTable(ReadOnlySpan<ushort> freqs, Span<byte> dst)
     {
         int runs = 0, pos = 1, s = 0, prevEnd = 0;

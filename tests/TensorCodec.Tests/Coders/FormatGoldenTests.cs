@@ -4,7 +4,7 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Tests.Coders;
 
-/// <summary>Byte-exact examples worked out by hand from CHUNK-FORMAT.md, so the document and the code cannot drift apart.</summary>
+/// <summary>Byte-exact examples worked out by hand from FORMAT.md (chunk payload section), so the document and the code cannot drift apart.</summary>
 public class FormatGoldenTests
 {
     static readonly byte[] AAAB = "AAAB"u8.ToArray();
