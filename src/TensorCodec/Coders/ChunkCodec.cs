@@ -70,6 +70,9 @@ public static class ChunkCodec
 
     [ThreadStatic] static Compressor? t_compressor;
     [ThreadStatic] static Decompressor? t_decompressor;
+    // Per-thread scratch of exact size: ArrayPool would round a 1 MiB + ε request up to 2 MiB
+    // and cache it per thread and per core, which doubles the codec's share of peak memory.
+    [ThreadStatic] static byte[]? t_best, t_other, t_encodeStreams, t_zstd, t_decodeStreams;
 
     /// <summary>Upper bound of Encode's output for rawLength input bytes.</summary>
     public static int MaxEncodedLength(int rawLength)
@@ -88,10 +91,9 @@ public static class ChunkCodec
     {
         options ??= ChunkCodecOptions.Default;
         int n = raw.Length;
-        byte[] best = ArrayPool<byte>.Shared.Rent(SplitBound(n));
+        byte[] best = ThreadScratch.Get(ref t_best, SplitBound(n));
         byte[]? other = null;
         List<StreamStats>? bestStats = stats is null ? null : new();
-        try
         {
             int bestLen = int.MaxValue;
             bool isOpaque = dtype is DType.U8 or DType.Packed or DType.Unknown || dtype.ElementSize() == 0;
@@ -102,7 +104,7 @@ public static class ChunkCodec
 
             if ((isOpaque || isInt) && n > 0)
             {
-                other = ArrayPool<byte>.Shared.Rent(1 + Compressor.GetCompressBound(n));
+                other = ThreadScratch.Get(ref t_other, 1 + Compressor.GetCompressBound(n));
                 int z = TryZstd(raw, other.AsSpan(1), options.ZstdLevel);
                 if (z >= 0 && z + 1 < Math.Min(bestLen, n + 1))
                 {
@@ -135,11 +137,6 @@ public static class ChunkCodec
             }
             return bestLen;
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(best);
-            if (other is not null) ArrayPool<byte>.Shared.Return(other);
-        }
     }
 
     static StreamStats WholeStats(ReadOnlySpan<byte> raw, DType dtype, int encoded, string method) => new()
@@ -170,9 +167,8 @@ public static class ChunkCodec
         output[1] = (byte)t;
         int pos = 2 + Varint.Write(output[2..], (uint)raw.Length);
 
-        byte[] streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, sc * n));
+        byte[] streams = ThreadScratch.Get(ref t_encodeStreams, Math.Max(1, sc * n));
         byte[]? zbuf = null;
-        try
         {
             FloatSplit.Split(t, raw, streams);
             Span<uint> hist = stackalloc uint[256];
@@ -215,7 +211,7 @@ public static class ChunkCodec
 
                     if (tryZstdStreams)
                     {
-                        zbuf ??= ArrayPool<byte>.Shared.Rent(Compressor.GetCompressBound(n));
+                        zbuf ??= ThreadScratch.Get(ref t_zstd, Compressor.GetCompressBound(n));
                         int z = TryZstd(s, zbuf, options.ZstdLevel);
                         if (z > 0 && z < payloadLen && z < limit)
                         {
@@ -245,11 +241,6 @@ public static class ChunkCodec
             if (stats is not null && tail > 0)
                 stats.Add(new StreamStats { Name = $"{dtype}.tail", RawBytes = tail, EncodedBytes = tail, Method = "Stored" });
             return pos;
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(streams);
-            if (zbuf is not null) ArrayPool<byte>.Shared.Return(zbuf);
         }
     }
 
@@ -306,8 +297,7 @@ public static class ChunkCodec
         int e = FloatSplit.ElementSize(t), sc = FloatSplit.StreamCount(t);
         int n = raw.Length / e, tail = raw.Length % e;
 
-        byte[] streams = ArrayPool<byte>.Shared.Rent(Math.Max(1, sc * n));
-        try
+        byte[] streams = ThreadScratch.Get(ref t_decodeStreams, Math.Max(1, sc * n));
         {
             fixed (byte* s0 = src)
             fixed (byte* scratch = streams)
@@ -350,6 +340,5 @@ public static class ChunkCodec
             }
             return OperationStatus.Done;
         }
-        finally { ArrayPool<byte>.Shared.Return(streams); }
     }
 }

@@ -137,46 +137,33 @@ public sealed class TczReader : IDisposable
 
         int chunkCap = Index.NominalChunkSize;
         var fileHash = new XxHash3();
-        var slots = new List<(byte[] Encoded, byte[] Raw)>();
         long done = 0;
-        try
-        {
-            ChunkPipeline.Run(work.Count, threads,
-                createSlot: () =>
-                {
-                    var slot = (ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(chunkCap)), ArrayPool<byte>.Shared.Rent(chunkCap));
-                    slots.Add(slot);
-                    return slot;
-                },
-                read: (i, slot) =>
-                {
-                    var (s, c) = work[i];
-                    ReadExactly(_handle, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
-                },
-                code: (i, slot) =>
-                {
-                    var (s, c) = work[i];
-                    CheckAndDecode(s, c, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), slot.Item2.AsSpan(0, s.Chunks[c].RawLength));
-                },
-                write: (i, slot) =>
-                {
-                    var (s, c) = work[i];
-                    var span = slot.Item2.AsSpan(0, s.Chunks[c].RawLength);
-                    fileHash.Append(span);
-                    output?.Write(span);
-                    done += span.Length;
-                    progress?.Report(done);
-                },
-                cancellation);
-        }
-        finally
-        {
-            foreach (var (enc, raw) in slots)
+        ChunkPipeline.Run(work.Count, threads,
+            createSlot: () =>
             {
-                ArrayPool<byte>.Shared.Return(enc);
-                ArrayPool<byte>.Shared.Return(raw);
-            }
-        }
+                // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
+                return (GC.AllocateUninitializedArray<byte>(ChunkCodec.MaxEncodedLength(chunkCap)), GC.AllocateUninitializedArray<byte>(chunkCap));
+            },
+            read: (i, slot) =>
+            {
+                var (s, c) = work[i];
+                ReadExactly(_handle, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
+            },
+            code: (i, slot) =>
+            {
+                var (s, c) = work[i];
+                CheckAndDecode(s, c, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), slot.Item2.AsSpan(0, s.Chunks[c].RawLength));
+            },
+            write: (i, slot) =>
+            {
+                var (s, c) = work[i];
+                var span = slot.Item2.AsSpan(0, s.Chunks[c].RawLength);
+                fileHash.Append(span);
+                output?.Write(span);
+                done += span.Length;
+                progress?.Report(done);
+            },
+            cancellation);
         if (fileHash.GetCurrentHashAsUInt64() != Index.OriginalHash)
             throw new TensorFormatException(Path, null, "original_hash", "the decompressed file does not match the whole-file checksum");
         output?.Flush();

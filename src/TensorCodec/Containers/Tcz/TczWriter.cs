@@ -95,54 +95,41 @@ public static class TczWriter
         var stats = index.Segments.Select(_ => new ChunkStats()).ToArray();
         var fileHash = new XxHash3();
         int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
-        var slots = new List<Slot>();
         long written = TczConstants.HeaderSize, done = 0;
-        try
-        {
-            ChunkPipeline.Run(work.Count, threads,
-                createSlot: () =>
-                {
-                    var slot = new Slot(ArrayPool<byte>.Shared.Rent(options.ChunkSize), ArrayPool<byte>.Shared.Rent(encCap));
-                    slots.Add(slot);
-                    return slot;
-                },
-                // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
-                read: (i, slot) =>
-                {
-                    var (_, off, len) = work[i];
-                    ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
-                    fileHash.Append(slot.Raw.AsSpan(0, len));
-                },
-                code: (i, slot) =>
-                {
-                    var (s, _, len) = work[i];
-                    var seg = index.Segments[s];
-                    slot.Stats = new ChunkStats();
-                    slot.EncodedLength = ChunkCodec.Encode(slot.Raw.AsSpan(0, len), seg.DType, seg.RowLength, slot.Encoded, options.Codec, slot.Stats);
-                    slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
-                    slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
-                },
-                write: (i, slot) =>
-                {
-                    var (s, off, len) = work[i];
-                    output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
-                    index.Segments[s].Chunks.Add(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
-                    { FileOffset = written, OriginalOffset = off });
-                    stats[s].Add(slot.Stats!);
-                    written += slot.EncodedLength;
-                    done += len;
-                    options.Progress?.Report(done);
-                },
-                options.Cancellation);
-        }
-        finally
-        {
-            foreach (var slot in slots)
+        ChunkPipeline.Run(work.Count, threads,
+            createSlot: () =>
             {
-                ArrayPool<byte>.Shared.Return(slot.Raw);
-                ArrayPool<byte>.Shared.Return(slot.Encoded);
-            }
-        }
+                // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
+                return new Slot(GC.AllocateUninitializedArray<byte>(options.ChunkSize), GC.AllocateUninitializedArray<byte>(encCap));
+            },
+            // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
+            read: (i, slot) =>
+            {
+                var (_, off, len) = work[i];
+                ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
+                fileHash.Append(slot.Raw.AsSpan(0, len));
+            },
+            code: (i, slot) =>
+            {
+                var (s, _, len) = work[i];
+                var seg = index.Segments[s];
+                slot.Stats = new ChunkStats();
+                slot.EncodedLength = ChunkCodec.Encode(slot.Raw.AsSpan(0, len), seg.DType, seg.RowLength, slot.Encoded, options.Codec, slot.Stats);
+                slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
+                slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
+            },
+            write: (i, slot) =>
+            {
+                var (s, off, len) = work[i];
+                output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
+                index.Segments[s].Chunks.Add(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
+                { FileOffset = written, OriginalOffset = off });
+                stats[s].Add(slot.Stats!);
+                written += slot.EncodedLength;
+                done += len;
+                options.Progress?.Report(done);
+            },
+            options.Cancellation);
 
         index.OriginalHash = fileHash.GetCurrentHashAsUInt64();
         var indexBytes = index.Serialize();
