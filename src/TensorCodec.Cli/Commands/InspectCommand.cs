@@ -25,11 +25,12 @@ static class InspectCommand
             foreach (var (k, v) in report.Metadata.Take(24))
                 AnsiConsole.MarkupLine($"  [grey]{Markup.Escape(k)}[/] = {Markup.Escape(v.Length > 100 ? v[..100] + "…" : v)}");
             var table = new Table().Border(TableBorder.Simple);
-            table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits)", "H0 bound (bits/v)", "coded (bits/v)");
+            table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits)", "exp H1 (bits)", "H0 bound (bits/v)", "coded (bits/v)");
             foreach (var c in table.Columns.Skip(3)) c.RightAligned();
             foreach (var t in report.Tensors)
                 table.AddRow(Markup.Escape(t.Name), t.DType, Markup.Escape("[" + string.Join(", ", t.Shape) + "]"), CliCommon.Bytes(t.RawBytes),
                     t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentEntropyBitsPerValue:0.000}" : "-",
+                    t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentOrder1EntropyBitsPerValue:0.000}" : "-",
                     $"{t.EntropyBoundBitsPerValue:0.000}", $"{t.BitsPerValue:0.000}");
             AnsiConsole.Write(table);
             long encoded = report.Tensors.Sum(t => t.EncodedBytes);

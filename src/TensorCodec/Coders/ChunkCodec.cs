@@ -10,6 +10,11 @@ public sealed class ChunkCodecOptions
     public int ZstdLevel { get; init; } = 3;
     /// <summary>Reserved for an order-1 exponent model; not implemented yet, so it is ignored.</summary>
     public bool UseContextModel { get; init; } = false;
+    /// <summary>
+    /// Also measure each stream's order-1 entropy (previous symbol as context) in the statistics.
+    /// Off by default: the 64K-entry pair histogram costs about as much as coding the chunk.
+    /// </summary>
+    public bool MeasureOrder1 { get; init; } = false;
     public static ChunkCodecOptions Default { get; } = new();
 }
 
@@ -111,7 +116,7 @@ public static class ChunkCodec
                     other[0] = ModeZstd;
                     (best, other) = (other, best);
                     bestLen = z + 1;
-                    if (bestStats is not null) { bestStats.Clear(); bestStats.Add(WholeStats(raw, dtype, bestLen, "Zstd")); }
+                    if (bestStats is not null) { bestStats.Clear(); bestStats.Add(WholeStats(raw, dtype, bestLen, "Zstd", options.MeasureOrder1)); }
                 }
             }
 
@@ -122,7 +127,7 @@ public static class ChunkCodec
                 destination[0] = ModeStored;
                 raw.CopyTo(destination[1..]);
                 bestLen = n + 1;
-                if (bestStats is not null) { bestStats.Clear(); bestStats.Add(WholeStats(raw, dtype, bestLen, "Stored")); }
+                if (bestStats is not null) { bestStats.Clear(); bestStats.Add(WholeStats(raw, dtype, bestLen, "Stored", options.MeasureOrder1)); }
             }
             else
             {
@@ -139,10 +144,10 @@ public static class ChunkCodec
         }
     }
 
-    static StreamStats WholeStats(ReadOnlySpan<byte> raw, DType dtype, int encoded, string method) => new()
+    static StreamStats WholeStats(ReadOnlySpan<byte> raw, DType dtype, int encoded, string method, bool measureOrder1) => new()
     {
         Name = $"{dtype}.raw", RawBytes = raw.Length, EncodedBytes = encoded,
-        Order0EntropyBits = FrequencyTable.Order0Bits(raw), Order1EntropyBits = FrequencyTable.Order1Bits(raw), Method = method,
+        Order0EntropyBits = FrequencyTable.Order0Bits(raw), Order1EntropyBits = measureOrder1 ? FrequencyTable.Order1Bits(raw) : 0, Method = method,
     };
 
     /// <summary>Room for a split chunk: every stream is at most its raw size plus method byte and varint.</summary>
@@ -232,7 +237,7 @@ public static class ChunkCodec
                     stats.Add(new StreamStats
                     {
                         Name = $"{dtype}.{FloatSplit.StreamName(t, k)}", RawBytes = n, EncodedBytes = pos - start,
-                        Order0EntropyBits = FrequencyTable.Order0Bits(hist), Order1EntropyBits = FrequencyTable.Order1Bits(s),
+                        Order0EntropyBits = FrequencyTable.Order0Bits(hist), Order1EntropyBits = options.MeasureOrder1 ? FrequencyTable.Order1Bits(s) : 0,
                         Method = MethodNames[method],
                     });
             }

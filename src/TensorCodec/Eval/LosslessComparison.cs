@@ -28,7 +28,7 @@ public static class LosslessComparison
         try
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            var result = TczWriter.CompressFile(path, tcz, overwrite: false, new TczCompressOptions { Threads = threads });
+            var result = TczWriter.CompressFile(path, tcz, overwrite: false, new TczCompressOptions { Threads = threads, CollectStatistics = true });
             double compressSeconds = sw.Elapsed.TotalSeconds;
             sw.Restart();
             using (var reader = TczReader.Open(tcz)) reader.DecompressToFile(back, overwrite: false, threads);

@@ -7,7 +7,7 @@ namespace TensorCodec.Containers.Tcz;
 /// <summary>One row of `tcodec inspect`: a tensor, what it holds and what it costs coded.</summary>
 public sealed record TensorReportRow(
     string Name, string DType, long[] Shape, long Values, long RawBytes, long EncodedBytes,
-    double ExponentEntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue);
+    double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue);
 
 public sealed record FileReport(
     string Path, string Format, long FileBytes, long OriginalBytes, long EncodedBytes,
@@ -22,6 +22,8 @@ public sealed record FileReport(
 /// </summary>
 public static class TczInspector
 {
+    static readonly ChunkCodecOptions MeasureOptions = new() { MeasureOrder1 = true };
+
     public static bool IsTcz(string path)
     {
         Span<byte> head = stackalloc byte[8];
@@ -35,7 +37,7 @@ public static class TczInspector
     public static FileReport InspectSource(string path, int threads = 1, IProgress<long>? progress = null)
     {
         var layout = TensorFileReader.Open(path);
-        var result = TczWriter.Compress(path, layout, Stream.Null, new TczCompressOptions { Threads = threads, Progress = progress });
+        var result = TczWriter.Compress(path, layout, Stream.Null, new TczCompressOptions { Threads = threads, Progress = progress, CollectStatistics = true, Codec = MeasureOptions });
         var rows = result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor)
             .Select(s => Row(s.Segment, s.Segment.EncodedLength, s.Stats)).ToList();
         return new FileReport(path, layout.Format.ToString(), layout.FileLength, layout.FileLength, result.CompressedBytes, rows, layout.Metadata);
@@ -59,7 +61,7 @@ public static class TczInspector
                 {
                     var span = raw.AsSpan(0, seg.Chunks[c].RawLength);
                     reader.DecodeChunk(seg, c, enc, span);
-                    ChunkCodec.Encode(span, seg.DType, seg.RowLength, scratch, ChunkCodecOptions.Default, stats);
+                    ChunkCodec.Encode(span, seg.DType, seg.RowLength, scratch, MeasureOptions, stats);
                     done += span.Length;
                     progress?.Report(done);
                 }
@@ -87,9 +89,10 @@ public static class TczInspector
         long values = seg.DType.ElementSize() > 0 ? seg.Length / seg.DType.ElementSize() : seg.Length;
         double perValue(double bits) => values == 0 ? 0 : bits / values;
         double expBits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order0EntropyBits);
+        double expOrder1Bits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order1EntropyBits);
         double bound = stats.Streams.Sum(s => s.Order0EntropyBits);
         string dtype = seg.DType == DType.Packed && seg.GgmlType >= 0 ? $"ggml:{seg.GgmlType}" : seg.DType.ToString();
         return new TensorReportRow(seg.Name, dtype, seg.Shape, values, seg.Length, encodedBytes,
-            perValue(expBits), perValue(bound), perValue(encodedBytes * 8.0));
+            perValue(expBits), perValue(expOrder1Bits), perValue(bound), perValue(encodedBytes * 8.0));
     }
 }

@@ -16,6 +16,8 @@ public sealed class TczCompressOptions
     /// <summary>Reports the number of original bytes processed so far.</summary>
     public IProgress<long>? Progress { get; init; }
     public CancellationToken Cancellation { get; init; }
+    /// <summary>Collect per-stream statistics (entropy bounds) into the result; costs some speed.</summary>
+    public bool CollectStatistics { get; init; }
 }
 
 /// <summary>What one segment cost: its index entry plus the per-stream coding statistics.</summary>
@@ -113,7 +115,7 @@ public static class TczWriter
             {
                 var (s, _, len) = work[i];
                 var seg = index.Segments[s];
-                slot.Stats = new ChunkStats();
+                slot.Stats = options.CollectStatistics ? new ChunkStats() : null;
                 slot.EncodedLength = ChunkCodec.Encode(slot.Raw.AsSpan(0, len), seg.DType, seg.RowLength, slot.Encoded, options.Codec, slot.Stats);
                 slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
                 slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
@@ -124,7 +126,7 @@ public static class TczWriter
                 output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
                 index.Segments[s].Chunks.Add(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
                 { FileOffset = written, OriginalOffset = off });
-                stats[s].Add(slot.Stats!);
+                if (slot.Stats is not null) stats[s].Add(slot.Stats);
                 written += slot.EncodedLength;
                 done += len;
                 options.Progress?.Report(done);
