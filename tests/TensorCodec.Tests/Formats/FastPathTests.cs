@@ -139,5 +139,63 @@ public class FastPathTests
         }
     }
 
+    [Fact]
+    public void Q8_0_fast_matches_reference_with_partial_groups()
+    {
+        if (!Q8_0Fast.IsSupported) return;
+        // 8-block groups plus a remainder; a group mixing zero, tiny and normal scales exercises the
+        // vector fp16 conversion's scalar fallback lanes
+        foreach (int blocks in new[] { 1, 7, 8, 9, 15, 67 })
+            for (int seed = 0; seed < 5; seed++)
+                AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed * 31 + blocks, blocks), 34);
+    }
+
+    [Fact]
+    public void RoundAway_matches_C_roundf_on_every_float_up_to_256()
+    {
+        if (!Vector256IsOn()) return;
+        // every float in [2^-2, 2^8) (below 2^-2 the result is 0 with a margin), both signs
+        var v = new float[8];
+        for (uint bits = 0x3E80_0000; bits < 0x4380_0000; bits += 8)
+        {
+            for (int k = 0; k < 8; k++) v[k] = BitConverter.UInt32BitsToSingle(bits + (uint)k);
+            var t = System.Runtime.Intrinsics.Vector256.Create(v);
+            var r = Q8_0Fast.RoundAwayToInt(t);
+            var rn = Q8_0Fast.RoundAwayToInt(-t);
+            for (int k = 0; k < 8; k++)
+            {
+                int e = (int)MathF.Round(v[k], MidpointRounding.AwayFromZero);
+                if (r[k] != e || rn[k] != -e) Assert.Fail($"{v[k]:R}: {r[k]}, {rn[k]}, expected ±{e}");
+            }
+        }
+        // boundaries beyond: 2^22..2^24 halves and tiny values
+        float[] more = [4194304.5f, 4194305.5f, 8388607.5f, 8388608f, 16777215f, 1e-40f, 0.2499999f, 1e-8f];
+        foreach (float f in more)
+        {
+            var r = Q8_0Fast.RoundAwayToInt(System.Runtime.Intrinsics.Vector256.Create(f));
+            Assert.Equal((int)MathF.Round(f, MidpointRounding.AwayFromZero), r[0]);
+        }
+    }
+
+    [Fact]
+    public void Vector_fp16_conversion_matches_scalar()
+    {
+        if (!Vector256IsOn()) return;
+        var v = new float[8];
+        var rng = new Random(5);
+        for (long u = 0; u <= 0xFFFF_FFFFL; u += 0x1000)
+        {
+            for (int k = 0; k < 8; k++)
+            {
+                // neighbours of rounding boundaries, and a random lane mix so fallback lanes sit among fast ones
+                long d = k switch { 0 => 0, 1 => 0xFFF, 2 => 0x800, 3 => 0x7FF, 4 => 0x801, _ => rng.Next() };
+                v[k] = BitConverter.UInt32BitsToSingle((uint)((u + d) & 0xFFFF_FFFF));
+            }
+            var h = TensorCodec.Numerics.Fp16Bits.FromFloat(System.Runtime.Intrinsics.Vector256.Create(v));
+            for (int k = 0; k < 8; k++)
+                if (h[k] != TensorCodec.Numerics.Fp16.FromFloat(v[k])) Assert.Fail($"{v[k]:R}: {h[k]:X4}");
+        }
+    }
+
     private static bool Vector256IsOn() => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated;
 }
