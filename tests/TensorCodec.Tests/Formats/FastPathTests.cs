@@ -197,5 +197,84 @@ public class FastPathTests
         }
     }
 
+    /// <summary>
+    /// Super-blocks for the k-quant searches: sub-blocks of 32 whose kinds (from <see cref="MakeBlocks"/>)
+    /// are shuffled so each lane of the vector search sees different cases, plus whole super-blocks
+    /// that are zero, constant, tiny or Gaussian-like.
+    /// </summary>
+    private static float[] MakeSuperBlocks(int seed, int superBlocks)
+    {
+        var rng = new Random(seed);
+        var src = MakeBlocks(seed, superBlocks * 8);
+        var x = new float[superBlocks * 256];
+        for (int sb = 0; sb < superBlocks; sb++)
+        {
+            var dst = x.AsSpan(sb * 256, 256);
+            switch (sb % 5)
+            {
+                case 0: break; // all zero
+                case 1: dst.Fill(-0.75f); break;
+                case 2: for (int i = 0; i < 256; i++) dst[i] = (float)(rng.NextDouble() - 0.5) * 1e-20f; break;
+                case 3:
+                    for (int i = 0; i < 256; i++)
+                        dst[i] = (float)((rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 1.5) * 0.05);
+                    break;
+                default:
+                    for (int j = 0; j < 8; j++)
+                        src.AsSpan(rng.Next(superBlocks * 8) * 32, 32).CopyTo(dst.Slice(32 * j, 32));
+                    break;
+            }
+        }
+        return x;
+    }
+
+    [Theory]
+    [InlineData("q4_K", false)]
+    [InlineData("q4_K", true)]
+    [InlineData("q5_K", false)]
+    [InlineData("q5_K", true)]
+    [InlineData("q6_K", false)]
+    [InlineData("q6_K", true)]
+    public void KQuant_fast_quantize_matches_reference(string name, bool withImportance)
+    {
+        if (!KQuantQuantizeFast.IsSupported) return;
+        var f = BlockFormats.Get(name);
+        for (int seed = 0; seed < 6; seed++)
+        {
+            const int sbs = 20;
+            var x = MakeSuperBlocks(seed, sbs);
+            float[]? imp = null;
+            if (withImportance)
+            {
+                var rng = new Random(seed + 100);
+                imp = new float[x.Length];
+                for (int i = 0; i < imp.Length; i++)
+                    imp[i] = (i / 32 + seed) % 7 == 0 ? 0f : (i / 64 + seed) % 5 == 0 ? 1f : (float)rng.NextDouble() * 4;
+            }
+            var a = new byte[sbs * f.BlockBytes];
+            var b = new byte[a.Length];
+            // one row of all super-blocks; importance is one weight per column
+            if (name == "q6_K")
+            {
+                Q6_K.QuantizeReference(x, a, imp);
+                KQuantQuantizeFast.QuantizeQ6(x, b, imp);
+            }
+            else
+            {
+                int nmax = name == "q4_K" ? 15 : 31;
+                float rmin = name == "q4_K" ? -1f : -0.5f;
+                int nstep = name == "q4_K" ? 20 : 15;
+                KQuant45.QuantizeReference(x, a, imp, nmax, f.BlockBytes, rmin, nstep);
+                KQuantQuantizeFast.QuantizeQ45(x, b, imp, nmax, f.BlockBytes, rmin, nstep);
+            }
+            for (int i = 0; i < a.Length; i++)
+                if (a[i] != b[i]) Assert.Fail($"seed {seed}: byte {i} (super-block {i / f.BlockBytes}, offset {i % f.BlockBytes}): {a[i]} vs {b[i]}");
+            // and through the public entry point (which picks the fast path)
+            var c = new byte[a.Length];
+            f.Quantize(x, c, x.Length, imp);
+            Assert.Equal(a, c);
+        }
+    }
+
     private static bool Vector256IsOn() => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated;
 }
