@@ -119,6 +119,18 @@ public class FastPathTests
             int nmax = name == "q4_K" ? 15 : 31;
             KQuant45.DequantizeReference(q, a, nmax, f.BlockBytes);
             KQuantFast.DequantizeQ45(q, b, nmax, f.BlockBytes);
+            // both Q4_K decoders, whichever one the dispatcher picked
+            if (nmax == 15 && KQuantFast.Q4KTableIsSupported)
+            {
+                var c = new float[a.Length];
+                KQuantFast.DequantizeQ4Table(q, c);
+                for (int i = 0; i < a.Length; i++)
+                    Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(c[i]));
+            }
+            var e = new float[a.Length];
+            KQuantFast.DequantizeQ45Vector256(q, e, nmax, f.BlockBytes);
+            for (int i = 0; i < a.Length; i++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(e[i]));
         }
         for (int i = 0; i < a.Length; i++)
             Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
