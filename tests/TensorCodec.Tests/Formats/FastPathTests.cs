@@ -159,11 +159,7 @@ public class FastPathTests
         // vector fp16 conversion's scalar fallback lanes
         foreach (int blocks in new[] { 1, 7, 8, 9, 15, 67 })
             for (int seed = 0; seed < 5; seed++)
-            {
-                var x = MakeBlocks(seed * 31 + blocks, blocks);
-                AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, x, 34);
-                // the 256-bit group path too, when the dispatcher prefers the 512-bit one
-                }
+                AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed * 31 + blocks, blocks), 34);
     }
 
     [Fact]
