@@ -10,10 +10,14 @@ namespace TensorCodec.Bench;
 /// <summary>
 /// Block-format throughput on one thread over 4096 values (16 KiB of f32, so everything sits in
 /// L1), reported as f32 GB/s to compare with ggml's test-quantize-perf figures.
+/// Every quantize/dequantize call writes into preallocated buffers (MemoryDiagnoser shows 0 B).
 /// Run: dotnet run -c Release --project bench/TensorCodec.Bench -- --filter '*FormatBenchmarks*'
 /// </summary>
 [SimpleJob(warmupCount: 2, iterationCount: 5)]
 [Config(typeof(Config))]
+[MemoryDiagnoser]
+[GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory)]
+[CategoriesColumn]
 public class FormatBenchmarks
 {
     public const int N = 4096;
@@ -48,14 +52,24 @@ public class FormatBenchmarks
         return b;
     }
 
-    [Benchmark] public void Q4_0_quantize() => _f40.Quantize(_x, _buf, N);
-    [Benchmark] public void Q8_0_quantize() => _f80.Quantize(_x, _buf, N);
-    [Benchmark] public void Q4_K_quantize() => _f4k.Quantize(_x, _buf, N);
-    [Benchmark] public void Q6_K_quantize() => _f6k.Quantize(_x, _buf, N);
-    [Benchmark] public void Q4_0_dequantize() => _f40.Dequantize(_q40, _y);
-    [Benchmark] public void Q4_K_dequantize() => _f4k.Dequantize(_q4k, _y);
-    [Benchmark] public void Q8_0_dequantize() => _f80.Dequantize(_q80, _y);
-    [Benchmark] public void Q6_K_dequantize() => _f6k.Dequantize(_q6k, _y);
+    // Each category pairs the scalar reference (baseline) with the public entry point (fast path
+    // where there is one), so the ratio column is meaningful even when the machine is loaded.
+    [Benchmark(Baseline = true), BenchmarkCategory("Q4_0 quantize")] public void Q4_0_quantize_ref() => Q4_0.QuantizeReference(_x, _buf);
+    [Benchmark, BenchmarkCategory("Q4_0 quantize")] public void Q4_0_quantize() => _f40.Quantize(_x, _buf, N);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q8_0 quantize")] public void Q8_0_quantize_ref() => Q8_0.QuantizeReference(_x, _buf);
+    [Benchmark, BenchmarkCategory("Q8_0 quantize")] public void Q8_0_quantize() => _f80.Quantize(_x, _buf, N);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q4_K quantize")] public void Q4_K_quantize_ref() => KQuant45.QuantizeReference(_x, _buf, default, 15, 144, -1f, 20);
+    [Benchmark, BenchmarkCategory("Q4_K quantize")] public void Q4_K_quantize() => _f4k.Quantize(_x, _buf, N);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q6_K quantize")] public void Q6_K_quantize_ref() => Q6_K.QuantizeReference(_x, _buf, default);
+    [Benchmark, BenchmarkCategory("Q6_K quantize")] public void Q6_K_quantize() => _f6k.Quantize(_x, _buf, N);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q4_0 dequantize")] public void Q4_0_dequantize_ref() => Q4_0.DequantizeReference(_q40, _y);
+    [Benchmark, BenchmarkCategory("Q4_0 dequantize")] public void Q4_0_dequantize() => _f40.Dequantize(_q40, _y);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q4_K dequantize")] public void Q4_K_dequantize_ref() => KQuant45.DequantizeReference(_q4k, _y, 15, 144);
+    [Benchmark, BenchmarkCategory("Q4_K dequantize")] public void Q4_K_dequantize() => _f4k.Dequantize(_q4k, _y);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q8_0 dequantize")] public void Q8_0_dequantize_ref() => Q8_0.DequantizeReference(_q80, _y);
+    [Benchmark, BenchmarkCategory("Q8_0 dequantize")] public void Q8_0_dequantize() => _f80.Dequantize(_q80, _y);
+    [Benchmark(Baseline = true), BenchmarkCategory("Q6_K dequantize")] public void Q6_K_dequantize_ref() => Q6_K.DequantizeReference(_q6k, _y);
+    [Benchmark, BenchmarkCategory("Q6_K dequantize")] public void Q6_K_dequantize() => _f6k.Dequantize(_q6k, _y);
 
     /// <summary>Bytes of f32 processed per second: 4096 × 4 over the mean time.</summary>
     private sealed class F32ThroughputColumn : IColumn

@@ -11,7 +11,7 @@ namespace TensorCodec.Formats;
 /// </summary>
 internal static class KQuant45
 {
-    public static void Quantize(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int bytes,
+    public static void QuantizeReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int bytes,
         float refRmin, int refNstep)
     {
         const int QK = 256;

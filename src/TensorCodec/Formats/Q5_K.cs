@@ -9,8 +9,11 @@ public sealed class Q5_K : BlockFormatBase
     public override int BlockBytes => 176;
     public override bool UsesImportance => true;
 
-    protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) =>
-        KQuant45.Quantize(x, y, importance, 31, 176, -0.5f, 15);
+    protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        if (KQuantQuantizeFast.IsSupported) KQuantQuantizeFast.QuantizeQ45(x, y, importance, 31, 176, -0.5f, 15);
+        else KQuant45.QuantizeReference(x, y, importance, 31, 176, -0.5f, 15);
+    }
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
     {

@@ -20,6 +20,13 @@ public sealed class Q6_K : BlockFormatBase
 
     protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
+        if (KQuantQuantizeFast.IsSupported) KQuantQuantizeFast.QuantizeQ6(x, y, importance);
+        else QuantizeReference(x, y, importance);
+    }
+
+    /// <summary>Scalar reference, operation for operation like ggml's quantize_row_q6_K_ref / quantize_q6_K_impl.</summary>
+    internal static void QuantizeReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
         Span<sbyte> L = stackalloc sbyte[QK];
         Span<float> scales = stackalloc float[QK / 16];
         int nb = x.Length / QK;

@@ -23,13 +23,18 @@ internal static class Q8_0Fast
         // Raw refs: per-block slicing and bounds checks cost more than the arithmetic here.
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref byte yr = ref MemoryMarshal.GetReference(y);
-        for (int i = 0; i < nb; i++)
+        int i = 0;
+        // (a 512-bit variant measured no faster on Zen 4, which splits 512-bit ops in two)
+        if (Avx2.IsSupported)
+            for (; i + 8 <= nb; i += 8)
+                Quantize8(ref Unsafe.Add(ref xr, i * 32), ref Unsafe.Add(ref yr, i * 34));
+        for (; i < nb; i++)
         {
-            nuint o = (nuint)(i * 32);
-            var v0 = Vector256.LoadUnsafe(ref xr, o);
-            var v1 = Vector256.LoadUnsafe(ref xr, o + 8);
-            var v2 = Vector256.LoadUnsafe(ref xr, o + 16);
-            var v3 = Vector256.LoadUnsafe(ref xr, o + 24);
+            ref float xb = ref Unsafe.Add(ref xr, i * 32);
+            var v0 = Vector256.LoadUnsafe(ref xb);
+            var v1 = Vector256.LoadUnsafe(ref xb, 8);
+            var v2 = Vector256.LoadUnsafe(ref xb, 16);
+            var v3 = Vector256.LoadUnsafe(ref xb, 24);
             var am = Vector256.MaxNative(Vector256.MaxNative(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.MaxNative(Vector256.Abs(v2), Vector256.Abs(v3)));
             float amax = HorizontalMax(am);
             float d = amax / 127;
@@ -41,6 +46,66 @@ internal static class Q8_0Fast
             var s23 = Vector256.Narrow(RoundAwayToInt(v2 * vid), RoundAwayToInt(v3 * vid));
             Vector256.Narrow(s01, s23).AsByte().StoreUnsafe(ref Unsafe.Add(ref yb, 2));
         }
+    }
+
+    /// <summary>
+    /// Eight blocks at once: the eight block maxima are reduced together (a transpose-max instead
+    /// of eight horizontal reductions), and d, 1/d and the fp16 scales are computed as one vector,
+    /// so the only per-block work left is scale, round and pack.
+    /// </summary>
+    [SkipLocalsInit] // stackalloc keeps the JIT from inlining this; one call per eight blocks is cheap
+    private static void Quantize8(ref float x, ref byte y)
+    {
+        var amax = TransposeMax(AbsMax(ref x, 0), AbsMax(ref x, 32), AbsMax(ref x, 64), AbsMax(ref x, 96),
+            AbsMax(ref x, 128), AbsMax(ref x, 160), AbsMax(ref x, 192), AbsMax(ref x, 224));
+        var d = amax / Vector256.Create(127f);
+        // lanes with d = 0 get 1/0 = inf first, then the select replaces it, as the reference's branch does
+        var id = Vector256.ConditionalSelect(Vector256.Equals(d, Vector256<float>.Zero), Vector256<float>.Zero, Vector256<float>.One / d);
+        var dh = Fp16Bits.FromFloat(d);
+        // dwords of the saturating pack come out as r0 r1 r2 r3 per 128-bit half; this restores r0..r3 order
+        var order = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
+        // Spill once, read lanes back as scalars: extracting a variable lane makes the JIT store the
+        // whole vector every block, and the narrow reload then stalls on store forwarding.
+        Span<float> ids = stackalloc float[8];
+        Span<uint> dhs = stackalloc uint[8];
+        id.CopyTo(ids);
+        dh.CopyTo(dhs);
+        for (int b = 0; b < 8; b++)
+        {
+            ref float xb = ref Unsafe.Add(ref x, b * 32);
+            ref byte yb = ref Unsafe.Add(ref y, b * 34);
+            Unsafe.WriteUnaligned(ref yb, (ushort)dhs[b]);
+            var vid = Vector256.Create(ids[b]);
+            var r0 = RoundAwayToInt(Vector256.LoadUnsafe(ref xb) * vid);
+            var r1 = RoundAwayToInt(Vector256.LoadUnsafe(ref xb, 8) * vid);
+            var r2 = RoundAwayToInt(Vector256.LoadUnsafe(ref xb, 16) * vid);
+            var r3 = RoundAwayToInt(Vector256.LoadUnsafe(ref xb, 24) * vid);
+            // |r| ≤ 127, so the saturating packs are plain narrowing
+            var p = Avx2.PackSignedSaturate(Avx2.PackSignedSaturate(r0, r1), Avx2.PackSignedSaturate(r2, r3));
+            Avx2.PermuteVar8x32(p.AsInt32(), order).AsByte().StoreUnsafe(ref Unsafe.Add(ref yb, 2));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> AbsMax(ref float x, nuint o) =>
+        Vector256.MaxNative(
+            Vector256.MaxNative(Vector256.Abs(Vector256.LoadUnsafe(ref x, o)), Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 8))),
+            Vector256.MaxNative(Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 16)), Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 24))));
+
+    /// <summary>Lane b of the result is the maximum of all lanes of m_b (max is order-independent on |x|).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> TransposeMax(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3,
+        Vector256<float> m4, Vector256<float> m5, Vector256<float> m6, Vector256<float> m7)
+    {
+        // pairs interleaved: even lanes hold block 2k, odd lanes block 2k+1
+        var a01 = Avx.Max(Avx.UnpackLow(m0, m1), Avx.UnpackHigh(m0, m1));
+        var a23 = Avx.Max(Avx.UnpackLow(m2, m3), Avx.UnpackHigh(m2, m3));
+        var a45 = Avx.Max(Avx.UnpackLow(m4, m5), Avx.UnpackHigh(m4, m5));
+        var a67 = Avx.Max(Avx.UnpackLow(m6, m7), Avx.UnpackHigh(m6, m7));
+        // per 128-bit half: blocks 0..3 (resp. 4..7) in lanes 0..3
+        var b03 = Avx.Max(Avx.Shuffle(a01, a23, 0x44), Avx.Shuffle(a01, a23, 0xEE));
+        var b47 = Avx.Max(Avx.Shuffle(a45, a67, 0x44), Avx.Shuffle(a45, a67, 0xEE));
+        return Avx.Max(Avx.Permute2x128(b03, b47, 0x20), Avx.Permute2x128(b03, b47, 0x31));
     }
 
     public static void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
@@ -84,17 +149,15 @@ internal static class Q8_0Fast
     }
 
     /// <summary>
-    /// C roundf per lane, exactly: truncate, then add one if the (exactly computed) fraction is at
-    /// least one half. Adding 0.5 before truncating would misround 0.49999997.
+    /// C roundf per lane, exactly: add the largest float below one half with t's sign, then
+    /// truncate. The sum rounds up to the next integer exactly when frac(|t|) ≥ ½ (adding ½
+    /// itself would misround 0.49999997); valid for |t| &lt; 2^23 (tested over every float in
+    /// [2^-2, 2^8) and at the boundaries beyond).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<int> RoundAwayToInt(Vector256<float> t)
     {
-        var a = Vector256.Abs(t);
-        var r = Vector256.Truncate(a);
-        var up = Vector256.GreaterThanOrEqual(a - r, Vector256.Create(0.5f));
-        r += up & Vector256.Create(1f);
-        r |= t & Vector256.Create(-0f); // copy the sign of t
-        return Vector256.ConvertToInt32Native(r); // |r| ≤ 2^23 here, so the native (non-saturating) conversion is exact
+        var h = (t & Vector256.Create(-0f)) | Vector256.Create(0.49999997f);
+        return Vector256.ConvertToInt32Native(t + h); // cvttps2dq: truncation
     }
 }

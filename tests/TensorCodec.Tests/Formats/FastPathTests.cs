@@ -119,6 +119,18 @@ public class FastPathTests
             int nmax = name == "q4_K" ? 15 : 31;
             KQuant45.DequantizeReference(q, a, nmax, f.BlockBytes);
             KQuantFast.DequantizeQ45(q, b, nmax, f.BlockBytes);
+            // both Q4_K decoders, whichever one the dispatcher picked
+            if (nmax == 15 && KQuantFast.Q4KTableIsSupported)
+            {
+                var c = new float[a.Length];
+                KQuantFast.DequantizeQ4Table(q, c);
+                for (int i = 0; i < a.Length; i++)
+                    Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(c[i]));
+            }
+            var e = new float[a.Length];
+            KQuantFast.DequantizeQ45Vector256(q, e, nmax, f.BlockBytes);
+            for (int i = 0; i < a.Length; i++)
+                Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(e[i]));
         }
         for (int i = 0; i < a.Length; i++)
             Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
@@ -136,6 +148,143 @@ public class FastPathTests
             t.AsSpan(i, Math.Min(8, t.Length - i)).CopyTo(v);
             var r = Q8_0Fast.RoundAwayToInt(System.Runtime.Intrinsics.Vector256.Create(v));
             for (int k = 0; k < 8; k++) Assert.Equal((int)MathF.Round(v[k], MidpointRounding.AwayFromZero), r[k]);
+        }
+    }
+
+    [Fact]
+    public void Q8_0_fast_matches_reference_with_partial_groups()
+    {
+        if (!Q8_0Fast.IsSupported) return;
+        // 8-block groups plus a remainder; a group mixing zero, tiny and normal scales exercises the
+        // vector fp16 conversion's scalar fallback lanes
+        foreach (int blocks in new[] { 1, 7, 8, 9, 15, 67 })
+            for (int seed = 0; seed < 5; seed++)
+                AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed * 31 + blocks, blocks), 34);
+    }
+
+    [Fact]
+    public void RoundAway_matches_C_roundf_on_every_float_up_to_256()
+    {
+        if (!Vector256IsOn()) return;
+        // every float in [2^-2, 2^8) (below 2^-2 the result is 0 with a margin), both signs
+        var v = new float[8];
+        for (uint bits = 0x3E80_0000; bits < 0x4380_0000; bits += 8)
+        {
+            for (int k = 0; k < 8; k++) v[k] = BitConverter.UInt32BitsToSingle(bits + (uint)k);
+            var t = System.Runtime.Intrinsics.Vector256.Create(v);
+            var r = Q8_0Fast.RoundAwayToInt(t);
+            var rn = Q8_0Fast.RoundAwayToInt(-t);
+            for (int k = 0; k < 8; k++)
+            {
+                int e = (int)MathF.Round(v[k], MidpointRounding.AwayFromZero);
+                if (r[k] != e || rn[k] != -e) Assert.Fail($"{v[k]:R}: {r[k]}, {rn[k]}, expected ±{e}");
+            }
+        }
+        // boundaries beyond: 2^22..2^24 halves and tiny values
+        float[] more = [4194304.5f, 4194305.5f, 8388607.5f, 8388608f, 16777215f, 1e-40f, 0.2499999f, 1e-8f];
+        foreach (float f in more)
+        {
+            var r = Q8_0Fast.RoundAwayToInt(System.Runtime.Intrinsics.Vector256.Create(f));
+            Assert.Equal((int)MathF.Round(f, MidpointRounding.AwayFromZero), r[0]);
+        }
+    }
+
+    [Fact]
+    public void Vector_fp16_conversion_matches_scalar()
+    {
+        if (!Vector256IsOn()) return;
+        var v = new float[8];
+        var rng = new Random(5);
+        for (long u = 0; u <= 0xFFFF_FFFFL; u += 0x1000)
+        {
+            for (int k = 0; k < 8; k++)
+            {
+                // neighbours of rounding boundaries, and a random lane mix so fallback lanes sit among fast ones
+                long d = k switch { 0 => 0, 1 => 0xFFF, 2 => 0x800, 3 => 0x7FF, 4 => 0x801, _ => rng.Next() };
+                v[k] = BitConverter.UInt32BitsToSingle((uint)((u + d) & 0xFFFF_FFFF));
+            }
+            var h = TensorCodec.Numerics.Fp16Bits.FromFloat(System.Runtime.Intrinsics.Vector256.Create(v));
+            for (int k = 0; k < 8; k++)
+                if (h[k] != TensorCodec.Numerics.Fp16.FromFloat(v[k])) Assert.Fail($"{v[k]:R}: {h[k]:X4}");
+        }
+    }
+
+    /// <summary>
+    /// Super-blocks for the k-quant searches: sub-blocks of 32 whose kinds (from <see cref="MakeBlocks"/>)
+    /// are shuffled so each lane of the vector search sees different cases, plus whole super-blocks
+    /// that are zero, constant, tiny or Gaussian-like.
+    /// </summary>
+    private static float[] MakeSuperBlocks(int seed, int superBlocks)
+    {
+        var rng = new Random(seed);
+        var src = MakeBlocks(seed, superBlocks * 8);
+        var x = new float[superBlocks * 256];
+        for (int sb = 0; sb < superBlocks; sb++)
+        {
+            var dst = x.AsSpan(sb * 256, 256);
+            switch (sb % 5)
+            {
+                case 0: break; // all zero
+                case 1: dst.Fill(-0.75f); break;
+                case 2: for (int i = 0; i < 256; i++) dst[i] = (float)(rng.NextDouble() - 0.5) * 1e-20f; break;
+                case 3:
+                    for (int i = 0; i < 256; i++)
+                        dst[i] = (float)((rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 1.5) * 0.05);
+                    break;
+                default:
+                    for (int j = 0; j < 8; j++)
+                        src.AsSpan(rng.Next(superBlocks * 8) * 32, 32).CopyTo(dst.Slice(32 * j, 32));
+                    break;
+            }
+        }
+        return x;
+    }
+
+    [Theory]
+    [InlineData("q4_K", false)]
+    [InlineData("q4_K", true)]
+    [InlineData("q5_K", false)]
+    [InlineData("q5_K", true)]
+    [InlineData("q6_K", false)]
+    [InlineData("q6_K", true)]
+    public void KQuant_fast_quantize_matches_reference(string name, bool withImportance)
+    {
+        if (!KQuantQuantizeFast.IsSupported) return;
+        var f = BlockFormats.Get(name);
+        for (int seed = 0; seed < 6; seed++)
+        {
+            const int sbs = 20;
+            var x = MakeSuperBlocks(seed, sbs);
+            float[]? imp = null;
+            if (withImportance)
+            {
+                var rng = new Random(seed + 100);
+                imp = new float[x.Length];
+                for (int i = 0; i < imp.Length; i++)
+                    imp[i] = (i / 32 + seed) % 7 == 0 ? 0f : (i / 64 + seed) % 5 == 0 ? 1f : (float)rng.NextDouble() * 4;
+            }
+            var a = new byte[sbs * f.BlockBytes];
+            var b = new byte[a.Length];
+            // one row of all super-blocks; importance is one weight per column
+            if (name == "q6_K")
+            {
+                Q6_K.QuantizeReference(x, a, imp);
+                KQuantQuantizeFast.QuantizeQ6(x, b, imp);
+            }
+            else
+            {
+                int nmax = name == "q4_K" ? 15 : 31;
+                float rmin = name == "q4_K" ? -1f : -0.5f;
+                int nstep = name == "q4_K" ? 20 : 15;
+                KQuant45.QuantizeReference(x, a, imp, nmax, f.BlockBytes, rmin, nstep);
+                KQuantQuantizeFast.QuantizeQ45(x, b, imp, nmax, f.BlockBytes, rmin, nstep);
+            }
+            for (int i = 0; i < a.Length; i++)
+                if (a[i] != b[i]) Assert.Fail($"seed {seed}: byte {i} (super-block {i / f.BlockBytes}, offset {i % f.BlockBytes}): {a[i]} vs {b[i]}");
+            // and through the public entry point (which picks the fast path)
+            var c = new byte[a.Length];
+            f.Quantize(x, c, x.Length, imp);
+            Assert.Equal(a, c);
         }
     }
 

@@ -104,9 +104,21 @@ public class GgmlGoldenTests
                 }
                 Q4_0.DequantizeReference(quant, actual);
                 break;
-            case "q4_K": KQuant45.DequantizeReference(quant, actual, 15, 144); break;
-            case "q5_K": KQuant45.DequantizeReference(quant, actual, 31, 176); break;
-            case "q6_K": Q6_K.DequantizeReference(quant, actual); break;
+            case "q4_K" or "q5_K" or "q6_K":
+            {
+                var imat = c.ImatrixFile is null ? null : ReadF32(c.ImatrixFile);
+                for (int r = 0; r < c.NRows; r++)
+                {
+                    var xr = input.AsSpan(r * c.NPerRow, c.NPerRow);
+                    var yr = bytes.AsSpan(r * (c.NPerRow / 256 * c.TypeSize), c.NPerRow / 256 * c.TypeSize);
+                    if (c.Type == "q6_K") Q6_K.QuantizeReference(xr, yr, imat);
+                    else KQuant45.QuantizeReference(xr, yr, imat, c.Type == "q4_K" ? 15 : 31, c.TypeSize, c.Type == "q4_K" ? -1f : -0.5f, c.Type == "q4_K" ? 20 : 15);
+                }
+                Assert.Equal(quant, bytes);
+                if (c.Type == "q6_K") Q6_K.DequantizeReference(quant, actual);
+                else KQuant45.DequantizeReference(quant, actual, c.Type == "q4_K" ? 15 : 31, c.TypeSize);
+                break;
+            }
             default: return;
         }
         for (int i = 0; i < expected.Length; i++)
