@@ -268,7 +268,6 @@ public static class Sweep
         p99.LegendText = "p99 KL";
         p99.MarkerSize = 7;
         p99.MarkerShape = ScottPlot.MarkerShape.OpenCircle;
-        for (int i = 0; i < pts.Length; i++) Label(left, pts[i].Type, bpw[i], klMean[i]);
         left.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
         {
             MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
@@ -283,7 +282,6 @@ public static class Sweep
         var pp = right.Add.ScatterPoints(bpw, ppl);
         pp.MarkerSize = 9;
         pp.LegendText = "quantized";
-        for (int i = 0; i < pts.Length; i++) Label(right, pts[i].Type, bpw[i], ppl[i]);
         var baseLine = right.Add.HorizontalLine(r.Base.Result.Ppl);
         baseLine.LinePattern = ScottPlot.LinePattern.Dashed;
         baseLine.LegendText = $"base ({r.Base.Method}) {r.Base.Result.Ppl:F2}";
@@ -300,14 +298,55 @@ public static class Sweep
             double dx = lim.Right - lim.Left, dy = lim.Top - lim.Bottom;
             p.Axes.SetLimits(lim.Left - 0.04 * dx, lim.Right + 0.12 * dx, lim.Bottom - 0.06 * dy, lim.Top + 0.1 * dy);
         }
+        string[] names = pts.Select(e => e.Type).ToArray();
+        PlaceLabels(left, names, bpw, klMean, width / 2 - 110, height - 110);
+        PlaceLabels(right, names, bpw, ppl, width / 2 - 110, height - 110);
         ScottPlot.IMultiplotExtensions.SavePng(mp, pngPath, width, height);
     }
 
-    static void Label(ScottPlot.Plot p, string text, double x, double y)
+    /// <summary>
+    /// Labels each point to its right, moving a label up or down (in steps of one line) until it
+    /// overlaps no label already placed; points at the same spot share one label. Pixel positions
+    /// are estimated from the axis limits and the approximate data-area size.
+    /// </summary>
+    static void PlaceLabels(ScottPlot.Plot p, string[] names, double[] xs, double[] ys, double areaW, double areaH)
     {
-        var t = p.Add.Text(text, x, y);
-        t.LabelFontSize = 12;
-        t.OffsetX = 6;
-        t.OffsetY = -4;
+        var lim = p.Axes.GetLimits();
+        double Px(double x) => (x - lim.Left) / (lim.Right - lim.Left) * areaW;
+        double Py(double y) => (lim.Top - y) / (lim.Top - lim.Bottom) * areaH;
+        const double CharW = 7.5, LineH = 15;
+        var placed = new List<(double L, double T, double R, double B)>();
+        var done = new bool[names.Length];
+        // Top to bottom, so a crowded column fans out downwards in reading order.
+        foreach (int i in Enumerable.Range(0, names.Length).OrderBy(i => Py(ys[i])))
+        {
+            if (done[i]) continue;
+            var same = Enumerable.Range(0, names.Length).Where(j => !done[j] && Math.Abs(Px(xs[j]) - Px(xs[i])) < 1 && Math.Abs(Py(ys[j]) - Py(ys[i])) < 1).ToList();
+            foreach (int j in same) done[j] = true;
+            string text = string.Join(" = ", same.Select(j => names[j]));
+            double x0 = Px(xs[i]) + 8, y0 = Py(ys[i]), w = CharW * text.Length;
+            double best = 0;
+            foreach (double dy in Enumerable.Range(0, 21).Select(k => (k % 2 == 1 ? 1 : -1) * ((k + 1) / 2) * LineH))
+            {
+                var box = (L: x0, T: y0 + dy - LineH / 2, R: x0 + w, B: y0 + dy + LineH / 2);
+                bool inside = box.T >= 0 && box.B <= areaH;
+                if (inside && !placed.Any(b => b.L < box.R && box.L < b.R && b.T < box.B && box.T < b.B)) { best = dy; break; }
+                best = double.NaN;
+            }
+            if (double.IsNaN(best)) best = 0; // nowhere free: overlap rather than drop the label
+            placed.Add((x0, y0 + best - LineH / 2, x0 + w, y0 + best + LineH / 2));
+            var t = p.Add.Text(text, xs[i], ys[i]);
+            t.LabelFontSize = 12;
+            t.LabelAlignment = ScottPlot.Alignment.MiddleLeft;
+            t.OffsetX = 8;
+            t.OffsetY = (float)best;
+            if (best != 0)
+            {
+                // A leader line from the point to a label that had to move.
+                var line = p.Add.Line(xs[i], ys[i], lim.Left + (x0 - 2) / areaW * (lim.Right - lim.Left), lim.Top - (y0 + best) / areaH * (lim.Top - lim.Bottom));
+                line.LineWidth = 0.7f;
+                line.Color = ScottPlot.Colors.Gray;
+            }
+        }
     }
 }
