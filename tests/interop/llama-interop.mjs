@@ -8,6 +8,8 @@
 //     [--ref-tokens val.first128.tokens.csv --ref-logits val.first128.logits.f32
 //      --positions 8,32,64,127 --kl-max a.gguf=1e-5 --kl-max b.gguf=1e-3]
 //     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
+//     [--top1-tokens ids.csv --top1-positions 0,4,8,…]   (report llama.cpp's two most likely next
+//      tokens and their probabilities after each prefix tokens[0..pos], for a caller to compare)
 //
 // DIR is the folder where `npm install node-llama-cpp @node-llama-cpp/linux-x64` ran.
 // Prints one JSON object per model on stdout; exits 1 if any check fails.
@@ -30,6 +32,8 @@ function parseArgs(argv) {
         else if (k === "--ref-tokens") a.refTokens = v();
         else if (k === "--ref-logits") a.refLogits = v();
         else if (k === "--positions") a.positions = v().split(",").map(Number);
+        else if (k === "--top1-tokens") a.top1Tokens = v();
+        else if (k === "--top1-positions") a.top1Positions = v().split(",").map(Number);
         else if (k === "--kl-max") { const [m, x] = v().split("="); a.klMax.set(basename(m), Number(x)); }
         else throw new Error(`unknown argument ${k}`);
     }
@@ -126,6 +130,21 @@ for (const modelPath of args.models) {
             report.klMax = worst;
             const bound = args.klMax.get(report.model);
             if (bound !== undefined && !(worst <= bound)) fail(`KL ${worst} exceeds ${bound}`);
+        }
+        if (args.top1Tokens) {
+            // top1[pos] = [id1, p1, id2, p2]: the caller decides what counts as a near-tie.
+            const ids = readFileSync(args.top1Tokens, "utf8").trim().split(",").map(Number);
+            report.top1 = {};
+            for (const pos of args.top1Positions ?? ids.map((_, i) => i)) {
+                await sequence.clearHistory();
+                let probs;
+                for await (const step of sequence.evaluateWithMetadata(ids.slice(0, pos + 1), { probabilities: true }, { temperature: 0 })) {
+                    probs = step.probabilities;
+                    break;
+                }
+                const best = [...probs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 2);
+                report.top1[pos] = [best[0][0], best[0][1], best[1]?.[0] ?? -1, best[1]?.[1] ?? 0];
+            }
         }
         await context.dispose();
         await model.dispose();

@@ -162,8 +162,8 @@ public sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? own
 
 /// <summary>
 /// Block-quantized weights (any ggml block format), kept packed. This first version decodes a row
-/// (MatVec) or a tile of rows (MatMul) with the format's SIMD dequantizer and runs the F32 dot;
-/// fused per-format dequantize-dot kernels replace it type by type.
+/// (MatVec) or a tile of rows (MatMul) with the format's SIMD dequantizer and runs the F32 dot.
+/// It is the generic path: types with a fused kernel use <see cref="QuantizedMatrix"/> instead.
 /// </summary>
 public sealed unsafe class BlockMatrix : IWeightMatrix
 {
@@ -227,6 +227,8 @@ public static unsafe class WeightMatrix
             DType.F32 => new F32Matrix((float*)data, rows, cols, owner),
             DType.BF16 => new Bf16Matrix((ushort*)data, rows, cols, owner),
             DType.F16 => new F16Matrix((Half*)data, rows, cols, owner),
+            // A fused kernel where one exists for the type, else decode rows and use the F32 kernel.
+            DType.Packed when QuantizedMatrix.TryCreate(ggmlType, data, rows, cols, owner) is { } q => q,
             DType.Packed when BlockFormats.FromGgmlType(ggmlType) is { } f => new BlockMatrix(f, data, rows, cols, owner),
             _ => throw new NotSupportedException($"weight type {dtype} is not supported by the engine yet"),
         };

@@ -1,0 +1,102 @@
+using System.CommandLine;
+using Spectre.Console;
+using TensorCodec.Engine;
+using TensorCodec.Eval;
+
+namespace TensorCodec.Cli.Commands;
+
+static class SweepCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "Unquantized model (safetensors with config.json, llama2.c .bin, or GGUF)" };
+        var types = new Option<string>("--types") { Description = "Comma-separated llama.cpp mixes (q8_0, q4_K_M …) and/or formats (nf4, ocp_mxfp4, int4_g128 …)", Required = true };
+        var text = new Option<string?>("--text") { Description = "Text file, tokenized paragraph by paragraph (BOS + paragraph + \"\\n\")" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: llama2.c tokenizer.bin, or a GGUF with an embedded vocabulary" };
+        var tokens = new Option<string?>("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
+        var split = new Option<TokenSplit>("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
+        var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
+        var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
+        var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
+        var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.png", Required = true };
+        var threads = CliCommon.Threads();
+        var json = CliCommon.Json();
+        var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.png")
+        {
+            model, types, text, tokenizer, tokens, split, ctx, chunks, config, output, threads, json,
+        };
+        cmd.SetGuardedAction((p, ct) =>
+        {
+            string? textPath = p.GetValue(text), tokPath = p.GetValue(tokenizer), tokensPath = p.GetValue(tokens);
+            if ((textPath is null) == (tokensPath is null))
+                throw new ArgumentException("give either --tokens FILE or --text FILE --tokenizer TOK");
+            if (textPath is not null && tokPath is null) throw new ArgumentException("--text needs --tokenizer");
+            string modelPath = p.GetValue(model)!;
+            int[] all = tokensPath is not null
+                ? (tokensPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? EvalData.ParseCsv(File.ReadAllText(tokensPath), tokensPath) : EvalData.ReadU16(tokensPath))
+                : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
+            var data = EvalData.Split(all, p.GetValue(split));
+            var options = new SweepOptions
+            {
+                Types = p.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                Ctx = p.GetValue(ctx), MaxChunks = p.GetValue(chunks), ConfigPath = p.GetValue(config),
+                Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
+            };
+            string dir = p.GetValue(output)!;
+            Directory.CreateDirectory(dir);
+
+            SweepResult result = null!;
+            if (p.GetValue(json) || !AnsiConsole.Profile.Capabilities.Interactive)
+                result = Sweep.Run(modelPath, data, options, null, ct);
+            else
+                AnsiConsole.Progress().AutoClear(true)
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(c =>
+                    {
+                        var task = c.AddTask("sweep", maxValue: 1);
+                        result = Sweep.Run(modelPath, data, options, new Reporter(task), ct);
+                    });
+
+            // Record the command as a user would type it, so the report says how to reproduce it.
+            string command = "tcodec sweep " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
+            string md = Path.Combine(dir, "report.md"), png = Path.Combine(dir, "rd.png");
+            File.WriteAllText(md, Sweep.Markdown(result, command));
+            Sweep.Plot(result, png);
+
+            if (p.GetValue(json))
+            {
+                CliCommon.WriteJson(new
+                {
+                    model = modelPath, tokens = result.Tokens, report = md, plot = png, result.Seconds,
+                    @base = new { result.Base.Result.Ppl, result.Base.Result.PplStdErr, result.Base.BitsPerWeight, result.Base.Bytes },
+                    types = result.Entries.Select(e => new
+                    {
+                        type = e.Type, method = e.Method, bits_per_weight = e.BitsPerWeight, bytes = e.Bytes, e.Result.Ppl, e.Result.PplStdErr,
+                        kl_mean = e.Result.Kl!.Mean, kl_p99 = e.Result.Kl.P99, top1_percent = e.Result.Kl.Top1AgreementPercent, notes = e.Notes,
+                    }),
+                });
+                return 0;
+            }
+            var table = new Table().AddColumns("type", "bits/weight", "size", "PPL", "KLD mean", "KLD p99", "top-1 %");
+            table.AddRow("base", $"{result.Base.BitsPerWeight:F2}", CliCommon.Bytes(result.Base.Bytes), $"{result.Base.Result.Ppl:F3}", "0", "0", "100");
+            foreach (var e in result.Entries.OrderByDescending(e => e.BitsPerWeight))
+                table.AddRow(Markup.Escape(e.Type), $"{e.BitsPerWeight:F2}", CliCommon.Bytes(e.Bytes), $"{e.Result.Ppl:F3} ± {e.Result.PplStdErr:F3}",
+                    $"{e.Result.Kl!.Mean:G4}", $"{e.Result.Kl.P99:G4}", $"{e.Result.Kl.Top1AgreementPercent:F2}");
+            AnsiConsole.Write(table);
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(md)}[/] and [bold]{Markup.Escape(png)}[/] ({result.Seconds:F0} s)");
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>One bar over every window of every model (base included); the label names the current type and its running perplexity.</summary>
+    sealed class Reporter(ProgressTask task) : IProgress<SweepProgress>
+    {
+        public void Report(SweepProgress p)
+        {
+            task.MaxValue = (double)p.Steps * Math.Max(1, p.Windows);
+            task.Value = (double)p.Step * p.Windows + p.Window;
+            task.Description = Markup.Escape(p.Window == 0 ? $"[{p.Step + 1}/{p.Steps}] {p.Label}" : $"[{p.Step + 1}/{p.Steps}] {p.Label}  PPL {p.RunningPpl:F3}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+using TensorCodec.Engine;
+using TensorCodec.Eval;
+using TensorCodec.Quantization;
+using TensorCodec.Tests.Engine;
+using Xunit.Abstractions;
+
+namespace TensorCodec.Tests.Eval;
+
+public class SweepTests(ITestOutputHelper output)
+{
+    static string Model => TestFiles.Sample("bard-3m-bf16.safetensors");
+    static string Config => EngineFixtures.Fixture("config.json");
+
+    [Fact]
+    public void In_memory_mix_is_the_gguf_tcodec_quantize_writes()
+    {
+        using var dir = new ScratchDir();
+        var gguf = dir.File("q4_K_M.gguf");
+        var written = ModelQuantizer.Quantize(Model, gguf, new ModelQuantizeOptions { Mix = QuantMix.Get("q4_K_M"), ConfigPath = Config });
+        using var baseModel = LlamaModel.Load(Model, new LlamaLoadOptions { ConfigPath = Config });
+        using var mem = Sweep.Build(Model, "q4_K_M", new SweepOptions { Types = ["q4_K_M"], ConfigPath = Config }, baseModel.Config, [],
+            out long bytes, out long elements, out _);
+        using var file = LlamaModel.Load(gguf);
+        Assert.Equal(written.TensorBytes, bytes);
+        Assert.Equal(written.Elements, elements);
+        Assert.Equal(file.Layers[3].Down.TypeName, mem.Layers[3].Down.TypeName);
+
+        var tokens = EngineFixtures.Tokens("val.first128.tokens.csv")[..40];
+        float[] Run(LlamaModel m)
+        {
+            using var s = m.CreateSession();
+            var l = new float[tokens.Length * m.Config.VocabSize];
+            s.Forward(tokens, l);
+            return l;
+        }
+        Assert.Equal(Run(file), Run(mem)); // same bytes, same kernels: bit-identical
+    }
+
+    [Fact]
+    public void Sweep_orders_types_by_damage_and_writes_report_and_plot()
+    {
+        using var dir = new ScratchDir();
+        var tokens = EngineFixtures.Tokens("val.first128.tokens.csv");
+        var r = Sweep.Run(Model, tokens, new SweepOptions { Types = ["q8_0", "q4_K_M", "nf4", "int4_g128"], Ctx = 64, ConfigPath = Config });
+        Assert.Equal(2, r.Base.Result.Windows);
+        Assert.Equal(16.0, r.Base.BitsPerWeight, 1);
+        var by = r.Entries.ToDictionary(e => e.Type);
+        foreach (var e in r.Entries)
+            output.WriteLine($"{e.Type}: {e.BitsPerWeight:F3} bpw, PPL {e.Result.Ppl:F3}, KL {e.Result.Kl!.Mean:E3}, top-1 {e.Result.Kl.Top1AgreementPercent:F1}%");
+        // q8_0: 34 bytes per 32 weights for every matrix, norms at F32.
+        Assert.InRange(by["q8_0"].BitsPerWeight, 8.5, 8.6);
+        // nf4 (64-value blocks, one F32 absmax each): 4 + 32/64 = 4.5 bits.
+        Assert.InRange(by["nf4"].BitsPerWeight, 4.5, 4.55);
+        Assert.True(by["q8_0"].Result.Kl!.Mean < by["q4_K_M"].Result.Kl!.Mean);
+        Assert.True(by["q8_0"].Result.Kl!.Mean < by["nf4"].Result.Kl!.Mean);
+        // The base's own row reads back its cached log-probabilities: its PPL is the eval's PPL.
+        Assert.Equal(r.Base.Result.Ppl, by["q8_0"].Result.Kl!.BasePpl, 9);
+
+        var md = Sweep.Markdown(r);
+        foreach (var t in new[] { "| base |", "| q8_0 |", "| q4_K_M |", "| nf4 |", "| int4_g128 |" }) Assert.Contains(t, md);
+        var png = dir.File("rd.png");
+        Sweep.Plot(r, png);
+        var head = File.ReadAllBytes(png);
+        Assert.True(head.Length > 10_000);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, head[..4]);
+    }
+
+    [Fact]
+    public void Unknown_type_is_named_before_any_work()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Sweep.Run(Model, new int[300], new SweepOptions { Types = ["q8_0", "q9_X"], ConfigPath = Config }));
+        Assert.Contains("'q9_X'", e.Message);
+    }
+}
