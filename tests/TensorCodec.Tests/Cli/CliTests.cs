@@ -105,4 +105,24 @@ public class CliTests
         Assert.Contains("chunk", err);
         Assert.False(File.Exists(dir.File("out")));
     }
+
+    [Fact]
+    public void DemoRoundTripsAndMeasuresQuantization()
+    {
+        var (code, stdout, err) = Tcodec("demo", "--json");
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(stdout);
+        var lossless = doc.RootElement.GetProperty("lossless");
+        Assert.Equal(2, lossless.GetArrayLength());
+        foreach (var row in lossless.EnumerateArray())
+        {
+            Assert.True(row.GetProperty("round_trip_exact").GetBoolean());
+            Assert.True(row.GetProperty("tcz_bytes").GetInt64() < row.GetProperty("zstd19_bytes").GetInt64());
+        }
+        var entries = doc.RootElement.GetProperty("lossy").GetProperty("entries");
+        var kl = entries.EnumerateArray().ToDictionary(e => e.GetProperty("type").GetString()!,
+            e => e.GetProperty("result").GetProperty("kl").GetProperty("mean").GetDouble());
+        // Fewer bits, more damage: the ordering every rate–distortion curve must show.
+        Assert.True(kl["q8_0"] < kl["q4_K_M"] && kl["q4_K_M"] < kl["q2_K"], string.Join(", ", kl));
+    }
 }
