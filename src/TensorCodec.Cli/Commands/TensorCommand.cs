@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using TensorCodec.Formats;
+using TensorCodec.Quantization;
 
 namespace TensorCodec.Cli.Commands;
 

@@ -1,7 +1,8 @@
 using System.Runtime.InteropServices;
 using TensorCodec.Containers;
+using TensorCodec.Formats;
 
-namespace TensorCodec.Formats;
+namespace TensorCodec.Quantization;
 
 /// <summary>
 /// The work behind <c>tcodec tensor …</c>: raw little-endian float32 files of rows × nPerRow
