@@ -54,7 +54,10 @@ public sealed class TczSegment
 
     public long EncodedLength => Chunks.Sum(c => (long)c.EncodedLength);
     public long RowLength => Shape.Length == 0 ? 0 : Shape[^1];
-    public long ElementCount => DType.ElementSize() is var s and > 0 ? Length / s : 0;
+    /// <summary>Values held: the shape's product (right for block-quantized tensors too), else bytes / element size.</summary>
+    public long ElementCount => Kind != TczSegmentKind.Tensor ? 0
+        : Shape.Length > 0 ? Shape.Aggregate(1L, (a, d) => a * d)
+        : DType.ElementSize() is var s and > 0 ? Length / s : 0;
 
     /// <summary>Human label for messages: the tensor name, or "opaque bytes at offset N".</summary>
     public string Label => Kind == TczSegmentKind.Tensor ? $"tensor '{Name}'" : $"opaque segment at original offset {OriginalOffset}";

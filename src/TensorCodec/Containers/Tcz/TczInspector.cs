@@ -86,12 +86,13 @@ public static class TczInspector
 
     static TensorReportRow Row(TczSegment seg, long encodedBytes, ChunkStats stats)
     {
-        long values = seg.DType.ElementSize() > 0 ? seg.Length / seg.DType.ElementSize() : seg.Length;
+        long values = seg.ElementCount;
         double perValue(double bits) => values == 0 ? 0 : bits / values;
         double expBits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order0EntropyBits);
         double expOrder1Bits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order1EntropyBits);
         double bound = stats.Streams.Sum(s => s.Order0EntropyBits);
-        string dtype = seg.DType == DType.Packed && seg.GgmlType >= 0 ? $"ggml:{seg.GgmlType}" : seg.DType.ToString();
+        string dtype = seg.DType == DType.Packed && GgmlTypes.TryGet(seg.GgmlType, out var ggml) ? ggml.Name
+            : seg.DType == DType.Packed ? $"ggml type {seg.GgmlType}" : seg.DType.ToString();
         return new TensorReportRow(seg.Name, dtype, seg.Shape, values, seg.Length, encodedBytes,
             perValue(expBits), perValue(expOrder1Bits), perValue(bound), perValue(encodedBytes * 8.0));
     }
