@@ -175,6 +175,147 @@ public static unsafe class QuantizedKernels
         return Vector256.Sum(acc) - minAcc;
     }
 
+    /// <summary>
+    /// q5_K: 176-byte super-blocks of 256: fp16 d, fp16 dmin, 12 bytes of scales/mins as in q4_K,
+    /// qh[32] (fifth bits), then 128 bytes of nibbles laid out as q4_K's. Sub-block j's fifth bit
+    /// is bit j of qh[l]. Value = d·sc·q − dmin·m with q in 0–31, so the dot splits like q4_K's.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ5_K(byte* w, byte* xq, int cols)
+    {
+        int nsb = cols / 256;
+        sbyte* xs = (sbyte*)xq;
+        float* xd = (float*)(xq + cols), xsum = xd + cols / 32;
+        var acc = Vector256<float>.Zero;
+        float minAcc = 0;
+        var m4 = Vector256.Create((byte)0x0F);
+        var b4 = Vector256.Create((byte)0x10);
+        byte* sc = stackalloc byte[8];
+        byte* mn = stackalloc byte[8];
+        for (int s = 0; s < nsb; s++, w += 176)
+        {
+            float d = Half(w), dmin = Half(w + 2);
+            ScalesMinsK4(w + 4, sc, mn);
+            int xb = s * 8;
+            float m = 0;
+            for (int j = 0; j < 8; j++) m += mn[j] * xsum[xb + j];
+            minAcc += dmin * m;
+            // Shifted right by 2 per pair of sub-blocks, so the two bits wanted are always bits 0
+            // and 1 of each byte; 16-bit shifts only pollute the top bits, which the masks drop.
+            var qh = Vector256.Load(w + 16).AsUInt16();
+            byte* qs = w + 48;
+            for (int j = 0; j < 4; j++)
+            {
+                var raw = Vector256.Load(qs + 32 * j);
+                var lo = (raw & m4) | (Vector256.ShiftLeft(qh, 4).AsByte() & b4);
+                var hi = (Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & m4) | (Vector256.ShiftLeft(qh, 3).AsByte() & b4);
+                qh = Vector256.ShiftRightLogical(qh, 2);
+                int b0 = xb + 2 * j, b1 = b0 + 1;
+                var p0 = DotUnsigned(lo, Vector256.Load(xs + b0 * 32)); // |pair| ≤ 2·31·127 fits int16
+                var p1 = DotUnsigned(hi, Vector256.Load(xs + b1 * 32));
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p0), Vector256.Create(d * sc[2 * j] * xd[b0]), acc);
+                acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p1), Vector256.Create(d * sc[2 * j + 1] * xd[b1]), acc);
+            }
+        }
+        return Vector256.Sum(acc) - minAcc;
+    }
+
+    /// <summary>
+    /// q3_K: 110-byte super-blocks of 256: hmask[32] (third bits), qs[64] (2-bit lows), 12 bytes
+    /// of 6-bit scales (offset 32) for sixteen sub-blocks of 16, fp16 d. Value = d·(sc − 32)·(q − 4)
+    /// where q = low | hbit·4. Each 128-value half is four 32-value blocks from the same 32 qs
+    /// bytes at bit offsets 0, 2, 4, 6; block k of the super-block takes hmask bit k.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ3_K(byte* w, byte* xq, int cols)
+    {
+        int nsb = cols / 256;
+        sbyte* xs = (sbyte*)xq;
+        float* xd = (float*)(xq + cols);
+        var acc = Vector256<float>.Zero;
+        var m3 = Vector256.Create((byte)3);
+        var b2 = Vector256.Create((byte)4);
+        var four = Vector256.Create((sbyte)4);
+        sbyte* sc = stackalloc sbyte[16];
+        for (int s = 0; s < nsb; s++, w += 110)
+        {
+            float d = Half(w + 108);
+            ScalesK3(w + 96, sc);
+            var hm = Vector256.Load(w).AsUInt16();
+            for (int n = 0; n < 2; n++)
+            {
+                var q = Vector256.Load(w + 32 + 32 * n).AsUInt16();
+                for (int j = 0; j < 4; j++)
+                {
+                    // Bit 0 of each hm byte is the current block's third bit (hm shifts right by one per block).
+                    var code = (Vector256.ShiftRightLogical(q, 2 * j).AsByte() & m3) | (Vector256.ShiftLeft(hm, 2).AsByte() & b2);
+                    hm = Vector256.ShiftRightLogical(hm, 1);
+                    int xb = s * 8 + n * 4 + j;
+                    int k = 8 * n + 2 * j;
+                    acc = Block16(code.AsSByte() - four, sc[k], sc[k + 1], xs + xb * 32, d * xd[xb], acc);
+                }
+            }
+        }
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>q3_K's sixteen 6-bit scales minus 32: low nibbles in bytes 0–7 (scales 0–7 low, 8–15 high), top 2 bits in bytes 8–11.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static void ScalesK3(byte* p, sbyte* dst)
+    {
+        // Four scales per uint32, one per byte: scale 4i+b's top bits sit in byte b of the last word at bit 2i.
+        uint a0 = Unsafe.ReadUnaligned<uint>(p), a1 = Unsafe.ReadUnaligned<uint>(p + 4), t = Unsafe.ReadUnaligned<uint>(p + 8);
+        const uint lo4 = 0x0F0F0F0F, lo2 = 0x03030303;
+        uint* u = (uint*)dst;
+        u[0] = (a0 & lo4) | ((t & lo2) << 4);
+        u[1] = (a1 & lo4) | (((t >> 2) & lo2) << 4);
+        u[2] = ((a0 >> 4) & lo4) | (((t >> 4) & lo2) << 4);
+        u[3] = ((a1 >> 4) & lo4) | (((t >> 6) & lo2) << 4);
+        (Vector128.Load((byte*)dst) - Vector128.Create((byte)32)).Store((byte*)dst);
+    }
+
+    /// <summary>
+    /// q2_K: 84-byte super-blocks of 256: scales[16] (low nibble scale, high nibble min for each
+    /// sub-block of 16), qs[64] laid out as q3_K's, fp16 d, fp16 dmin. Value = d·sc·q − dmin·m.
+    /// The min term needs Σx per 16 values, finer than the activation's per-32 sums, so it is a
+    /// second integer madd with the mins in place of the codes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static float DotQ2_K(byte* w, byte* xq, int cols)
+    {
+        int nsb = cols / 256;
+        sbyte* xs = (sbyte*)xq;
+        float* xd = (float*)(xq + cols);
+        var acc = Vector256<float>.Zero;
+        var accMin = Vector256<float>.Zero;
+        var m3 = Vector256.Create((byte)3);
+        for (int s = 0; s < nsb; s++, w += 84)
+        {
+            float d = Half(w + 80), dmin = Half(w + 82);
+            byte* scm = w;
+            for (int n = 0; n < 2; n++)
+            {
+                var q = Vector256.Load(w + 16 + 32 * n).AsUInt16();
+                for (int j = 0; j < 4; j++)
+                {
+                    var code = Vector256.ShiftRightLogical(q, 2 * j).AsByte() & m3;
+                    int xb = s * 8 + n * 4 + j;
+                    byte s0 = scm[8 * n + 2 * j], s1 = scm[8 * n + 2 * j + 1];
+                    var x8 = Vector256.Load(xs + xb * 32);
+                    // Lanes 0–7 of the int16 pair sums hold values 0–15, lanes 8–15 values 16–31.
+                    var scv = Vector256.Create(Vector128.Create((short)(s0 & 0xF)), Vector128.Create((short)(s1 & 0xF)));
+                    var mv = Vector256.Create(Vector128.Create((byte)(s0 >> 4)), Vector128.Create((byte)(s1 >> 4)));
+                    var p = Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(code, x8), scv); // |pair| ≤ 2·3·127
+                    var pm = DotUnsigned(mv, x8); // |pair| ≤ 2·15·127
+                    float dx = xd[xb];
+                    acc = Fma.MultiplyAdd(Avx.ConvertToVector256Single(p), Vector256.Create(d * dx), acc);
+                    accMin = Fma.MultiplyAdd(Avx.ConvertToVector256Single(pm), Vector256.Create(dmin * dx), accMin);
+                }
+            }
+        }
+        return Vector256.Sum(acc) - Vector256.Sum(accMin);
+    }
+
     /// <summary>ggml's get_scale_min_k4 for all eight sub-blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     static void ScalesMinsK4(byte* q, byte* sc, byte* mn)
@@ -230,9 +371,16 @@ public static unsafe class QuantizedKernels
 
     /// <summary>One 32-value q6_K block: two 16-value halves with their own int8 scale, applied in the integer madd.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector256<float> Block6(Vector256<byte> q, sbyte scLo, sbyte scHi, sbyte* x, float scale, Vector256<float> acc, Vector256<sbyte> off)
+    static Vector256<float> Block6(Vector256<byte> q, sbyte scLo, sbyte scHi, sbyte* x, float scale, Vector256<float> acc, Vector256<sbyte> off) =>
+        Block16(q.AsSByte() - off, scLo, scHi, x, scale, acc); // −32 … 31
+
+    /// <summary>
+    /// One 32-value block of signed codes (|w| ≤ 32) in two 16-value halves, each with its own
+    /// integer scale (|sc| ≤ 128) applied in the second madd; the int32 results stay exact.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Block16(Vector256<sbyte> wq, sbyte scLo, sbyte scHi, sbyte* x, float scale, Vector256<float> acc)
     {
-        var wq = q.AsSByte() - off; // −32 … 31
         var x8 = Vector256.Load(x);
         var p16 = Avx2.MultiplyAddAdjacent(Avx2.Abs(wq), Avx2.Sign(x8, wq)); // |pair| ≤ 2·32·127
         // Lanes 0–7 hold values 0–15, lanes 8–15 values 16–31: one scale per 128-bit half.

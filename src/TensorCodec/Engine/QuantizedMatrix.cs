@@ -13,7 +13,7 @@ namespace TensorCodec.Engine;
 /// </summary>
 public sealed unsafe class QuantizedMatrix : IWeightMatrix
 {
-    enum Kernel : byte { Q8_0, Q4_0, Q4_K, Q6_K }
+    enum Kernel : byte { Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K }
 
     readonly IBlockFormat _format;
     readonly Kernel _kernel;
@@ -38,6 +38,9 @@ public sealed unsafe class QuantizedMatrix : IWeightMatrix
             GgmlTypes.Q4_0 => Kernel.Q4_0,
             GgmlTypes.Q4_K => Kernel.Q4_K,
             GgmlTypes.Q6_K => Kernel.Q6_K,
+            GgmlTypes.Q5_K => Kernel.Q5_K,
+            GgmlTypes.Q3_K => Kernel.Q3_K,
+            GgmlTypes.Q2_K => Kernel.Q2_K,
             _ => null,
         };
         if (k is null || cols % f.BlockSize != 0 || cols % Q8Activations.Block != 0) return null;
@@ -46,7 +49,8 @@ public sealed unsafe class QuantizedMatrix : IWeightMatrix
 
     /// <summary>Whether <paramref name="ggmlType"/> runs on a fused kernel on this machine.</summary>
     public static bool HasKernel(int ggmlType) => QuantizedKernels.IsSupported &&
-        ggmlType is GgmlTypes.Q8_0 or GgmlTypes.Q4_0 or GgmlTypes.Q4_K or GgmlTypes.Q6_K;
+        ggmlType is GgmlTypes.Q8_0 or GgmlTypes.Q4_0 or GgmlTypes.Q4_K or GgmlTypes.Q6_K
+            or GgmlTypes.Q5_K or GgmlTypes.Q3_K or GgmlTypes.Q2_K;
 
     /// <summary>Batches at least this large decode tiles to F32 instead of running the fused kernel per token.</summary>
     public const int MinDecodedBatch = 4;
@@ -65,7 +69,10 @@ public sealed unsafe class QuantizedMatrix : IWeightMatrix
             Kernel.Q8_0 => QuantizedKernels.DotQ8_0(w, xq, Cols),
             Kernel.Q4_0 => QuantizedKernels.DotQ4_0(w, xq, Cols),
             Kernel.Q4_K => QuantizedKernels.DotQ4_K(w, xq, Cols),
-            _ => QuantizedKernels.DotQ6_K(w, xq, Cols),
+            Kernel.Q6_K => QuantizedKernels.DotQ6_K(w, xq, Cols),
+            Kernel.Q5_K => QuantizedKernels.DotQ5_K(w, xq, Cols),
+            Kernel.Q3_K => QuantizedKernels.DotQ3_K(w, xq, Cols),
+            _ => QuantizedKernels.DotQ2_K(w, xq, Cols),
         };
     }
 

@@ -7,7 +7,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Formats;
 
 /// <summary>
-/// Vector256 decoders for the k-quants most used in practice (Q4_K, Q5_K, Q6_K). Per lane they
+/// Vector256 decoders for the k-quants (Q2_K … Q6_K). Per lane they
 /// do the reference's float operations in the reference's order (d·sc computed once as a float,
 /// then ·q, then −m; never fused), so the results are bit-identical.
 /// </summary>
@@ -169,6 +169,80 @@ internal static class KQuantFast
         (v0 * Vector256.ConvertToSingle(a1.AsInt32() - off)).StoreUnsafe(ref r, 8);
         (v1 * Vector256.ConvertToSingle(b0.AsInt32() - off)).StoreUnsafe(ref r, 16);
         (v1 * Vector256.ConvertToSingle(b1.AsInt32() - off)).StoreUnsafe(ref r, 24);
+    }
+
+    /// <summary>Q3_K: (q − 4)·(d·(sc − 32)) per lane, q = 2 low bits | third bit·4, as <see cref="Q3_K.DequantizeReference"/>.</summary>
+    public static void DequantizeQ3(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        int nb = dst.Length / 256;
+        if (src.Length < nb * Q3_K.Bytes) throw new ArgumentException("source too short", nameof(src));
+        var three = Vector256.Create((byte)3);
+        var one = Vector256.Create((byte)1);
+        Span<int> sc = stackalloc int[16];
+        for (int i = 0; i < nb; i++)
+        {
+            var b = src.Slice(i * Q3_K.Bytes, Q3_K.Bytes);
+            float d = Fp16Bits.Read(b, 108);
+            for (int j = 0; j < 16; j++) sc[j] = Q3_K.GetScale(b.Slice(96, 12), j) - 32;
+            var hm = Vector256.Create(b[..32]);
+            for (int n = 0; n < 2; n++)
+            {
+                var q = Vector256.Create(b.Slice(32 + 32 * n, 32));
+                for (int j = 0; j < 4; j++)
+                {
+                    var code = (Vector256.ShiftRightLogical(q, 2 * j) & three) | Vector256.ShiftLeft(Vector256.ShiftRightLogical(hm, 4 * n + j) & one, 2);
+                    int k = 8 * n + 2 * j;
+                    StoreOffset(code, 4, d * sc[k], d * sc[k + 1], dst.Slice(i * 256 + 128 * n + 32 * j, 32));
+                }
+            }
+        }
+    }
+
+    /// <summary>Q2_K: d·sc·q − dmin·m per lane (two float operations, not fused), as <see cref="Q2_K.DequantizeReference"/>.</summary>
+    public static void DequantizeQ2(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        int nb = dst.Length / 256;
+        if (src.Length < nb * Q2_K.Bytes) throw new ArgumentException("source too short", nameof(src));
+        var three = Vector256.Create((byte)3);
+        for (int i = 0; i < nb; i++)
+        {
+            var b = src.Slice(i * Q2_K.Bytes, Q2_K.Bytes);
+            float d = Fp16Bits.Read(b, 80), min = Fp16Bits.Read(b, 82);
+            for (int n = 0; n < 2; n++)
+            {
+                var q = Vector256.Create(b.Slice(16 + 32 * n, 32));
+                for (int j = 0; j < 4; j++)
+                {
+                    byte s0 = b[8 * n + 2 * j], s1 = b[8 * n + 2 * j + 1];
+                    var code = Vector256.ShiftRightLogical(q, 2 * j) & three;
+                    var y = dst.Slice(i * 256 + 128 * n + 32 * j, 32);
+                    Widen4(code, out var a0, out var a1, out var b0, out var b1);
+                    var d0 = Vector256.Create(d * (s0 & 0xF)); var m0 = Vector256.Create(min * (s0 >> 4));
+                    var d1 = Vector256.Create(d * (s1 & 0xF)); var m1 = Vector256.Create(min * (s1 >> 4));
+                    ref float r = ref MemoryMarshal.GetReference(y);
+                    (d0 * Vector256.ConvertToSingle(a0) - m0).StoreUnsafe(ref r, 0);
+                    (d0 * Vector256.ConvertToSingle(a1) - m0).StoreUnsafe(ref r, 8);
+                    (d1 * Vector256.ConvertToSingle(b0) - m1).StoreUnsafe(ref r, 16);
+                    (d1 * Vector256.ConvertToSingle(b1) - m1).StoreUnsafe(ref r, 24);
+                }
+            }
+        }
+    }
+
+    /// <summary>32 values (q − off)·scale, the scale switching after 16 values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreOffset(Vector256<byte> q, int off, float scale0, float scale1, Span<float> y)
+    {
+        if (y.Length < 32) throw new ArgumentException("need 32 values", nameof(y));
+        Widen4(q, out var a0, out var a1, out var b0, out var b1);
+        var o = Vector256.Create(off);
+        var v0 = Vector256.Create(scale0);
+        var v1 = Vector256.Create(scale1);
+        ref float r = ref MemoryMarshal.GetReference(y);
+        (v0 * Vector256.ConvertToSingle(a0 - o)).StoreUnsafe(ref r, 0);
+        (v0 * Vector256.ConvertToSingle(a1 - o)).StoreUnsafe(ref r, 8);
+        (v1 * Vector256.ConvertToSingle(b0 - o)).StoreUnsafe(ref r, 16);
+        (v1 * Vector256.ConvertToSingle(b1 - o)).StoreUnsafe(ref r, 24);
     }
 
     /// <summary>32 unsigned bytes to four vectors of int32, in order (vpmovzxbd per quarter on AVX2).</summary>

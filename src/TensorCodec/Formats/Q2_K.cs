@@ -113,6 +113,12 @@ public sealed class Q2_K : BlockFormatBase
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
     {
+        if (KQuantFast.IsSupported) KQuantFast.DequantizeQ2(src, dst);
+        else DequantizeReference(src, dst);
+    }
+
+    internal static void DequantizeReference(ReadOnlySpan<byte> src, Span<float> dst)
+    {
         int nb = dst.Length / QK;
         for (int i = 0; i < nb; i++)
         {

@@ -106,13 +106,19 @@ public sealed class Q3_K : BlockFormatBase
         sc[j % 4 + 8] |= (byte)((l >> 4) << (2 * (j / 4)));
     }
 
-    private static int GetScale(ReadOnlySpan<byte> sc, int j)
+    internal static int GetScale(ReadOnlySpan<byte> sc, int j)
     {
         int lo = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
         return lo | ((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
     }
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        if (KQuantFast.IsSupported) KQuantFast.DequantizeQ3(src, dst);
+        else DequantizeReference(src, dst);
+    }
+
+    internal static void DequantizeReference(ReadOnlySpan<byte> src, Span<float> dst)
     {
         int nb = dst.Length / QK;
         for (int i = 0; i < nb; i++)

@@ -99,6 +99,8 @@ public class FastPathTests
     [InlineData("q4_K")]
     [InlineData("q5_K")]
     [InlineData("q6_K")]
+    [InlineData("q3_K")]
+    [InlineData("q2_K")]
     public void KQuant_fast_dequantize_matches_reference_on_random_blocks(string name)
     {
         if (!KQuantFast.IsSupported) return;
@@ -108,12 +110,14 @@ public class FastPathTests
         var q = new byte[blocks * f.BlockBytes];
         rng.NextBytes(q);
         // finite fp16 super-scales (d, dmin) so NaN payloads cannot differ
-        int[] halves = name == "q6_K" ? [208] : [0, 2];
+        int[] halves = name switch { "q6_K" => [208], "q3_K" => [108], "q2_K" => [80, 82], _ => [0, 2] };
         for (int i = 0; i < blocks; i++)
             foreach (int o in halves) q[i * f.BlockBytes + o + 1] &= 0x3F;
         var a = new float[blocks * 256];
         var b = new float[blocks * 256];
         if (name == "q6_K") { Q6_K.DequantizeReference(q, a); KQuantFast.DequantizeQ6(q, b); }
+        else if (name == "q3_K") { Q3_K.DequantizeReference(q, a); KQuantFast.DequantizeQ3(q, b); }
+        else if (name == "q2_K") { Q2_K.DequantizeReference(q, a); KQuantFast.DequantizeQ2(q, b); }
         else
         {
             int nmax = name == "q4_K" ? 15 : 31;
