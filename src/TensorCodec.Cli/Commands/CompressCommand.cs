@@ -21,11 +21,11 @@ static class CompressCommand
             string inPath = p.GetValue(input)!;
             string outPath = p.GetValue(output) ?? inPath + ".tcz";
             bool asJson = p.GetValue(json);
+            if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath)) throw new IOException($"{outPath}: output would overwrite the input");
             var layout = TensorFileReader.Open(inPath);
             var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), layout.FileLength, progress =>
             {
                 using var writer = new AtomicFileWriter(outPath, p.GetValue(force));
-                if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath)) throw new IOException($"{outPath}: output would overwrite the input");
                 var r = TczWriter.Compress(inPath, layout, writer.Stream, new TczCompressOptions
                 {
                     Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
