@@ -1,0 +1,294 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace TensorCodec.Engine;
+
+/// <summary>
+/// KIVI-style asymmetric low-bit KV cache (Liu et al. 2024), with separate key and value bit
+/// depths (kivi2 = K2/V2, kivi4 = K4/V4, kvmix = K4/V2).
+/// <list type="bullet">
+/// <item>Keys are quantized per channel: for each group of G consecutive positions and each
+/// channel, x ≈ zero + scale·c with zero = min, scale = (max − min)/(2^b − 1), c ∈ [0, 2^b − 1].
+/// Key outliers live in a few channels, so a per-channel range keeps them from flattening the rest.</item>
+/// <item>Values are quantized per token: each position's head vector, in groups of
+/// min(G, headDim) channels, gets its own zero and scale.</item>
+/// <item>Scale and zero are stored as F16 (as the paper's fp16 model would), and codes are
+/// computed against the rounded F16 values so the stored pair is what reconstructs.</item>
+/// <item>Residual: the newest tokens stay in F32 (the engine's precision). A count of n cached
+/// positions has Q(n) = ⌊(n − R)/G⌋·G quantized, so between R and R+G−1 of the newest are exact.
+/// The paper flushes keys R at a time (leaving 0…R−1 exact) and slides values one token at a
+/// time; we flush both a group of G at a time and never keep fewer than R exact, so the newest R
+/// tokens are always full precision and keys and values share one boundary.</item>
+/// <item>Decode semantics in batches: what a query sees depends only on its own count
+/// (positions &lt; Q(count) quantized, the rest exact), so a batched prompt scores exactly as
+/// token-by-token decoding would. To allow that, exact K/V sit in a ring of R + G + maxBatch
+/// positions, and a key group is quantized as soon as its G-th position arrives.</item>
+/// </list>
+/// Scores use the codes directly: per key group, q·k = Σᵢ (qᵢ·scaleᵢ)·cᵢ + Σᵢ qᵢ·zeroᵢ, so the
+/// scale multiplies q once per group instead of every code. Values accumulate Σₜ (wₜ·scaleₜ)·cₜ
+/// plus Σₜ wₜ·zeroₜ per channel group.
+/// </summary>
+public sealed unsafe class KiviKvCache : IKvCache
+{
+    readonly int _kb, _vb, _g, _r, _vg, _ring;
+    readonly int _kGroupBytes;  // bytes of one channel's codes in one key group: G·kb/8
+    readonly int _vTokenBytes;  // bytes of one position's value codes: hd·vb/8
+    readonly int _groupsCap;
+    readonly byte[] _kCodes, _vCodes;       // padded by 8 bytes: unpacking reads whole words
+    readonly Half[] _kScale, _kZero, _vScale, _vZero;
+    readonly float[] _ringK, _ringV;        // [layer·head][ring][hd]
+    readonly int[] _stored;                 // per layer: positions stored so far (highest + 1)
+
+    public int Layers { get; }
+    public int KvHeads { get; }
+    public int HeadDim { get; }
+    public int Capacity { get; }
+    public int KeyBits => _kb;
+    public int ValueBits => _vb;
+    public int Group => _g;
+    public int Residual => _r;
+
+    public long ByteSize => _kCodes.Length + _vCodes.Length + 2L * (_kScale.Length + _kZero.Length + _vScale.Length + _vZero.Length)
+        + 4L * (_ringK.Length + _ringV.Length);
+
+    /// <summary>Positions held in quantized form when <paramref name="count"/> are cached.</summary>
+    public static int QuantizedCount(int count, int group, int residual) => count - residual < group ? 0 : (count - residual) / group * group;
+
+    public static int ValueGroup(int group, int headDim) => Math.Min(group, headDim);
+
+    public KiviKvCache(int layers, int kvHeads, int headDim, int capacity, int keyBits, int valueBits, int group, int residual, int maxBatch = 64)
+    {
+        if (headDim % 8 != 0) throw new ArgumentException($"KIVI KV cache needs a head size divisible by 8 (this model's is {headDim})");
+        if (group % 8 != 0 || group <= 0) throw new ArgumentException("KIVI group size must be a positive multiple of 8");
+        if (keyBits is not (1 or 2 or 3 or 4 or 8) || valueBits is not (1 or 2 or 3 or 4 or 8)) throw new ArgumentException("KIVI bits must be 1, 2, 3, 4 or 8");
+        Layers = layers; KvHeads = kvHeads; HeadDim = headDim; Capacity = capacity;
+        _kb = keyBits; _vb = valueBits; _g = group; _r = residual;
+        _vg = ValueGroup(group, headDim);
+        if (headDim % _vg != 0) throw new ArgumentException($"KIVI value group {_vg} does not divide the head size {headDim}");
+        _ring = Math.Min(capacity, residual + group + Math.Max(1, maxBatch));
+        _kGroupBytes = group * keyBits / 8;
+        _vTokenBytes = headDim * valueBits / 8;
+        _groupsCap = capacity / group;
+        int lh = layers * kvHeads;
+        _kCodes = new byte[(long)lh * _groupsCap * headDim * _kGroupBytes + 8];
+        _kScale = new Half[lh * _groupsCap * headDim];
+        _kZero = new Half[_kScale.Length];
+        _vCodes = new byte[(long)lh * capacity * _vTokenBytes + 8];
+        _vScale = new Half[lh * capacity * (headDim / _vg)];
+        _vZero = new Half[_vScale.Length];
+        _ringK = new float[lh * _ring * headDim];
+        _ringV = new float[_ringK.Length];
+        _stored = new int[layers];
+    }
+
+    public void Clear() => Array.Clear(_stored);
+
+    int Lh(int layer, int head) => layer * KvHeads + head;
+
+    public void Store(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
+    {
+        if ((uint)position >= (uint)Capacity)
+            throw new ArgumentOutOfRangeException(nameof(position), $"position {position} is beyond the KV cache capacity {Capacity}");
+        int hd = HeadDim, slot = position % _ring;
+        for (int h = 0; h < KvHeads; h++)
+        {
+            int lh = Lh(layer, h);
+            k.Slice(h * hd, hd).CopyTo(_ringK.AsSpan((lh * _ring + slot) * hd, hd));
+            var vh = v.Slice(h * hd, hd);
+            vh.CopyTo(_ringV.AsSpan((lh * _ring + slot) * hd, hd));
+            // Values are per token: quantize now, read only once the position leaves the residual.
+            int vs = (lh * Capacity + position) * (hd / _vg);
+            for (int j = 0; j < hd; j += _vg)
+            {
+                var x = vh.Slice(j, _vg);
+                KiviMath.Range(x, _vb, out var scale, out var zero);
+                _vScale[vs + j / _vg] = scale; _vZero[vs + j / _vg] = zero;
+                Pack(x, scale, zero, _vb, _vCodes.AsSpan((lh * Capacity + position) * _vTokenBytes + j * _vb / 8, _vg * _vb / 8));
+            }
+            // Keys are per channel over a group of positions: quantize once the group is complete.
+            if (position % _g == _g - 1 && position / _g < _groupsCap) QuantizeKeyGroup(lh, position / _g);
+        }
+        _stored[layer] = Math.Max(_stored[layer], position + 1);
+    }
+
+    [SkipLocalsInit]
+    void QuantizeKeyGroup(int lh, int group)
+    {
+        int hd = HeadDim, first = group * _g;
+        Span<float> x = stackalloc float[_g];
+        for (int i = 0; i < hd; i++)
+        {
+            for (int t = 0; t < _g; t++) x[t] = _ringK[(lh * _ring + (first + t) % _ring) * hd + i];
+            KiviMath.Range(x, _kb, out var scale, out var zero);
+            int s = (lh * _groupsCap + group) * hd + i;
+            _kScale[s] = scale; _kZero[s] = zero;
+            Pack(x, scale, zero, _kb, _kCodes.AsSpan(s * _kGroupBytes, _kGroupBytes));
+        }
+    }
+
+    static void Pack(ReadOnlySpan<float> x, Half scale, Half zero, int bits, Span<byte> dst) => KiviMath.Pack(x, scale, zero, bits, dst);
+
+    /// <summary>8 codes of <paramref name="bits"/> bits starting at <paramref name="p"/>, as floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<float> Unpack8(byte* p, int bits)
+    {
+        if (bits == 8) return Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(p));
+        var w = Vector256.Create(Unsafe.ReadUnaligned<uint>(p));
+        var shifted = Avx2.ShiftRightLogicalVariable(w, KiviMath.Shifts(bits));
+        return Vector256.ConvertToSingle((shifted & Vector256.Create((1u << bits) - 1)).AsInt32());
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static float Code(byte* p, int index, int bits)
+    {
+        int bit = index * bits;
+        uint w = Unsafe.ReadUnaligned<uint>(p + (bit >> 3));
+        return (w >> (bit & 7)) & ((1u << bits) - 1);
+    }
+
+    void CheckWindow(int layer, int count, int quantized)
+    {
+        if ((uint)count > (uint)Capacity) throw new ArgumentOutOfRangeException(nameof(count));
+        // Exact positions ≥ quantized must still be in the ring (a batch larger than maxBatch would evict them).
+        if (_stored[layer] - _ring > quantized)
+            throw new InvalidOperationException($"KIVI cache ring of {_ring} positions cannot serve a batch this large; create it with a larger maxBatch");
+    }
+
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
+    {
+        int hd = HeadDim, lh = Lh(layer, kvHead);
+        int quantized = QuantizedCount(count, _g, _r);
+        CheckWindow(layer, count, quantized);
+        scores = scores[..count];
+        Span<float> qs = stackalloc float[hd];
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        fixed (byte* codes0 = _kCodes) fixed (float* pq = q, ps = scores, pqs = qs)
+        {
+            for (int g = 0; g < quantized / _g; g++)
+            {
+                int s = (lh * _groupsCap + g) * hd;
+                float c = 0;
+                for (int i = 0; i < hd; i++)
+                {
+                    c += pq[i] * (float)_kZero[s + i];
+                    pqs[i] = pq[i] * (float)_kScale[s + i];
+                }
+                byte* codes = codes0 + (long)s * _kGroupBytes;
+                float* outp = ps + g * _g;
+                if (simd)
+                {
+                    for (int t = 0; t < _g; t += 8)
+                    {
+                        var acc = Vector256.Create(c);
+                        int off = t / 8 * _kb;
+                        for (int i = 0; i < hd; i++)
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pqs[i]), Unpack8(codes + i * _kGroupBytes + off, _kb), acc);
+                        acc.Store(outp + t);
+                    }
+                }
+                else
+                    for (int t = 0; t < _g; t++)
+                    {
+                        float a = c;
+                        for (int i = 0; i < hd; i++) a += pqs[i] * Code(codes + i * _kGroupBytes, t, _kb);
+                        outp[t] = a;
+                    }
+            }
+            for (int t = quantized; t < count; t++)
+                ps[t] = TensorPrimitives.Dot(q[..hd], _ringK.AsSpan((lh * _ring + t % _ring) * hd, hd));
+        }
+    }
+
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
+    {
+        int hd = HeadDim, lh = Lh(layer, kvHead), groups = hd / _vg;
+        int quantized = QuantizedCount(count, _g, _r);
+        CheckWindow(layer, count, quantized);
+        output = output[..hd];
+        output.Clear();
+        Span<float> zsum = stackalloc float[groups];
+        zsum.Clear();
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        fixed (byte* codes0 = _vCodes) fixed (float* po = output, pw = weights, pz = zsum)
+        {
+            int gBytes = _vg * _vb / 8;
+            for (int t = 0; t < quantized; t++)
+            {
+                int s = (lh * Capacity + t) * groups;
+                byte* codes = codes0 + (long)(lh * Capacity + t) * _vTokenBytes;
+                float w = pw[t];
+                for (int j = 0; j < groups; j++)
+                {
+                    float a = w * (float)_vScale[s + j];
+                    pz[j] += w * (float)_vZero[s + j];
+                    byte* cj = codes + j * gBytes;
+                    float* oj = po + j * _vg;
+                    if (simd)
+                    {
+                        var va = Vector256.Create(a);
+                        for (int i = 0; i < _vg; i += 8)
+                            Vector256.FusedMultiplyAdd(va, Unpack8(cj + i / 8 * _vb, _vb), Vector256.Load(oj + i)).Store(oj + i);
+                    }
+                    else
+                        for (int i = 0; i < _vg; i++) oj[i] += a * Code(cj, i, _vb);
+                }
+            }
+            for (int j = 0; j < groups; j++) TensorPrimitives.Add(output.Slice(j * _vg, _vg), pz[j], output.Slice(j * _vg, _vg));
+            for (int t = quantized; t < count; t++)
+                TensorPrimitives.MultiplyAdd(_ringV.AsSpan((lh * _ring + t % _ring) * hd, hd), weights[t], output, output);
+        }
+    }
+}
+
+/// <summary>The asymmetric quantizer shared by the KIVI cache and its tests.</summary>
+public static class KiviMath
+{
+    static readonly Vector256<uint>[] s_shifts = [.. Enumerable.Range(0, 9).Select(b => Vector256.Create(0u, (uint)b, 2u * (uint)b, 3u * (uint)b, 4u * (uint)b, 5u * (uint)b, 6u * (uint)b, 7u * (uint)b))];
+
+    internal static Vector256<uint> Shifts(int bits) => s_shifts[bits];
+
+    /// <summary>zero = min, scale = (max − min)/(2^b − 1), both rounded to F16.</summary>
+    public static void Range(ReadOnlySpan<float> x, int bits, out Half scale, out Half zero)
+    {
+        float min = TensorPrimitives.Min(x), max = TensorPrimitives.Max(x);
+        zero = (Half)min;
+        scale = (Half)((max - (float)zero) / ((1 << bits) - 1));
+    }
+
+    /// <summary>Codes round((x − zero)/scale) clamped to [0, 2^b − 1], packed little-endian, code t at bit t·b.</summary>
+    public static void Pack(ReadOnlySpan<float> x, Half scale, Half zero, int bits, Span<byte> dst)
+    {
+        dst.Clear();
+        float s = (float)scale, z = (float)zero, inv = s == 0 ? 0 : 1f / s;
+        int max = (1 << bits) - 1;
+        for (int t = 0; t < x.Length; t++)
+        {
+            int c = Math.Clamp((int)MathF.Round((x[t] - z) * inv), 0, max);
+            int bit = t * bits;
+            // A code may straddle a byte boundary (3 bits): write both bytes it touches.
+            int v = c << (bit & 7);
+            dst[bit >> 3] |= (byte)v;
+            if ((bit & 7) + bits > 8) dst[(bit >> 3) + 1] |= (byte)(v >> 8);
+        }
+    }
+
+    /// <summary>Inverse of <see cref="Pack"/>: zero + scale·c.</summary>
+    public static void Unpack(ReadOnlySpan<byte> src, Half scale, Half zero, int bits, Span<float> x)
+    {
+        float s = (float)scale, z = (float)zero;
+        int mask = (1 << bits) - 1;
+        for (int t = 0; t < x.Length; t++)
+        {
+            int bit = t * bits;
+            int w = src[bit >> 3] | ((bit >> 3) + 1 < src.Length ? src[(bit >> 3) + 1] << 8 : 0);
+            x[t] = z + s * ((w >> (bit & 7)) & mask);
+        }
+    }
+}
