@@ -37,7 +37,7 @@ public sealed record KvCodecSpec(KvCodecKind Kind, byte[] KeyBits, byte[] ValueB
         KvCodecKind.F32 => "f32",
         KvCodecKind.F16 => "f16",
         _ => string.Create(CultureInfo.InvariantCulture,
-            $"q:kl={string.Join('/', KeyBits)},vl={string.Join('/', ValueBits)},delta={Delta.ToString().ToLowerInvariant()}{(Delta == KvDelta.Anchor ? $",anchor={Anchor}" : "")}"),
+            $"q:kl={string.Join('/', KeyBits)},vl={string.Join('/', ValueBits)},delta={(Delta == KvDelta.Previous ? "prev" : Delta.ToString().ToLowerInvariant())}{(Delta == KvDelta.Anchor ? $",anchor={Anchor}" : "")}"),
     };
 
     public override string ToString() => Name;
@@ -269,24 +269,39 @@ public sealed class KvContext
                 break;
             default:
                 // Per channel over all positions: channel ranges differ by orders of magnitude (key outliers).
-                var min = new float[KvDim];
-                var scale = new float[KvDim];
+                // zero and scale are F16 and the codes are computed against the rounded pair, which is what decodes.
+                var zero = new Half[KvDim];
+                var scale = new Half[KvDim];
+                var center = new byte[KvDim];
                 raw = new byte[n];
                 int levels = (1 << bits) - 1;
                 for (int ch = 0; ch < KvDim; ch++)
                 {
                     float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
                     for (int p = 0; p < Positions; p++) { float v = x[p * KvDim + ch]; lo = MathF.Min(lo, v); hi = MathF.Max(hi, v); }
-                    min[ch] = lo;
-                    scale[ch] = (hi - lo) / levels;
-                    float inv = scale[ch] == 0 ? 0 : 1 / scale[ch];
+                    zero[ch] = (Half)lo;
+                    scale[ch] = (Half)((hi - (float)zero[ch]) / levels);
+                    float z = (float)zero[ch], inv = (float)scale[ch] == 0 ? 0 : 1 / (float)scale[ch];
+                    long sum = 0;
                     for (int p = 0; p < Positions; p++)
-                        raw[p * KvDim + ch] = (byte)Math.Clamp((int)MathF.Round((x[p * KvDim + ch] - lo) * inv), 0, levels);
+                    {
+                        int c = Math.Clamp((int)MathF.Round((x[p * KvDim + ch] - z) * inv), 0, levels);
+                        raw[p * KvDim + ch] = (byte)c;
+                        sum += c;
+                    }
+                    center[ch] = (byte)Math.Round(sum / (double)Positions);
                 }
-                ApplyDelta(raw, codec, forward: true);
-                prefix = new byte[8 * KvDim];
-                MemoryMarshal.AsBytes(min.AsSpan()).CopyTo(prefix);
-                MemoryMarshal.AsBytes(scale.AsSpan()).CopyTo(prefix.AsSpan(4 * KvDim));
+                // Channels centre at different codes; one order-0 coder over all of them sees the
+                // mixture. Coding each code's difference from its channel's mean code (mod 256)
+                // lines the channels up at 0. Delta modes replace the centre with a reference position.
+                if (codec.Delta == KvDelta.None)
+                    for (int i = 0; i < n; i++) raw[i] -= center[i % KvDim];
+                else
+                    ApplyDelta(raw, codec, forward: true);
+                prefix = new byte[5 * KvDim];
+                MemoryMarshal.AsBytes(zero.AsSpan()).CopyTo(prefix);
+                MemoryMarshal.AsBytes(scale.AsSpan()).CopyTo(prefix.AsSpan(2 * KvDim));
+                center.CopyTo(prefix.AsSpan(4 * KvDim));
                 dtype = DType.I8;
                 break;
         }
@@ -409,20 +424,24 @@ public sealed class KvContext
                 TensorPrimitives.ConvertToSingle(h, x);
                 break;
             default:
-                if (payload.Length < 8 * KvDim) throw new InvalidDataException($"{source}: {field} at offset {at} is too short for its scales");
-                var min = MemoryMarshal.Cast<byte, float>(payload[..(4 * KvDim)]);
-                var scale = MemoryMarshal.Cast<byte, float>(payload.Slice(4 * KvDim, 4 * KvDim));
+                if (payload.Length < 5 * KvDim) throw new InvalidDataException($"{source}: {field} at offset {at} is too short for its scales");
+                var zero = MemoryMarshal.Cast<byte, Half>(payload[..(2 * KvDim)]);
+                var scale = MemoryMarshal.Cast<byte, Half>(payload.Slice(2 * KvDim, 2 * KvDim));
+                var center = payload.Slice(4 * KvDim, KvDim);
                 var codes = new byte[n];
-                st = ChunkCodec.Decode(payload[(8 * KvDim)..], codes, DType.I8);
+                st = ChunkCodec.Decode(payload[(5 * KvDim)..], codes, DType.I8);
                 if (st != OperationStatus.Done) break;
-                ApplyDelta(codes, codec, forward: false);
+                if (codec.Delta == KvDelta.None)
+                    for (int i = 0; i < n; i++) codes[i] += center[i % KvDim];
+                else
+                    ApplyDelta(codes, codec, forward: false);
                 int levels = (1 << bits) - 1;
                 for (int p = 0; p < Positions; p++)
                     for (int ch = 0; ch < KvDim; ch++)
                     {
                         int c = codes[p * KvDim + ch];
                         if (c > levels) throw new InvalidDataException($"{source}: {field} at offset {at}: code {c} exceeds {bits} bits");
-                        x[p * KvDim + ch] = min[ch] + scale[ch] * c;
+                        x[p * KvDim + ch] = (float)zero[ch] + (float)scale[ch] * c;
                     }
                 break;
         }
