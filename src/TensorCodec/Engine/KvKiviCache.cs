@@ -26,6 +26,13 @@ namespace TensorCodec.Engine;
 /// (positions &lt; Q(count) quantized, the rest exact), so a batched prompt scores exactly as
 /// token-by-token decoding would. To allow that, exact K/V sit in a ring of R + G + maxBatch
 /// positions, and a key group is quantized as soon as its G-th position arrives.</item>
+/// <item>Optional attention sink (<c>s=S</c>, not in KIVI): the first S positions are also kept
+/// exact, and key groups take their range without them. Default 0, as the paper.</item>
+/// <item>Optional pre-RoPE keys (<c>p=1</c>, from KVQuant, not in KIVI): key groups are
+/// quantized after undoing the position's rotation. RoPE turns each channel pair at its own
+/// frequency, so post-RoPE a fast pair sweeps its whole ±amplitude within a group of 32 positions
+/// and the per-channel range is wide; pre-RoPE the channel is steady. Scores then rotate q
+/// instead: q·R(t)k = Σ k_a(q_a cos + q_b sin) + k_b(q_b cos − q_a sin), per 8 positions.</item>
 /// </list>
 /// Scores use the codes directly: per key group, q·k = Σᵢ (qᵢ·scaleᵢ)·cᵢ + Σᵢ qᵢ·zeroᵢ, so the
 /// scale multiplies q once per group instead of every code. Values accumulate Σₜ (wₜ·scaleₜ)·cₜ
@@ -33,7 +40,8 @@ namespace TensorCodec.Engine;
 /// </summary>
 public sealed unsafe class KiviKvCache : IKvCache
 {
-    readonly int _kb, _vb, _g, _r, _vg, _ring;
+    readonly int _kb, _vb, _g, _r, _vg, _ring, _sink;
+    readonly float[] _sinkK, _sinkV;        // [layer·head][sink][hd]
     readonly int _kGroupBytes;  // bytes of one channel's codes in one key group: G·kb/8
     readonly int _vTokenBytes;  // bytes of one position's value codes: hd·vb/8
     readonly int _groupsCap;
@@ -41,6 +49,11 @@ public sealed unsafe class KiviKvCache : IKvCache
     readonly Half[] _kScale, _kZero, _vScale, _vZero;
     readonly float[] _ringK, _ringV;        // [layer·head][ring][hd]
     readonly int[] _stored;                 // per layer: positions stored so far (highest + 1)
+    readonly float[]? _cosT, _sinT;         // pre-RoPE only: [frequency][position]
+    readonly int[]? _pairA, _pairB;         // pre-RoPE only: channels of each rotated pair
+
+    /// <summary>The model's rotary embedding, for pre-RoPE key quantization.</summary>
+    public sealed record RopeInfo(RopeStyle Style, float Theta);
 
     public int Layers { get; }
     public int KvHeads { get; }
@@ -52,14 +65,14 @@ public sealed unsafe class KiviKvCache : IKvCache
     public int Residual => _r;
 
     public long ByteSize => _kCodes.Length + _vCodes.Length + 2L * (_kScale.Length + _kZero.Length + _vScale.Length + _vZero.Length)
-        + 4L * (_ringK.Length + _ringV.Length);
+        + 4L * (_ringK.Length + _ringV.Length + _sinkK.Length + _sinkV.Length);
 
     /// <summary>Positions held in quantized form when <paramref name="count"/> are cached.</summary>
     public static int QuantizedCount(int count, int group, int residual) => count - residual < group ? 0 : (count - residual) / group * group;
 
     public static int ValueGroup(int group, int headDim) => Math.Min(group, headDim);
 
-    public KiviKvCache(int layers, int kvHeads, int headDim, int capacity, int keyBits, int valueBits, int group, int residual, int maxBatch = 64)
+    public KiviKvCache(int layers, int kvHeads, int headDim, int capacity, int keyBits, int valueBits, int group, int residual, int maxBatch = 64, int sink = 0, RopeInfo? preRope = null)
     {
         if (headDim % 8 != 0) throw new ArgumentException($"KIVI KV cache needs a head size divisible by 8 (this model's is {headDim})");
         if (group % 8 != 0 || group <= 0) throw new ArgumentException("KIVI group size must be a positive multiple of 8");
@@ -82,6 +95,27 @@ public sealed unsafe class KiviKvCache : IKvCache
         _ringK = new float[lh * _ring * headDim];
         _ringV = new float[_ringK.Length];
         _stored = new int[layers];
+        _sink = Math.Min(sink, capacity);
+        _sinkK = new float[lh * _sink * headDim];
+        _sinkV = new float[_sinkK.Length];
+        if (preRope is not null)
+        {
+            // The same float32 angles as LlamaSession, so un-rotating matches its rotation.
+            int half = headDim / 2;
+            _cosT = new float[half * capacity]; _sinT = new float[half * capacity];
+            _pairA = new int[half]; _pairB = new int[half];
+            for (int i = 0; i < half; i++)
+            {
+                (_pairA[i], _pairB[i]) = preRope.Style == RopeStyle.AdjacentPairs ? (2 * i, 2 * i + 1) : (i, i + half);
+                float invFreq = 1f / MathF.Pow(preRope.Theta, 2 * i / (float)headDim);
+                for (int p = 0; p < capacity; p++)
+                {
+                    float angle = p * invFreq;
+                    _cosT[i * capacity + p] = MathF.Cos(angle);
+                    _sinT[i * capacity + p] = MathF.Sin(angle);
+                }
+            }
+        }
     }
 
     public void Clear() => Array.Clear(_stored);
@@ -99,6 +133,11 @@ public sealed unsafe class KiviKvCache : IKvCache
             k.Slice(h * hd, hd).CopyTo(_ringK.AsSpan((lh * _ring + slot) * hd, hd));
             var vh = v.Slice(h * hd, hd);
             vh.CopyTo(_ringV.AsSpan((lh * _ring + slot) * hd, hd));
+            if (position < _sink)
+            {
+                k.Slice(h * hd, hd).CopyTo(_sinkK.AsSpan((lh * _sink + position) * hd, hd));
+                vh.CopyTo(_sinkV.AsSpan((lh * _sink + position) * hd, hd));
+            }
             // Values are per token: quantize now, read only once the position leaves the residual.
             int vs = (lh * Capacity + position) * (hd / _vg);
             for (int j = 0; j < hd; j += _vg)
@@ -118,11 +157,29 @@ public sealed unsafe class KiviKvCache : IKvCache
     void QuantizeKeyGroup(int lh, int group)
     {
         int hd = HeadDim, first = group * _g;
+        // Sink positions are read exactly: keep their (often outlying) keys out of the group's range.
+        int skip = Math.Clamp(_sink - first, 0, _g);
         Span<float> x = stackalloc float[_g];
         for (int i = 0; i < hd; i++)
         {
-            for (int t = 0; t < _g; t++) x[t] = _ringK[(lh * _ring + (first + t) % _ring) * hd + i];
-            KiviMath.Range(x, _kb, out var scale, out var zero);
+            if (_cosT is null)
+                for (int t = 0; t < _g; t++) x[t] = _ringK[(lh * _ring + (first + t) % _ring) * hd + i];
+            else
+            {
+                // Undo the rotation: a = a′cos + b′sin, b = b′cos − a′sin.
+                int pair = Array.IndexOf(_pairA!, i);
+                bool isA = pair >= 0;
+                if (!isA) pair = Array.IndexOf(_pairB!, i);
+                int a = _pairA![pair], b = _pairB![pair];
+                for (int t = 0; t < _g; t++)
+                {
+                    int p = first + t, row = (lh * _ring + p % _ring) * hd;
+                    float ra = _ringK[row + a], rb = _ringK[row + b], c = _cosT[pair * Capacity + p], sn = _sinT![pair * Capacity + p];
+                    x[t] = isA ? ra * c + rb * sn : rb * c - ra * sn;
+                }
+            }
+            Half scale = default, zero = default;
+            if (skip < _g) KiviMath.Range(x[skip..], _kb, out scale, out zero);
             int s = (lh * _groupsCap + group) * hd + i;
             _kScale[s] = scale; _kZero[s] = zero;
             Pack(x, scale, zero, _kb, _kCodes.AsSpan(s * _kGroupBytes, _kGroupBytes));
@@ -180,6 +237,7 @@ public sealed unsafe class KiviKvCache : IKvCache
                 }
                 byte* codes = codes0 + (long)s * _kGroupBytes;
                 float* outp = ps + g * _g;
+                if (_cosT is not null) { PreRopeGroupScores(pq, s, codes, g * _g, outp, simd); continue; }
                 if (simd)
                 {
                     for (int t = 0; t < _g; t += 8)
@@ -199,8 +257,56 @@ public sealed unsafe class KiviKvCache : IKvCache
                         outp[t] = a;
                     }
             }
+            for (int t = 0; t < Math.Min(_sink, quantized); t++)
+                ps[t] = TensorPrimitives.Dot(q[..hd], _sinkK.AsSpan((lh * _sink + t) * hd, hd));
             for (int t = quantized; t < count; t++)
                 ps[t] = TensorPrimitives.Dot(q[..hd], _ringK.AsSpan((lh * _ring + t % _ring) * hd, hd));
+        }
+    }
+
+    /// <summary>Scores of one pre-RoPE key group: q is rotated by each position's angles instead of the keys.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void PreRopeGroupScores(float* pq, int s, byte* codes, int first, float* outp, bool simd)
+    {
+        int half = HeadDim / 2, cap = Capacity;
+        fixed (float* pc = _cosT, psn = _sinT)
+        fixed (Half* pz = _kZero, pscale = _kScale)
+        fixed (int* pa = _pairA, pb = _pairB)
+        {
+            if (simd)
+                for (int t = 0; t < _g; t += 8)
+                {
+                    var acc = Vector256<float>.Zero;
+                    int off = t / 8 * _kb;
+                    for (int i = 0; i < half; i++)
+                    {
+                        int a = pa[i], b = pb[i];
+                        var cos = Vector256.Load(pc + i * cap + first + t);
+                        var sin = Vector256.Load(psn + i * cap + first + t);
+                        var qa = Vector256.Create(pq[a]); var qb = Vector256.Create(pq[b]);
+                        var A = Vector256.FusedMultiplyAdd(qb, sin, qa * cos);
+                        var B = Vector256.FusedMultiplyAdd(qb, cos, -(qa * sin));
+                        var ka = Vector256.FusedMultiplyAdd(Vector256.Create((float)pscale[s + a]), Unpack8(codes + a * _kGroupBytes + off, _kb), Vector256.Create((float)pz[s + a]));
+                        var kb = Vector256.FusedMultiplyAdd(Vector256.Create((float)pscale[s + b]), Unpack8(codes + b * _kGroupBytes + off, _kb), Vector256.Create((float)pz[s + b]));
+                        acc = Vector256.FusedMultiplyAdd(A, ka, acc);
+                        acc = Vector256.FusedMultiplyAdd(B, kb, acc);
+                    }
+                    acc.Store(outp + t);
+                }
+            else
+                for (int t = 0; t < _g; t++)
+                {
+                    float acc = 0;
+                    for (int i = 0; i < half; i++)
+                    {
+                        int a = pa[i], b = pb[i];
+                        float c = pc[i * cap + first + t], sn = psn[i * cap + first + t];
+                        float ka = (float)pz[s + a] + (float)pscale[s + a] * Code(codes + a * _kGroupBytes, t, _kb);
+                        float kb = (float)pz[s + b] + (float)pscale[s + b] * Code(codes + b * _kGroupBytes, t, _kb);
+                        acc += ka * (pq[a] * c + pq[b] * sn) + kb * (pq[b] * c - pq[a] * sn);
+                    }
+                    outp[t] = acc;
+                }
         }
     }
 
@@ -219,7 +325,8 @@ public sealed unsafe class KiviKvCache : IKvCache
         fixed (byte* codes0 = _vCodes) fixed (float* po = output, pw = weights, pz = zsum)
         {
             int gBytes = _vg * _vb / 8;
-            for (int t = 0; t < quantized; t++)
+            int sunk = Math.Min(_sink, quantized);
+            for (int t = sunk; t < quantized; t++)
             {
                 int s = (lh * Capacity + t) * groups;
                 byte* codes = codes0 + (long)(lh * Capacity + t) * _vTokenBytes;
@@ -241,6 +348,8 @@ public sealed unsafe class KiviKvCache : IKvCache
                 }
             }
             for (int j = 0; j < groups; j++) TensorPrimitives.Add(output.Slice(j * _vg, _vg), pz[j], output.Slice(j * _vg, _vg));
+            for (int t = 0; t < sunk; t++)
+                TensorPrimitives.MultiplyAdd(_sinkV.AsSpan((lh * _sink + t) * hd, hd), weights[t], output, output);
             for (int t = quantized; t < count; t++)
                 TensorPrimitives.MultiplyAdd(_ringV.AsSpan((lh * _ring + t % _ring) * hd, hd), weights[t], output, output);
         }

@@ -9,7 +9,7 @@ public enum KvKind : byte { F32, F16, Q8_0, Kivi }
 /// <c>kivi2</c>, <c>kivi4</c>, <c>kvmix</c> (K4/V2), each KIVI-style name optionally followed by
 /// <c>:k=B,v=B,g=G,r=R</c>. Creates the cache and knows its exact size for a context length.
 /// </summary>
-public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int Group = 32, int Residual = 32)
+public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int Group = 32, int Residual = 32, int Sink = 0, bool PreRope = false)
 {
     public static KvSpec F32 { get; } = new(KvKind.F32);
 
@@ -19,7 +19,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         KvKind.F32 => "f32",
         KvKind.F16 => "f16",
         KvKind.Q8_0 => "q8_0",
-        _ => string.Create(CultureInfo.InvariantCulture, $"kivi:k={KeyBits},v={ValueBits},g={Group},r={Residual}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"kivi:k={KeyBits},v={ValueBits},g={Group},r={Residual}{(Sink > 0 ? $",s={Sink}" : "")}{(PreRope ? ",p=1" : "")}"),
     };
 
     public override string ToString() => Name;
@@ -40,7 +40,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
             "kivi8" => new(KvKind.Kivi, 8, 8),
             "kvmix" => new(KvKind.Kivi, 4, 2),
             "kivi" => new(KvKind.Kivi, 2, 2),
-            _ => throw new ArgumentException($"unknown KV cache type '{text}' (f32, f16, q8_0, kivi2, kivi4, kvmix[:k=4,v=2,g=32,r=32])"),
+            _ => throw new ArgumentException($"unknown KV cache type '{text}' (f32, f16, q8_0, kivi2, kivi4, kvmix[:k=4,v=2,g=32,r=32,s=0])"),
         };
         if (colon < 0) return spec;
         if (spec.Kind != KvKind.Kivi) throw new ArgumentException($"KV cache type '{name}' takes no parameters");
@@ -55,7 +55,9 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
                 "v" => spec with { ValueBits = v },
                 "g" => spec with { Group = v },
                 "r" => spec with { Residual = v },
-                _ => throw new ArgumentException($"unknown KV cache parameter '{part[..eq]}' in '{text}' (k, v, g, r)"),
+                "s" => spec with { Sink = v },
+                "p" => spec with { PreRope = v != 0 },
+                _ => throw new ArgumentException($"unknown KV cache parameter '{part[..eq]}' in '{text}' (k, v, g, r, s, p)"),
             };
         }
         spec.Validate(text);
@@ -69,19 +71,22 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
             throw new ArgumentException($"'{text}': key and value bits must be 1, 2, 3, 4 or 8");
         if (Group < 8 || Group % 8 != 0) throw new ArgumentException($"'{text}': group size g must be a positive multiple of 8");
         if (Residual < 0) throw new ArgumentException($"'{text}': residual r must be ≥ 0");
+        if (Sink < 0) throw new ArgumentException($"'{text}': sink s must be ≥ 0");
     }
 
     /// <summary>The cache for a model of this shape holding up to <paramref name="capacity"/> positions.
     /// <paramref name="maxBatch"/> is the most tokens the session stores before it attends (its MaxBatch).</summary>
-    public IKvCache Create(int layers, int kvHeads, int headDim, int capacity, int maxBatch = 64) => Kind switch
+    public IKvCache Create(int layers, int kvHeads, int headDim, int capacity, int maxBatch = 64,
+        RopeStyle rope = RopeStyle.AdjacentPairs, float ropeTheta = 10000f) => Kind switch
     {
         KvKind.F32 => new F32KvCache(layers, kvHeads, headDim, capacity),
         KvKind.F16 => new F16KvCache(layers, kvHeads, headDim, capacity),
         KvKind.Q8_0 => new Q8KvCache(layers, kvHeads, headDim, capacity),
-        _ => new KiviKvCache(layers, kvHeads, headDim, capacity, KeyBits, ValueBits, Group, Residual, maxBatch),
+        _ => new KiviKvCache(layers, kvHeads, headDim, capacity, KeyBits, ValueBits, Group, Residual, maxBatch, Sink,
+            PreRope ? new KiviKvCache.RopeInfo(rope, ropeTheta) : null),
     };
 
-    public IKvCache Create(LlamaConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch);
+    public IKvCache Create(LlamaConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch, c.Rope, c.RopeTheta);
 
     /// <summary>
     /// Exact bytes of keys, values and their scales/zeros once <paramref name="tokens"/> positions
@@ -101,7 +106,8 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
                 long keys = (long)(q / Group) * headDim * (Group * KeyBits / 8 + 4);
                 long values = (long)q * (headDim * ValueBits / 8 + headDim / vGroup * 4);
                 long residual = (long)(tokens - q) * headDim * 2 * 4;
-                return lh * (keys + values + residual);
+                long sink = (long)Math.Min(Sink, q) * headDim * 2 * 4; // exact copies beside their (unused) codes
+                return lh * (keys + values + residual + sink);
         }
     }
 

@@ -175,6 +175,7 @@ public class KvCacheTests
     [Theory]
     [InlineData("kivi2")]
     [InlineData("kivi:k=4,v=2,g=8,r=0")]
+    [InlineData("kivi2:p=1,s=3,g=16")]
     public void Kivi_batch_sees_exactly_what_token_by_token_decoding_sees(string type)
     {
         const int n = 120;
@@ -205,6 +206,57 @@ public class KvCacheTests
     }
 
     [Fact]
+    public void Sink_positions_stay_exact()
+    {
+        const int n = 90;
+        var (k, v) = RandomKv(n, 6);
+        var cache = KvSpec.Parse("kivi2:s=5,r=8,g=16").Create(Layers, Heads, Hd, n);
+        StoreAll(cache, k, v, n);
+        var kk = ReadKeys(cache, 0, 1, n);
+        var vv = ReadValues(cache, 0, 1, n);
+        for (int t = 0; t < n; t++)
+        {
+            bool exact = Enumerable.Range(0, Hd).All(i => kk[t, i] == k[t][Hd + i] && vv[t, i] == v[t][Hd + i]);
+            Assert.True(exact == (t < 5 || t >= KiviKvCache.QuantizedCount(n, 16, 8)), $"position {t} exact={exact}");
+        }
+    }
+
+    [Fact]
+    public void Pre_rope_keys_quantize_a_rotating_key_better()
+    {
+        // A steady pre-RoPE key with a little noise, rotated per position as the engine does.
+        const int n = 96, half = Hd / 2;
+        var rng = new Random(7);
+        var k0 = Enumerable.Range(0, Heads * Hd).Select(i => (float)(rng.NextDouble() * 4 - 2)).ToArray();
+        var k = new float[n][]; var v = new float[n][];
+        for (int p = 0; p < n; p++)
+        {
+            var x = k0.Select(a => a + (float)(rng.NextDouble() - 0.5) * 0.05f).ToArray();
+            for (int h = 0; h < Heads; h++)
+                for (int i = 0; i < half; i++)
+                {
+                    float ang = p * (1f / MathF.Pow(10000f, 2 * i / (float)Hd)), c = MathF.Cos(ang), sn = MathF.Sin(ang);
+                    float a = x[h * Hd + 2 * i], b = x[h * Hd + 2 * i + 1];
+                    x[h * Hd + 2 * i] = a * c - b * sn; x[h * Hd + 2 * i + 1] = a * sn + b * c;
+                }
+            k[p] = x; v[p] = new float[Heads * Hd];
+        }
+        double Err(string type)
+        {
+            var cache = KvSpec.Parse(type).Create(Layers, Heads, Hd, n);
+            StoreAll(cache, k, v, n);
+            var kk = ReadKeys(cache, 0, 0, n);
+            double e = 0;
+            for (int t = 0; t < 64; t++) for (int i = 0; i < Hd; i++) e = Math.Max(e, Math.Abs(kk[t, i] - k[t][i]));
+            return e;
+        }
+        double post = Err("kivi2:r=0"), pre = Err("kivi2:r=0,p=1");
+        // Pre-RoPE the channel only spans the noise (0.05 + F16 rounding of values up to ±2); post-RoPE it spans ±|pair|.
+        Assert.True(pre < 0.05, $"pre-RoPE max error {pre}");
+        Assert.True(pre * 5 < post, $"pre-RoPE {pre} vs post-RoPE {post}");
+    }
+
+    [Fact]
     public void Byte_accounting_is_exact()
     {
         var c = new LlamaConfig { Dim = 256, HiddenDim = 768, Layers = 4, Heads = 8, KvHeads = 4, VocabSize = 1024, MaxSeqLen = 256 };
@@ -228,6 +280,8 @@ public class KvCacheTests
         Assert.Throws<ArgumentException>(() => KvSpec.Parse("kivi2:g=12"));
         Assert.Throws<ArgumentException>(() => KvSpec.Parse("q4_0"));
         Assert.Throws<ArgumentException>(() => KvSpec.Parse("f16:r=3"));
+        Assert.Equal(new KvSpec(KvKind.Kivi, 2, 2, 8, 32, 4, true), KvSpec.Parse("kivi2:g=8,s=4,p=1"));
+        Assert.Equal("kivi:k=2,v=2,g=8,r=32,s=4,p=1", KvSpec.Parse("kivi2:g=8,s=4,p=1").Name);
     }
 
     [Fact]
@@ -239,7 +293,7 @@ public class KvCacheTests
         var f32 = Perplexity.Run(model, tokens, o);
         Assert.Equal(f32.Ppl, Perplexity.Run(model, tokens, o with { Kv = KvSpec.F32 }).Ppl);
         Assert.Equal(4096L * 127, f32.KvBytes);
-        foreach (var (type, maxRel) in new[] { ("f16", 1e-3), ("q8_0", 0.01), ("kivi8", 0.01), ("kivi4", 0.1), ("kvmix", 0.2), ("kivi2", 0.3) })
+        foreach (var (type, maxRel) in new[] { ("f16", 1e-3), ("q8_0", 0.01), ("kivi8", 0.01), ("kivi4", 0.1), ("kvmix", 0.2), ("kivi2", 0.3), ("kivi2:p=1,g=8,s=1", 0.3) })
         {
             var r = Perplexity.Run(model, tokens, o with { Kv = KvSpec.Parse(type) });
             Assert.True(Math.Abs(r.Ppl / f32.Ppl - 1) <= maxRel, $"{type}: PPL {r.Ppl} vs f32 {f32.Ppl}");
