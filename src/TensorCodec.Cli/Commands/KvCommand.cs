@@ -44,9 +44,10 @@ static class KvCommand
         var tokens = new Option<string?>("--tokens") { Description = "Prompt token ids instead: .u16 or .csv file" };
         var from = new Option<int>("--from") { Description = "First token of the prompt within the file's tokens" };
         var count = new Option<int>("--count") { Description = "Prompt length in tokens (default: all, capped to leave a quarter of the model's positions for the continuation)" };
+        var dump = new Option<string?>("--dump-f16") { Description = "Also write the raw F16 dump (layer-major, keys then values) for baselines such as zstd -19" };
         var tok = TokenizerOpt(); var config = ConfigOpt(); var codec = CodecOpt();
         var output = CliCommon.Output(); var threads = CliCommon.Threads(); var json = CliCommon.Json(); var force = CliCommon.Force();
-        var cmd = new Command("save", "Run a prompt and write its KV cache to a .tkv file") { model, text, tokens, from, count, tok, config, codec, output, threads, json, force };
+        var cmd = new Command("save", "Run a prompt and write its KV cache to a .tkv file") { model, text, tokens, from, count, dump, tok, config, codec, output, threads, json, force };
         cmd.SetGuardedAction((p, ct) =>
         {
             string modelPath = p.GetValue(model)!;
@@ -74,6 +75,12 @@ static class KvCommand
                 w.Commit();
             }
             double saveSeconds = sw.Elapsed.TotalSeconds;
+            if (p.GetValue(dump) is { } dumpPath)
+                using (var w = new AtomicFileWriter(dumpPath, p.GetValue(force)))
+                {
+                    w.Stream.Write(ctx.RawF16Dump());
+                    w.Commit();
+                }
             double perToken = stats.FileBytes / (double)ctx.Positions;
             if (p.GetValue(json))
                 CliCommon.WriteJson(new
