@@ -41,6 +41,7 @@ namespace TensorCodec.Engine;
 public sealed unsafe class KiviKvCache : IKvCache
 {
     readonly int _kb, _vb, _g, _r, _vg, _ring, _sink;
+    readonly bool _clip;
     readonly float[] _sinkK, _sinkV;        // [layer·head][sink][hd]
     readonly int _kGroupBytes;  // bytes of one channel's codes in one key group: G·kb/8
     readonly int _vTokenBytes;  // bytes of one position's value codes: hd·vb/8
@@ -72,8 +73,9 @@ public sealed unsafe class KiviKvCache : IKvCache
 
     public static int ValueGroup(int group, int headDim) => Math.Min(group, headDim);
 
-    public KiviKvCache(int layers, int kvHeads, int headDim, int capacity, int keyBits, int valueBits, int group, int residual, int maxBatch = 64, int sink = 0, RopeInfo? preRope = null)
+    public KiviKvCache(int layers, int kvHeads, int headDim, int capacity, int keyBits, int valueBits, int group, int residual, int maxBatch = 64, int sink = 0, RopeInfo? preRope = null, bool clip = false)
     {
+        _clip = clip;
         if (headDim % 8 != 0) throw new ArgumentException($"KIVI KV cache needs a head size divisible by 8 (this model's is {headDim})");
         if (group % 8 != 0 || group <= 0) throw new ArgumentException("KIVI group size must be a positive multiple of 8");
         if (keyBits is not (1 or 2 or 3 or 4 or 8) || valueBits is not (1 or 2 or 3 or 4 or 8)) throw new ArgumentException("KIVI bits must be 1, 2, 3, 4 or 8");
@@ -143,7 +145,7 @@ public sealed unsafe class KiviKvCache : IKvCache
             for (int j = 0; j < hd; j += _vg)
             {
                 var x = vh.Slice(j, _vg);
-                KiviMath.Range(x, _vb, out var scale, out var zero);
+                KiviMath.Range(x, _vb, out var scale, out var zero, _clip);
                 _vScale[vs + j / _vg] = scale; _vZero[vs + j / _vg] = zero;
                 Pack(x, scale, zero, _vb, _vCodes.AsSpan((lh * Capacity + position) * _vTokenBytes + j * _vb / 8, _vg * _vb / 8));
             }
@@ -179,7 +181,7 @@ public sealed unsafe class KiviKvCache : IKvCache
                 }
             }
             Half scale = default, zero = default;
-            if (skip < _g) KiviMath.Range(x[skip..], _kb, out scale, out zero);
+            if (skip < _g) KiviMath.Range(x[skip..], _kb, out scale, out zero, _clip);
             int s = (lh * _groupsCap + group) * hd + i;
             _kScale[s] = scale; _kZero[s] = zero;
             Pack(x, scale, zero, _kb, _kCodes.AsSpan(s * _kGroupBytes, _kGroupBytes));
@@ -364,11 +366,39 @@ public static class KiviMath
     internal static Vector256<uint> Shifts(int bits) => s_shifts[bits];
 
     /// <summary>zero = min, scale = (max − min)/(2^b − 1), both rounded to F16.</summary>
-    public static void Range(ReadOnlySpan<float> x, int bits, out Half scale, out Half zero)
+    public static void Range(ReadOnlySpan<float> x, int bits, out Half scale, out Half zero, bool clip = false)
     {
         float min = TensorPrimitives.Min(x), max = TensorPrimitives.Max(x);
+        int levels = (1 << bits) - 1;
         zero = (Half)min;
-        scale = (Half)((max - (float)zero) / ((1 << bits) - 1));
+        scale = (Half)((max - (float)zero) / levels);
+        if (!clip || max <= min) return;
+        // Clipping search: with few levels, one outlier stretches the grid for the whole group.
+        // Try trimming each end by 0…30 % of the range and keep the pair with the least squared error.
+        double best = SquaredError(x, scale, zero, levels);
+        float range = max - min;
+        for (int lo = 0; lo <= 3; lo++)
+            for (int hi = 0; hi <= 3; hi++)
+            {
+                if (lo == 0 && hi == 0) continue;
+                var z = (Half)(min + 0.1f * lo * range);
+                var sc = (Half)((max - 0.1f * hi * range - (float)z) / levels);
+                if ((float)sc <= 0) continue;
+                double e = SquaredError(x, sc, z, levels);
+                if (e < best) { best = e; scale = sc; zero = z; }
+            }
+    }
+
+    static double SquaredError(ReadOnlySpan<float> x, Half scale, Half zero, int levels)
+    {
+        float s = (float)scale, z = (float)zero, inv = s == 0 ? 0 : 1f / s;
+        double e = 0;
+        foreach (float v in x)
+        {
+            float d = v - (z + s * Math.Clamp(MathF.Round((v - z) * inv), 0, levels));
+            e += d * d;
+        }
+        return e;
     }
 
     /// <summary>Codes round((x − zero)/scale) clamped to [0, 2^b − 1], packed little-endian, code t at bit t·b.</summary>

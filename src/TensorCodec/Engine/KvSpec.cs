@@ -9,7 +9,7 @@ public enum KvKind : byte { F32, F16, Q8_0, Kivi }
 /// <c>kivi2</c>, <c>kivi4</c>, <c>kvmix</c> (K4/V2), each KIVI-style name optionally followed by
 /// <c>:k=B,v=B,g=G,r=R</c>. Creates the cache and knows its exact size for a context length.
 /// </summary>
-public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int Group = 32, int Residual = 32, int Sink = 0, bool PreRope = false)
+public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int Group = 32, int Residual = 32, int Sink = 0, bool PreRope = false, bool Clip = false)
 {
     public static KvSpec F32 { get; } = new(KvKind.F32);
 
@@ -19,7 +19,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         KvKind.F32 => "f32",
         KvKind.F16 => "f16",
         KvKind.Q8_0 => "q8_0",
-        _ => string.Create(CultureInfo.InvariantCulture, $"kivi:k={KeyBits},v={ValueBits},g={Group},r={Residual}{(Sink > 0 ? $",s={Sink}" : "")}{(PreRope ? ",p=1" : "")}"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"kivi:k={KeyBits},v={ValueBits},g={Group},r={Residual}{(Sink > 0 ? $",s={Sink}" : "")}{(PreRope ? ",p=1" : "")}{(Clip ? ",c=1" : "")}"),
     };
 
     public override string ToString() => Name;
@@ -57,7 +57,8 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
                 "r" => spec with { Residual = v },
                 "s" => spec with { Sink = v },
                 "p" => spec with { PreRope = v != 0 },
-                _ => throw new ArgumentException($"unknown KV cache parameter '{part[..eq]}' in '{text}' (k, v, g, r, s, p)"),
+                "c" => spec with { Clip = v != 0 },
+                _ => throw new ArgumentException($"unknown KV cache parameter '{part[..eq]}' in '{text}' (k, v, g, r, s, p, c)"),
             };
         }
         spec.Validate(text);
@@ -83,7 +84,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         KvKind.F16 => new F16KvCache(layers, kvHeads, headDim, capacity),
         KvKind.Q8_0 => new Q8KvCache(layers, kvHeads, headDim, capacity),
         _ => new KiviKvCache(layers, kvHeads, headDim, capacity, KeyBits, ValueBits, Group, Residual, maxBatch, Sink,
-            PreRope ? new KiviKvCache.RopeInfo(rope, ropeTheta) : null),
+            PreRope ? new KiviKvCache.RopeInfo(rope, ropeTheta) : null, Clip),
     };
 
     public IKvCache Create(LlamaConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch, c.Rope, c.RopeTheta);

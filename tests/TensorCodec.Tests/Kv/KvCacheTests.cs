@@ -176,6 +176,7 @@ public class KvCacheTests
     [InlineData("kivi2")]
     [InlineData("kivi:k=4,v=2,g=8,r=0")]
     [InlineData("kivi2:p=1,s=3,g=16")]
+    [InlineData("kivi2:c=1")]
     public void Kivi_batch_sees_exactly_what_token_by_token_decoding_sees(string type)
     {
         const int n = 120;
@@ -282,6 +283,7 @@ public class KvCacheTests
         Assert.Throws<ArgumentException>(() => KvSpec.Parse("f16:r=3"));
         Assert.Equal(new KvSpec(KvKind.Kivi, 2, 2, 8, 32, 4, true), KvSpec.Parse("kivi2:g=8,s=4,p=1"));
         Assert.Equal("kivi:k=2,v=2,g=8,r=32,s=4,p=1", KvSpec.Parse("kivi2:g=8,s=4,p=1").Name);
+        Assert.True(KvSpec.Parse("kvmix:c=1").Clip);
     }
 
     [Fact]
