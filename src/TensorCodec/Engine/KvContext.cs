@@ -367,6 +367,10 @@ public sealed class KvContext
         if (layers is < 1 or > 4096 || kvHeads is < 1 or > 4096 || headDim is < 1 or > 65536 || vocab < 1 || count < 2
             || (long)count * 4 > file.Length || (long)headerSize != FixedHeader + 2L * layers + 4L * count + 8)
             throw new InvalidDataException($"{source}: header at offset 0 is corrupted (layers {layers}, KV heads {kvHeads}, head size {headDim}, tokens {count}, header size {headerSize})");
+        // The decoded size must be plausible for the file (a checksum is no defence against a crafted file).
+        long perLayer = (long)(count - 1) * kvHeads * headDim;
+        if (perLayer > Array.MaxLength || 2 * 4 * perLayer * layers > 1024L * file.Length)
+            throw new InvalidDataException($"{source}: header at offset 32 describes {2 * perLayer * layers} values, implausible for a file of {file.Length} bytes");
         var rest = Take(headerSize - FixedHeader - 8, "header bit depths and tokens");
         ulong stored = BinaryPrimitives.ReadUInt64LittleEndian(Take(8, "header checksum"));
         if (XxHash3.HashToUInt64(file.AsSpan(0, headerSize - 8)) != stored)
