@@ -51,6 +51,15 @@ public sealed unsafe class KiviKvCache : IKvCache
     readonly float[] _ringK, _ringV;        // [layer·head][ring][hd]
     readonly int[] _stored;                 // per layer: positions stored so far (highest + 1)
     readonly float[]? _cosT, _sinT;         // pre-RoPE only: [frequency][position]
+    // Batched-prompt shadow: one layer dequantized to F32, keys [kvHead][hd][capacity], values [kvHead][capacity][hd].
+    readonly float[] _shK, _shV;
+    readonly int[] _shLayer;
+    readonly long[] _shRound, _roundOf;
+    readonly object[] _shLocks;
+    readonly int[] _order;                  // channel order of the score sums: 0…hd−1, or pair by pair when pre-RoPE
+    readonly bool[] _open;                  // per layer: a round of stores is in progress
+    readonly int[] _batch;                  // per layer: positions stored in the current round
+    long _rounds;
     readonly int[]? _pairA, _pairB;         // pre-RoPE only: channels of each rotated pair
 
     /// <summary>The model's rotary embedding, for pre-RoPE key quantization.</summary>
@@ -66,7 +75,7 @@ public sealed unsafe class KiviKvCache : IKvCache
     public int Residual => _r;
 
     public long ByteSize => _kCodes.Length + _vCodes.Length + 2L * (_kScale.Length + _kZero.Length + _vScale.Length + _vZero.Length)
-        + 4L * (_ringK.Length + _ringV.Length + _sinkK.Length + _sinkV.Length);
+        + 4L * (_ringK.Length + _ringV.Length + _sinkK.Length + _sinkV.Length + _shK.Length + _shV.Length);
 
     /// <summary>Positions held in quantized form when <paramref name="count"/> are cached.</summary>
     public static int QuantizedCount(int count, int group, int residual) => count - residual < group ? 0 : (count - residual) / group * group;
@@ -97,6 +106,15 @@ public sealed unsafe class KiviKvCache : IKvCache
         _ringK = new float[lh * _ring * headDim];
         _ringV = new float[_ringK.Length];
         _stored = new int[layers];
+        _shK = new float[kvHeads * headDim * capacity];
+        _shV = new float[_shK.Length];
+        _shLayer = Enumerable.Repeat(-1, kvHeads).ToArray();
+        _shRound = new long[kvHeads];
+        _shLocks = Enumerable.Range(0, kvHeads).Select(_ => new object()).ToArray();
+        _roundOf = new long[layers];
+        _open = new bool[layers];
+        _batch = new int[layers];
+        _order = Enumerable.Range(0, headDim).ToArray();
         _sink = Math.Min(sink, capacity);
         _sinkK = new float[lh * _sink * headDim];
         _sinkV = new float[_sinkK.Length];
@@ -117,10 +135,16 @@ public sealed unsafe class KiviKvCache : IKvCache
                     _sinT[i * capacity + p] = MathF.Sin(angle);
                 }
             }
+            for (int i = 0; i < half; i++) { _order[2 * i] = _pairA[i]; _order[2 * i + 1] = _pairB[i]; }
         }
     }
 
-    public void Clear() => Array.Clear(_stored);
+    public void Clear()
+    {
+        Array.Clear(_stored);
+        Array.Fill(_shLayer, -1);
+        Array.Clear(_open);
+    }
 
     int Lh(int layer, int head) => layer * KvHeads + head;
 
@@ -129,6 +153,8 @@ public sealed unsafe class KiviKvCache : IKvCache
         if ((uint)position >= (uint)Capacity)
             throw new ArgumentOutOfRangeException(nameof(position), $"position {position} is beyond the KV cache capacity {Capacity}");
         int hd = HeadDim, slot = position % _ring;
+        if (!_open[layer]) { _open[layer] = true; _batch[layer] = 0; _roundOf[layer] = ++_rounds; }
+        _batch[layer]++;
         for (int h = 0; h < KvHeads; h++)
         {
             int lh = Lh(layer, h);
@@ -216,48 +242,144 @@ public sealed unsafe class KiviKvCache : IKvCache
             throw new InvalidOperationException($"KIVI cache ring of {_ring} positions cannot serve a batch this large; create it with a larger maxBatch");
     }
 
-    [SkipLocalsInit]
+    // ---- Attention. Two paths with identical arithmetic (so results do not depend on the path):
+    // direct, fused on the codes, for decode rounds (one stored token, one query per head); and,
+    // for a batched prompt, where up to MaxBatch·(heads/kvHeads) queries read the same codes, a
+    // one-layer F32 shadow dequantized once per kv head and round, then read like the F32 cache.
+
+    /// <summary>Marks attention as started for this layer's round (Store opens the next one).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    bool UseShadow(int layer, bool simd)
+    {
+        if (_open[layer]) _open[layer] = false; // idempotent across workers; Store runs only between rounds
+        return simd && _batch[layer] > 1;
+    }
+
+    /// <summary>Key k of channel <paramref name="ch"/> at 8 positions of a group: zero + scale·code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    Vector256<float> Key8(int s, int ch, byte* codes, int off) =>
+        Vector256.FusedMultiplyAdd(Vector256.Create((float)_kScale[s + ch]), Unpack8(codes + ch * _kGroupBytes + off, _kb), Vector256.Create((float)_kZero[s + ch]));
+
+    /// <summary>A pre-RoPE pair re-rotated to position t…t+7 (what the F32 cache would hold).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    void RotatedPair8(int s, int pair, byte* codes, int off, int pos, out Vector256<float> ra, out Vector256<float> rb)
+    {
+        var ka = Key8(s, _pairA![pair], codes, off);
+        var kb = Key8(s, _pairB![pair], codes, off);
+        fixed (float* pc = &_cosT![pair * Capacity + pos], psn = &_sinT![pair * Capacity + pos])
+        {
+            var cos = Vector256.Load(pc); var sin = Vector256.Load(psn);
+            ra = Vector256.FusedMultiplyAdd(ka, cos, -(kb * sin));
+            rb = Vector256.FusedMultiplyAdd(ka, sin, kb * cos);
+        }
+    }
+
+    void FillShadow(int layer, int head)
+    {
+        long round = _roundOf[layer];
+        if (Volatile.Read(ref _shLayer[head]) == layer && Volatile.Read(ref _shRound[head]) == round) return;
+        lock (_shLocks[head])
+        {
+            if (_shLayer[head] == layer && _shRound[head] == round) return;
+            int hd = HeadDim, cap = Capacity, lh = Lh(layer, head);
+            int quantized = QuantizedCount(_stored[layer], _g, _r);
+            fixed (float* k0 = _shK, v0 = _shV) fixed (byte* kc0 = _kCodes, vc0 = _vCodes)
+            {
+                float* kt = k0 + head * hd * cap;
+                for (int g = 0; g < quantized / _g; g++)
+                {
+                    int s = (lh * _groupsCap + g) * hd;
+                    byte* codes = kc0 + (long)s * _kGroupBytes;
+                    for (int t = 0; t < _g; t += 8)
+                    {
+                        int off = t / 8 * _kb, pos = g * _g + t;
+                        if (_cosT is null)
+                            for (int i = 0; i < hd; i++) Key8(s, i, codes, off).Store(kt + i * cap + pos);
+                        else
+                            for (int i = 0; i < hd / 2; i++)
+                            {
+                                RotatedPair8(s, i, codes, off, pos, out var ra, out var rb);
+                                ra.Store(kt + _pairA![i] * cap + pos);
+                                rb.Store(kt + _pairB![i] * cap + pos);
+                            }
+                    }
+                }
+                int groups = hd / _vg, gBytes = _vg * _vb / 8;
+                float* vt = v0 + head * cap * hd;
+                for (int t = 0; t < quantized; t++)
+                {
+                    int s = (lh * Capacity + t) * groups;
+                    byte* codes = vc0 + (long)(lh * Capacity + t) * _vTokenBytes;
+                    for (int j = 0; j < groups; j++)
+                    {
+                        var sc = Vector256.Create((float)_vScale[s + j]); var z = Vector256.Create((float)_vZero[s + j]);
+                        for (int i = 0; i < _vg; i += 8)
+                            Vector256.FusedMultiplyAdd(sc, Unpack8(codes + j * gBytes + i / 8 * _vb, _vb), z).Store(vt + t * hd + j * _vg + i);
+                    }
+                }
+            }
+            Volatile.Write(ref _shRound[head], round);
+            Volatile.Write(ref _shLayer[head], layer);
+        }
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
-        int hd = HeadDim, lh = Lh(layer, kvHead);
+        int hd = HeadDim, lh = Lh(layer, kvHead), cap = Capacity;
         int quantized = QuantizedCount(count, _g, _r);
         CheckWindow(layer, count, quantized);
         scores = scores[..count];
-        Span<float> qs = stackalloc float[hd];
         bool simd = Avx2.IsSupported && Fma.IsSupported;
-        fixed (byte* codes0 = _kCodes) fixed (float* pq = q, ps = scores, pqs = qs)
+        bool shadow = UseShadow(layer, simd);
+        if (shadow) FillShadow(layer, kvHead);
+        fixed (byte* codes0 = _kCodes) fixed (float* pq = q, ps = scores, sh0 = _shK)
         {
-            for (int g = 0; g < quantized / _g; g++)
+            float* kt = sh0 + kvHead * hd * cap;
+            int done = 0;
+            if (shadow)
+            {
+                // Two independent chains of 8 positions hide the FMA latency; each chain's order is the direct path's.
+                for (; done + 16 <= quantized; done += 16)
+                {
+                    Vector256<float> a0 = default, a1 = default;
+                    for (int n = 0; n < hd; n++)
+                    {
+                        int i = _order[n];
+                        var qi = Vector256.Create(pq[i]);
+                        float* row = kt + i * cap + done;
+                        a0 = Vector256.FusedMultiplyAdd(qi, Vector256.Load(row), a0);
+                        a1 = Vector256.FusedMultiplyAdd(qi, Vector256.Load(row + 8), a1);
+                    }
+                    a0.Store(ps + done);
+                    a1.Store(ps + done + 8);
+                }
+            }
+            for (int g = done / _g; g < quantized / _g; g++)
             {
                 int s = (lh * _groupsCap + g) * hd;
-                float c = 0;
-                for (int i = 0; i < hd; i++)
-                {
-                    c += pq[i] * (float)_kZero[s + i];
-                    pqs[i] = pq[i] * (float)_kScale[s + i];
-                }
                 byte* codes = codes0 + (long)s * _kGroupBytes;
-                float* outp = ps + g * _g;
-                if (_cosT is not null) { PreRopeGroupScores(pq, s, codes, g * _g, outp, simd); continue; }
-                if (simd)
+                for (int t = Math.Max(0, done - g * _g); t < _g; t += 8)
                 {
-                    for (int t = 0; t < _g; t += 8)
-                    {
-                        var acc = Vector256.Create(c);
-                        int off = t / 8 * _kb;
+                    int off = t / 8 * _kb, pos = g * _g + t;
+                    if (!simd) { ScalarKeyScores(pq, s, codes, pos, ps); continue; }
+                    var acc = Vector256<float>.Zero;
+                    // Channel order is the same in both paths: 0…hd−1, or pair by pair when pre-RoPE.
+                    if (_cosT is null)
                         for (int i = 0; i < hd; i++)
-                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pqs[i]), Unpack8(codes + i * _kGroupBytes + off, _kb), acc);
-                        acc.Store(outp + t);
-                    }
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[i]), shadow ? Vector256.Load(kt + i * cap + pos) : Key8(s, i, codes, off), acc);
+                    else
+                        for (int i = 0; i < hd / 2; i++)
+                        {
+                            int a = _pairA![i], b = _pairB![i];
+                            Vector256<float> ra, rb;
+                            if (shadow) { ra = Vector256.Load(kt + a * cap + pos); rb = Vector256.Load(kt + b * cap + pos); }
+                            else RotatedPair8(s, i, codes, off, pos, out ra, out rb);
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[a]), ra, acc);
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[b]), rb, acc);
+                        }
+                    acc.Store(ps + pos);
                 }
-                else
-                    for (int t = 0; t < _g; t++)
-                    {
-                        float a = c;
-                        for (int i = 0; i < hd; i++) a += pqs[i] * Code(codes + i * _kGroupBytes, t, _kb);
-                        outp[t] = a;
-                    }
             }
             for (int t = 0; t < Math.Min(_sink, quantized); t++)
                 ps[t] = TensorPrimitives.Dot(q[..hd], _sinkK.AsSpan((lh * _sink + t) * hd, hd));
@@ -266,49 +388,30 @@ public sealed unsafe class KiviKvCache : IKvCache
         }
     }
 
-    /// <summary>Scores of one pre-RoPE key group: q is rotated by each position's angles instead of the keys.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void PreRopeGroupScores(float* pq, int s, byte* codes, int first, float* outp, bool simd)
+    /// <summary>Portable fallback for 8 positions of a key group.</summary>
+    void ScalarKeyScores(float* pq, int s, byte* codes, int pos, float* ps)
     {
-        int half = HeadDim / 2, cap = Capacity;
-        fixed (float* pc = _cosT, psn = _sinT)
-        fixed (Half* pz = _kZero, pscale = _kScale)
-        fixed (int* pa = _pairA, pb = _pairB)
+        int hd = HeadDim, first = pos - pos % _g;
+        for (int t = pos; t < pos + 8; t++)
         {
-            if (simd)
-                for (int t = 0; t < _g; t += 8)
+            float acc = 0;
+            for (int i = 0; i < hd; i++)
+            {
+                float k = (float)_kZero[s + i] + (float)_kScale[s + i] * Code(codes + i * _kGroupBytes, t - first, _kb);
+                if (_cosT is not null)
                 {
-                    var acc = Vector256<float>.Zero;
-                    int off = t / 8 * _kb;
-                    for (int i = 0; i < half; i++)
-                    {
-                        int a = pa[i], b = pb[i];
-                        var cos = Vector256.Load(pc + i * cap + first + t);
-                        var sin = Vector256.Load(psn + i * cap + first + t);
-                        var qa = Vector256.Create(pq[a]); var qb = Vector256.Create(pq[b]);
-                        var A = Vector256.FusedMultiplyAdd(qb, sin, qa * cos);
-                        var B = Vector256.FusedMultiplyAdd(qb, cos, -(qa * sin));
-                        var ka = Vector256.FusedMultiplyAdd(Vector256.Create((float)pscale[s + a]), Unpack8(codes + a * _kGroupBytes + off, _kb), Vector256.Create((float)pz[s + a]));
-                        var kb = Vector256.FusedMultiplyAdd(Vector256.Create((float)pscale[s + b]), Unpack8(codes + b * _kGroupBytes + off, _kb), Vector256.Create((float)pz[s + b]));
-                        acc = Vector256.FusedMultiplyAdd(A, ka, acc);
-                        acc = Vector256.FusedMultiplyAdd(B, kb, acc);
-                    }
-                    acc.Store(outp + t);
+                    // Re-rotate the pair this channel belongs to.
+                    int pair = Array.IndexOf(_pairA!, i), a, b; bool isA = pair >= 0;
+                    if (!isA) pair = Array.IndexOf(_pairB!, i);
+                    a = _pairA![pair]; b = _pairB![pair];
+                    float ka = (float)_kZero[s + a] + (float)_kScale[s + a] * Code(codes + a * _kGroupBytes, t - first, _kb);
+                    float kb = (float)_kZero[s + b] + (float)_kScale[s + b] * Code(codes + b * _kGroupBytes, t - first, _kb);
+                    float c = _cosT[pair * Capacity + t], sn = _sinT![pair * Capacity + t];
+                    k = isA ? ka * c - kb * sn : ka * sn + kb * c;
                 }
-            else
-                for (int t = 0; t < _g; t++)
-                {
-                    float acc = 0;
-                    for (int i = 0; i < half; i++)
-                    {
-                        int a = pa[i], b = pb[i];
-                        float c = pc[i * cap + first + t], sn = psn[i * cap + first + t];
-                        float ka = (float)pz[s + a] + (float)pscale[s + a] * Code(codes + a * _kGroupBytes, t, _kb);
-                        float kb = (float)pz[s + b] + (float)pscale[s + b] * Code(codes + b * _kGroupBytes, t, _kb);
-                        acc += ka * (pq[a] * c + pq[b] * sn) + kb * (pq[b] * c - pq[a] * sn);
-                    }
-                    outp[t] = acc;
-                }
+                acc += pq[i] * k;
+            }
+            ps[t] = acc;
         }
     }
 
@@ -316,40 +419,68 @@ public sealed unsafe class KiviKvCache : IKvCache
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
-        int hd = HeadDim, lh = Lh(layer, kvHead), groups = hd / _vg;
+        int hd = HeadDim, lh = Lh(layer, kvHead), groups = hd / _vg, cap = Capacity;
         int quantized = QuantizedCount(count, _g, _r);
         CheckWindow(layer, count, quantized);
         output = output[..hd];
         output.Clear();
-        Span<float> zsum = stackalloc float[groups];
-        zsum.Clear();
-        bool simd = Avx2.IsSupported && Fma.IsSupported;
-        fixed (byte* codes0 = _vCodes) fixed (float* po = output, pw = weights, pz = zsum)
+        bool simd = Avx2.IsSupported && Fma.IsSupported && hd % 8 == 0;
+        bool shadow = UseShadow(layer, simd);
+        if (shadow) FillShadow(layer, kvHead);
+        fixed (byte* codes0 = _vCodes) fixed (float* po = output, pw = weights, sh0 = _shV)
         {
             int gBytes = _vg * _vb / 8;
             int sunk = Math.Min(_sink, quantized);
-            for (int t = sunk; t < quantized; t++)
+            float* vt = sh0 + kvHead * cap * hd;
+            if (shadow)
+            {
+                // Channel chunks outer, positions inner: the sums stay in registers. Each chunk still
+                // accumulates positions in order from zero, exactly as the direct path does.
+                for (int i = 0; i < hd; i += 32)
+                {
+                    int m = Math.Min(4, (hd - i) / 8);
+                    Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                    for (int t = sunk; t < quantized; t++)
+                    {
+                        var vw = Vector256.Create(pw[t]);
+                        float* row = vt + t * hd + i;
+                        a0 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row), a0);
+                        if (m > 1) a1 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 8), a1);
+                        if (m > 2) a2 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 16), a2);
+                        if (m > 3) a3 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 24), a3);
+                    }
+                    a0.Store(po + i);
+                    if (m > 1) a1.Store(po + i + 8);
+                    if (m > 2) a2.Store(po + i + 16);
+                    if (m > 3) a3.Store(po + i + 24);
+                }
+            }
+            else for (int t = sunk; t < quantized; t++)
             {
                 int s = (lh * Capacity + t) * groups;
                 byte* codes = codes0 + (long)(lh * Capacity + t) * _vTokenBytes;
                 float w = pw[t];
+                var vw = Vector256.Create(w);
                 for (int j = 0; j < groups; j++)
                 {
-                    float a = w * (float)_vScale[s + j];
-                    pz[j] += w * (float)_vZero[s + j];
                     byte* cj = codes + j * gBytes;
                     float* oj = po + j * _vg;
                     if (simd)
                     {
-                        var va = Vector256.Create(a);
+                        var sc = Vector256.Create((float)_vScale[s + j]); var z = Vector256.Create((float)_vZero[s + j]);
                         for (int i = 0; i < _vg; i += 8)
-                            Vector256.FusedMultiplyAdd(va, Unpack8(cj + i / 8 * _vb, _vb), Vector256.Load(oj + i)).Store(oj + i);
+                        {
+                            var v = shadow ? Vector256.Load(vt + t * hd + j * _vg + i) : Vector256.FusedMultiplyAdd(sc, Unpack8(cj + i / 8 * _vb, _vb), z);
+                            Vector256.FusedMultiplyAdd(vw, v, Vector256.Load(oj + i)).Store(oj + i);
+                        }
                     }
                     else
-                        for (int i = 0; i < _vg; i++) oj[i] += a * Code(cj, i, _vb);
+                    {
+                        float sc = (float)_vScale[s + j], z = (float)_vZero[s + j];
+                        for (int i = 0; i < _vg; i++) oj[i] += w * (z + sc * Code(cj, i, _vb));
+                    }
                 }
             }
-            for (int j = 0; j < groups; j++) TensorPrimitives.Add(output.Slice(j * _vg, _vg), pz[j], output.Slice(j * _vg, _vg));
             for (int t = 0; t < sunk; t++)
                 TensorPrimitives.MultiplyAdd(_sinkV.AsSpan((lh * _sink + t) * hd, hd), weights[t], output, output);
             for (int t = quantized; t < count; t++)
