@@ -255,17 +255,23 @@ public sealed unsafe class KiviKvCache : IKvCache
         return simd && _batch[layer] > 1;
     }
 
-    /// <summary>Key k of channel <paramref name="ch"/> at 8 positions of a group: zero + scale·code.</summary>
+    /// <summary>Key of channel <paramref name="ch"/> at 8 positions of a group: zero + scale·code
+    /// (<paramref name="sz"/> holds the group's scales then zeros, widened from F16 once per group).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    Vector256<float> Key8(int s, int ch, byte* codes, int off) =>
-        Vector256.FusedMultiplyAdd(Vector256.Create((float)_kScale[s + ch]), Unpack8(codes + ch * _kGroupBytes + off, _kb), Vector256.Create((float)_kZero[s + ch]));
+    Vector256<float> Key8(float* sz, int ch, byte* codes, int off) =>
+        Vector256.FusedMultiplyAdd(Vector256.Create(sz[ch]), Unpack8(codes + ch * _kGroupBytes + off, _kb), Vector256.Create(sz[HeadDim + ch]));
+
+    void WidenGroup(int s, float* sz)
+    {
+        for (int i = 0; i < HeadDim; i++) { sz[i] = (float)_kScale[s + i]; sz[HeadDim + i] = (float)_kZero[s + i]; }
+    }
 
     /// <summary>A pre-RoPE pair re-rotated to position t…t+7 (what the F32 cache would hold).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    void RotatedPair8(int s, int pair, byte* codes, int off, int pos, out Vector256<float> ra, out Vector256<float> rb)
+    void RotatedPair8(float* sz, int pair, byte* codes, int off, int pos, out Vector256<float> ra, out Vector256<float> rb)
     {
-        var ka = Key8(s, _pairA![pair], codes, off);
-        var kb = Key8(s, _pairB![pair], codes, off);
+        var ka = Key8(sz, _pairA![pair], codes, off);
+        var kb = Key8(sz, _pairB![pair], codes, off);
         fixed (float* pc = &_cosT![pair * Capacity + pos], psn = &_sinT![pair * Capacity + pos])
         {
             var cos = Vector256.Load(pc); var sin = Vector256.Load(psn);
@@ -274,6 +280,7 @@ public sealed unsafe class KiviKvCache : IKvCache
         }
     }
 
+    [SkipLocalsInit]
     void FillShadow(int layer, int head)
     {
         long round = _roundOf[layer];
@@ -283,22 +290,24 @@ public sealed unsafe class KiviKvCache : IKvCache
             if (_shLayer[head] == layer && _shRound[head] == round) return;
             int hd = HeadDim, cap = Capacity, lh = Lh(layer, head);
             int quantized = QuantizedCount(_stored[layer], _g, _r);
+            float* sz = stackalloc float[2 * hd];
             fixed (float* k0 = _shK, v0 = _shV) fixed (byte* kc0 = _kCodes, vc0 = _vCodes)
             {
                 float* kt = k0 + head * hd * cap;
                 for (int g = 0; g < quantized / _g; g++)
                 {
                     int s = (lh * _groupsCap + g) * hd;
+                    WidenGroup(s, sz);
                     byte* codes = kc0 + (long)s * _kGroupBytes;
                     for (int t = 0; t < _g; t += 8)
                     {
                         int off = t / 8 * _kb, pos = g * _g + t;
                         if (_cosT is null)
-                            for (int i = 0; i < hd; i++) Key8(s, i, codes, off).Store(kt + i * cap + pos);
+                            for (int i = 0; i < hd; i++) Key8(sz, i, codes, off).Store(kt + i * cap + pos);
                         else
                             for (int i = 0; i < hd / 2; i++)
                             {
-                                RotatedPair8(s, i, codes, off, pos, out var ra, out var rb);
+                                RotatedPair8(sz, i, codes, off, pos, out var ra, out var rb);
                                 ra.Store(kt + _pairA![i] * cap + pos);
                                 rb.Store(kt + _pairB![i] * cap + pos);
                             }
@@ -323,6 +332,7 @@ public sealed unsafe class KiviKvCache : IKvCache
         }
     }
 
+    [SkipLocalsInit]
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
@@ -355,9 +365,11 @@ public sealed unsafe class KiviKvCache : IKvCache
                     a1.Store(ps + done + 8);
                 }
             }
+            float* sz = stackalloc float[2 * hd];
             for (int g = done / _g; g < quantized / _g; g++)
             {
                 int s = (lh * _groupsCap + g) * hd;
+                if (simd) WidenGroup(s, sz);
                 byte* codes = codes0 + (long)s * _kGroupBytes;
                 for (int t = Math.Max(0, done - g * _g); t < _g; t += 8)
                 {
@@ -367,14 +379,14 @@ public sealed unsafe class KiviKvCache : IKvCache
                     // Channel order is the same in both paths: 0…hd−1, or pair by pair when pre-RoPE.
                     if (_cosT is null)
                         for (int i = 0; i < hd; i++)
-                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[i]), shadow ? Vector256.Load(kt + i * cap + pos) : Key8(s, i, codes, off), acc);
+                            acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[i]), shadow ? Vector256.Load(kt + i * cap + pos) : Key8(sz, i, codes, off), acc);
                     else
                         for (int i = 0; i < hd / 2; i++)
                         {
                             int a = _pairA![i], b = _pairB![i];
                             Vector256<float> ra, rb;
                             if (shadow) { ra = Vector256.Load(kt + a * cap + pos); rb = Vector256.Load(kt + b * cap + pos); }
-                            else RotatedPair8(s, i, codes, off, pos, out ra, out rb);
+                            else RotatedPair8(sz, i, codes, off, pos, out ra, out rb);
                             acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[a]), ra, acc);
                             acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[b]), rb, acc);
                         }
