@@ -371,7 +371,23 @@ public sealed unsafe class KiviKvCache : IKvCache
                 int s = (lh * _groupsCap + g) * hd;
                 if (simd) WidenGroup(s, sz);
                 byte* codes = codes0 + (long)s * _kGroupBytes;
-                for (int t = Math.Max(0, done - g * _g); t < _g; t += 8)
+                int t0 = Math.Max(0, done - g * _g);
+                if (simd && !shadow && _cosT is null)
+                    // Fused decode path, two chains of 8 positions at a time (each in the shadow path's order).
+                    for (; t0 + 16 <= _g; t0 += 16)
+                    {
+                        int off = t0 / 8 * _kb, pos = g * _g + t0;
+                        Vector256<float> a0 = default, a1 = default;
+                        for (int i = 0; i < hd; i++)
+                        {
+                            var qi = Vector256.Create(pq[i]);
+                            a0 = Vector256.FusedMultiplyAdd(qi, Key8(sz, i, codes, off), a0);
+                            a1 = Vector256.FusedMultiplyAdd(qi, Key8(sz, i, codes, off + _kb), a1);
+                        }
+                        a0.Store(ps + pos);
+                        a1.Store(ps + pos + 8);
+                    }
+                for (int t = t0; t < _g; t += 8)
                 {
                     int off = t / 8 * _kb, pos = g * _g + t;
                     if (!simd) { ScalarKeyScores(pq, s, codes, pos, ps); continue; }
@@ -465,6 +481,40 @@ public sealed unsafe class KiviKvCache : IKvCache
                     if (m > 1) a1.Store(po + i + 8);
                     if (m > 2) a2.Store(po + i + 16);
                     if (m > 3) a3.Store(po + i + 24);
+                }
+            }
+            else if (simd)
+            {
+                // Fused decode path: widen this head's value scales/zeros in one vectorised pass, then
+                // keep the channel sums in registers while positions stream past (same order as the shadow path).
+                int n = quantized * groups;
+                var widened = KvScratch.Get(2 * n);
+                TensorPrimitives.ConvertToSingle(_vScale.AsSpan(lh * cap * groups, n), widened[..n]);
+                TensorPrimitives.ConvertToSingle(_vZero.AsSpan(lh * cap * groups, n), widened[n..]);
+                fixed (float* psc = widened)
+                {
+                    float* pzz = psc + n;
+                    for (int j = 0; j < groups; j++)
+                        for (int i = 0; i < _vg; i += 32)
+                        {
+                            int m = Math.Min(4, (_vg - i) / 8);
+                            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                            for (int t = sunk; t < quantized; t++)
+                            {
+                                byte* c = codes0 + (long)(lh * cap + t) * _vTokenBytes + j * gBytes + i / 8 * _vb;
+                                var vw = Vector256.Create(pw[t]);
+                                var sc = Vector256.Create(psc[t * groups + j]); var z = Vector256.Create(pzz[t * groups + j]);
+                                a0 = Vector256.FusedMultiplyAdd(vw, Vector256.FusedMultiplyAdd(sc, Unpack8(c, _vb), z), a0);
+                                if (m > 1) a1 = Vector256.FusedMultiplyAdd(vw, Vector256.FusedMultiplyAdd(sc, Unpack8(c + _vb, _vb), z), a1);
+                                if (m > 2) a2 = Vector256.FusedMultiplyAdd(vw, Vector256.FusedMultiplyAdd(sc, Unpack8(c + 2 * _vb, _vb), z), a2);
+                                if (m > 3) a3 = Vector256.FusedMultiplyAdd(vw, Vector256.FusedMultiplyAdd(sc, Unpack8(c + 3 * _vb, _vb), z), a3);
+                            }
+                            float* o = po + j * _vg + i;
+                            a0.Store(o);
+                            if (m > 1) a1.Store(o + 8);
+                            if (m > 2) a2.Store(o + 16);
+                            if (m > 3) a3.Store(o + 24);
+                        }
                 }
             }
             else for (int t = sunk; t < quantized; t++)
