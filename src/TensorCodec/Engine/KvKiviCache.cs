@@ -517,30 +517,17 @@ public sealed unsafe class KiviKvCache : IKvCache
                         }
                 }
             }
-            else for (int t = sunk; t < quantized; t++)
+            else for (int t = sunk; t < quantized; t++) // portable fallback
             {
                 int s = (lh * Capacity + t) * groups;
                 byte* codes = codes0 + (long)(lh * Capacity + t) * _vTokenBytes;
                 float w = pw[t];
-                var vw = Vector256.Create(w);
                 for (int j = 0; j < groups; j++)
                 {
                     byte* cj = codes + j * gBytes;
                     float* oj = po + j * _vg;
-                    if (simd)
-                    {
-                        var sc = Vector256.Create((float)_vScale[s + j]); var z = Vector256.Create((float)_vZero[s + j]);
-                        for (int i = 0; i < _vg; i += 8)
-                        {
-                            var v = shadow ? Vector256.Load(vt + t * hd + j * _vg + i) : Vector256.FusedMultiplyAdd(sc, Unpack8(cj + i / 8 * _vb, _vb), z);
-                            Vector256.FusedMultiplyAdd(vw, v, Vector256.Load(oj + i)).Store(oj + i);
-                        }
-                    }
-                    else
-                    {
-                        float sc = (float)_vScale[s + j], z = (float)_vZero[s + j];
-                        for (int i = 0; i < _vg; i++) oj[i] += w * (z + sc * Code(cj, i, _vb));
-                    }
+                    float sc = (float)_vScale[s + j], z = (float)_vZero[s + j];
+                    for (int i = 0; i < _vg; i++) oj[i] += w * (z + sc * Code(cj, i, _vb));
                 }
             }
             for (int t = 0; t < sunk; t++)
