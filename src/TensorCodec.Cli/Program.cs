@@ -16,4 +16,5 @@ root.Subcommands.Add(QuantizeCommand.Create());
 root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(SweepCommand.Create());
+root.Subcommands.Add(KvCommand.Create());
 return await root.Parse(args).InvokeAsync();

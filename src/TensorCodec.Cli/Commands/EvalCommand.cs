@@ -23,16 +23,18 @@ static class EvalCommand
         var saveLogits = new Option<string?>("--save-logits") { Description = "Save reference log-probabilities (the base's, or this model's without --base)" };
         var baseLogits = new Option<string?>("--base-logits") { Description = "Use log-probabilities saved by --save-logits as the base" };
         var forceCtx = new Option<bool>("--force-ctx") { Description = "Allow --ctx beyond the model's maximum positions" };
+        var kv = new Option<string>("--kv") { Description = "KV cache type of MODEL: f32, f16, q8_0, kivi2, kivi4, kvmix (K4/V2); KIVI types take :k=B,v=B,g=G,r=R (docs/KV.md)", DefaultValueFactory = _ => "f32" };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
         var force = CliCommon.Force();
         var cmd = new Command("eval", "Perplexity (llama.cpp protocol) and, with a base, KL divergence statistics")
         {
-            model, baseModel, text, tokenizer, tokens, split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, threads, json, force,
+            model, baseModel, text, tokenizer, tokens, split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, kv, threads, json, force,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
             bool asJson = p.GetValue(json);
+            var kvSpec = KvSpec.Parse(p.GetValue(kv)!);
             string? textPath = p.GetValue(text), tokPath = p.GetValue(tokenizer), tokensPath = p.GetValue(tokens);
             if ((textPath is null) == (tokensPath is null))
                 throw new ArgumentException("give either --tokens FILE or --text FILE --tokenizer TOK");
@@ -57,6 +59,7 @@ static class EvalCommand
                 Ctx = ctxValue, ScoreFrom = p.GetValue(scoreFrom), MaxChunks = p.GetValue(chunks),
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)), AllowLongContext = p.GetValue(forceCtx),
                 Base = b, BaseLogitsPath = p.GetValue(baseLogits), SaveLogitsPath = p.GetValue(saveLogits), Overwrite = p.GetValue(force),
+                Kv = kvSpec,
             };
             var result = RunWithProgress(asJson, Path.GetFileName(modelPath), progress => Perplexity.Run(m, data.Span, options, progress, ct));
 
@@ -66,7 +69,7 @@ static class EvalCommand
                 {
                     model = modelPath, @base = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), split = p.GetValue(split).ToString().ToLowerInvariant(),
                     tokens = data.Length, result.Ctx, result.ScoreFrom, result.Windows, result.Scored, result.MeanNll, result.Ppl, result.PplStdErr,
-                    kl = result.Kl, threads = options.Threads, result.Seconds, result.TokensPerSecond,
+                    kl = result.Kl, kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), threads = options.Threads, result.Seconds, result.TokensPerSecond,
                 });
                 return 0;
             }
@@ -78,6 +81,7 @@ static class EvalCommand
                 AnsiConsole.MarkupLine($"  KL(base‖model): mean {k.Mean:G5} ± {k.MeanStdErr:G3}, median {k.Median:G5}, p90 {k.P90:G5}, p99 {k.P99:G5}, max {k.Max:G5}");
                 AnsiConsole.MarkupLine($"  top-1 agreement {k.Top1AgreementPercent:F3} ± {k.Top1StdErrPercent:F3} %   Δp mean {100 * k.MeanDeltaP:F4} %, RMS {100 * k.RmsDeltaP:F4} %");
             }
+            AnsiConsole.MarkupLine($"  KV cache {Markup.Escape(result.KvType)}: {result.KvBytes:N0} bytes for {result.Ctx - 1} positions ({result.KvBytes / (double)(result.Ctx - 1):F1} bytes/token)");
             AnsiConsole.MarkupLine($"  {result.Seconds:F2} s, {result.TokensPerSecond:F0} tokens/s (model under test, -T {options.Threads})");
             return 0;
         });

@@ -15,13 +15,14 @@ static class LogitsCommand
         var tokens = new Option<string?>("--tokens") { Description = "Token ids: comma-separated list, or a .csv/.u16 file" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
         var generate = new Option<int>("--generate") { Description = "Instead of logits: greedily generate N tokens after --tokens (default BOS) and report tokens/s" };
+        var kv = new Option<string>("--kv") { Description = "KV cache type: f32, f16, q8_0, kivi2, kivi4, kvmix[:k=B,v=B,g=G,r=R] (docs/KV.md)", DefaultValueFactory = _ => "f32" };
         var output = CliCommon.Output();
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
         var force = CliCommon.Force();
         var cmd = new Command("logits", "One forward pass over token ids, writing [n][vocab] float32 logits (or a greedy generation benchmark)")
         {
-            model, tokens, config, generate, output, threads, json, force,
+            model, tokens, config, generate, kv, output, threads, json, force,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -30,15 +31,17 @@ static class LogitsCommand
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             int[] ids = p.GetValue(tokens) is { } spec ? ReadTokens(spec) : [];
             EvalData.CheckRange(ids, m.Config.VocabSize, "--tokens");
+            var kvSpec = KvSpec.Parse(p.GetValue(kv)!);
 
             if (p.GetValue(generate) is int n and > 0)
             {
-                var g = GenerationBenchmark.Run(m, ids, n, t);
-                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
+                var g = kvSpec.Kind == KvKind.F32 ? GenerationBenchmark.Run(m, ids, n, t) : KvGeneration.Run(m, ids, n, kvSpec, t);
+                long kvBytes = kvSpec.BytesFor(m.Config, g.PromptTokens + g.GeneratedTokens);
+                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
                 else
                 {
                     Console.WriteLine(string.Join(",", g.Tokens));
-                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s");
+                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s; KV cache {Markup.Escape(kvSpec.Name)} {kvBytes:N0} bytes");
                 }
                 return 0;
             }
@@ -47,7 +50,7 @@ static class LogitsCommand
             if (ids.Length == 0) throw new ArgumentException("--tokens is required");
             if (ids.Length > m.Config.MaxSeqLen) throw new ArgumentException($"{ids.Length} tokens exceed the model's maximum positions {m.Config.MaxSeqLen}");
             var logits = new float[(long)ids.Length * m.Config.VocabSize];
-            using (var s = m.CreateSession(new LlamaSessionOptions { Threads = t, Capacity = ids.Length }))
+            using (var s = m.CreateSession(new LlamaSessionOptions { Threads = t, Capacity = ids.Length, Cache = kvSpec.Create(m.Config, ids.Length) }))
                 s.Forward(ids, logits);
             using (var w = new AtomicFileWriter(outPath, p.GetValue(force)))
             {

@@ -80,6 +80,16 @@ public sealed unsafe class LlamaSession : IDisposable
         Cache.Clear();
     }
 
+    /// <summary>
+    /// Declares that the caller has filled the cache with positions 0…count−1 itself (a restored
+    /// context, see <see cref="KvContext"/>), so the next token goes to position count.
+    /// </summary>
+    public void AdoptCachedPositions(int count)
+    {
+        if ((uint)count > (uint)Capacity) throw new ArgumentOutOfRangeException(nameof(count), $"{count} positions exceed the session capacity {Capacity}");
+        Position = count;
+    }
+
     /// <summary>Feeds one token; returns the logits for the next position (valid until the next call).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<float> Forward(int token)

@@ -21,6 +21,8 @@ public sealed record EvalOptions
     /// <summary>Save the reference log-probabilities here: the base's if there is one, else the model's own.</summary>
     public string? SaveLogitsPath { get; init; }
     public bool Overwrite { get; init; }
+    /// <summary>KV cache type of the model under test (the base always uses F32); default F32.</summary>
+    public KvSpec? Kv { get; init; }
 }
 
 /// <summary>KL(base ‖ model) and related statistics over the scored positions (llama.cpp's --kl-divergence set).</summary>
@@ -31,7 +33,13 @@ public sealed record KlStats(
 
 public sealed record EvalResult(
     int Ctx, int ScoreFrom, int Windows, long Scored, double MeanNll, double Ppl, double PplStdErr,
-    KlStats? Kl, long TokensEvaluated, double Seconds, double TokensPerSecond);
+    KlStats? Kl, long TokensEvaluated, double Seconds, double TokensPerSecond)
+{
+    /// <summary>KV cache type of the model under test.</summary>
+    public string KvType { get; init; } = "f32";
+    /// <summary>Exact KV cache bytes once a window's ctx−1 fed positions are cached.</summary>
+    public long KvBytes { get; init; }
+}
 
 public readonly record struct EvalProgress(int Window, int Windows, double RunningPpl);
 
@@ -74,7 +82,8 @@ public static class Perplexity
         using var writer = o.SaveLogitsPath is null ? null : new BaseLogitsFile.Writer(o.SaveLogitsPath, header, o.Overwrite);
         bool haveBase = o.Base is not null || reader is not null;
 
-        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
+        var kv = o.Kv ?? KvSpec.F32;
+        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Cache = kv.Create(c, ctx, 64) });
         using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
         var logProbs = new float[rows * vocab];
         var baseLogProbs = haveBase ? new float[rows * vocab] : null;
@@ -146,7 +155,7 @@ public static class Perplexity
         double seconds = total.Elapsed.TotalSeconds;
         long fed = (long)windows * (ctx - 1);
         return new EvalResult(ctx, from, windows, nll.Count, meanNll, Math.Exp(meanNll), pplErr, klStats, fed, seconds,
-            modelSeconds > 0 ? fed / modelSeconds : 0);
+            modelSeconds > 0 ? fed / modelSeconds : 0) { KvType = kv.Name, KvBytes = kv.BytesFor(c, ctx - 1) };
     }
 
     /// <summary>Rows of logits → log-probabilities, in place (max-shifted, sum in double).</summary>
