@@ -180,7 +180,7 @@ public class OurFormatsTests
             for (int c = 0; c < cols; c++)
                 if (c != 3 && c != 11) Assert.True(Math.Abs(x[r * cols + c] - y[r * cols + c]) <= absmax / 127 * 0.5001);
         }
-        Assert.Equal(0, new LlmInt8(100f).OutlierColumns(x, cols).Length);
+        Assert.Empty(new LlmInt8(100f).OutlierColumns(x, cols).ToArray());
     }
 
     // ---- bitsandbytes 4-bit ----

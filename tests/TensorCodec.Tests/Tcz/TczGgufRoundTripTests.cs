@@ -78,7 +78,7 @@ public class TczGgufRoundTripTests
         // A block-quantized tensor still counts its weights (bits/value depends on it).
         var q8Segment = reader.FindTensor("wq");
         Assert.Equal(q8Segment.Shape.Aggregate(1L, (a, d) => a * d), q8Segment.ElementCount);
-        Assert.Equal(q8Segment.Length * 8.0 / q8Segment.ElementCount, 8.5, 3); // Q8_0: 34 bytes per 32 weights
+        Assert.Equal(8.5, q8Segment.Length * 8.0 / q8Segment.ElementCount, 3); // Q8_0: 34 bytes per 32 weights
 
         // Random access to a quantized tensor gives its exact blocks.
         var q8 = layout.Tensors.Single(t => t.Name == "wq");
