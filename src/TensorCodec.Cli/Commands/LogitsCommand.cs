@@ -35,7 +35,7 @@ static class LogitsCommand
 
             if (p.GetValue(generate) is int n and > 0)
             {
-                var g = kvSpec.Kind == KvKind.F32 ? GenerationBenchmark.Run(m, ids, n, t) : KvGeneration.Run(m, ids, n, kvSpec, t);
+                var g = GenerationBenchmark.Run(m, ids, n, t, kv: kvSpec.Kind == KvKind.F32 ? null : kvSpec);
                 long kvBytes = kvSpec.BytesFor(m.Config, g.PromptTokens + g.GeneratedTokens);
                 if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
                 else

@@ -14,12 +14,14 @@ public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int
 /// <summary>Times greedy generation: the best of several runs, after a three-second warm-up (JIT tiers, page faults).</summary>
 public static class GenerationBenchmark
 {
-    public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 10)
+    /// <param name="kv">KV cache type; null for the default F32 cache.</param>
+    public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 10, KvSpec? kv = null)
     {
         if (prompt.IsEmpty) prompt = new[] { model.Config.BosId };
         tokens = Math.Min(tokens, model.Config.MaxSeqLen - prompt.Length);
         if (tokens <= 0) throw new ArgumentException($"no room to generate: the prompt fills the model's {model.Config.MaxSeqLen} positions");
-        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = prompt.Length + tokens });
+        int capacity = prompt.Length + tokens;
+        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Cache = kv?.Create(model.Config, capacity) });
         var output = new int[tokens];
         GenerationTiming? best = null;
         // Warm up for a fixed time, not a fixed count: tiered JIT promotes hot methods in the
