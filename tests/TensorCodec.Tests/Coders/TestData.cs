@@ -12,7 +12,8 @@ internal static class TestData
         DType.Bool, DType.F8E4M3, DType.F8E5M2, DType.U16, DType.U32, DType.U64, DType.Packed, DType.Unknown,
     ];
 
-    public const string Bard3mBf16 = "/work/shared/data/models/bard-3m/model-bf16.safetensors";
+    // The bundled sample is the shared bard-3m BF16 file, so this test always runs.
+    public static string Bard3mBf16 => TestFiles.Sample("bard-3m-bf16.safetensors");
 
     /// <summary>Tensor bytes of a safetensors file (header skipped), or null if the file is absent.</summary>
     public static byte[]? LoadSafetensorsData(string path)
