@@ -128,10 +128,19 @@ internal static class Q8_0Fast
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> AbsMax(ref float x, nuint o) =>
-        Vector256.MaxNative(
+    private static Vector256<float> AbsMax(ref float x, nuint o)
+    {
+        if (Avx512DQ.VL.IsSupported)
+        {
+            // vrangeps 0x0B: the larger magnitude with the sign cleared, i.e. max(|a|, |b|) in one op
+            var a = Avx512DQ.VL.Range(Vector256.LoadUnsafe(ref x, o), Vector256.LoadUnsafe(ref x, o + 8), 0x0B);
+            var b = Avx512DQ.VL.Range(Vector256.LoadUnsafe(ref x, o + 16), Vector256.LoadUnsafe(ref x, o + 24), 0x0B);
+            return Avx.Max(a, b);
+        }
+        return Vector256.MaxNative(
             Vector256.MaxNative(Vector256.Abs(Vector256.LoadUnsafe(ref x, o)), Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 8))),
             Vector256.MaxNative(Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 16)), Vector256.Abs(Vector256.LoadUnsafe(ref x, o + 24))));
+    }
 
     /// <summary>Lane b of the result is the maximum of all lanes of m_b (max is order-independent on |x|).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
