@@ -159,9 +159,9 @@ public class FastPathTests
     public void Q8_0_fast_matches_reference_with_partial_groups()
     {
         if (!Q8_0Fast.IsSupported) return;
-        // 8-block groups plus a remainder; a group mixing zero, tiny and normal scales exercises the
+        // 8-block groups plus a remainder, across the 64-block chunk boundaries; a group mixing zero, tiny and normal scales exercises the
         // vector fp16 conversion's scalar fallback lanes
-        foreach (int blocks in new[] { 1, 7, 8, 9, 15, 67 })
+        foreach (int blocks in new[] { 1, 7, 8, 9, 15, 63, 64, 65, 67, 72, 129, 200 })
             for (int seed = 0; seed < 5; seed++)
                 AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed * 31 + blocks, blocks), 34);
     }
