@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Spectre.Console;
-using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 
 namespace TensorCodec.Cli.Commands;
@@ -21,21 +20,15 @@ static class CompressCommand
             string inPath = p.GetValue(input)!;
             string outPath = p.GetValue(output) ?? inPath + ".tcz";
             bool asJson = p.GetValue(json);
-            if (Path.GetFullPath(inPath) == Path.GetFullPath(outPath)) throw new IOException($"{outPath}: output would overwrite the input");
-            var layout = TensorFileReader.Open(inPath);
-            var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), layout.FileLength, progress =>
-            {
-                using var writer = new AtomicFileWriter(outPath, p.GetValue(force));
-                var r = TczWriter.Compress(inPath, layout, writer.Stream, new TczCompressOptions
+            long inputLength = new FileInfo(inPath).Exists ? new FileInfo(inPath).Length : throw new FileNotFoundException($"{inPath}: no such file");
+            var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), inputLength, progress =>
+                TczWriter.CompressFile(inPath, outPath, p.GetValue(force), new TczCompressOptions
                 {
                     Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
                     ChunkSize = p.GetValue(chunk),
                     Progress = progress,
                     Cancellation = ct,
-                });
-                writer.Commit();
-                return r;
-            });
+                }));
             long values = result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor).Sum(s => s.Segment.ElementCount);
             if (asJson)
             {

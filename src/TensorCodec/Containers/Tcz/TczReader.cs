@@ -181,12 +181,13 @@ public sealed class TczReader : IDisposable
         output.Commit();
     }
 
+    /// <summary>Reads exactly buffer.Length bytes at offset; a short file is a format error naming the offset.</summary>
     internal static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string path)
     {
         while (buffer.Length > 0)
         {
             int n = RandomAccess.Read(handle, buffer, offset);
-            if (n == 0) throw new TensorFormatException(path, offset, null, "file ends early (truncated)");
+            if (n == 0) throw new TensorFormatException(path, offset, null, "file ends early (truncated, or cut while being read)");
             buffer = buffer[n..];
             offset += n;
         }

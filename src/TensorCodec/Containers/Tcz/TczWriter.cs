@@ -108,7 +108,7 @@ public static class TczWriter
             read: (i, slot) =>
             {
                 var (_, off, len) = work[i];
-                ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
+                TczReader.ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
                 fileHash.Append(slot.Raw.AsSpan(0, len));
             },
             code: (i, slot) =>
@@ -194,16 +194,5 @@ public static class TczWriter
 
         static TczSegment Opaque(long offset, long length) => new()
         { Kind = TczSegmentKind.Opaque, Name = "", DType = DType.U8, Length = length, OriginalOffset = offset };
-    }
-
-    static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string path)
-    {
-        while (buffer.Length > 0)
-        {
-            int n = RandomAccess.Read(handle, buffer, offset);
-            if (n == 0) throw new TensorFormatException(path, offset, null, "file ended early (was it truncated while being read?)");
-            buffer = buffer[n..];
-            offset += n;
-        }
     }
 }
