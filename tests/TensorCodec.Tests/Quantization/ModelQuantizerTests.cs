@@ -4,6 +4,7 @@ using TensorCodec.Containers;
 using TensorCodec.Formats;
 using TensorCodec.Numerics;
 using TensorCodec.Quantization;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Quantization;
 
@@ -23,7 +24,7 @@ public class ModelQuantizerTests
     static float[] SourceInGgufOrder(string ggufName)
     {
         var layout = TensorFileReader.Open(Bf16Sample);
-        var t = layout.Tensors.Single(x => LlamaNames.FromHf(x.Name) == ggufName);
+        var t = layout.Tensors.Single(x => TensorNames.ToGguf(TensorNaming.HuggingFace, x.Name) == ggufName);
         var bytes = new byte[t.Length];
         using (var s = File.OpenRead(Bf16Sample)) { s.Position = t.Offset; s.ReadExactly(bytes); }
         var v = new float[t.ElementCount];
