@@ -16,9 +16,9 @@ public enum RopeStyle : byte
 /// <summary>
 /// The hyperparameters of a Llama-architecture model, read from a Hugging Face <c>config.json</c>,
 /// GGUF <c>llama.*</c> metadata or a llama2.c header. The engine runs, and the quantizer writes,
-/// exactly what this accepts. It refuses (with a <see cref="TensorFormatException"/> naming the file
-/// and the field) malformed values and every feature the engine does not implement, listed once in
-/// <see cref="Refusals"/>.
+/// exactly what this accepts. A malformed or inconsistent value is a <see cref="TensorFormatException"/>
+/// naming the file and the field; a well-formed request for something the engine does not implement
+/// (listed once in <see cref="Refusals"/>) is a <see cref="NotSupportedException"/> naming both too.
 /// </summary>
 public sealed record ModelConfig
 {
@@ -49,9 +49,6 @@ public sealed record ModelConfig
     /// <summary>End-of-sequence token id.</summary>
     public int EosId { get; init; } = 2;
 
-    /// <summary>Which file format the values came from; names the fields in errors.</summary>
-    internal ConfigOrigin Origin { get; init; }
-
     /// <summary>Dimensions per head: <see cref="Dim"/> / <see cref="Heads"/> (a separate head_dim is refused).</summary>
     public int HeadDim => Dim / Heads;
     /// <summary>Width of the K and V projections.</summary>
@@ -72,15 +69,19 @@ public sealed record ModelConfig
         ["activation"] = "the feed-forward gate is SiLU; other activations are not implemented",
     };
 
-    static string Why(string refusal) => Refusals[refusal];
+    /// <summary>A refusal: the file is well formed but asks for something the engine does not implement.</summary>
+    static NotSupportedException Refuse(string? path, string field, string what, string refusal) =>
+        new($"{path ?? "<config>"}, field '{field}': {what}: {Refusals[refusal]}");
 
     /// <summary>
     /// Checks sizes and divisibility, throwing a <see cref="TensorFormatException"/> naming the
     /// source's spelling of the first bad field.
     /// </summary>
-    public void Validate(string? source = null)
+    public void Validate(string? source = null) => Validate(source, ConfigOrigin.Code);
+
+    void Validate(string? source, ConfigOrigin origin)
     {
-        var n = Origin.Names();
+        var n = origin.Names();
         string file = source ?? "<config>";
         void Positive(int v, string field)
         {
@@ -137,9 +138,8 @@ public sealed record ModelConfig
             Dim = header.Dim, HiddenDim = header.HiddenDim, Layers = header.NLayers, Heads = header.NHeads,
             KvHeads = header.NKvHeads, VocabSize = header.VocabSize, MaxSeqLen = header.SeqLen,
             NormEps = 1e-5f, RopeTheta = 10000f, Rope = TensorNames.Rope(TensorNaming.Llama2c), TiedEmbeddings = header.SharedClassifier,
-            Origin = ConfigOrigin.Llama2c,
         };
-        c.Validate(path);
+        c.Validate(path, ConfigOrigin.Llama2c);
         return c;
     }
 
@@ -153,14 +153,14 @@ public sealed record ModelConfig
         var k = new GgufKeys(gguf, path);
         string arch = k.String("general.architecture")
             ?? throw new TensorFormatException(path, null, "general.architecture", "is missing");
-        if (arch != "llama") throw new TensorFormatException(path, null, "general.architecture", $"is '{arch}': {Why("architecture")}");
-        if (k.Int("llama.expert_count") is > 0) throw new TensorFormatException(path, null, "llama.expert_count", $"is {k.Int("llama.expert_count")}: {Why("experts")}");
+        if (arch != "llama") throw Refuse(path, "general.architecture", $"is '{arch}'", "architecture");
+        if (k.Int("llama.expert_count") is > 0) throw Refuse(path, "llama.expert_count", $"is {k.Int("llama.expert_count")}", "experts");
         if (k.String("llama.rope.scaling.type") is { } st && st != "none")
-            throw new TensorFormatException(path, null, "llama.rope.scaling.type", $"is '{st}': {Why("rope scaling")}");
+            throw Refuse(path, "llama.rope.scaling.type", $"is '{st}'", "rope scaling");
         if (k.Float("llama.rope.scaling.factor") is { } sf && sf != 0 && sf != 1)
-            throw new TensorFormatException(path, null, "llama.rope.scaling.factor", $"is {sf.ToString(CultureInfo.InvariantCulture)}: {Why("rope scaling")}");
+            throw Refuse(path, "llama.rope.scaling.factor", $"is {sf.ToString(CultureInfo.InvariantCulture)}", "rope scaling");
         if (gguf.Tensors.Any(t => t.Name == "rope_freqs.weight"))
-            throw new TensorFormatException(path, null, "rope_freqs.weight", $"per-dimension RoPE frequency factors: {Why("rope scaling")}");
+            throw Refuse(path, "rope_freqs.weight", $"per-dimension RoPE frequency factors", "rope scaling");
 
         int Required(string key) => k.Int(key) ?? throw new TensorFormatException(path, null, key, "is missing");
         int heads = Required("llama.attention.head_count");
@@ -177,14 +177,13 @@ public sealed record ModelConfig
             Rope = TensorNames.Rope(TensorNaming.Gguf),
             TiedEmbeddings = !gguf.Tensors.Any(t => t.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)),
             BosId = k.Int("tokenizer.ggml.bos_token_id") ?? 1, EosId = k.Int("tokenizer.ggml.eos_token_id") ?? 2,
-            Origin = ConfigOrigin.Gguf,
         };
-        c.Validate(path);
+        c.Validate(path, ConfigOrigin.Gguf);
         foreach (var key in new[] { "llama.attention.key_length", "llama.attention.value_length" })
             if (k.Int(key) is int hd && hd != c.HeadDim)
-                throw new TensorFormatException(path, null, key, $"is {hd}, not embedding_length / head_count = {c.HeadDim}: {Why("head_dim")}");
+                throw Refuse(path, key, $"is {hd}, not embedding_length / head_count = {c.HeadDim}", "head_dim");
         if (k.Int("llama.rope.dimension_count") is int rd && rd != c.HeadDim)
-            throw new TensorFormatException(path, null, "llama.rope.dimension_count", $"is {rd}, not the head size {c.HeadDim}: {Why("partial rotary")}");
+            throw Refuse(path, "llama.rope.dimension_count", $"is {rd}, not the head size {c.HeadDim}", "partial rotary");
         return c;
     }
 
@@ -205,15 +204,15 @@ public sealed record ModelConfig
         if (root.ValueKind != JsonValueKind.Object) throw new TensorFormatException(path, null, null, $"is a JSON {root.ValueKind}, not an object");
         var j = new JsonFields(root, path);
         if (j.String("model_type") is { } type && type != "llama")
-            throw new TensorFormatException(path, null, "model_type", $"is '{type}': {Why("architecture")}");
+            throw Refuse(path, "model_type", $"is '{type}'", "architecture");
         if (j.Strings("architectures") is { } archs && !archs.Contains("LlamaForCausalLM"))
-            throw new TensorFormatException(path, null, "architectures", $"is [{string.Join(", ", archs)}], not LlamaForCausalLM: {Why("architecture")}");
+            throw Refuse(path, "architectures", $"is [{string.Join(", ", archs)}], not LlamaForCausalLM", "architecture");
         if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind != JsonValueKind.Null && !IsDefaultRope(rs))
-            throw new TensorFormatException(path, null, "rope_scaling", $"is {rs.GetRawText()}: {Why("rope scaling")}");
+            throw Refuse(path, "rope_scaling", $"is {rs.GetRawText()}", "rope scaling");
         if (j.String("hidden_act") is { } act && act != "silu")
-            throw new TensorFormatException(path, null, "hidden_act", $"is '{act}': {Why("activation")}");
+            throw Refuse(path, "hidden_act", $"is '{act}'", "activation");
         foreach (var key in new[] { "attention_bias", "mlp_bias" })
-            if (j.Bool(key) == true) throw new TensorFormatException(path, null, key, $"is true: {Why("bias")}");
+            if (j.Bool(key) == true) throw Refuse(path, key, $"is true", "bias");
 
         int Required(string key) => j.Int(key) ?? throw new TensorFormatException(path, null, key, "is missing");
         int heads = Required("num_attention_heads");
@@ -228,11 +227,10 @@ public sealed record ModelConfig
             Rope = TensorNames.Rope(TensorNaming.HuggingFace),
             TiedEmbeddings = j.Bool("tie_word_embeddings") ?? false,
             BosId = j.Int("bos_token_id") ?? 1, EosId = j.FirstInt("eos_token_id") ?? 2,
-            Origin = ConfigOrigin.HfConfig,
         };
-        c.Validate(path);
+        c.Validate(path, ConfigOrigin.HfConfig);
         if (headDim is int hd && hd != c.HeadDim)
-            throw new TensorFormatException(path, null, "head_dim", $"is {hd}, not hidden_size / num_attention_heads = {c.HeadDim}: {Why("head_dim")}");
+            throw Refuse(path, "head_dim", $"is {hd}, not hidden_size / num_attention_heads = {c.HeadDim}", "head_dim");
         return c;
     }
 

@@ -324,6 +324,8 @@ public class ModelQuantizerTests
             new("llama.embedding_length", GgufValue.UInt32(256)),
             new("llama.block_count", GgufValue.UInt32(1)),
             new("llama.attention.head_count", GgufValue.UInt32(2)),
+            new("llama.feed_forward_length", GgufValue.UInt32(512)),
+            new("llama.vocab_size", GgufValue.UInt32(32)),
         };
         var tensors = new[] { new GgufTensor("blk.0.attn_q.weight", GgmlTypes.IQ2_XXS, [256, 2], TensorByteSource.FromMemory(new byte[2 * 66])) };
         using (var s = File.Create(path)) GgufWriter.Write(s, meta, tensors);
