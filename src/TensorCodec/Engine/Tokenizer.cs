@@ -1,5 +1,4 @@
 using System.Text;
-using TensorCodec.Containers;
 using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
@@ -72,9 +71,6 @@ public sealed class Tokenizer
 
     /// <summary>An encoder over llama2.c's tokenizer.bin (see <see cref="Models.Vocabulary.ReadLlama2c"/>).</summary>
     public static Tokenizer LoadLlama2c(string path) => new(Vocabulary.ReadLlama2c(path));
-
-    /// <summary>An encoder over the vocabulary embedded in a GGUF (see <see cref="Models.Vocabulary.FromGguf"/>).</summary>
-    public static Tokenizer FromGguf(GgufFile gguf, string? source = null) => new(Vocabulary.FromGguf(gguf, source));
 
     /// <summary>A llama2.c tokenizer.bin, or the vocabulary inside a GGUF model.</summary>
     public static Tokenizer Load(string path) => new(Vocabulary.Read(path));

@@ -297,4 +297,13 @@ public class ModelConfigTests
         Assert.Equal("n_heads", e.Field); // head size 5: RoPE rotates pairs
         Assert.Equal("s.bin", e.FilePath);
     }
+
+    [Fact]
+    public void The_text_hashed_into_tkv_model_identities_is_unchanged()
+    {
+        // What the record printed as Engine.LlamaConfig; .tkv files saved before the rename carry its hash.
+        Assert.Equal("LlamaConfig { Dim = 256, HiddenDim = 768, Layers = 4, Heads = 8, KvHeads = 4, VocabSize = 1024, MaxSeqLen = 256, " +
+            "NormEps = 1E-05, RopeTheta = 10000, Rope = HalfSplit, TiedEmbeddings = False, BosId = 1, EosId = 2, HeadDim = 32, KvDim = 128 }",
+            ModelConfig.FromHfConfig(BardConfig).ToString());
+    }
 }
