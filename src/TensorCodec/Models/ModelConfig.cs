@@ -113,7 +113,7 @@ public sealed record ModelConfig
     }
 
     /// <summary><paramref name="configPath"/>, or <c>config.json</c> in the folder of <paramref name="modelPath"/>.</summary>
-    public static string HfConfigPathFor(string modelPath, string? configPath) =>
+    internal static string HfConfigPathFor(string modelPath, string? configPath) =>
         configPath ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(modelPath))!, "config.json");
 
     /// <summary>
@@ -350,13 +350,12 @@ internal readonly struct GgufKeys(GgufFile gguf, string? path)
     public int? Int(string key)
     {
         if (gguf.Find(key) is not { } v) return null;
-        long x = v.Value switch
+        Int128 x = v.Value switch
         {
-            byte b => b, sbyte b => b, ushort b => b, short b => b, uint b => b, int b => b, long b => b,
-            ulong b => b <= long.MaxValue ? (long)b : long.MaxValue,
+            byte b => b, sbyte b => b, ushort b => b, short b => b, uint b => b, int b => b, long b => b, ulong b => b,
             _ => throw new TensorFormatException(path, null, key, $"is {v.Type}, not an integer"),
         };
-        if (x < int.MinValue || x > int.MaxValue) throw new TensorFormatException(path, null, key, $"{x} is out of range");
+        if (x < int.MinValue || x > int.MaxValue) throw new TensorFormatException(path, null, key, $"is {x}, out of the 32-bit range");
         return (int)x;
     }
 

@@ -50,7 +50,7 @@ public sealed class Vocabulary
     public float Score(int id) => _scores[id];
 
     /// <summary>The byte a <c>&lt;0xXX&gt;</c> byte-fallback token stands for, or −1.</summary>
-    public int ByteValue(int id)
+    internal int ByteValue(int id)
     {
         var p = _pieces[id];
         return p.Length == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && Hex(p[3]) is int hi and >= 0 && Hex(p[4]) is int lo and >= 0

@@ -153,7 +153,7 @@ public static class ModelQuantizer
             raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
 
             var ctx = new MixContext(hp.Layers, hp.Heads, hp.KvHeads,
-                HasOutput: raw.Any(r => r.Name == "output.weight"), HasImatrix: imatrix is not null);
+                HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null);
             var planned = new List<PlannedTensor>();
             foreach (var r in raw)
             {
