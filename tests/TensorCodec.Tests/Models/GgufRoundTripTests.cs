@@ -193,4 +193,32 @@ public class GgufRoundTripTests(ITestOutputHelper output)
         gen.Sample(x => worst = Math.Max(worst, Check(x.Item1, x.seed)), iter: 40, threads: 1, seed: "0b7ZpZ2dYq51");
         output.WriteLine($"worst max |Δ logit| / max |logit| over 40 random configs: {worst:E2}");
     }
+
+    public static TheoryData<string> Mixes => new(QuantMix.All.Select(m => m.Name));
+
+    /// <summary>
+    /// Every mix the quantizer writes (block types, and their fallbacks where rows are not a
+    /// multiple of 256) loads in the engine with the same config and runs.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Mixes))]
+    public void Every_mix_the_quantizer_writes_the_engine_loads(string mix)
+    {
+        foreach (var s in new Shape[]
+        {
+            new(64, 8, 2, 96, 2, 40, Tied: false, 10000f, 1e-5f, DType.BF16, Tokenizer: true),
+            new(256, 2, 1, 512, 1, 33, Tied: true, 500000f, 1e-6f, DType.F32, Tokenizer: false),
+        })
+        {
+            using var dir = new ScratchDir();
+            string model = WriteModel(dir.Path, s, 3);
+            string gguf = dir.File("model.gguf");
+            ModelQuantizer.Quantize(model, gguf, new ModelQuantizeOptions { Mix = QuantMix.Get(mix), TokenizerPath = s.Tokenizer ? dir.File("tok.bin") : null });
+            using var st = LlamaModel.Load(model);
+            using var gg = LlamaModel.Load(gguf);
+            Assert.Equal(st.Config with { Rope = RopeStyle.AdjacentPairs }, gg.Config);
+            var logits = Logits(gg, [1, 4, 9, 16, 25 % s.Vocab]);
+            Assert.All(logits, x => Assert.True(float.IsFinite(x), $"{mix}, {s}: non-finite logit"));
+        }
+    }
 }
