@@ -77,12 +77,7 @@ public sealed class LlamaModel : IDisposable
     {
         options ??= new LlamaLoadOptions();
         var config = ModelConfig.Read(layout, path, options.ConfigPath);
-        var naming = layout.Format switch
-        {
-            TensorFileFormat.Llama2c => TensorNaming.Llama2c,
-            TensorFileFormat.Gguf => TensorNaming.Gguf,
-            _ => TensorNaming.HuggingFace,
-        };
+        var naming = TensorNames.NamingOf(layout.Format);
 
         var file = new MappedFile(path);
         try

@@ -1,4 +1,5 @@
 using System.Globalization;
+using TensorCodec.Containers;
 
 namespace TensorCodec.Models;
 
@@ -74,6 +75,15 @@ public static class TensorNames
         TensorRole.AttentionNorm, TensorRole.Query, TensorRole.Key, TensorRole.Value, TensorRole.AttentionOutput,
         TensorRole.FfnNorm, TensorRole.FfnGate, TensorRole.FfnUp, TensorRole.FfnDown,
     ];
+
+    /// <summary>The naming convention of a model file format (safetensors models are Hugging Face's).</summary>
+    public static TensorNaming NamingOf(TensorFileFormat format) => format switch
+    {
+        TensorFileFormat.Llama2c => TensorNaming.Llama2c,
+        TensorFileFormat.Gguf => TensorNaming.Gguf,
+        TensorFileFormat.Safetensors => TensorNaming.HuggingFace,
+        _ => throw new NotSupportedException($"{format} files do not hold a model's tensors"),
+    };
 
     /// <summary>True for the tensors each transformer block has one of.</summary>
     public static bool IsPerLayer(TensorRole role) => role is not (TensorRole.TokenEmbedding or TensorRole.OutputNorm or TensorRole.Output);
