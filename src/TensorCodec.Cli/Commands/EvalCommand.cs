@@ -46,7 +46,7 @@ static class EvalCommand
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
             int[] all = tokensPath is not null
-                ? (tokensPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? EvalData.ParseCsv(File.ReadAllText(tokensPath), tokensPath) : EvalData.ReadU16(tokensPath))
+                ? EvalData.ReadTokens(tokensPath)
                 : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
             var data = EvalData.Split(all, p.GetValue(split));
 

@@ -4,6 +4,7 @@ using Spectre.Console;
 using TensorCodec.Containers;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
+using TensorCodec.Models;
 
 namespace TensorCodec.Cli.Commands;
 
@@ -20,7 +21,7 @@ static class KvCommand
     }
 
     static Argument<string> ModelArg() => new("model") { Description = "llama2.c .bin, GGUF, or safetensors with config.json beside it" };
-    static Option<string?> TokenizerOpt() => new("--tokenizer") { Description = "Tokenizer (default: tokenizer.bin or tok*.bin beside the model)" };
+    static Option<string?> TokenizerOpt() => new("--tokenizer") { Description = "Tokenizer (default: tokenizer.bin or tok*.bin beside the model, else the vocabulary inside a GGUF model)" };
     static Option<string?> ConfigOpt() => new("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
     static Option<string> CodecOpt() => new("--kv-codec")
     {
@@ -30,11 +31,8 @@ static class KvCommand
 
     static Tokenizer LoadTokenizer(string? path, string modelPath)
     {
-        if (path is not null) return Tokenizer.Load(path);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
-        var found = new[] { Path.Combine(dir, "tokenizer.bin") }.Concat(Directory.EnumerateFiles(dir, "tok*.bin").Order()).FirstOrDefault(File.Exists)
-            ?? throw new ArgumentException($"no tokenizer beside {modelPath}; pass --tokenizer");
-        return Tokenizer.Load(found);
+        path ??= Vocabulary.Locate(modelPath) ?? throw new ArgumentException($"no tokenizer beside {modelPath}; pass --tokenizer");
+        return Tokenizer.Load(path);
     }
 
     static Command Save()
@@ -55,7 +53,7 @@ static class KvCommand
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             var spec = KvCodecSpec.Parse(p.GetValue(codec)!, m.Config.Layers);
             int[] all = p.GetValue(text) is { } tp ? EvalData.Tokenize(tp, LoadTokenizer(p.GetValue(tok), modelPath))
-                : p.GetValue(tokens) is { } tf ? (tf.EndsWith(".u16", StringComparison.OrdinalIgnoreCase) ? EvalData.ReadU16(tf) : EvalData.ParseCsv(File.ReadAllText(tf), tf))
+                : p.GetValue(tokens) is { } tf ? EvalData.ReadTokens(tf)
                 : throw new ArgumentException("give --text FILE or --tokens FILE");
             int start = p.GetValue(from);
             if (start < 0 || start >= all.Length) throw new ArgumentException($"--from {start} is outside the {all.Length} tokens");
@@ -168,7 +166,7 @@ static class KvCommand
         {
             string modelPath = p.GetValue(model)!, tf = p.GetValue(tokens)!;
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
-            int[] all = tf.EndsWith(".u16", StringComparison.OrdinalIgnoreCase) ? EvalData.ReadU16(tf) : EvalData.ParseCsv(File.ReadAllText(tf), tf);
+            int[] all = EvalData.ReadTokens(tf);
             var data = EvalData.Split(all, p.GetValue(split));
             var specs = p.GetValue(codecs)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => KvCodecSpec.Parse(s, m.Config.Layers)).ToArray();
             var rows = KvBench.Run(m, data.Span, p.GetValue(ctxOpt), p.GetValue(promptOpt), p.GetValue(windows), specs, CliCommon.ResolveThreads(p.GetValue(threads)), ct);

@@ -67,7 +67,7 @@ static class LogitsCommand
     static int[] ReadTokens(string spec)
     {
         if (File.Exists(spec))
-            return spec.EndsWith(".u16", StringComparison.OrdinalIgnoreCase) ? EvalData.ReadU16(spec) : EvalData.ParseCsv(File.ReadAllText(spec), spec);
+            return EvalData.ReadTokens(spec);
         return EvalData.ParseCsv(spec);
     }
 }

@@ -33,7 +33,7 @@ static class SweepCommand
             if (textPath is not null && tokPath is null) throw new ArgumentException("--text needs --tokenizer");
             string modelPath = p.GetValue(model)!;
             int[] all = tokensPath is not null
-                ? (tokensPath.EndsWith(".csv", StringComparison.OrdinalIgnoreCase) ? EvalData.ParseCsv(File.ReadAllText(tokensPath), tokensPath) : EvalData.ReadU16(tokensPath))
+                ? EvalData.ReadTokens(tokensPath)
                 : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
             var data = EvalData.Split(all, p.GetValue(split));
             var options = new SweepOptions

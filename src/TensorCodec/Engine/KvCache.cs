@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
@@ -57,7 +58,7 @@ public sealed class F32KvCache : IKvCache
         _v = new float[n];
     }
 
-    public F32KvCache(LlamaConfig c, int capacity) : this(c.Layers, c.KvHeads, c.HeadDim, capacity) { }
+    public F32KvCache(ModelConfig c, int capacity) : this(c.Layers, c.KvHeads, c.HeadDim, capacity) { }
 
     int Base(int layer, int head) => (layer * KvHeads + head) * Capacity * HeadDim;
 

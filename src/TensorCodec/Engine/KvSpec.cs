@@ -1,4 +1,5 @@
 using System.Globalization;
+using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
@@ -87,7 +88,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
             PreRope ? new KiviKvCache.RopeInfo(rope, ropeTheta) : null, Clip),
     };
 
-    public IKvCache Create(LlamaConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch, c.Rope, c.RopeTheta);
+    public IKvCache Create(ModelConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch, c.Rope, c.RopeTheta);
 
     /// <summary>
     /// Exact bytes of keys, values and their scales/zeros once <paramref name="tokens"/> positions
@@ -112,5 +113,5 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         }
     }
 
-    public long BytesFor(LlamaConfig c, int tokens) => BytesFor(c.Layers, c.KvHeads, c.HeadDim, tokens);
+    public long BytesFor(ModelConfig c, int tokens) => BytesFor(c.Layers, c.KvHeads, c.HeadDim, tokens);
 }

@@ -1,5 +1,6 @@
 using TensorCodec.Containers;
 using TensorCodec.Formats;
+using TensorCodec.Models;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
@@ -40,7 +41,7 @@ public sealed class LlamaModel : IDisposable
 {
     readonly MappedFile? _file;
 
-    public LlamaConfig Config { get; }
+    public ModelConfig Config { get; }
     public IWeightMatrix Embedding { get; }
     public IReadOnlyList<LlamaLayer> Layers { get; }
     public float[] FinalNorm { get; }
@@ -48,7 +49,7 @@ public sealed class LlamaModel : IDisposable
     public IWeightMatrix Output { get; }
     public string Source { get; }
 
-    public LlamaModel(LlamaConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
+    public LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
         IWeightMatrix output, string source = "<memory>", MappedFile? file = null)
     {
         config.Validate(source);
@@ -75,52 +76,32 @@ public sealed class LlamaModel : IDisposable
     public static LlamaModel Load(TensorFile layout, string path, LlamaLoadOptions? options = null)
     {
         options ??= new LlamaLoadOptions();
-        LlamaConfig config;
-        NameMap names;
-        switch (layout.Format)
-        {
-            case TensorFileFormat.Llama2c:
-                config = LlamaConfig.FromLlama2c(layout.Metadata, path);
-                names = NameMap.Llama2c;
-                break;
-            case TensorFileFormat.Safetensors:
-                string cfg = options.ConfigPath ?? System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "config.json");
-                if (!File.Exists(cfg))
-                    throw new FileNotFoundException($"{path}: safetensors model needs its config.json ({cfg} not found; pass the config path)");
-                config = LlamaConfig.FromHfConfigJson(cfg);
-                names = NameMap.HuggingFace;
-                break;
-            case TensorFileFormat.Gguf:
-                using (var stream = File.OpenRead(path)) config = LlamaConfig.FromGguf(GgufFile.Parse(stream, path), path);
-                names = NameMap.Gguf;
-                break;
-            default:
-                throw new NotSupportedException($"{path}: not a recognised model file (expected llama2.c, safetensors or GGUF)");
-        }
+        var config = ModelConfig.Read(layout, path, options.ConfigPath);
+        var naming = TensorNames.NamingOf(layout.Format);
 
         var file = new MappedFile(path);
         try
         {
-            var loader = new Loader(layout, file, config, names, options.WidenToF32);
-            var embedding = loader.Matrix(names.Embedding, -1, config.VocabSize, config.Dim);
+            var loader = new Loader(layout, file, config, naming, options.WidenToF32);
+            var embedding = loader.Matrix(TensorRole.TokenEmbedding, -1, config.VocabSize, config.Dim);
             var layers = new LlamaLayer[config.Layers];
             for (int l = 0; l < config.Layers; l++)
                 layers[l] = new LlamaLayer
                 {
-                    AttnNorm = loader.Vector(names.AttnNorm, l, config.Dim),
-                    Wq = loader.Matrix(names.Wq, l, config.Dim, config.Dim),
-                    Wk = loader.Matrix(names.Wk, l, config.KvDim, config.Dim),
-                    Wv = loader.Matrix(names.Wv, l, config.KvDim, config.Dim),
-                    Wo = loader.Matrix(names.Wo, l, config.Dim, config.Dim),
-                    FfnNorm = loader.Vector(names.FfnNorm, l, config.Dim),
-                    Gate = loader.Matrix(names.Gate, l, config.HiddenDim, config.Dim),
-                    Up = loader.Matrix(names.Up, l, config.HiddenDim, config.Dim),
-                    Down = loader.Matrix(names.Down, l, config.Dim, config.HiddenDim),
+                    AttnNorm = loader.Vector(TensorRole.AttentionNorm, l, config.Dim),
+                    Wq = loader.Matrix(TensorRole.Query, l, config.Dim, config.Dim),
+                    Wk = loader.Matrix(TensorRole.Key, l, config.KvDim, config.Dim),
+                    Wv = loader.Matrix(TensorRole.Value, l, config.KvDim, config.Dim),
+                    Wo = loader.Matrix(TensorRole.AttentionOutput, l, config.Dim, config.Dim),
+                    FfnNorm = loader.Vector(TensorRole.FfnNorm, l, config.Dim),
+                    Gate = loader.Matrix(TensorRole.FfnGate, l, config.HiddenDim, config.Dim),
+                    Up = loader.Matrix(TensorRole.FfnUp, l, config.HiddenDim, config.Dim),
+                    Down = loader.Matrix(TensorRole.FfnDown, l, config.Dim, config.HiddenDim),
                 };
-            var finalNorm = loader.Vector(names.FinalNorm, -1, config.Dim);
+            var finalNorm = loader.Vector(TensorRole.OutputNorm, -1, config.Dim);
             // Some HF exports keep a tied lm_head anyway; use it when present.
-            var output = !config.TiedEmbeddings || layout.Tensors.Any(t => t.Name == names.Output)
-                ? loader.Matrix(names.Output, -1, config.VocabSize, config.Dim)
+            var output = !config.TiedEmbeddings || layout.Tensors.Any(t => t.Name == TensorNames.Name(naming, TensorRole.Output))
+                ? loader.Matrix(TensorRole.Output, -1, config.VocabSize, config.Dim)
                 : embedding;
             return new LlamaModel(config, embedding, layers, finalNorm, output, path, file);
         }
@@ -131,50 +112,27 @@ public sealed class LlamaModel : IDisposable
         }
     }
 
-    /// <summary>
-    /// Tensor names of one container convention. <c>{0}</c> is the layer; <see cref="Stacked"/>
-    /// means one tensor holds every layer (llama2.c) with the layer as the outermost dimension.
-    /// </summary>
-    sealed record NameMap(bool Stacked, string Embedding, string AttnNorm, string Wq, string Wk, string Wv, string Wo,
-        string FfnNorm, string Gate, string Up, string Down, string FinalNorm, string Output)
-    {
-        public static readonly NameMap Llama2c = new(true, "token_embedding_table", "rms_att_weight", "wq", "wk", "wv", "wo",
-            "rms_ffn_weight", "w1", "w3", "w2", "rms_final_weight", "wcls");
-
-        public static readonly NameMap HuggingFace = new(false, "model.embed_tokens.weight",
-            "model.layers.{0}.input_layernorm.weight", "model.layers.{0}.self_attn.q_proj.weight",
-            "model.layers.{0}.self_attn.k_proj.weight", "model.layers.{0}.self_attn.v_proj.weight",
-            "model.layers.{0}.self_attn.o_proj.weight", "model.layers.{0}.post_attention_layernorm.weight",
-            "model.layers.{0}.mlp.gate_proj.weight", "model.layers.{0}.mlp.up_proj.weight",
-            "model.layers.{0}.mlp.down_proj.weight", "model.norm.weight", "lm_head.weight");
-
-        public static readonly NameMap Gguf = new(false, "token_embd.weight", "blk.{0}.attn_norm.weight",
-            "blk.{0}.attn_q.weight", "blk.{0}.attn_k.weight", "blk.{0}.attn_v.weight", "blk.{0}.attn_output.weight",
-            "blk.{0}.ffn_norm.weight", "blk.{0}.ffn_gate.weight", "blk.{0}.ffn_up.weight", "blk.{0}.ffn_down.weight",
-            "output_norm.weight", "output.weight");
-    }
-
     /// <summary>Finds tensors, checks their shapes against the config, and wraps their bytes.</summary>
-    sealed unsafe class Loader(TensorFile layout, MappedFile file, LlamaConfig config, NameMap names, bool widen)
+    sealed unsafe class Loader(TensorFile layout, MappedFile file, ModelConfig config, TensorNaming naming, bool widen)
     {
         readonly Dictionary<string, TensorInfo> _byName = layout.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
 
-        public IWeightMatrix Matrix(string pattern, int layer, int rows, int cols)
+        public IWeightMatrix Matrix(TensorRole role, int layer, int rows, int cols)
         {
-            var (t, offset, size) = Locate(pattern, layer, [rows, cols]);
+            var (t, offset, size) = Locate(role, layer, [rows, cols]);
             return WeightMatrix.Create(t.DType, file.At(offset, size), rows, cols, file, widen, t.GgmlType);
         }
 
-        public float[] Vector(string pattern, int layer, int n)
+        public float[] Vector(TensorRole role, int layer, int n)
         {
-            var (t, offset, size) = Locate(pattern, layer, [n]);
+            var (t, offset, size) = Locate(role, layer, [n]);
             return WeightMatrix.ReadVector(t.DType, file.At(offset, size), n, t.GgmlType);
         }
 
-        (TensorInfo, long, long) Locate(string pattern, int layer, long[] shape)
+        (TensorInfo, long, long) Locate(TensorRole role, int layer, long[] shape)
         {
-            bool stacked = names.Stacked && layer >= 0;
-            string name = stacked || layer < 0 ? pattern : string.Format(System.Globalization.CultureInfo.InvariantCulture, pattern, layer);
+            bool stacked = TensorNames.IsStacked(naming) && layer >= 0;
+            string name = TensorNames.Name(naming, role, layer);
             if (!_byName.TryGetValue(name, out var t))
                 throw new InvalidDataException($"{file.Path}: tensor '{name}' is missing");
             long[] expected = stacked ? [config.Layers, .. shape] : shape;

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
+using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
@@ -23,7 +24,7 @@ public sealed record LlamaSessionOptions
 public sealed unsafe class LlamaSession : IDisposable
 {
     readonly LlamaModel _m;
-    readonly LlamaConfig _c;
+    readonly ModelConfig _c;
     readonly WorkerPool _pool;
     readonly int _maxBatch;
     // Activations, [batch][width] row-major, pinned so worker threads can address them.
@@ -37,7 +38,7 @@ public sealed unsafe class LlamaSession : IDisposable
     public int Capacity { get; }
     /// <summary>Number of positions already in the cache (the next token's position).</summary>
     public int Position { get; private set; }
-    public LlamaConfig Config => _c;
+    public ModelConfig Config => _c;
 
     internal LlamaSession(LlamaModel model, LlamaSessionOptions o)
     {

@@ -1,6 +1,5 @@
-using System.Buffers.Binary;
 using System.Text;
-using TensorCodec.Containers;
+using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
@@ -25,28 +24,29 @@ public sealed class Tokenizer
     public int BosId { get; }
     public int EosId { get; }
 
-    /// <summary>A vocabulary: pieces as UTF-8 bytes (spaces as ' '), and their merge scores.</summary>
-    public Tokenizer(IReadOnlyList<byte[]> pieces, IReadOnlyList<float> scores, int bosId = 1, int eosId = 2)
+    /// <summary>An encoder over <paramref name="vocabulary"/>.</summary>
+    public Tokenizer(Vocabulary vocabulary)
     {
-        if (pieces.Count != scores.Count) throw new ArgumentException("pieces and scores differ in count");
-        _pieces = pieces.ToArray();
-        _scores = scores.ToArray();
-        BosId = bosId; EosId = eosId;
+        Vocabulary = vocabulary;
+        int count = vocabulary.Count;
+        _pieces = new byte[count][];
+        _scores = new float[count];
+        BosId = vocabulary.BosId; EosId = vocabulary.EosId;
         Array.Fill(_byteToken, -1);
-        _tokenByte = new int[_pieces.Length];
+        _tokenByte = new int[count];
         Array.Fill(_tokenByte, -1);
-        var text = new string[_pieces.Length];
-        for (int id = 0; id < _pieces.Length; id++)
+        var text = new string[count];
+        for (int id = 0; id < count; id++)
         {
-            var p = _pieces[id];
-            if (p.Length == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>'
-                && byte.TryParse(Encoding.ASCII.GetString(p, 3, 2), System.Globalization.NumberStyles.HexNumber, null, out byte b))
+            var p = _pieces[id] = vocabulary.Piece(id).ToArray();
+            _scores[id] = vocabulary.Score(id);
+            if (vocabulary.ByteValue(id) is int b and >= 0)
             {
                 if (_byteToken[b] < 0) _byteToken[b] = id;
                 _tokenByte[id] = b;
                 continue; // byte tokens never take part in merges
             }
-            if (id == bosId || id == eosId || p.Length == 0) continue;
+            if (id == BosId || id == EosId || p.Length == 0) continue;
             text[id] = Encoding.UTF8.GetString(p);
             _byText.TryAdd(text[id], id);
         }
@@ -66,53 +66,14 @@ public sealed class Tokenizer
         _space = _byText.GetValueOrDefault(" ", -1);
     }
 
-    /// <summary>Reads llama2.c's tokenizer.bin: int32 max_token_len, then per token float32 score, int32 length, bytes.</summary>
-    public static Tokenizer LoadLlama2c(string path)
-    {
-        var data = File.ReadAllBytes(path);
-        if (data.Length < 4) throw new InvalidDataException($"{path}: too short for a llama2.c tokenizer");
-        var pieces = new List<byte[]>();
-        var scores = new List<float>();
-        int o = 4;
-        while (o < data.Length)
-        {
-            if (o + 8 > data.Length) throw new InvalidDataException($"{path}: token {pieces.Count} at offset {o} is truncated");
-            float score = BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(o));
-            int len = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(o + 4));
-            o += 8;
-            if (len < 0 || len > data.Length - o) throw new InvalidDataException($"{path}: token {pieces.Count} at offset {o - 4} has invalid length {len}");
-            pieces.Add(data.AsSpan(o, len).ToArray());
-            scores.Add(score);
-            o += len;
-        }
-        if (pieces.Count < 3) throw new InvalidDataException($"{path}: only {pieces.Count} tokens");
-        return new Tokenizer(pieces, scores);
-    }
+    /// <summary>The vocabulary this tokenizer encodes with.</summary>
+    public Vocabulary Vocabulary { get; }
 
-    /// <summary>
-    /// The vocabulary embedded in a GGUF (<c>tokenizer.ggml.*</c>, model "llama" = SentencePiece).
-    /// Pieces spell spaces as U+2581; byte tokens are "&lt;0xXX&gt;" like tokenizer.bin.
-    /// </summary>
-    public static Tokenizer FromGguf(GgufFile gguf, string? source = null)
-    {
-        string model = gguf.Find("tokenizer.ggml.model")?.Value as string ?? "llama";
-        if (model != "llama") throw new NotSupportedException($"{source}: GGUF tokenizer model '{model}' is not supported (only 'llama')");
-        if (gguf.Find("tokenizer.ggml.tokens")?.Value is not GgufArray { Items: string[] tokens })
-            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.tokens' is missing or not a string array");
-        float[] scores = gguf.Find("tokenizer.ggml.scores")?.Value is GgufArray { Items: float[] sc } ? sc : new float[tokens.Length];
-        if (scores.Length != tokens.Length)
-            throw new InvalidDataException($"{source}: GGUF key 'tokenizer.ggml.scores' has {scores.Length} entries for {tokens.Length} tokens");
-        int Id(string key, int dflt) => gguf.Find(key)?.Value is { } v ? Convert.ToInt32(v, System.Globalization.CultureInfo.InvariantCulture) : dflt;
-        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToList();
-        return new Tokenizer(pieces, scores, Id("tokenizer.ggml.bos_token_id", 1), Id("tokenizer.ggml.eos_token_id", 2));
-    }
+    /// <summary>An encoder over llama2.c's tokenizer.bin (see <see cref="Models.Vocabulary.ReadLlama2c"/>).</summary>
+    public static Tokenizer LoadLlama2c(string path) => new(Vocabulary.ReadLlama2c(path));
 
     /// <summary>A llama2.c tokenizer.bin, or the vocabulary inside a GGUF model.</summary>
-    public static Tokenizer Load(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return GgufFile.HasMagic(stream) ? FromGguf(GgufFile.Parse(stream, path), path) : LoadLlama2c(path);
-    }
+    public static Tokenizer Load(string path) => new(Vocabulary.Read(path));
 
     public ReadOnlySpan<byte> Piece(int id) => _pieces[id];
     public float Score(int id) => _scores[id];

@@ -27,6 +27,18 @@ public static class EvalData
         return ids;
     }
 
+    /// <summary>
+    /// A token file, by extension: <c>.u16</c> is raw little-endian uint16 (<see cref="ReadU16"/>),
+    /// <c>.csv</c> is comma-separated ids (<see cref="ParseCsv"/>); anything else is refused naming the file.
+    /// </summary>
+    public static int[] ReadTokens(string path)
+    {
+        string ext = Path.GetExtension(path);
+        if (ext.Equals(".u16", StringComparison.OrdinalIgnoreCase)) return ReadU16(path);
+        if (ext.Equals(".csv", StringComparison.OrdinalIgnoreCase)) return ParseCsv(File.ReadAllText(path), path);
+        throw new ArgumentException($"{path}: unknown token file type '{ext}'; use .u16 (raw uint16 little-endian) or .csv (comma-separated ids)");
+    }
+
     /// <summary>Comma-separated ids (whitespace and newlines allowed), from a string.</summary>
     public static int[] ParseCsv(string text, string? source = null)
     {

@@ -7,6 +7,7 @@ using TensorCodec.Engine;
 using TensorCodec.Formats;
 using TensorCodec.Numerics;
 using TensorCodec.Quantization;
+using TensorCodec.Models;
 
 namespace TensorCodec.Eval;
 
@@ -102,7 +103,7 @@ public static class Sweep
     /// The model quantized to <paramref name="type"/>, in memory. Tensors come from the quantizer's
     /// plan, in GGUF names and row order (HF Q/K rows already permuted), hence adjacent-pair RoPE.
     /// </summary>
-    public static LlamaModel Build(string modelPath, string type, SweepOptions o, LlamaConfig config, List<string> notes,
+    public static LlamaModel Build(string modelPath, string type, SweepOptions o, ModelConfig config, List<string> notes,
         out long bytes, out long elements, out string method)
     {
         var mix = FindMix(type);
@@ -156,19 +157,21 @@ public static class Sweep
 
         IWeightMatrix M(string name) => matrices.TryGetValue(name, out var m) ? m : throw new InvalidDataException($"{modelPath}: tensor '{name}' is missing");
         float[] V(string name) => vectors.TryGetValue(name, out var x) ? x : throw new InvalidDataException($"{modelPath}: tensor '{name}' is missing");
+        IWeightMatrix Mat(TensorRole role, int layer = -1) => M(TensorNames.Name(TensorNaming.Gguf, role, layer));
+        float[] Vec(TensorRole role, int layer = -1) => V(TensorNames.Name(TensorNaming.Gguf, role, layer));
         var layers = new LlamaLayer[config.Layers];
         for (int l = 0; l < config.Layers; l++)
             layers[l] = new LlamaLayer
             {
-                AttnNorm = V($"blk.{l}.attn_norm.weight"), FfnNorm = V($"blk.{l}.ffn_norm.weight"),
-                Wq = M($"blk.{l}.attn_q.weight"), Wk = M($"blk.{l}.attn_k.weight"), Wv = M($"blk.{l}.attn_v.weight"),
-                Wo = M($"blk.{l}.attn_output.weight"), Gate = M($"blk.{l}.ffn_gate.weight"), Up = M($"blk.{l}.ffn_up.weight"),
-                Down = M($"blk.{l}.ffn_down.weight"),
+                AttnNorm = Vec(TensorRole.AttentionNorm, l), FfnNorm = Vec(TensorRole.FfnNorm, l),
+                Wq = Mat(TensorRole.Query, l), Wk = Mat(TensorRole.Key, l), Wv = Mat(TensorRole.Value, l),
+                Wo = Mat(TensorRole.AttentionOutput, l), Gate = Mat(TensorRole.FfnGate, l), Up = Mat(TensorRole.FfnUp, l),
+                Down = Mat(TensorRole.FfnDown, l),
             };
-        var embedding = M("token_embd.weight");
-        bool tied = !matrices.ContainsKey("output.weight");
-        var cfg = config with { Rope = RopeStyle.AdjacentPairs, TiedEmbeddings = tied };
-        return new LlamaModel(cfg, embedding, layers, V("output_norm.weight"), tied ? embedding : M("output.weight"), $"{modelPath} as {type}");
+        var embedding = Mat(TensorRole.TokenEmbedding);
+        bool tied = !matrices.ContainsKey(TensorNames.Name(TensorNaming.Gguf, TensorRole.Output));
+        var cfg = config with { Rope = TensorNames.Rope(TensorNaming.Gguf), TiedEmbeddings = tied };
+        return new LlamaModel(cfg, embedding, layers, Vec(TensorRole.OutputNorm), tied ? embedding : Mat(TensorRole.Output), $"{modelPath} as {type}");
     }
 
     static unsafe IWeightMatrix Pinned(float[] pinned, int rows, int cols)

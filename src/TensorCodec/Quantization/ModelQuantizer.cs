@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using TensorCodec.Containers;
 using TensorCodec.Formats;
+using TensorCodec.Models;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Quantization;
@@ -117,36 +118,27 @@ public static class ModelQuantizer
         {
             var notes = new List<string>();
             var imatrix = options.ImatrixPath is string ip ? ImportanceMatrix.Load(ip) : null;
-            LlamaHyperParams hp;
+            ModelConfig hp;
             List<(string Name, string Source, long[] Dims, Func<float[]> Load)> raw;
             List<KeyValuePair<string, GgufValue>>? carried = null;
             string? name = options.ModelName;
             switch (layout.Format)
             {
                 case TensorFileFormat.Safetensors:
-                {
-                    string config = options.ConfigPath ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(inputPath))!, "config.json");
-                    if (!File.Exists(config))
-                        throw new FileNotFoundException($"{inputPath}: Hugging Face safetensors need config.json beside the model (or --config); {config} does not exist");
-                    hp = LlamaHyperParams.FromHfConfig(config);
+                    hp = ModelConfig.Read(layout, inputPath, options.ConfigPath);
                     raw = FromHf(layout, hp, handle, inputPath, notes);
                     name ??= DefaultName(inputPath);
                     break;
-                }
                 case TensorFileFormat.Llama2c:
-                {
-                    using var s = new FileStream(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);
-                    var c = Llama2cFile.ReadConfig(s, inputPath);
-                    hp = LlamaHyperParams.FromLlama2c(c);
+                    hp = ModelConfig.Read(layout, inputPath);
                     raw = FromLlama2c(layout, handle, inputPath);
                     name ??= DefaultName(inputPath);
                     break;
-                }
                 case TensorFileFormat.Gguf:
                 {
                     GgufFile g;
                     using (var s = new FileStream(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read)) g = GgufFile.Parse(s, inputPath);
-                    hp = LlamaHyperParams.FromGguf(g, inputPath);
+                    hp = ModelConfig.FromGguf(g, inputPath);
                     raw = FromGguf(g, handle, inputPath);
                     carried = g.Metadata.Where(kv => kv.Key is not ("general.file_type" or "general.quantization_version" or GgufFile.AlignmentKey)
                         && !(options.TokenizerPath is not null && kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal))).ToList();
@@ -158,10 +150,10 @@ public static class ModelQuantizer
 
             if (layout.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
             // Stable: within a block, keep the input's order.
-            raw = raw.OrderBy(r => LlamaNames.SortKey(r.Name)).ToList();
+            raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
 
-            var ctx = new MixContext(hp.BlockCount, hp.HeadCount, hp.HeadCountKv,
-                HasOutput: raw.Any(r => r.Name == "output.weight"), HasImatrix: imatrix is not null);
+            var ctx = new MixContext(hp.Layers, hp.Heads, hp.KvHeads,
+                HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null);
             var planned = new List<PlannedTensor>();
             foreach (var r in raw)
             {
@@ -200,9 +192,9 @@ public static class ModelQuantizer
             bool tokenizer = carried?.Any(kv => kv.Key == "tokenizer.ggml.model") ?? false;
             if (options.TokenizerPath is string tp)
             {
-                var tok = Llama2cTokenizer.Read(tp);
-                if (tok.Pieces.Length != hp.VocabSize)
-                    throw new InvalidDataException($"{tp}: tokenizer has {tok.Pieces.Length} tokens but the model's vocabulary is {hp.VocabSize}");
+                var tok = Vocabulary.ReadLlama2c(tp);
+                if (tok.Count != hp.VocabSize)
+                    throw new InvalidDataException($"{tp}: tokenizer has {tok.Count} tokens but the model's vocabulary is {hp.VocabSize}");
                 meta.AddRange(tok.ToGgufMetadata());
                 tokenizer = true;
             }
@@ -226,31 +218,45 @@ public static class ModelQuantizer
         return stem.StartsWith("model", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(dir) ? dir : stem;
     }
 
+    /// <summary>
+    /// Order llama.cpp's converter writes tensors in: token_embd, then each block, then
+    /// output_norm and output. Readers do not care, but the mix rules count layers in this order.
+    /// </summary>
+    static int SortKey(string ggufName)
+    {
+        if (ggufName == TensorNames.Name(TensorNaming.Gguf, TensorRole.TokenEmbedding)) return -1;
+        int layer = TensorTypeRules.LayerOf(ggufName);
+        return layer >= 0 ? layer : int.MaxValue;
+    }
+
     /// <summary>llama.cpp refuses a llama model missing any of these, so refuse it here with a clear message.</summary>
-    static void CheckComplete(IEnumerable<string> names, LlamaHyperParams hp, string path)
+    static void CheckComplete(IEnumerable<string> names, ModelConfig hp, string path)
     {
         var have = names.ToHashSet(StringComparer.Ordinal);
-        var need = new List<string> { "token_embd.weight", "output_norm.weight" };
-        for (int l = 0; l < hp.BlockCount; l++)
-            foreach (var s in new[] { "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" })
-                need.Add($"blk.{l}.{s}.weight");
+        var need = new List<string> { TensorNames.Name(TensorNaming.Gguf, TensorRole.TokenEmbedding), TensorNames.Name(TensorNaming.Gguf, TensorRole.OutputNorm) };
+        for (int l = 0; l < hp.Layers; l++)
+            foreach (var role in TensorNames.LayerRoles)
+                need.Add(TensorNames.Name(TensorNaming.Gguf, role, l));
         var missing = need.Where(n => !have.Contains(n)).ToList();
         if (missing.Count > 0)
             throw new InvalidDataException($"{path}: model lacks {missing.Count} tensor(s) llama.cpp needs, e.g. {string.Join(", ", missing.Take(4))}");
     }
 
-    static List<(string, string, long[], Func<float[]>)> FromHf(TensorFile f, LlamaHyperParams hp, SafeFileHandle h, string path, List<string> notes)
+    static List<(string, string, long[], Func<float[]>)> FromHf(TensorFile f, ModelConfig hp, SafeFileHandle h, string path, List<string> notes)
     {
         var list = new List<(string, string, long[], Func<float[]>)>();
         foreach (var t in f.Tensors)
         {
-            string? gguf = LlamaNames.FromHf(t.Name);
-            if (gguf is null) { notes.Add($"{t.Name}: not a llama.cpp tensor, skipped"); continue; }
+            if (!TensorNames.TryParse(TensorNaming.HuggingFace, t.Name, out var role, out int layer))
+            {
+                notes.Add($"{t.Name}: not a llama.cpp tensor, skipped");
+                continue;
+            }
+            string gguf = TensorNames.Name(TensorNaming.Gguf, role, layer);
             var dims = t.Shape.Reverse().ToArray();
             var info = t;
             Func<float[]> load = () => ReadFloats(h, info.Offset, info.ElementCount, info.DType, info.Name, path);
-            int heads = gguf.EndsWith("attn_q.weight", StringComparison.Ordinal) ? hp.HeadCount
-                : gguf.EndsWith("attn_k.weight", StringComparison.Ordinal) ? hp.HeadCountKv : 0;
+            int heads = TensorNames.RopeHeads(role, hp);
             if (heads > 0)
             {
                 if (t.Shape.Length != 2 || t.Shape[0] % heads != 0 || t.Shape[0] / heads % 2 != 0)
@@ -269,7 +275,8 @@ public static class ModelQuantizer
         var list = new List<(string, string, long[], Func<float[]>)>();
         foreach (var t in f.Tensors)
         {
-            if (LlamaNames.IsLlama2cPerLayer(t.Name))
+            if (!TensorNames.TryParse(TensorNaming.Llama2c, t.Name, out var role, out _)) continue; // the RoPE tables, which llama.cpp recomputes
+            if (TensorNames.IsPerLayer(role))
             {
                 long layers = t.Shape[0];
                 var inner = t.Shape[1..];
@@ -278,14 +285,14 @@ public static class ModelQuantizer
                 for (int l = 0; l < layers; l++)
                 {
                     long offset = t.Offset + l * per * 4;
-                    list.Add((LlamaNames.FromLlama2c(t.Name, l)!, $"{t.Name}[{l}]", inner.Reverse().ToArray(),
+                    list.Add((TensorNames.Name(TensorNaming.Gguf, role, l), $"{t.Name}[{l}]", inner.Reverse().ToArray(),
                         () => ReadFloats(h, offset, per, DType.F32, t.Name, path)));
                 }
             }
-            else if (LlamaNames.FromLlama2c(t.Name, -1) is string gguf)
+            else
             {
                 var info = t;
-                list.Add((gguf, t.Name, t.Shape.Reverse().ToArray(), () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path)));
+                list.Add((TensorNames.Name(TensorNaming.Gguf, role), t.Name, t.Shape.Reverse().ToArray(), () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path)));
             }
         }
         return list;

@@ -5,6 +5,7 @@ using TensorCodec.Eval;
 using TensorCodec.Formats;
 using DType = TensorCodec.Numerics.DType;
 using Xunit.Abstractions;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Engine;
 
@@ -44,7 +45,7 @@ public class GgufModelTests(ITestOutputHelper output)
 
     static string WriteBardGguf(string hfPath, string dest, string? quantType, Tokenizer? tok)
     {
-        var cfg = LlamaConfig.FromHfConfigJson(EngineFixtures.Fixture("config.json"));
+        var cfg = ModelConfig.FromHfConfig(EngineFixtures.Fixture("config.json"));
         var w = ReadF32(hfPath);
         var tensors = new List<GgufTensor>();
         void Add(string name, string hf, Func<float[], float[]>? transform = null, bool quantize = true)

@@ -1,6 +1,7 @@
 using TensorCodec.Engine;
 using TensorCodec.Quantization;
 using Xunit.Abstractions;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Engine;
 

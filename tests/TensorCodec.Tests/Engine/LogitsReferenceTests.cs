@@ -1,5 +1,6 @@
 using TensorCodec.Engine;
 using Xunit.Abstractions;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Engine;
 

@@ -1,6 +1,7 @@
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Tests.Engine;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Kv;
 
@@ -260,7 +261,7 @@ public class KvCacheTests
     [Fact]
     public void Byte_accounting_is_exact()
     {
-        var c = new LlamaConfig { Dim = 256, HiddenDim = 768, Layers = 4, Heads = 8, KvHeads = 4, VocabSize = 1024, MaxSeqLen = 256 };
+        var c = new ModelConfig { Dim = 256, HiddenDim = 768, Layers = 4, Heads = 8, KvHeads = 4, VocabSize = 1024, MaxSeqLen = 256 };
         Assert.Equal(4096L * 255, KvSpec.F32.BytesFor(c, 255));
         Assert.Equal(2048L * 255, KvSpec.Parse("f16").BytesFor(c, 255));
         Assert.Equal(4L * 4 * 255 * 2 * 34, KvSpec.Parse("q8_0").BytesFor(c, 255));

@@ -4,6 +4,7 @@ using TensorCodec.Containers;
 using TensorCodec.Formats;
 using TensorCodec.Numerics;
 using TensorCodec.Quantization;
+using TensorCodec.Models;
 
 namespace TensorCodec.Tests.Quantization;
 
@@ -23,7 +24,7 @@ public class ModelQuantizerTests
     static float[] SourceInGgufOrder(string ggufName)
     {
         var layout = TensorFileReader.Open(Bf16Sample);
-        var t = layout.Tensors.Single(x => LlamaNames.FromHf(x.Name) == ggufName);
+        var t = layout.Tensors.Single(x => TensorNames.ToGguf(TensorNaming.HuggingFace, x.Name) == ggufName);
         var bytes = new byte[t.Length];
         using (var s = File.OpenRead(Bf16Sample)) { s.Position = t.Offset; s.ReadExactly(bytes); }
         var v = new float[t.ElementCount];
@@ -323,6 +324,8 @@ public class ModelQuantizerTests
             new("llama.embedding_length", GgufValue.UInt32(256)),
             new("llama.block_count", GgufValue.UInt32(1)),
             new("llama.attention.head_count", GgufValue.UInt32(2)),
+            new("llama.feed_forward_length", GgufValue.UInt32(512)),
+            new("llama.vocab_size", GgufValue.UInt32(32)),
         };
         var tensors = new[] { new GgufTensor("blk.0.attn_q.weight", GgmlTypes.IQ2_XXS, [256, 2], TensorByteSource.FromMemory(new byte[2 * 66])) };
         using (var s = File.Create(path)) GgufWriter.Write(s, meta, tensors);

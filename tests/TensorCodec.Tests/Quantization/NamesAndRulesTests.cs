@@ -1,4 +1,5 @@
 using TensorCodec.Containers;
+using TensorCodec.Models;
 using TensorCodec.Quantization;
 
 namespace TensorCodec.Tests.Quantization;
@@ -20,7 +21,7 @@ public class NamesAndRulesTests
     [InlineData("model.layers.1.mlp.down_proj.weight", "blk.1.ffn_down.weight")]
     [InlineData("model.layers.1.self_attn.rotary_emb.inv_freq", null)]
     [InlineData("model.layers.x.mlp.down_proj.weight", null)]
-    public void HfNamesMapToLlamaCppNames(string hf, string? gguf) => Assert.Equal(gguf, LlamaNames.FromHf(hf));
+    public void HfNamesMapToLlamaCppNames(string hf, string? gguf) => Assert.Equal(gguf, TensorNames.ToGguf(TensorNaming.HuggingFace, hf));
 
     [Theory]
     [InlineData("token_embedding_table", -1, "token_embd.weight")]
@@ -34,7 +35,7 @@ public class NamesAndRulesTests
     [InlineData("w2", 1, "blk.1.ffn_down.weight")]
     [InlineData("w3", 1, "blk.1.ffn_up.weight")]
     [InlineData("freq_cis_real", -1, null)]
-    public void Llama2cNamesMapToLlamaCppNames(string name, int layer, string? gguf) => Assert.Equal(gguf, LlamaNames.FromLlama2c(name, layer));
+    public void Llama2cNamesMapToLlamaCppNames(string name, int layer, string? gguf) => Assert.Equal(gguf, TensorNames.ToGguf(TensorNaming.Llama2c, name, layer));
 
     [Fact]
     public void PermutationMatchesHandComputedExample()
