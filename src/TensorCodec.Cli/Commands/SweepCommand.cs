@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using TensorCodec.Cli.Reports;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 
@@ -60,8 +61,8 @@ static class SweepCommand
             // Record the command as a user would type it, so the report says how to reproduce it.
             string command = "tcodec sweep " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
             string md = Path.Combine(dir, "report.md"), png = Path.Combine(dir, "rd.png");
-            File.WriteAllText(md, Sweep.Markdown(result, command));
-            Sweep.Plot(result, png);
+            File.WriteAllText(md, SweepReport.Markdown(result, command));
+            SweepReport.Plot(result, png);
 
             if (p.GetValue(json))
             {

@@ -142,7 +142,7 @@ public static class FloatSplit
     static unsafe void SplitBF16(byte* r, byte* exp, byte* sm, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var ff = Vector128.Create((ushort)0xFF);
             var x80 = Vector128.Create((ushort)0x80);
@@ -169,7 +169,7 @@ public static class FloatSplit
     static unsafe void MergeBF16(byte* exp, byte* sm, byte* r, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var x80 = Vector128.Create((ushort)0x80);
             var x7f = Vector128.Create((ushort)0x7F);
@@ -193,7 +193,7 @@ public static class FloatSplit
     static unsafe void SplitF16(byte* r, byte* exp, byte* hi, byte* lo, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var x1f = Vector128.Create((ushort)0x1F);
             var x4 = Vector128.Create((ushort)4);
@@ -220,7 +220,7 @@ public static class FloatSplit
     static unsafe void MergeF16(byte* exp, byte* hi, byte* lo, byte* r, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var x1f = Vector128.Create((ushort)0x1F);
             var x4 = Vector128.Create((ushort)4);
@@ -246,7 +246,7 @@ public static class FloatSplit
     static unsafe void SplitF32(byte* r, byte* exp, byte* sm, byte* m1, byte* m0, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var ff = Vector128.Create(0xFFu);
             var x80 = Vector128.Create(0x80u);
@@ -279,7 +279,7 @@ public static class FloatSplit
     static unsafe void MergeF32(byte* exp, byte* sm, byte* m1, byte* m0, byte* r, int n)
     {
         int i = 0;
-        if (Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
+        if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var x80 = Vector128.Create(0x80u);
             var x7f = Vector128.Create(0x7Fu);

@@ -4,6 +4,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Coders;
 
@@ -293,7 +294,7 @@ public static class RansCoder
             ushort* wend = (ushort*)(s0 + src.Length);
             byte* o = d0, oend = d0 + n;
             const uint Mask = Scale - 1;
-            if (Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
+            if (Simd.AllowAvx2 && Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
             else DecodeScalar(table, xs, ref w, wend, ref o, oend);
             // Tail (and the stream's last few words): same step with bounds checks.
             while (o < oend)

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
 
@@ -19,7 +20,7 @@ public static unsafe class Gemm
     public static void MatVec(float* w, int rows, int cols, float* x, float* y)
     {
         int i = 0;
-        if (Vector256.IsHardwareAccelerated && cols >= 8)
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated && cols >= 8)
         {
             for (; i + 4 <= rows; i += 4)
             {
@@ -50,7 +51,7 @@ public static unsafe class Gemm
     public static void RowsTimesTokens(float* w, int rows, int cols, float* x, int n, float* y, int ldy)
     {
         int i = 0;
-        if (Vector256.IsHardwareAccelerated && cols >= 8)
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated && cols >= 8)
         {
             for (; i + 2 <= rows; i += 2)
             {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using TensorCodec.Numerics;
 using ZstdSharp;
 
 namespace TensorCodec.Engine;
@@ -79,23 +80,12 @@ public static class KvContinuation
         for (int r = 0; r < rows; r++)
         {
             var a = p.Slice(r * vocab, vocab); var b = q.Slice(r * vocab, vocab);
-            LogSoftmax(a, lp); LogSoftmax(b, lq);
-            double kl = 0;
-            for (int i = 0; i < vocab; i++) kl += Math.Exp(lp[i]) * (lp[i] - lq[i]);
-            kl = Math.Max(0, kl);
+            LogSoftmax.ToDouble(a, lp); LogSoftmax.ToDouble(b, lq);
+            double kl = LogSoftmax.Kl<double>(lp, lq);
             sum += kl; max = Math.Max(max, kl);
             if (TensorPrimitives.IndexOfMax(a) == TensorPrimitives.IndexOfMax(b)) same++;
         }
         return (sum / rows, max, 100.0 * same / rows);
-    }
-
-    static void LogSoftmax(ReadOnlySpan<float> x, Span<double> y)
-    {
-        float m = TensorPrimitives.Max(x);
-        double s = 0;
-        foreach (float v in x) s += Math.Exp(v - m);
-        double z = m + Math.Log(s);
-        for (int i = 0; i < x.Length; i++) y[i] = x[i] - z;
     }
 }
 

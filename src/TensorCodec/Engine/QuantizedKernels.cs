@@ -81,7 +81,7 @@ public static unsafe class Q8Activations
 /// </summary>
 public static unsafe class QuantizedKernels
 {
-    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
+    public static bool IsSupported => Simd.AllowAvx2 && Avx2.IsSupported && Fma.IsSupported;
 
     static Vector256<short> Ones16 => Vector256.Create((short)1);
 

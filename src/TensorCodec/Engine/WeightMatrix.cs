@@ -94,7 +94,7 @@ public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? 
         fixed (ushort* s = src)
         fixed (float* d = dst)
         {
-            if (Vector256.IsHardwareAccelerated)
+            if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated)
                 for (; i + 16 <= src.Length; i += 16)
                 {
                     var (lo, hi) = Vector256.Widen(Vector256.Load(s + i));
@@ -110,7 +110,7 @@ public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? 
     {
         int i = 0;
         float sum = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated)
         {
             Vector256<float> a0 = default, a1 = default;
             for (; i + 16 <= n; i += 16)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using TensorCodec.Engine;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Eval;
 
@@ -107,13 +108,13 @@ public static class Perplexity
             session.Reset();
             session.Forward(input, logProbs, from);
             modelSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            LogSoftmaxRows(logProbs, vocab);
+            LogSoftmax.Rows(logProbs, vocab);
 
             if (baseSession is not null)
             {
                 baseSession.Reset();
                 baseSession.Forward(input, baseLogProbs!, from);
-                LogSoftmaxRows(baseLogProbs!, vocab);
+                LogSoftmax.Rows(baseLogProbs!, vocab);
             }
             else reader?.ReadWindow(baseLogProbs);
             writer?.WriteWindow(haveBase ? baseLogProbs : logProbs);
@@ -126,9 +127,7 @@ public static class Perplexity
                 if (!haveBase) continue;
                 var bp = baseLogProbs.AsSpan(r * vocab, vocab);
                 baseNll.Add(-bp[target]);
-                double d = 0;
-                for (int i = 0; i < vocab; i++) d += Math.Exp(bp[i]) * ((double)bp[i] - lp[i]);
-                kl.Add(Math.Max(0, d)); // tiny negatives are rounding
+                kl.Add(LogSoftmax.Kl<float>(bp, lp));
                 deltaP.Add(Math.Exp(lp[target]) - Math.Exp(bp[target]));
                 if (ArgMax(lp) == ArgMax(bp)) sameTop++;
             }
@@ -156,20 +155,6 @@ public static class Perplexity
         long fed = (long)windows * (ctx - 1);
         return new EvalResult(ctx, from, windows, nll.Count, meanNll, Math.Exp(meanNll), pplErr, klStats, fed, seconds,
             modelSeconds > 0 ? fed / modelSeconds : 0) { KvType = kv.Name, KvBytes = kv.BytesFor(c, ctx - 1) };
-    }
-
-    /// <summary>Rows of logits → log-probabilities, in place (max-shifted, sum in double).</summary>
-    public static void LogSoftmaxRows(Span<float> rows, int vocab)
-    {
-        for (int r = 0; r < rows.Length / vocab; r++)
-        {
-            var row = rows.Slice(r * vocab, vocab);
-            float max = System.Numerics.Tensors.TensorPrimitives.Max(row);
-            double sum = 0;
-            foreach (float x in row) sum += Math.Exp(x - max);
-            float logZ = (float)(max + Math.Log(sum));
-            System.Numerics.Tensors.TensorPrimitives.Subtract(row, logZ, row);
-        }
     }
 
     static int ArgMax(ReadOnlySpan<float> x) => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(x);

@@ -2,12 +2,13 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Formats;
 
 internal static class Bnb4BitFast
 {
-    public static bool IsSupported => Avx2.IsSupported;
+    public static bool IsSupported => Simd.AllowAvx2 && Avx2.IsSupported;
 }
 
 /// <summary>

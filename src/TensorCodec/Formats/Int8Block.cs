@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.Intrinsics;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Formats;
 
@@ -26,13 +27,13 @@ public sealed class Int8Block : BlockFormatBase
 
     protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
-        if (Vector256.IsHardwareAccelerated) QuantizeFast(x, y);
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated) QuantizeFast(x, y);
         else QuantizeReference(x, y);
     }
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        if (Vector256.IsHardwareAccelerated) DequantizeFast(src, dst);
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated) DequantizeFast(src, dst);
         else DequantizeReference(src, dst);
     }
 

@@ -13,7 +13,7 @@ namespace TensorCodec.Formats;
 /// </summary>
 internal static class KQuantFast
 {
-    public static bool IsSupported => Vector256.IsHardwareAccelerated;
+    public static bool IsSupported => Simd.AllowAvx2 && Vector256.IsHardwareAccelerated;
 
     public static void DequantizeQ45(ReadOnlySpan<byte> src, Span<float> dst, int nmax, int bytes)
     {
@@ -61,7 +61,7 @@ internal static class KQuantFast
     }
 
     /// <summary>The 512-bit table decoder pays where vpermps on 16 lanes is native (AVX-512).</summary>
-    public static bool Q4KTableIsSupported => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && BitConverter.IsLittleEndian;
+    public static bool Q4KTableIsSupported => Simd.AllowAvx512 && Vector512.IsHardwareAccelerated && Avx512F.IsSupported && BitConverter.IsLittleEndian;
 
     /// <summary>
     /// Q4_K decode by table: a sub-block has only 16 possible outputs d·q − m (q = 0..15), so they

@@ -15,7 +15,7 @@ namespace TensorCodec.Formats;
 /// </summary>
 internal static class KQuantQuantizeFast
 {
-    public static bool IsSupported => Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
+    public static bool IsSupported => Simd.AllowAvx2 && Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
 
     /// <summary>Same result as <see cref="KQuant45.QuantizeReference"/>.</summary>
     [SkipLocalsInit]

@@ -10,7 +10,7 @@ namespace TensorCodec.Formats;
 /// <summary>Vector256 paths for Q4_0 without importance weights (same rule as <see cref="Q8_0Fast"/>).</summary>
 internal static class Q4_0Fast
 {
-    public static bool IsSupported => Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
+    public static bool IsSupported => Simd.AllowAvx2 && Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
 
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> y)
     {

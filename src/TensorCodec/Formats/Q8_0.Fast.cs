@@ -14,7 +14,7 @@ namespace TensorCodec.Formats;
 /// </summary>
 internal static class Q8_0Fast
 {
-    public static bool IsSupported => Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
+    public static bool IsSupported => Simd.AllowAvx2 && Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian;
 
     /// <summary>Blocks per chunk: all scales of a chunk are computed before any of its blocks is quantized.</summary>
     private const int Chunk = 64;
@@ -38,11 +38,13 @@ internal static class Q8_0Fast
             Span<uint> dhs = stackalloc uint[Chunk];
             ref float idr = ref MemoryMarshal.GetReference(ids);
             ref uint dhr = ref MemoryMarshal.GetReference(dhs);
+            bool range = Simd.AllowAvx512 && Avx512DQ.VL.IsSupported;
             for (; i + 8 <= nb;)
             {
                 int n = Math.Min(Chunk, (nb - i) & ~7);
                 ref float xc = ref Unsafe.Add(ref xr, i * 32);
-                ScalesChunk(ref xc, ref idr, ref dhr, n);
+                if (range) ScalesChunkRange(ref xc, ref idr, ref dhr, n);
+                else ScalesChunk(ref xc, ref idr, ref dhr, n);
                 QuantizeChunk(ref xc, ref Unsafe.Add(ref yr, i * 34), ref idr, ref dhr, n);
                 i += n;
             }
@@ -72,10 +74,10 @@ internal static class Q8_0Fast
     /// instead of eight horizontal reductions), and d, 1/d and the fp16 scales are computed as one vector.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scales8(ref float x, ref float ids, ref uint dhs)
+    private static void Scales8(ref float x, ref float ids, ref uint dhs, bool range)
     {
-        var amax = TransposeMax(AbsMax(ref x, 0), AbsMax(ref x, 32), AbsMax(ref x, 64), AbsMax(ref x, 96),
-            AbsMax(ref x, 128), AbsMax(ref x, 160), AbsMax(ref x, 192), AbsMax(ref x, 224));
+        var amax = TransposeMax(AbsMax(ref x, 0, range), AbsMax(ref x, 32, range), AbsMax(ref x, 64, range), AbsMax(ref x, 96, range),
+            AbsMax(ref x, 128, range), AbsMax(ref x, 160, range), AbsMax(ref x, 192, range), AbsMax(ref x, 224, range));
         var d = amax / Vector256.Create(127f);
         // lanes with d = 0 get 1/0 = inf first, then the select replaces it, as the reference's branch does
         var id = Vector256.ConditionalSelect(Vector256.Equals(d, Vector256<float>.Zero), Vector256<float>.Zero, Vector256<float>.One / d);
@@ -83,11 +85,19 @@ internal static class Q8_0Fast
         Fp16Bits.FromFloat(d).StoreUnsafe(ref dhs);
     }
 
+    // Two copies, so the constant 'range' removes the unused AbsMax branch from each loop.
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ScalesChunk(ref float x, ref float ids, ref uint dhs, int n)
     {
         for (int g = 0; g < n; g += 8)
-            Scales8(ref Unsafe.Add(ref x, g * 32), ref Unsafe.Add(ref ids, g), ref Unsafe.Add(ref dhs, g));
+            Scales8(ref Unsafe.Add(ref x, g * 32), ref Unsafe.Add(ref ids, g), ref Unsafe.Add(ref dhs, g), range: false);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ScalesChunkRange(ref float x, ref float ids, ref uint dhs, int n)
+    {
+        for (int g = 0; g < n; g += 8)
+            Scales8(ref Unsafe.Add(ref x, g * 32), ref Unsafe.Add(ref ids, g), ref Unsafe.Add(ref dhs, g), range: true);
     }
 
     /// <summary>Blocks from their precomputed 1/d and fp16 d: scale, round, pack.</summary>
@@ -128,9 +138,9 @@ internal static class Q8_0Fast
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> AbsMax(ref float x, nuint o)
+    private static Vector256<float> AbsMax(ref float x, nuint o, bool range)
     {
-        if (Avx512DQ.VL.IsSupported)
+        if (range && Avx512DQ.VL.IsSupported)
         {
             // vrangeps 0x0B: the larger magnitude with the sign cleared, i.e. max(|a|, |b|) in one op
             var a = Avx512DQ.VL.Range(Vector256.LoadUnsafe(ref x, o), Vector256.LoadUnsafe(ref x, o + 8), 0x0B);

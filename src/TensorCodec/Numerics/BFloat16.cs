@@ -29,7 +29,7 @@ public static class BFloat16
     {
         if (dst.Length < src.Length) throw new ArgumentException("destination too short", nameof(dst));
         int i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated)
         {
             var bits = MemoryMarshal.Cast<float, uint>(src);
             var absMask = Vector256.Create(0x7FFF_FFFFu);
@@ -62,7 +62,7 @@ public static class BFloat16
     {
         if (dst.Length < src.Length) throw new ArgumentException("destination too short", nameof(dst));
         int i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (Simd.AllowAvx2 && Vector256.IsHardwareAccelerated)
         {
             var outBits = MemoryMarshal.Cast<float, uint>(dst);
             for (; i + 16 <= src.Length; i += 16)

@@ -18,7 +18,7 @@ public class HuffmanCoderTests
 
     public static byte[] Make(string name)
     {
-        var r = new Random(name.GetHashCode() & 0xFFFF);
+        var r = new Random(Seeds.Of(name));
         switch (name)
         {
             case "empty": return [];

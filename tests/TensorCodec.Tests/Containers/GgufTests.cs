@@ -288,11 +288,10 @@ public class GgufTests
     }
 
     /// <summary>Cross-checks block sizes against the ggml golden quantizer outputs when the shared data folder exists.</summary>
-    [Fact]
+    [SkippableFact]
     public void TypeTableMatchesGoldenDataWhenAvailable()
     {
-        var dir = FindShared("golden/ggml");
-        if (dir is null) return;
+        var dir = TestFiles.SharedOrSkip("golden/ggml");
         foreach (var file in Directory.GetFiles(dir, "*.json"))
         {
             using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
@@ -305,15 +304,5 @@ public class GgufTests
                 Assert.Equal(c.GetProperty("type").GetString(), info.Name, ignoreCase: true);
             }
         }
-    }
-
-    static string? FindShared(string sub)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var candidate = Path.Combine(d.FullName, "shared", sub);
-            if (Directory.Exists(candidate)) return candidate;
-        }
-        return null;
     }
 }

@@ -60,14 +60,13 @@ public class LogitsReferenceTests(ITestOutputHelper output)
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(1, 64)]
     [InlineData(2, 128)]
     [InlineData(1, 1)]
     public void Bard3m_f32_matches_pytorch_reference(int threads, int batch)
     {
-        var path = TestFiles.Shared("data/models/bard-3m/model.safetensors");
-        if (path is null) { output.WriteLine("skipped: shared bard-3m F32 model not found"); return; }
+        var path = TestFiles.SharedOrSkip("data/models/bard-3m/model.safetensors");
         using var model = LlamaModel.Load(path, new LlamaLoadOptions { ConfigPath = EngineFixtures.Fixture("config.json") });
         Assert.Equal(RopeStyle.HalfSplit, model.Config.Rope);
         Assert.False(ReferenceEquals(model.Output, model.Embedding));

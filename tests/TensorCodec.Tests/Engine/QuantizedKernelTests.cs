@@ -37,7 +37,7 @@ public unsafe class QuantizedKernelTests(ITestOutputHelper output)
         return v;
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("q8_0")]
     [InlineData("q4_0")]
     [InlineData("q4_K")]
@@ -47,7 +47,7 @@ public unsafe class QuantizedKernelTests(ITestOutputHelper output)
     [InlineData("q2_K")]
     public void Fused_kernel_matches_dequantize_then_f32(string type)
     {
-        if (!QuantizedKernels.IsSupported) { output.WriteLine("skipped: no AVX2/FMA"); return; }
+        Skip.IfNot(QuantizedKernels.IsSupported, SimdLevels.Lacks("AVX2 and FMA"));
         var f = BlockFormats.Get(type);
         const int rows = 37, cols = 512;
         var rng = new Random(7919 * type.Length + type[1] * 31 + type[^1]); // fixed per type: string hashes are randomised per process
@@ -63,7 +63,7 @@ public unsafe class QuantizedKernelTests(ITestOutputHelper output)
     /// importance, and with edge blocks in both operands: all zero (scale 0), constant (one code
     /// everywhere, min-only for the affine formats) and large magnitudes.
     /// </summary>
-    [Theory]
+    [SkippableTheory]
     [InlineData("q5_K", 256)]
     [InlineData("q5_K", 768)]
     [InlineData("q5_K", 2048)]
@@ -75,7 +75,7 @@ public unsafe class QuantizedKernelTests(ITestOutputHelper output)
     [InlineData("q2_K", 2048)]
     public void Fused_k_quant_kernels_match_on_edge_blocks(string type, int cols)
     {
-        if (!QuantizedKernels.IsSupported) { output.WriteLine("skipped: no AVX2/FMA"); return; }
+        Skip.IfNot(QuantizedKernels.IsSupported, SimdLevels.Lacks("AVX2 and FMA"));
         var f = BlockFormats.Get(type);
         const int rows = 11;
         var rng = new Random(cols * 131 + type[1]);

@@ -1,3 +1,4 @@
+using TensorCodec.Cli.Reports;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Quantization;
@@ -56,10 +57,10 @@ public class SweepTests(ITestOutputHelper output)
         // The base's own row reads back its cached log-probabilities: its PPL is the eval's PPL.
         Assert.Equal(r.Base.Result.Ppl, by["q8_0"].Result.Kl!.BasePpl, 9);
 
-        var md = Sweep.Markdown(r);
+        var md = SweepReport.Markdown(r);
         foreach (var t in new[] { "| base |", "| q8_0 |", "| q4_K_M |", "| nf4 |", "| int4_g128 |" }) Assert.Contains(t, md);
         var png = dir.File("rd.png");
-        Sweep.Plot(r, png);
+        SweepReport.Plot(r, png);
         var head = File.ReadAllBytes(png);
         Assert.True(head.Length > 10_000);
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, head[..4]);

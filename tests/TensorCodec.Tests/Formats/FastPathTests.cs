@@ -3,7 +3,11 @@ using TensorCodec.Formats;
 
 namespace TensorCodec.Tests.Formats;
 
-/// <summary>The Vector256 paths must produce exactly the reference bytes and float bits.</summary>
+/// <summary>
+/// The Vector256 paths must produce exactly the reference bytes and float bits; the ones with an
+/// AVX-512 branch are run at both the AVX2 and the AVX-512 level.
+/// </summary>
+[Collection(SimdCollection.Name)]
 public class FastPathTests
 {
     /// <summary>Blocks of 32 with the awkward cases mixed in: zeros, constants, tiny values, ties, ±max duplicates.</summary>
@@ -49,26 +53,28 @@ public class FastPathTests
             Assert.Equal(BitConverter.SingleToInt32Bits(da[i]), BitConverter.SingleToInt32Bits(db[i]));
     }
 
-    [Fact]
-    public void Q8_0_fast_matches_reference()
+    [SkippableTheory]
+    [MemberData(nameof(SimdLevels.Vector), MemberType = typeof(SimdLevels))]
+    public void Q8_0_fast_matches_reference(string level)
     {
-        if (!Q8_0Fast.IsSupported) return;
+        using var _ = SimdLevels.Force(level);
         for (int seed = 0; seed < 20; seed++)
             AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed, 64), 34);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Q4_0_fast_matches_reference()
     {
-        if (!Q4_0Fast.IsSupported) return;
+        Skip.IfNot(Q4_0Fast.IsSupported, NoVector256);
         for (int seed = 0; seed < 20; seed++)
             AssertSame(Q4_0.QuantizeReference, Q4_0Fast.Quantize, Q4_0.DequantizeReference, Q4_0Fast.Dequantize, MakeBlocks(seed, 64), 18);
     }
 
-    [Fact]
-    public void Fast_paths_match_reference_on_generated_floats()
+    [SkippableTheory]
+    [MemberData(nameof(SimdLevels.Vector), MemberType = typeof(SimdLevels))]
+    public void Fast_paths_match_reference_on_generated_floats(string level)
     {
-        if (!Vector256IsOn()) return;
+        using var _ = SimdLevels.Force(level);
         Gen.Float[-1e6f, 1e6f].Array[32].Sample(x =>
         {
             AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, x, 34);
@@ -76,10 +82,10 @@ public class FastPathTests
         }, iter: 2000);
     }
 
-    [Fact]
+    [SkippableFact]
     public void Dequantize_of_random_bytes_matches_reference()
     {
-        if (!Vector256IsOn()) return;
+        Skip.IfNot(Vector256IsOn(), NoVector256);
         var rng = new Random(3);
         var q8 = new byte[34 * 100];
         var q4 = new byte[18 * 100];
@@ -95,7 +101,7 @@ public class FastPathTests
         Assert.Equal(a, b);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("q4_K")]
     [InlineData("q5_K")]
     [InlineData("q6_K")]
@@ -103,9 +109,9 @@ public class FastPathTests
     [InlineData("q2_K")]
     public void KQuant_fast_dequantize_matches_reference_on_random_blocks(string name)
     {
-        if (!KQuantFast.IsSupported) return;
+        Skip.IfNot(KQuantFast.IsSupported, NoVector256);
         var f = BlockFormats.Get(name);
-        var rng = new Random(name.GetHashCode() & 0xFFFF);
+        var rng = new Random(Seeds.Of(name));
         const int blocks = 200;
         var q = new byte[blocks * f.BlockBytes];
         rng.NextBytes(q);
@@ -140,10 +146,10 @@ public class FastPathTests
             Assert.Equal(BitConverter.SingleToInt32Bits(a[i]), BitConverter.SingleToInt32Bits(b[i]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void RoundAway_matches_C_roundf()
     {
-        if (!Vector256IsOn()) return;
+        Skip.IfNot(Vector256IsOn(), NoVector256);
         float[] t = [0.49999997f, 0.5f, 1.5f, 2.5f, -0.5f, -0.49999997f, -2.5f, 126.5f, -127f, 8388607.5f, 0f, -0f];
         var v = new float[8];
         for (int i = 0; i < t.Length; i += 8)
@@ -155,10 +161,11 @@ public class FastPathTests
         }
     }
 
-    [Fact]
-    public void Q8_0_fast_matches_reference_with_partial_groups()
+    [SkippableTheory]
+    [MemberData(nameof(SimdLevels.Vector), MemberType = typeof(SimdLevels))]
+    public void Q8_0_fast_matches_reference_with_partial_groups(string level)
     {
-        if (!Q8_0Fast.IsSupported) return;
+        using var _ = SimdLevels.Force(level);
         // 8-block groups plus a remainder, across the 64-block chunk boundaries; a group mixing zero, tiny and normal scales exercises the
         // vector fp16 conversion's scalar fallback lanes
         foreach (int blocks in new[] { 1, 7, 8, 9, 15, 63, 64, 65, 67, 72, 129, 200 })
@@ -166,10 +173,10 @@ public class FastPathTests
                 AssertSame(Q8_0.QuantizeReference, Q8_0Fast.Quantize, Q8_0.DequantizeReference, Q8_0Fast.Dequantize, MakeBlocks(seed * 31 + blocks, blocks), 34);
     }
 
-    [Fact]
+    [SkippableFact]
     public void RoundAway_matches_C_roundf_on_every_float_up_to_256()
     {
-        if (!Vector256IsOn()) return;
+        Skip.IfNot(Vector256IsOn(), NoVector256);
         // every float in [2^-2, 2^8) (below 2^-2 the result is 0 with a margin), both signs
         var v = new float[8];
         for (uint bits = 0x3E80_0000; bits < 0x4380_0000; bits += 8)
@@ -193,10 +200,10 @@ public class FastPathTests
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Vector_fp16_conversion_matches_scalar()
     {
-        if (!Vector256IsOn()) return;
+        Skip.IfNot(Vector256IsOn(), NoVector256);
         var v = new float[8];
         var rng = new Random(5);
         for (long u = 0; u <= 0xFFFF_FFFFL; u += 0x1000)
@@ -244,7 +251,7 @@ public class FastPathTests
         return x;
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("q4_K", false)]
     [InlineData("q4_K", true)]
     [InlineData("q5_K", false)]
@@ -253,7 +260,7 @@ public class FastPathTests
     [InlineData("q6_K", true)]
     public void KQuant_fast_quantize_matches_reference(string name, bool withImportance)
     {
-        if (!KQuantQuantizeFast.IsSupported) return;
+        Skip.IfNot(KQuantQuantizeFast.IsSupported, NoVector256);
         var f = BlockFormats.Get(name);
         for (int seed = 0; seed < 6; seed++)
         {
@@ -293,4 +300,6 @@ public class FastPathTests
     }
 
     private static bool Vector256IsOn() => System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated;
+
+    private static string NoVector256 => SimdLevels.Lacks("hardware Vector256 (AVX2)");
 }

@@ -1,13 +1,16 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using TensorCodec.Formats;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Tests.Formats;
 
 /// <summary>
 /// Bit-exactness against ggml (commit d99724f2): every case in Fixtures/ggml/*.json must
-/// quantize to the same bytes and dequantize to the same float bits.
+/// quantize to the same bytes and dequantize to the same float bits, with the scalar references
+/// alone (every type at <see cref="SimdLevel.Scalar"/>) and with each vector level the machine has.
 /// </summary>
+[Collection(SimdCollection.Name)]
 public class GgmlGoldenTests
 {
     private static readonly string Dir = Path.Combine(AppContext.BaseDirectory, "Fixtures", "ggml");
@@ -36,11 +39,43 @@ public class GgmlGoldenTests
         }
     }
 
+    /// <summary>Every case at AVX2 and at AVX-512.</summary>
+    public static IEnumerable<object[]> CasesAtVectorLevels() =>
+        from c in Cases() from level in (IEnumerable<object[]>)SimdLevels.Vector() select new[] { c[0], level[0] };
+
     internal static float[] ReadF32(string file) => MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(Dir, file))).ToArray();
 
+    [SkippableTheory]
+    [MemberData(nameof(CasesAtVectorLevels))]
+    public void Quantize_matches_ggml_bytes(Case c, string level)
+    {
+        using var _ = SimdLevels.Force(level);
+        CheckQuantize(c);
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(CasesAtVectorLevels))]
+    public void Dequantize_matches_ggml_bits(Case c, string level)
+    {
+        using var _ = SimdLevels.Force(level);
+        CheckDequantize(c);
+    }
+
+    /// <summary>
+    /// The scalar references behind the fast paths must match ggml on their own, for every type: at
+    /// the scalar level each dispatcher (Q8_0, Q4_0, the k-quants, BF16 …) runs its reference code.
+    /// </summary>
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Quantize_matches_ggml_bytes(Case c)
+    public void Scalar_references_match_ggml(Case c)
+    {
+        using var _ = Simd.Force(SimdLevel.Scalar);
+        Assert.False(Q8_0Fast.IsSupported || Q4_0Fast.IsSupported || KQuantFast.IsSupported || KQuantQuantizeFast.IsSupported);
+        CheckQuantize(c);
+        CheckDequantize(c);
+    }
+
+    static void CheckQuantize(Case c)
     {
         var fmt = BlockFormats.Get(c.Type);
         Assert.Equal(c.GgmlType, fmt.GgmlTypeId);
@@ -59,9 +94,7 @@ public class GgmlGoldenTests
             $"offset {(bad.Count > 0 ? bad[0] % c.TypeSize : -1)})");
     }
 
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Dequantize_matches_ggml_bits(Case c)
+    static void CheckDequantize(Case c)
     {
         var fmt = BlockFormats.Get(c.Type);
         var quant = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
@@ -77,51 +110,5 @@ public class GgmlGoldenTests
                 if (first < 0) first = i;
             }
         Assert.True(bad == 0, $"{bad} values differ; first at {first}: expected {(first >= 0 ? expected[first] : 0)} got {(first >= 0 ? actual[first] : 0)}");
-    }
-
-    /// <summary>The scalar references behind the fast paths must match ggml on their own, too.</summary>
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Scalar_references_match_ggml(Case c)
-    {
-        var quant = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
-        var expected = ReadF32(c.Dequant);
-        var actual = new float[expected.Length];
-        var input = ReadF32(c.Input).AsSpan(0, c.NPerRow * c.NRows).ToArray();
-        var bytes = new byte[quant.Length];
-        switch (c.Type)
-        {
-            case "q8_0":
-                Q8_0.QuantizeReference(input, bytes);
-                Assert.Equal(quant, bytes);
-                Q8_0.DequantizeReference(quant, actual);
-                break;
-            case "q4_0":
-                if (!c.Imatrix)
-                {
-                    Q4_0.QuantizeReference(input, bytes);
-                    Assert.Equal(quant, bytes);
-                }
-                Q4_0.DequantizeReference(quant, actual);
-                break;
-            case "q4_K" or "q5_K" or "q6_K":
-            {
-                var imat = c.ImatrixFile is null ? null : ReadF32(c.ImatrixFile);
-                for (int r = 0; r < c.NRows; r++)
-                {
-                    var xr = input.AsSpan(r * c.NPerRow, c.NPerRow);
-                    var yr = bytes.AsSpan(r * (c.NPerRow / 256 * c.TypeSize), c.NPerRow / 256 * c.TypeSize);
-                    if (c.Type == "q6_K") Q6_K.QuantizeReference(xr, yr, imat);
-                    else KQuant45.QuantizeReference(xr, yr, imat, c.Type == "q4_K" ? 15 : 31, c.TypeSize, c.Type == "q4_K" ? -1f : -0.5f, c.Type == "q4_K" ? 20 : 15);
-                }
-                Assert.Equal(quant, bytes);
-                if (c.Type == "q6_K") Q6_K.DequantizeReference(quant, actual);
-                else KQuant45.DequantizeReference(quant, actual, c.Type == "q4_K" ? 15 : 31, c.TypeSize);
-                break;
-            }
-            default: return;
-        }
-        for (int i = 0; i < expected.Length; i++)
-            Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(actual[i]));
     }
 }
