@@ -3,7 +3,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Containers;
 
 /// <summary>One ggml tensor type: values per block and bytes per block.</summary>
-public readonly record struct GgmlTypeInfo(int Id, string Name, int BlockSize, int TypeSize)
+internal readonly record struct GgmlTypeInfo(int Id, string Name, int BlockSize, int TypeSize)
 {
     /// <summary>
     /// Bytes of <paramref name="elements"/> values, or null if the count is not a whole number
@@ -22,7 +22,7 @@ public readonly record struct GgmlTypeInfo(int Id, string Name, int BlockSize, i
 /// ids 4/5 (Q4_2/Q4_3), 31–33 (Q4_0_4_4…) and 36–38 (IQ4_NL_4_4…) were removed from ggml and
 /// are refused: files using them cannot be loaded by current ggml either.
 /// </summary>
-public static class GgmlTypes
+internal static class GgmlTypes
 {
     public const int F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
         Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,

@@ -16,7 +16,7 @@ public sealed record GgufTensor(string Name, int GgmlType, long[] Dims, TensorBy
 /// offsets are assigned sequentially in the given order, so rewriting a file this writer
 /// produced reproduces it byte for byte.
 /// </summary>
-public static class GgufWriter
+internal static class GgufWriter
 {
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 

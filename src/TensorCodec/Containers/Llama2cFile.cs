@@ -75,7 +75,7 @@ public sealed record Llama2cConfig(int Dim, int HiddenDim, int NLayers, int NHea
 /// arrays back to back with no padding. There is no magic number, so a file is recognised only
 /// when its exact length matches what the header implies.
 /// </summary>
-public static class Llama2cFile
+internal static class Llama2cFile
 {
     public const int HeaderSize = 7 * 4;
 
@@ -157,7 +157,7 @@ public static class Llama2cFile
 }
 
 /// <summary>Writes llama2.c v0 checkpoints in <see cref="Llama2cConfig.Layout"/> order.</summary>
-public static class Llama2cWriter
+internal static class Llama2cWriter
 {
     /// <summary>
     /// Writes the header and every tensor of <see cref="Llama2cConfig.Layout"/> from

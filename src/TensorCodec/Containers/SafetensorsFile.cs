@@ -11,7 +11,7 @@ namespace TensorCodec.Containers;
 /// (tensors tile the data section exactly, no holes, no overlaps, no trailing bytes) so a file
 /// we accept is one every other safetensors loader accepts too.
 /// </summary>
-public static class SafetensorsFile
+internal static class SafetensorsFile
 {
     /// <summary>The reference implementation's cap; it also bounds what we allocate for the header.</summary>
     public const long MaxHeaderLength = 100_000_000;

@@ -6,7 +6,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Containers;
 
 /// <summary>One tensor to write: name, element type, shape (outermost first) and its bytes.</summary>
-public sealed record SafetensorsTensor(string Name, DType DType, long[] Shape, TensorByteSource Data);
+internal sealed record SafetensorsTensor(string Name, DType DType, long[] Shape, TensorByteSource Data);
 
 public enum SafetensorsTensorOrder
 {
@@ -35,7 +35,7 @@ public sealed record SafetensorsWriteOptions
 /// written in the order enumerated (the reference uses a hash map, whose order is arbitrary;
 /// an ordered input keeps our output deterministic).
 /// </summary>
-public static class SafetensorsWriter
+internal static class SafetensorsWriter
 {
     // Strict: a name with a lone surrogate must fail here, not be silently replaced by U+FFFD.
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

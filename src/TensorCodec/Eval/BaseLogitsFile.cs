@@ -11,7 +11,7 @@ namespace TensorCodec.Eval;
 /// int32 scoreFrom, int32 windows, uint64 xxHash64 of the evaluated token ids (int32 LE),
 /// then windows × (ctx − 1 − scoreFrom) rows of vocab float32 log-softmax values.
 /// </summary>
-public static class BaseLogitsFile
+internal static class BaseLogitsFile
 {
     static ReadOnlySpan<byte> Magic => "TCLOGPRB"u8;
     public const int HeaderSize = 8 + 4 * 5 + 8;

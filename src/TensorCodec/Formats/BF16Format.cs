@@ -4,7 +4,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Formats;
 
 /// <summary>ggml BF16: the high half of each float32, rounded to nearest even, NaN kept quiet.</summary>
-public sealed class BF16Format : BlockFormatBase
+internal sealed class BF16Format : BlockFormatBase
 {
     public override string Name => "bf16";
     public override int GgmlTypeId => 30;

@@ -16,7 +16,7 @@ internal static class Bnb4BitFast
 /// "&gt;" tests as the reference); decode looks the 16-entry table up with two vpermps. Both do
 /// the reference's float operations per lane, so bytes and float bits are identical.
 /// </summary>
-public abstract partial class Bnb4BitFormat
+internal abstract partial class Bnb4BitFormat
 {
     internal void QuantizeFast(ReadOnlySpan<float> x, Span<byte> y)
     {

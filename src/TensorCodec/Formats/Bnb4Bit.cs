@@ -13,7 +13,7 @@ namespace TensorCodec.Formats;
 /// nibble (bnb's packing). bnb keeps absmax in a separate array; interleaving it per block is
 /// the only difference, and it makes the format a fixed-size block type.
 /// </summary>
-public abstract partial class Bnb4BitFormat : BlockFormatBase
+internal abstract partial class Bnb4BitFormat : BlockFormatBase
 {
     private readonly int _bs;
     private readonly float[] _pivots;

@@ -13,7 +13,7 @@ namespace TensorCodec.Formats;
 /// chunk scales f32[ceil(blocks/256)] | absmax codes u8[blocks] | packed 4-bit data
 /// (blocks · bs/2 bytes, bnb nibble order as in <see cref="Bnb4BitFormat"/>).
 /// </summary>
-public sealed class Bnb4BitDoubleQuant(Bnb4BitFormat inner) : IMatrixFormat
+internal sealed class Bnb4BitDoubleQuant(Bnb4BitFormat inner) : IMatrixFormat
 {
     public const int Chunk = 256;
     public Bnb4BitFormat Inner { get; } = inner;

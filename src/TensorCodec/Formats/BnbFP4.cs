@@ -6,7 +6,7 @@ namespace TensorCodec.Formats;
 /// the code order and the tiny subnormal differ. Block size 64 by default ("fp4"; "fp4_b128"…).
 /// Layout and rounding: <see cref="Bnb4BitFormat"/>.
 /// </summary>
-public sealed class BnbFP4(int blockSize = 64) : Bnb4BitFormat(blockSize, Pivots, RankToCode, Levels, signMagnitude: true)
+internal sealed class BnbFP4(int blockSize = 64) : Bnb4BitFormat(blockSize, Pivots, RankToCode, Levels, signMagnitude: true)
 {
     /// <summary>Decoded values by code, as bnb's dequantization tree returns them (sign in bit 3).</summary>
     public static readonly float[] Levels =

@@ -4,7 +4,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Formats;
 
 /// <summary>ggml F16: little-endian IEEE half per value, round-to-nearest-even.</summary>
-public sealed class F16Format : BlockFormatBase
+internal sealed class F16Format : BlockFormatBase
 {
     public override string Name => "f16";
     public override int GgmlTypeId => 1;

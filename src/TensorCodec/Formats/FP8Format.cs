@@ -6,7 +6,7 @@ namespace TensorCodec.Formats;
 /// Plain per-element FP8 without scales ("fp8_e4m3", "fp8_e5m2"): each float becomes one OCP
 /// FP8 byte, round to nearest even, saturating (out-of-range values clamp to ±max; NaN stays NaN).
 /// </summary>
-public sealed class FP8Format(MiniFloat element) : BlockFormatBase
+internal sealed class FP8Format(MiniFloat element) : BlockFormatBase
 {
     public MiniFloat Element { get; } = element.Bits == 8 ? element : throw new ArgumentException("FP8 needs an 8-bit element type");
     public override string Name => "fp8_" + Element.Name;

@@ -29,7 +29,7 @@ public interface IBlockFormat
 }
 
 /// <summary>Shared argument checks and the per-row loop.</summary>
-public abstract class BlockFormatBase : IBlockFormat
+internal abstract class BlockFormatBase : IBlockFormat
 {
     public abstract string Name { get; }
     public abstract int GgmlTypeId { get; }

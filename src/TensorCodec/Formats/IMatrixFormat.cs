@@ -29,7 +29,7 @@ public interface IMatrixFormat
 }
 
 /// <summary>A block format seen as a matrix format: the output is the blocks of every row, back to back.</summary>
-public sealed class BlockMatrixFormat(IBlockFormat format) : IMatrixFormat
+internal sealed class BlockMatrixFormat(IBlockFormat format) : IMatrixFormat
 {
     public IBlockFormat Format { get; } = format;
     public string Name => Format.Name;
@@ -85,7 +85,7 @@ internal static class MatrixFormatChecks
 /// <c>"TCQM" | version u8 (1) | name length u8 | name (ASCII) | rows u32 | cols u32</c>, then the
 /// format's payload. Decoding checks the name, so a file cannot be read as the wrong format.
 /// </summary>
-public static class MatrixHeader
+internal static class MatrixHeader
 {
     public const byte Version = 1;
     private static ReadOnlySpan<byte> Magic => "TCQM"u8;

@@ -3,7 +3,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Formats;
 
 /// <summary>ggml IQ4_NL: 32 values as fp16 d and 4-bit indices into a non-linear table. Layout: d | qs[16].</summary>
-public sealed class IQ4_NL : BlockFormatBase
+internal sealed class IQ4_NL : BlockFormatBase
 {
     public override string Name => "iq4_nl";
     public override int GgmlTypeId => 20;

@@ -6,7 +6,7 @@ namespace TensorCodec.Formats;
 /// ggml IQ4_XS: 256 values, the IQ4_NL table with 6-bit block scales of a fp16 super-scale.
 /// Layout: d | scales_h (uint16, 2 bits per block) | scales_l[4] (nibbles) | qs[128].
 /// </summary>
-public sealed class IQ4_XS : BlockFormatBase
+internal sealed class IQ4_XS : BlockFormatBase
 {
     public override string Name => "iq4_xs";
     public override int GgmlTypeId => 23;

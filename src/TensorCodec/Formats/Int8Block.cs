@@ -9,7 +9,7 @@ namespace TensorCodec.Formats;
 /// d = absmax/127, ties to even, so |x − q·d| ≤ d/2. Block 64 by default ("int8_block"; also
 /// "int8_block_b32", "int8_block_b128", …). Layout per block: absmax f32 | q int8[bs].
 /// </summary>
-public sealed class Int8Block : BlockFormatBase
+internal sealed class Int8Block : BlockFormatBase
 {
     private readonly int _bs;
 

@@ -19,7 +19,7 @@ namespace TensorCodec.Formats;
 /// Zero points are stored as is (GPTQ v2 / GPTQModel convention); AutoGPTQ's v1 checkpoints
 /// store z − 1. Needs rows·n to be a multiple of 32 (GPTQ packs the zeros along out_features).
 /// </summary>
-public sealed class IntNGroupwise : IMatrixFormat
+internal sealed class IntNGroupwise : IMatrixFormat
 {
     public IntNGroupwise(int bits, int group)
     {

@@ -13,7 +13,7 @@ namespace TensorCodec.Formats;
 /// threshold f32 | k u32 | outlier column indices u32[k], ascending | row absmax f32[rows] |
 /// q int8[rows·cols], row-major, 0 in outlier columns | outliers f16[k·rows], column by column.
 /// </summary>
-public sealed class LlmInt8 : IMatrixFormat
+internal sealed class LlmInt8 : IMatrixFormat
 {
     public const float DefaultThreshold = 6.0f;
 

@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// e = floor(log2(amax)) − 2 + 127. Layout: e | qs[16] (j low nibble, j+16 high nibble).
 /// Importance weights are ignored (as in ggml).
 /// </summary>
-public sealed class MXFP4 : BlockFormatBase
+internal sealed class MXFP4 : BlockFormatBase
 {
     public override string Name => "mxfp4";
     public override int GgmlTypeId => 39;

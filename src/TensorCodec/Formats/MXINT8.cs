@@ -5,7 +5,7 @@ namespace TensorCodec.Formats;
 /// −2 … 1 63/64), emax 0. Elements round to nearest even and saturate to ±127/64 (symmetric, the
 /// range the spec lists; −128 is never produced but decodes as −2).
 /// </summary>
-public sealed class MXINT8 : OcpMxFormat
+internal sealed class MXINT8 : OcpMxFormat
 {
     public override string Name => "mxint8";
     public override int ElementBits => 8;

@@ -5,7 +5,7 @@ namespace TensorCodec.Formats;
 /// scaled to [−1, 1] with an exact zero. Block size 64 by default ("nf4"); other sizes are
 /// "nf4_b32", "nf4_b128", … Layout and rounding: <see cref="Bnb4BitFormat"/>.
 /// </summary>
-public sealed class NF4(int blockSize = 64) : Bnb4BitFormat(blockSize, Pivots, Identity, Levels, signMagnitude: false)
+internal sealed class NF4(int blockSize = 64) : Bnb4BitFormat(blockSize, Pivots, Identity, Levels, signMagnitude: false)
 {
     /// <summary>The NF4 code values bitsandbytes uses, code 0 … 15.</summary>
     public static readonly float[] Levels =

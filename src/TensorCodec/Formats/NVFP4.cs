@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// 16 E2M1 codes. Layout: d[4] | qs[32] (per sub-block 8 bytes, j low / j+8 high nibble).
 /// Importance weights are ignored (as in ggml).
 /// </summary>
-public sealed class NVFP4 : BlockFormatBase
+internal sealed class NVFP4 : BlockFormatBase
 {
     public override string Name => "nvfp4";
     public override int GgmlTypeId => 40;

@@ -12,7 +12,7 @@ namespace TensorCodec.Formats;
 /// Layout after the <see cref="MatrixHeader"/>: g f32 | blocks of 9 bytes: scale code | 8 bytes,
 /// element 2j in the low nibble of byte j (NVIDIA's packed fp4x2 order).
 /// </summary>
-public sealed class NVFP4_16 : IMatrixFormat
+internal sealed class NVFP4_16 : IMatrixFormat
 {
     public const int K = 16;
     public const int BlockBytes = 9;

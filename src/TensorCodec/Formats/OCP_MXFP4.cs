@@ -8,7 +8,7 @@ namespace TensorCodec.Formats;
 /// ours: elements 2j, 2j+1 in byte j, low nibble first) and in ties (ggml takes the lowest code
 /// index on a tie; MX rounds to nearest even). The scale rule is the same.
 /// </summary>
-public sealed class OCP_MXFP4() : OcpMxFloatFormat(MiniFloat.E2M1, 2)
+internal sealed class OCP_MXFP4() : OcpMxFloatFormat(MiniFloat.E2M1, 2)
 {
     public override string Name => "ocp_mxfp4";
 }

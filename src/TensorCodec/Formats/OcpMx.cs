@@ -12,7 +12,7 @@ namespace TensorCodec.Formats;
 /// (element k at bits [k·w, k·w+w), so for FP4 element 2j is the low nibble of byte j, and FP6
 /// packs 4 elements into 3 bytes). Importance weights are ignored.
 /// </summary>
-public abstract class OcpMxFormat : BlockFormatBase
+internal abstract class OcpMxFormat : BlockFormatBase
 {
     public const int K = 32;
     public override int GgmlTypeId => -1;
@@ -110,7 +110,7 @@ public abstract class OcpMxFormat : BlockFormatBase
 }
 
 /// <summary>An MX format whose elements are one of the OCP mini-floats.</summary>
-public abstract class OcpMxFloatFormat(MiniFloat element, int emax) : OcpMxFormat
+internal abstract class OcpMxFloatFormat(MiniFloat element, int emax) : OcpMxFormat
 {
     public MiniFloat Element { get; } = element;
     public override int ElementBits => Element.Bits;

@@ -9,7 +9,7 @@ namespace TensorCodec.Formats;
 /// make_qp_quants for the 4-bit codes.
 /// Layout: scales[16] (low nibble scale, high nibble min) | qs[64] | d | dmin.
 /// </summary>
-public sealed class Q2_K : BlockFormatBase
+internal sealed class Q2_K : BlockFormatBase
 {
     public const int QK = 256;
     public const int Bytes = 84;

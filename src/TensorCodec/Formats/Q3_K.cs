@@ -8,7 +8,7 @@ namespace TensorCodec.Formats;
 /// make_qx_quants with qw·√(σ²+x²), and again (weighted by the sub-block weight sums) for the
 /// scale codes. Layout: hmask[32] (3rd bits) | qs[64] (2-bit lows) | scales[12] | d.
 /// </summary>
-public sealed class Q3_K : BlockFormatBase
+internal sealed class Q3_K : BlockFormatBase
 {
     public const int QK = 256;
     public const int Bytes = 110;

@@ -8,7 +8,7 @@ namespace TensorCodec.Formats;
 /// importance weights ggml instead searches the scale (make_qx_quants, weights qw·√(σ²+x²)).
 /// Layout: d | qs[16], value j in the low nibble of qs[j], value j+16 in the high nibble.
 /// </summary>
-public sealed class Q4_0 : BlockFormatBase
+internal sealed class Q4_0 : BlockFormatBase
 {
     public const int QK = 32;
     public const int Bytes = 18;

@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// d = (max−min)/15. With importance weights: make_qkx3_quants (weighted min/scale search).
 /// Layout: d | m | qs[16].
 /// </summary>
-public sealed class Q4_1 : BlockFormatBase
+internal sealed class Q4_1 : BlockFormatBase
 {
     public const int QK = 32;
     public const int Bytes = 20;

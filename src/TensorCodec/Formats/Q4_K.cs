@@ -1,7 +1,7 @@
 namespace TensorCodec.Formats;
 
 /// <summary>ggml Q4_K. Layout: d | dmin | scales[12] | qs[128]; see <see cref="KQuant45"/>.</summary>
-public sealed class Q4_K : BlockFormatBase
+internal sealed class Q4_K : BlockFormatBase
 {
     public override string Name => "q4_K";
     public override int GgmlTypeId => 12;

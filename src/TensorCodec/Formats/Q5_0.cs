@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// ggml Q5_0: 32 values as fp16 d and 5-bit q with x ≈ (q − 16)·d; d = signed max/−16
 /// (importance weights: make_qx_quants). Layout: d | qh (uint32, bit j = 5th bit of value j) | qs[16].
 /// </summary>
-public sealed class Q5_0 : BlockFormatBase
+internal sealed class Q5_0 : BlockFormatBase
 {
     public const int QK = 32;
     public const int Bytes = 22;

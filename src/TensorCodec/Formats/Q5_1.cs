@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// ggml Q5_1: 32 values as fp16 d, fp16 m and 5-bit q with x ≈ q·d + m; d = (max−min)/31
 /// (importance weights: make_qkx3_quants). Layout: d | m | qh (uint32) | qs[16].
 /// </summary>
-public sealed class Q5_1 : BlockFormatBase
+internal sealed class Q5_1 : BlockFormatBase
 {
     public const int QK = 32;
     public const int Bytes = 24;

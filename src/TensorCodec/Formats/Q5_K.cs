@@ -1,7 +1,7 @@
 namespace TensorCodec.Formats;
 
 /// <summary>ggml Q5_K. Layout: d | dmin | scales[12] | qh[32] | qs[128]; see <see cref="KQuant45"/>.</summary>
-public sealed class Q5_K : BlockFormatBase
+internal sealed class Q5_K : BlockFormatBase
 {
     public override string Name => "q5_K";
     public override int GgmlTypeId => 13;

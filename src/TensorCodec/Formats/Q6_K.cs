@@ -8,7 +8,7 @@ namespace TensorCodec.Formats;
 /// make_qx_quants (weights x², or the raw importance weights when given).
 /// Layout: ql[128] (low nibbles) | qh[64] (2-bit highs) | scales[16] (int8) | d.
 /// </summary>
-public sealed class Q6_K : BlockFormatBase
+internal sealed class Q6_K : BlockFormatBase
 {
     public const int QK = 256;
     public const int Bytes = 210;

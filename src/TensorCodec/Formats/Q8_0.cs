@@ -7,7 +7,7 @@ namespace TensorCodec.Formats;
 /// from zero (C roundf). ggml ignores importance weights for this type.
 /// Layout: d (2 bytes) | qs[32].
 /// </summary>
-public sealed class Q8_0 : BlockFormatBase
+internal sealed class Q8_0 : BlockFormatBase
 {
     public const int QK = 32;
     public override string Name => "q8_0";

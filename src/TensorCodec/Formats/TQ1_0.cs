@@ -8,7 +8,7 @@ namespace TensorCodec.Formats;
 /// by 3 and taking the carry. Layout: qs[48] (5 trits each: 32 bytes × 160 values, 16 bytes ×
 /// 80) | qh[4] (4 trits each) | d. Importance weights are ignored (as in ggml).
 /// </summary>
-public sealed class TQ1_0 : BlockFormatBase
+internal sealed class TQ1_0 : BlockFormatBase
 {
     public override string Name => "tq1_0";
     public override int GgmlTypeId => 34;

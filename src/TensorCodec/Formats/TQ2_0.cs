@@ -6,7 +6,7 @@ namespace TensorCodec.Formats;
 /// ggml TQ2_0 (ternary, 2.0625 bpw): 256 values in {−1,0,1}·d, d = amax, as 2-bit codes 0..2.
 /// Layout: qs[64] (byte m of each 32-byte group holds values m, m+32, m+64, m+96) | d.
 /// </summary>
-public sealed class TQ2_0 : BlockFormatBase
+internal sealed class TQ2_0 : BlockFormatBase
 {
     public override string Name => "tq2_0";
     public override int GgmlTypeId => 35;

@@ -6,7 +6,7 @@ namespace TensorCodec.Models;
 /// rows are viewed as [2, head_dim/2] and transposed to [head_dim/2, 2], exactly what
 /// llama.cpp's converter does with reshape(n_head, 2, head_dim/2, in).swapaxes(1, 2).
 /// </summary>
-public static class RopePermutation
+internal static class RopePermutation
 {
     /// <summary>Source row for destination row <paramref name="row"/> (HF → GGUF).</summary>
     public static int SourceRow(int row, int headDim)

@@ -4,7 +4,7 @@ using TensorCodec.Containers;
 namespace TensorCodec.Models;
 
 /// <summary>What a Llama tensor is, independent of how a file format spells it.</summary>
-public enum TensorRole : byte
+internal enum TensorRole : byte
 {
     /// <summary>Token embedding, [vocab, dim].</summary>
     TokenEmbedding,
@@ -33,7 +33,7 @@ public enum TensorRole : byte
 }
 
 /// <summary>A tensor-naming convention.</summary>
-public enum TensorNaming : byte
+internal enum TensorNaming : byte
 {
     /// <summary>Hugging Face <c>LlamaForCausalLM</c> state dict (<c>model.layers.N.self_attn.q_proj.weight</c>).</summary>
     HuggingFace,
@@ -50,7 +50,7 @@ public enum TensorNaming : byte
 /// <see cref="RopePermutation"/> applied to <see cref="TensorRole.Query"/> (over the attention heads)
 /// and <see cref="TensorRole.Key"/> (over the KV heads).
 /// </summary>
-public static class TensorNames
+internal static class TensorNames
 {
     // Per role: HF, GGUF, llama2.c. {0} is the layer.
     static readonly string[][] Table =

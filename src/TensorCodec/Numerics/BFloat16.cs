@@ -10,7 +10,7 @@ namespace TensorCodec.Numerics;
 /// signalling NaN whose payload lives only in the low half cannot turn into infinity (ggml does
 /// the same, and the golden bf16 rows were produced that way).
 /// </summary>
-public static class BFloat16
+internal static class BFloat16
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort FromFloat(float f)

@@ -9,7 +9,7 @@ namespace TensorCodec.Numerics;
 /// conversion. Only NaN is canonicalised (sign | 0x7E00), matching ggml's fp32→fp16, so a
 /// quantizer's bytes do not depend on the NaN payload.
 /// </summary>
-public static class Fp16
+internal static class Fp16
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort FromFloat(float f)

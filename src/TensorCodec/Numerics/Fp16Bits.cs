@@ -9,7 +9,7 @@ namespace TensorCodec.Numerics;
 /// (zero, subnormal, inf, NaN, overflow) goes through <see cref="Fp16"/>, so the results are
 /// identical to it for every input (tested exhaustively).
 /// </summary>
-public static class Fp16Bits
+internal static class Fp16Bits
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort FromFloat(float f)

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace TensorCodec.Numerics;
 
 /// <summary>How a small float format spends its top exponent code.</summary>
-public enum MiniFloatSpecials : byte
+internal enum MiniFloatSpecials : byte
 {
     /// <summary>Every code is finite (OCP FP6 E3M2/E2M3, FP4 E2M1).</summary>
     None,
@@ -18,7 +18,7 @@ public enum MiniFloatSpecials : byte
 /// even, done exactly in double: a float divided by a power of two and rounded to an integer
 /// loses nothing, so there is no double-rounding.
 /// </summary>
-public sealed class MiniFloat
+internal sealed class MiniFloat
 {
     public static readonly MiniFloat E4M3 = new("e4m3", 4, 3, 7, MiniFloatSpecials.NanOnly);
     public static readonly MiniFloat E5M2 = new("e5m2", 5, 2, 15, MiniFloatSpecials.Ieee);
@@ -145,7 +145,7 @@ public sealed class MiniFloat
 /// Scale formats used by the microscaling block types: E8M0 (a bare power of two, 0xFF = NaN)
 /// and ggml's unsigned E4M3 scale for nvfp4.
 /// </summary>
-public static class ScaleFormats
+internal static class ScaleFormats
 {
     /// <summary>2^(e-127); 0xFF is NaN.</summary>
     public static float E8M0ToFloat(byte e) =>

@@ -19,7 +19,7 @@ namespace TensorCodec.Quantization;
 /// "never activated" convention).</item>
 /// </list>
 /// </summary>
-public sealed class ImportanceMatrix
+internal sealed class ImportanceMatrix
 {
     readonly Dictionary<string, float[]> _weights;
 

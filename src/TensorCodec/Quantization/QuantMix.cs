@@ -46,7 +46,7 @@ public sealed record QuantMix(string Name, int FileType, int BaseType)
 }
 
 /// <summary>What the model looks like, as far as the per-tensor rules care.</summary>
-public sealed record MixContext(int LayerCount, int HeadCount, int HeadCountKv, bool HasOutput, bool HasImatrix)
+internal sealed record MixContext(int LayerCount, int HeadCount, int HeadCountKv, bool HasOutput, bool HasImatrix)
 {
     public int Gqa => HeadCountKv <= 0 ? 1 : HeadCount / HeadCountKv;
 }
@@ -80,7 +80,7 @@ public readonly record struct TypeChoice(int Type, int? FallbackFrom);
 ///   non-fitting Q4_0…Q8_0/IQ4_NL tensor outright; we use F16 for those too and report it.</item>
 /// </list>
 /// </summary>
-public static class TensorTypeRules
+internal static class TensorTypeRules
 {
     /// <summary>Whether llama.cpp would quantize this tensor at all (else it is written as F32).</summary>
     public static bool IsQuantizable(string ggufName, long[] dims) =>
