@@ -11,10 +11,7 @@ static class EvalCommand
     {
         var model = new Argument<string>("model") { Description = "Model to evaluate (llama2.c .bin, GGUF, or safetensors with config.json beside it)" };
         var baseModel = new Option<string?>("--base") { Description = "Base model: adds KL(base‖model), top-1 agreement and Δp statistics" };
-        var text = new Option<string?>("--text") { Description = "Text file, tokenized paragraph by paragraph (BOS + paragraph + \"\\n\")" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: llama2.c tokenizer.bin, or a GGUF with an embedded vocabulary" };
-        var tokens = new Option<string?>("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
-        var split = new Option<TokenSplit>("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
+        var evalText = new EvalTextOptions();
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
         var scoreFrom = new Option<int?>("--score-from") { Description = "First scored position in each window (default ctx/2)" };
@@ -29,26 +26,19 @@ static class EvalCommand
         var force = CliCommon.Force();
         var cmd = new Command("eval", "Perplexity (llama.cpp protocol) and, with a base, KL divergence statistics")
         {
-            model, baseModel, text, tokenizer, tokens, split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, kv, threads, json, force,
+            model, baseModel, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, kv, threads, json, force,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
             bool asJson = p.GetValue(json);
             var kvSpec = KvSpec.Parse(p.GetValue(kv)!);
-            string? textPath = p.GetValue(text), tokPath = p.GetValue(tokenizer), tokensPath = p.GetValue(tokens);
-            if ((textPath is null) == (tokensPath is null))
-                throw new ArgumentException("give either --tokens FILE or --text FILE --tokenizer TOK");
-            if (textPath is not null && tokPath is null) throw new ArgumentException("--text needs --tokenizer");
             if (p.GetValue(baseModel) is not null && p.GetValue(baseLogits) is not null)
                 throw new ArgumentException("give either --base or --base-logits, not both");
+            var data = evalText.Read(p);
 
             string modelPath = p.GetValue(model)!;
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
-            int[] all = tokensPath is not null
-                ? EvalData.ReadTokens(tokensPath)
-                : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
-            var data = EvalData.Split(all, p.GetValue(split));
 
             int ctxValue = p.GetValue(ctx);
             int maxPos = Math.Min(m.Config.MaxSeqLen, b?.Config.MaxSeqLen ?? int.MaxValue);
@@ -67,7 +57,7 @@ static class EvalCommand
             {
                 CliCommon.WriteJson(new
                 {
-                    model = modelPath, @base = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), split = p.GetValue(split).ToString().ToLowerInvariant(),
+                    model = modelPath, @base = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(),
                     tokens = data.Length, result.Ctx, result.ScoreFrom, result.Windows, result.Scored, result.MeanNll, result.Ppl, result.PplStdErr,
                     kl = result.Kl, kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), threads = options.Threads, result.Seconds, result.TokensPerSecond,
                 });

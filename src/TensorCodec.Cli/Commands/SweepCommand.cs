@@ -12,10 +12,7 @@ static class SweepCommand
     {
         var model = new Argument<string>("model") { Description = "Unquantized model (safetensors with config.json, llama2.c .bin, or GGUF)" };
         var types = new Option<string>("--types") { Description = "Comma-separated llama.cpp mixes (q8_0, q4_K_M …) and/or formats (nf4, ocp_mxfp4, int4_g128 …)", Required = true };
-        var text = new Option<string?>("--text") { Description = "Text file, tokenized paragraph by paragraph (BOS + paragraph + \"\\n\")" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer for --text: llama2.c tokenizer.bin, or a GGUF with an embedded vocabulary" };
-        var tokens = new Option<string?>("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
-        var split = new Option<TokenSplit>("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
+        var evalText = new EvalTextOptions();
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
@@ -24,19 +21,12 @@ static class SweepCommand
         var json = CliCommon.Json();
         var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.png")
         {
-            model, types, text, tokenizer, tokens, split, ctx, chunks, config, output, threads, json,
+            model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
-            string? textPath = p.GetValue(text), tokPath = p.GetValue(tokenizer), tokensPath = p.GetValue(tokens);
-            if ((textPath is null) == (tokensPath is null))
-                throw new ArgumentException("give either --tokens FILE or --text FILE --tokenizer TOK");
-            if (textPath is not null && tokPath is null) throw new ArgumentException("--text needs --tokenizer");
             string modelPath = p.GetValue(model)!;
-            int[] all = tokensPath is not null
-                ? EvalData.ReadTokens(tokensPath)
-                : EvalData.Tokenize(textPath!, Tokenizer.Load(tokPath!));
-            var data = EvalData.Split(all, p.GetValue(split));
+            var data = evalText.Read(p);
             var options = new SweepOptions
             {
                 Types = p.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),

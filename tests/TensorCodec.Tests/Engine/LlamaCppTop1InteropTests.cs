@@ -21,16 +21,6 @@ public class LlamaCppTop1InteropTests(ITestOutputHelper output)
     /// </summary>
     const double NearTie = 0.02;
 
-    static string Script()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var p = Path.Combine(d.FullName, "tests", "interop", "llama-interop.mjs");
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException("tests/interop/llama-interop.mjs not found above the test output folder");
-    }
-
     [NodeLlamaFact]
     public void Llama_cpp_and_our_engine_agree_on_the_next_token_for_f32_q8_0_and_q4_K_M()
     {
@@ -40,7 +30,7 @@ public class LlamaCppTop1InteropTests(ITestOutputHelper output)
         var tokensCsv = EngineFixtures.Fixture("val.first128.tokens.csv");
         var tokens = EngineFixtures.Tokens("val.first128.tokens.csv");
         var positions = Enumerable.Range(0, tokens.Length).Where(i => i % 3 == 0 || i == tokens.Length - 1).ToArray();
-        var args = new List<string> { Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
+        var args = new List<string> { NodeLlamaFactAttribute.Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
             "--generate", "1", "--prompt-ids", "1", "--top1-tokens", tokensCsv, "--top1-positions", string.Join(",", positions) };
         var mixes = new[] { "f32", "q8_0", "q4_K_M" };
         foreach (var mix in mixes)

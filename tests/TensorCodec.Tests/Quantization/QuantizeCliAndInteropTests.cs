@@ -55,6 +55,17 @@ public sealed class NodeLlamaFactAttribute : FactAttribute
 {
     public const string Variable = "TCODEC_NODE_LLAMA";
 
+    /// <summary>The node script both interop tests drive llama.cpp with.</summary>
+    public static string Script()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, "tests", "interop", "llama-interop.mjs");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("tests/interop/llama-interop.mjs not found above the test output folder");
+    }
+
     public NodeLlamaFactAttribute()
     {
         var dir = Environment.GetEnvironmentVariable(Variable);
@@ -68,21 +79,11 @@ public sealed class NodeLlamaFactAttribute : FactAttribute
 /// <summary>Loads our GGUFs into a real llama.cpp (node-llama-cpp's prebuilt CPU build).</summary>
 public class LlamaCppInteropTests(ITestOutputHelper output)
 {
-    static string Script()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var p = Path.Combine(d.FullName, "tests", "interop", "llama-interop.mjs");
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException("tests/interop/llama-interop.mjs not found above the test output folder");
-    }
-
     [NodeLlamaFact]
     public void LlamaCppLoadsTokenizesAndGenerates()
     {
         using var dir = new ScratchDir();
-        var args = new List<string> { Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
+        var args = new List<string> { NodeLlamaFactAttribute.Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
             "--expect-ids", "658,312,375,265,613,391,358,375", "--generate", "8" };
         foreach (var mix in new[] { "f32", "q8_0", "q4_K_M" })
         {
@@ -147,7 +148,7 @@ public class LlamaCppInteropTests(ITestOutputHelper output)
         {
             Mix = TensorCodec.Quantization.QuantMix.Get("f32"), TokenizerPath = tok,
         });
-        var args = new List<string> { Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
+        var args = new List<string> { NodeLlamaFactAttribute.Script(), "--modules", Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable)!,
             "--model", path, "--prompt-ids", "1", "--generate", "32" };
         if (reference is not null)
             args.AddRange(["--expect-generated", string.Join(",", File.ReadAllText(reference).Trim().Split(',').Skip(1).Take(32))]);
