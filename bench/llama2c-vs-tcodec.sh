@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
         --model) model=$2; shift 2 ;;
         --steps) steps=$2; shift 2 ;;
         --pairs) pairs=$2; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
