@@ -15,6 +15,7 @@ static class LogitsCommand
         var tokens = new Option<string?>("--tokens") { Description = "Token ids: comma-separated list, or a .csv/.u16 file" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
         var generate = new Option<int>("--generate") { Description = "Instead of logits: greedily generate N tokens after --tokens (default BOS) and report tokens/s" };
+        var runs = new Option<int>("--runs") { Description = "With --generate: timed runs to take the median of", DefaultValueFactory = _ => 10 };
         var kv = new Option<string>("--kv") { Description = "KV cache type: f32, f16, q8_0, kivi2, kivi4, kvmix[:k=B,v=B,g=G,r=R] (docs/KV.md)", DefaultValueFactory = _ => "f32" };
         var output = CliCommon.Output();
         var threads = CliCommon.Threads();
@@ -22,7 +23,7 @@ static class LogitsCommand
         var force = CliCommon.Force();
         var cmd = new Command("logits", "One forward pass over token ids, writing [n][vocab] float32 logits (or a greedy generation benchmark)")
         {
-            model, tokens, config, generate, kv, output, threads, json, force,
+            model, tokens, config, generate, runs, kv, output, threads, json, force,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -35,13 +36,15 @@ static class LogitsCommand
 
             if (p.GetValue(generate) is int n and > 0)
             {
-                var g = GenerationBenchmark.Run(m, ids, n, t, kv: kvSpec.Kind == KvKind.F32 ? null : kvSpec);
+                int r = p.GetValue(runs);
+                if (r < 1) throw new ArgumentException($"--runs must be at least 1, got {r}");
+                var g = GenerationBenchmark.Run(m, ids, n, t, r, kvSpec.Kind == KvKind.F32 ? null : kvSpec);
                 long kvBytes = kvSpec.BytesFor(m.Config, g.PromptTokens + g.GeneratedTokens);
-                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, tokens = g.Tokens });
+                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, g.Runs, g.MinTokensPerSecond, g.MaxTokensPerSecond, tokens = g.Tokens });
                 else
                 {
                     Console.WriteLine(string.Join(",", g.Tokens));
-                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, best of 10); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s; KV cache {Markup.Escape(kvSpec.Name)} {kvBytes:N0} bytes");
+                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, median of {g.Runs}); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s; KV cache {Markup.Escape(kvSpec.Name)} {kvBytes:N0} bytes");
                 }
                 return 0;
             }

@@ -9,11 +9,18 @@ public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int
     public double PromptTokensPerSecond => PromptTokens / Math.Max(1e-12, PromptSeconds);
     /// <summary>Generated tokens per second, excluding the prompt (llama2.c's run.c counts the same way).</summary>
     public double TokensPerSecond => GeneratedTokens / Math.Max(1e-12, GenerateSeconds);
+    /// <summary>How many timed runs the seconds above are the median of.</summary>
+    public int Runs { get; init; } = 1;
+    /// <summary>Generated tokens per second of the slowest timed run.</summary>
+    public double MinTokensPerSecond { get; init; }
+    /// <summary>Generated tokens per second of the fastest timed run.</summary>
+    public double MaxTokensPerSecond { get; init; }
 }
 
-/// <summary>Times greedy generation: the best of several runs, after a three-second warm-up (JIT tiers, page faults).</summary>
+/// <summary>Times greedy generation: the median of several runs, after a three-second warm-up (JIT tiers, page faults).</summary>
 public static class GenerationBenchmark
 {
+    /// <param name="runs">Timed runs; the result holds the median of each time and the min/max rate.</param>
     /// <param name="kv">KV cache type; null for the default F32 cache.</param>
     public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 10, KvSpec? kv = null)
     {
@@ -23,7 +30,11 @@ public static class GenerationBenchmark
         int capacity = prompt.Length + tokens;
         using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Cache = kv?.Create(model.Config, capacity) });
         var output = new int[tokens];
-        GenerationTiming? best = null;
+        runs = Math.Max(1, runs);
+        // The median, not the best: on a shared machine the best run is luck, the median is repeatable.
+        var promptSec = new double[runs];
+        var genSec = new double[runs];
+        var cpuSec = new double[runs];
         // Warm up for a fixed time, not a fixed count: tiered JIT promotes hot methods in the
         // background, and on a busy machine that takes longer than one run.
         var warm = Stopwatch.StartNew();
@@ -33,23 +44,34 @@ public static class GenerationBenchmark
             var l = s.Prefill(prompt);
             for (int i = 1; i < tokens; i++) l = s.Forward(Sampling.ArgMax(l));
         } while (warm.Elapsed.TotalSeconds < 3.0);
-        for (int run = 1; run <= Math.Max(1, runs); run++)
+        for (int run = 0; run < runs; run++)
         {
             s.Reset();
             long t0 = Stopwatch.GetTimestamp();
             var logits = s.Prefill(prompt);
-            double promptSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            promptSec[run] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             t0 = Stopwatch.GetTimestamp();
             var cpu0 = Environment.CpuUsage.TotalTime;
             int n = 0;
             output[n++] = Sampling.ArgMax(logits);
             while (n < tokens) { var next = s.Forward(output[n - 1]); output[n++] = Sampling.ArgMax(next); }
-            double genSeconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            double cpuSeconds = (Environment.CpuUsage.TotalTime - cpu0).TotalSeconds;
-            // The first generated token comes from the prompt's logits, so n−1 forward passes were timed.
-            var timing = new GenerationTiming(prompt.Length, n - 1, threads, promptSeconds, genSeconds, cpuSeconds, output.ToArray());
-            if (run > 0 && (best is null || timing.TokensPerSecond > best.TokensPerSecond)) best = timing;
+            genSec[run] = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            cpuSec[run] = (Environment.CpuUsage.TotalTime - cpu0).TotalSeconds;
         }
-        return best!;
+        // The first generated token comes from the prompt's logits, so tokens−1 forward passes were timed.
+        int timed = tokens - 1;
+        return new GenerationTiming(prompt.Length, timed, threads, Median(promptSec), Median(genSec), Median(cpuSec), output)
+        {
+            Runs = runs,
+            MinTokensPerSecond = timed / Math.Max(1e-12, genSec.Max()),
+            MaxTokensPerSecond = timed / Math.Max(1e-12, genSec.Min()),
+        };
+    }
+
+    static double Median(double[] values)
+    {
+        Array.Sort(values);
+        int mid = values.Length / 2;
+        return values.Length % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
     }
 }
