@@ -1,0 +1,69 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using TensorCodec.Engine;
+
+namespace TensorCodec.Tests.Kv;
+
+/// <summary>
+/// Pins the bytes of .tkv files written from a synthetic context (no model run, so the bytes do
+/// not depend on the machine's SIMD width): the container's layout, the section quantizer, the
+/// delta coding and the entropy coder must keep producing these files exactly.
+/// </summary>
+public class TkvGoldenTests
+{
+    internal const int Layers = 3, KvHeads = 2, HeadDim = 16, Vocab = 50, TokenCount = 41;
+
+    /// <summary>Deterministic keys/values with the features that matter: an outlier channel, a constant channel, exact zeros and −0.</summary>
+    internal static (int[] Tokens, byte[] ModelId, float[][] Keys, float[][] Values) Synthetic()
+    {
+        var rng = new Random(8);
+        int kvDim = KvHeads * HeadDim, positions = TokenCount - 1;
+        var tokens = Enumerable.Range(0, TokenCount).Select(_ => rng.Next(Vocab)).ToArray();
+        var id = Enumerable.Range(0, 16).Select(i => (byte)(i * 37 + 11)).ToArray();
+        float[][] Make(float outlier) => Enumerable.Range(0, Layers).Select(l =>
+        {
+            var x = new float[positions * kvDim];
+            for (int p = 0; p < positions; p++)
+                for (int c = 0; c < kvDim; c++)
+                    x[p * kvDim + c] = c switch
+                    {
+                        5 => 0.75f,                                   // constant channel: scale 0
+                        7 => p % 3 == 0 ? -0f : 0f,                   // signed zeros
+                        _ => (float)((rng.NextDouble() * 2 - 1) * (c % 11 == 3 ? outlier : 1) + 0.125 * (c % 5) + 0.01 * l),
+                    };
+            return x;
+        }).ToArray();
+        return (tokens, id, Make(9), Make(1));
+    }
+
+    public static TheoryData<string, string> Golden => new()
+    {
+        { "f32", "559e6d9dadd0ba5cccb10bb156dc15dca06c83b86d3614faf07b3c2e2317ab8e:26458" },
+        { "f16", "8ad96c4793fce9983c07d3a36dc4751bf072d0c4a6e05b1f1d6f28bd7db496c5:13633" },
+        { "q8", "e25630eb524ba55d32cb02f1a4d0d1413c765a7217f7459cf7a896a26317bbb3:8960" },
+        { "q4", "ff4099b84deadeaa09f355eafe7b94c6608a75a52306c3e2225f7c2744015c8b:5507" },
+        { "q1", "9fc10395a829f10abb19914db256103f7e6d9d24363b7311c64eada4d4a6ac12:3008" },
+        { "q4:k=4,v=3", "a3b69de3e3b48bc87f274823be3d0ed6ec7751977ef8bad5c7c0c661bdf73f83:5064" },
+        { "q3:kl=4/3/5,vl=2/3/8", "63cca9b3826be8fa8d5604a7c46d948e60d7d70fa57b41e664bd50f9762291a0:5633" },
+        { "q4:delta=anchor,anchor=8", "22bad8ca00ce58952b82f82c410fcadd66cb1a508269b94286419d6f7ab808b6:6127" },
+        { "q5:delta=prev", "6643ce9085e19d24c0d3d9919175fe51616679624f3350572cbcd25c7f747ea1:7137" },
+    };
+
+    static byte[] Write(string codec)
+    {
+        var (tokens, id, keys, values) = Synthetic();
+        var ctor = typeof(KvContext).GetConstructors(BindingFlags.NonPublic | BindingFlags.Instance).Single();
+        var ctx = (KvContext)ctor.Invoke([Layers, KvHeads, HeadDim, Vocab, tokens, id, keys, values]);
+        var ms = new MemoryStream();
+        ctx.Write(ms, KvCodecSpec.Parse(codec, Layers));
+        return ms.ToArray();
+    }
+
+    [Theory]
+    [MemberData(nameof(Golden))]
+    public void Tkv_bytes_are_pinned(string codec, string sha256)
+    {
+        var file = Write(codec);
+        Assert.Equal(sha256, Convert.ToHexStringLower(SHA256.HashData(file)) + ":" + file.Length);
+    }
+}
