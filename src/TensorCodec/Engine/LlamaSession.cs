@@ -11,8 +11,8 @@ public sealed record LlamaSessionOptions
     public int? Capacity { get; init; }
     /// <summary>Prompt tokens processed together as one matrix-matrix product.</summary>
     public int MaxBatch { get; init; } = 64;
-    /// <summary>A KV cache to use instead of a fresh F32 one (quantized caches plug in here).</summary>
-    public IKvCache? Cache { get; init; }
+    /// <summary>KV cache type (default F32); the session creates the cache for its own geometry.</summary>
+    public KvSpec? Kv { get; init; }
 }
 
 /// <summary>
@@ -29,7 +29,7 @@ public sealed unsafe class LlamaSession : IDisposable
     // Activations, [batch][width] row-major, pinned so worker threads can address them.
     readonly float[] _x, _xb, _xb2, _q, _k, _v, _hb, _hb2, _logits;
     readonly float[] _att;            // [threads][capacity] attention scores
-    readonly float[] _cos, _sin;      // [capacity][headDim/2]
+    readonly RopeTable _rope;
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
 
@@ -42,12 +42,12 @@ public sealed unsafe class LlamaSession : IDisposable
     internal LlamaSession(LlamaModel model, LlamaSessionOptions o)
     {
         _m = model; _c = model.Config;
-        Capacity = o.Cache?.Capacity ?? o.Capacity ?? _c.MaxSeqLen;
+        Capacity = o.Capacity ?? _c.MaxSeqLen;
         if (Capacity <= 0) throw new ArgumentOutOfRangeException(nameof(o), "session capacity must be positive");
-        Cache = o.Cache ?? new F32KvCache(_c, Capacity);
-        if (Cache.Layers != _c.Layers || Cache.KvHeads != _c.KvHeads || Cache.HeadDim != _c.HeadDim)
-            throw new ArgumentException("the KV cache's shape does not match the model");
         _maxBatch = Math.Max(1, o.MaxBatch);
+        // One angle table serves the session's rotation and a pre-RoPE cache's re-rotation.
+        _rope = new RopeTable(_c.Rope, _c.RopeTheta, _c.HeadDim, Capacity);
+        Cache = (o.Kv ?? KvSpec.F32).Create(new KvGeometry(_c.Layers, _c.KvHeads, _c.HeadDim, Capacity, _maxBatch, _rope));
         _pool = new WorkerPool(o.Threads);
         float[] A(int n) => GC.AllocateArray<float>(n, pinned: true);
         int b = _maxBatch;
@@ -57,20 +57,6 @@ public sealed unsafe class LlamaSession : IDisposable
         _logits = A(b * _c.VocabSize);
         _att = A(_pool.Threads * Capacity);
         _attention = new AttentionJob(this);
-
-        // Angles in float32 as llama2.c and PyTorch compute them, so positions far from 0 agree.
-        int half = _c.HeadDim / 2;
-        _cos = new float[Capacity * half]; _sin = new float[Capacity * half];
-        for (int i = 0; i < half; i++)
-        {
-            float invFreq = 1f / MathF.Pow(_c.RopeTheta, 2 * i / (float)_c.HeadDim);
-            for (int p = 0; p < Capacity; p++)
-            {
-                float angle = p * invFreq;
-                _cos[p * half + i] = MathF.Cos(angle);
-                _sin[p * half + i] = MathF.Sin(angle);
-            }
-        }
     }
 
     /// <summary>Starts a new sequence.</summary>
@@ -157,11 +143,10 @@ public sealed unsafe class LlamaSession : IDisposable
             Linear(w.Wv, _xb, _v, n);
             for (int t = 0; t < n; t++)
             {
-                int pos = Position + t;
-                Rope(_q.AsSpan(t * dim, dim), pos);
-                Rope(_k.AsSpan(t * kvDim, kvDim), pos);
-                Cache.Store(l, pos, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
+                _rope.Apply(_q.AsSpan(t * dim, dim), Position + t);
+                _rope.Apply(_k.AsSpan(t * kvDim, kvDim), Position + t);
             }
+            Cache.Store(l, Position, n, _k.AsSpan(0, n * kvDim), _v.AsSpan(0, n * kvDim));
             // Pre-scale q by 1/sqrt(head) once, instead of every score row.
             TensorPrimitives.Multiply(_q.AsSpan(0, n * dim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * dim));
             _attention.Layer = l; _attention.Tokens = n;
@@ -201,33 +186,6 @@ public sealed unsafe class LlamaSession : IDisposable
             float scale = 1f / MathF.Sqrt(ss + _c.NormEps);
             TensorPrimitives.Multiply(row, scale, o);
             TensorPrimitives.Multiply(o, weight, o);
-        }
-    }
-
-    /// <summary>Rotates each head of <paramref name="v"/> (a q or k row) by the angles of <paramref name="pos"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void Rope(Span<float> v, int pos)
-    {
-        int hd = _c.HeadDim, half = hd / 2;
-        var cos = _cos.AsSpan(pos * half, half);
-        var sin = _sin.AsSpan(pos * half, half);
-        for (int h = 0; h < v.Length; h += hd)
-        {
-            var head = v.Slice(h, hd);
-            if (_c.Rope == RopeStyle.AdjacentPairs)
-                for (int i = 0; i < half; i++)
-                {
-                    float a = head[2 * i], b = head[2 * i + 1];
-                    head[2 * i] = a * cos[i] - b * sin[i];
-                    head[2 * i + 1] = a * sin[i] + b * cos[i];
-                }
-            else
-                for (int i = 0; i < half; i++)
-                {
-                    float a = head[i], b = head[i + half];
-                    head[i] = a * cos[i] - b * sin[i];
-                    head[i + half] = a * sin[i] + b * cos[i];
-                }
         }
     }
 

@@ -1,6 +1,5 @@
-using System.Reflection;
 using System.Security.Cryptography;
-using TensorCodec.Engine;
+using TensorCodec.Containers.Tkv;
 
 namespace TensorCodec.Tests.Kv;
 
@@ -52,10 +51,9 @@ public class TkvGoldenTests
     static byte[] Write(string codec)
     {
         var (tokens, id, keys, values) = Synthetic();
-        var ctor = typeof(KvContext).GetConstructors(BindingFlags.NonPublic | BindingFlags.Instance).Single();
-        var ctx = (KvContext)ctor.Invoke([Layers, KvHeads, HeadDim, Vocab, tokens, id, keys, values]);
         var ms = new MemoryStream();
-        ctx.Write(ms, KvCodecSpec.Parse(codec, Layers));
+        var stats = TkvWriter.Write(ms, new TkvHeader(id, Layers, KvHeads, HeadDim, Vocab, tokens, KvCodecSpec.Parse(codec, Layers)), keys, values);
+        Assert.Equal(ms.Length, stats.FileBytes);
         return ms.ToArray();
     }
 
@@ -65,5 +63,61 @@ public class TkvGoldenTests
     {
         var file = Write(codec);
         Assert.Equal(sha256, Convert.ToHexStringLower(SHA256.HashData(file)) + ":" + file.Length);
+        // And the reader gives back the header and, for f32, the exact values.
+        var r = new TkvReader(new MemoryStream(file), "golden.tkv");
+        var (tokens, id, keys, values) = Synthetic();
+        Assert.Equal(tokens, r.Header.Tokens);
+        Assert.Equal(id, r.Header.ModelId);
+        Assert.Equal(KvCodecSpec.Parse(codec, Layers).Name, r.Header.Codec.Name);
+        var (k, v) = r.ReadSections();
+        if (codec == "f32")
+            for (int l = 0; l < Layers; l++) { Assert.Equal(keys[l], k[l]); Assert.Equal(values[l], v[l]); }
+    }
+
+    /// <summary>Truncated, extended or mutated files: always a <see cref="TensorFormatException"/> naming the file, never another exception.</summary>
+    [Theory]
+    [InlineData("f32")]
+    [InlineData("q4")]
+    [InlineData("q3:kl=4/3/5,vl=2/3/8")]
+    [InlineData("q4:delta=anchor,anchor=8")]
+    [InlineData("f16")]
+    public void Damaged_files_are_refused_cleanly(string codec)
+    {
+        var file = Write(codec);
+        var rng = new Random(81);
+        void Refused(byte[] bad, string what)
+        {
+            try
+            {
+                var r = new TkvReader(new MemoryStream(bad), "fuzz.tkv");
+                r.ReadSections();
+            }
+            catch (TensorFormatException e)
+            {
+                Assert.Equal("fuzz.tkv", e.FilePath);
+                Assert.NotNull(e.Offset);
+                Assert.NotNull(e.Field);
+                return;
+            }
+            catch (Exception e) { Assert.Fail($"{codec}, {what}: {e.GetType().Name} instead of a format error: {e}"); }
+            Assert.Fail($"{codec}, {what}: accepted");
+        }
+        for (int len = 0; len < file.Length; len += 1 + len / 8) Refused(file[..len], $"truncated to {len}");
+        Refused([.. file, 0], "one extra byte");
+        for (int i = 0; i < 300; i++)
+        {
+            var bad = (byte[])file.Clone();
+            int at = rng.Next(file.Length), flips = 1 + rng.Next(3);
+            for (int f = 0; f < flips; f++) bad[Math.Min(file.Length - 1, at + f)] ^= (byte)(1 << rng.Next(8));
+            Refused(bad, $"bits flipped at {at}");
+        }
+        // Lengths and counts crafted past the checksums: the header fields, then a section length.
+        foreach (int field in new[] { 12, 32, 36, 40, 44, 48 })
+            foreach (int value in new[] { -1, 0, int.MaxValue, 1 << 20 })
+            {
+                var bad = (byte[])file.Clone();
+                BitConverter.TryWriteBytes(bad.AsSpan(field), value);
+                Refused(bad, $"header field at {field} = {value}");
+            }
     }
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 
-namespace TensorCodec.Engine;
+using TensorCodec.Engine;
+
+namespace TensorCodec.Eval;
 
 public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int Threads, double PromptSeconds, double GenerateSeconds, double GenerateCpuSeconds, int[] Tokens)
 {
@@ -21,7 +23,7 @@ public static class GenerationBenchmark
         tokens = Math.Min(tokens, model.Config.MaxSeqLen - prompt.Length);
         if (tokens <= 0) throw new ArgumentException($"no room to generate: the prompt fills the model's {model.Config.MaxSeqLen} positions");
         int capacity = prompt.Length + tokens;
-        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Cache = kv?.Create(model.Config, capacity) });
+        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Kv = kv });
         var output = new int[tokens];
         GenerationTiming? best = null;
         // Warm up for a fixed time, not a fixed count: tiered JIT promotes hot methods in the
