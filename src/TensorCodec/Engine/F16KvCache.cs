@@ -15,9 +15,8 @@ public sealed class F16KvCache : KvCacheBase
 
     public F16KvCache(KvGeometry geometry) : base(geometry, "f16")
     {
-        long n = (long)Layers * KvHeads * Capacity * HeadDim;
-        _k = new Half[n];
-        _v = new Half[n];
+        _k = new Half[Elements];
+        _v = new Half[Elements];
     }
 
     protected override void StoreOne(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v)

@@ -17,12 +17,9 @@ public sealed class F32KvCache : KvCacheBase
 
     public F32KvCache(KvGeometry geometry) : base(geometry, "f32")
     {
-        long n = (long)Layers * KvHeads * Capacity * HeadDim;
-        _k = new float[n];
-        _v = new float[n];
+        _k = new float[Elements];
+        _v = new float[Elements];
     }
-
-    int Base(int layer, int head) => HeadBase(layer, head);
 
     /// <summary>Copies position <paramref name="position"/>'s keys and values ([KvHeads·HeadDim] each) out, exactly as stored.</summary>
     internal void Read(int layer, int position, Span<float> k, Span<float> v)
@@ -30,7 +27,7 @@ public sealed class F32KvCache : KvCacheBase
         int hd = HeadDim;
         for (int h = 0; h < KvHeads; h++)
         {
-            int b = Base(layer, h);
+            int b = HeadBase(layer, h);
             for (int i = 0; i < hd; i++) k[h * hd + i] = _k[b + i * Capacity + position];
             _v.AsSpan(b + position * hd, hd).CopyTo(v.Slice(h * hd, hd));
         }
@@ -41,7 +38,7 @@ public sealed class F32KvCache : KvCacheBase
         int hd = HeadDim;
         for (int h = 0; h < KvHeads; h++)
         {
-            int b = Base(layer, h);
+            int b = HeadBase(layer, h);
             var kh = k.Slice(h * hd, hd);
             for (int i = 0; i < hd; i++) _k[b + i * Capacity + position] = kh[i];
             v.Slice(h * hd, hd).CopyTo(_v.AsSpan(b + position * hd, hd));
@@ -55,7 +52,7 @@ public sealed class F32KvCache : KvCacheBase
         if ((uint)count > (uint)cap || scores.Length < count || q.Length < hd) throw new ArgumentOutOfRangeException(nameof(count));
         fixed (float* pk0 = _k, pq = q, ps = scores)
         {
-            float* kt = pk0 + Base(layer, kvHead);
+            float* kt = pk0 + HeadBase(layer, kvHead);
             int t = 0;
             if (Vector256.IsHardwareAccelerated)
             {
@@ -93,7 +90,7 @@ public sealed class F32KvCache : KvCacheBase
     public override unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
         int hd = HeadDim;
-        var values = _v.AsSpan(Base(layer, kvHead), count * hd);
+        var values = _v.AsSpan(HeadBase(layer, kvHead), count * hd);
         output = output[..hd];
         weights = weights[..count];
         output.Clear();

@@ -41,6 +41,19 @@ public interface IKvCache
     /// <summary>output = Σ weights[t]·v[t] for t &lt; count (overwrites output).</summary>
     void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output);
 
+    /// <summary>
+    /// <see cref="Scores(int, int, ReadOnlySpan{float}, int, Span{float})"/> for several queries of one KV head:
+    /// query j is q[j·HeadDim…], sees counts[j] positions, and writes scores[j·stride…]. The results are
+    /// those of one call per query; a quantized cache decodes its codes once for all of them.
+    /// </summary>
+    void Scores(int layer, int kvHead, ReadOnlySpan<float> q, ReadOnlySpan<int> counts, Span<float> scores, int stride);
+
+    /// <summary>
+    /// <see cref="AccumulateValues(int, int, ReadOnlySpan{float}, int, Span{float})"/> for several queries:
+    /// query j's weights are weights[j·stride…] over counts[j] positions, its sum goes to output[j·HeadDim…].
+    /// </summary>
+    void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int stride, ReadOnlySpan<int> counts, Span<float> output);
+
     /// <summary>Forgets every position (a new sequence).</summary>
     void Clear();
 
@@ -66,6 +79,9 @@ public abstract class KvCacheBase : IKvCache
         if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(geometry), $"{name} KV cache of {n} values is too large");
     }
 
+    /// <summary>Values of one kind (keys or values) at full capacity: Layers·KvHeads·Capacity·HeadDim.</summary>
+    protected long Elements => (long)Layers * KvHeads * Capacity * HeadDim;
+
     /// <summary>Offset of (layer, head)'s block of Capacity·HeadDim elements.</summary>
     protected int HeadBase(int layer, int head) => (layer * KvHeads + head) * Capacity * HeadDim;
 
@@ -87,6 +103,17 @@ public abstract class KvCacheBase : IKvCache
     public abstract void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores);
     public abstract void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output);
     public abstract long ByteSize { get; }
+
+    /// <summary>One query at a time, unless a cache has something to share between them.</summary>
+    public virtual void Scores(int layer, int kvHead, ReadOnlySpan<float> q, ReadOnlySpan<int> counts, Span<float> scores, int stride)
+    {
+        for (int j = 0; j < counts.Length; j++) Scores(layer, kvHead, q.Slice(j * HeadDim, HeadDim), counts[j], scores.Slice(j * stride, counts[j]));
+    }
+
+    public virtual void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int stride, ReadOnlySpan<int> counts, Span<float> output)
+    {
+        for (int j = 0; j < counts.Length; j++) AccumulateValues(layer, kvHead, weights.Slice(j * stride, counts[j]), counts[j], output.Slice(j * HeadDim, HeadDim));
+    }
 
     /// <summary>Positions are overwritten before they are read, so most caches have nothing to forget.</summary>
     public virtual void Clear() { }

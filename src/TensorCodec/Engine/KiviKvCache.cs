@@ -283,11 +283,169 @@ public sealed unsafe class KiviKvCache : KvCacheBase
                     acc.Store(ps + pos);
                 }
             }
-            for (int t = 0; t < Math.Min(_sink, quantized); t++)
-                ps[t] = TensorPrimitives.Dot(q[..hd], _sinkK.AsSpan((lh * _sink + t) * hd, hd));
-            for (int t = quantized; t < count; t++)
-                ps[t] = TensorPrimitives.Dot(q[..hd], _ringK.AsSpan((lh * _ring + t % _ring) * hd, hd));
         }
+        ExactScores(lh, q, count, scores);
+    }
+
+    /// <summary>
+    /// Several queries: each key group is decoded once into a tile of G positions (keys transposed,
+    /// re-rotated when pre-RoPE) and every query that sees the group reads the tile. The tile holds
+    /// exactly what the fused path computes in registers, and each query sums channels in the
+    /// fused path's order, so the scores are bit-identical to one call per query.
+    /// </summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public override void Scores(int layer, int kvHead, ReadOnlySpan<float> q, ReadOnlySpan<int> counts, Span<float> scores, int stride)
+    {
+        int hd = HeadDim, lh = Lh(layer, kvHead), nq = counts.Length;
+        if (nq == 1 || !(AsymmetricQuant.FastSupported && Fma.IsSupported)) { base.Scores(layer, kvHead, q, counts, scores, stride); return; }
+        int maxQuantized = 0;
+        for (int j = 0; j < nq; j++)
+        {
+            int qj = QuantizedCount(counts[j], _g, _r);
+            CheckWindow(layer, counts[j], qj);
+            if (q.Length < (j + 1) * hd || scores.Length < j * stride + counts[j]) throw new ArgumentException("query or score buffer too small");
+            maxQuantized = Math.Max(maxQuantized, qj);
+        }
+        var tileSpan = KvScratch.Get(hd * _g);
+        fixed (byte* codes0 = _kCodes) fixed (float* pq0 = q, ps0 = scores, tile = tileSpan)
+        {
+            float* sz = stackalloc float[2 * hd];
+            for (int g = 0; g < maxQuantized / _g; g++)
+            {
+                int s = (lh * _groupsCap + g) * hd;
+                WidenGroup(s, sz);
+                byte* codes = codes0 + (long)s * _kGroupBytes;
+                for (int t = 0; t < _g; t += 8)
+                {
+                    int off = t / 8 * _kb;
+                    if (_rope is null)
+                        for (int i = 0; i < hd; i++) Key8(sz, i, codes, off).Store(tile + i * _g + t);
+                    else
+                        for (int i = 0; i < hd / 2; i++)
+                        {
+                            RotatedPair8(sz, i, codes, off, g * _g + t, out var ra, out var rb);
+                            ra.Store(tile + _pairA[i] * _g + t);
+                            rb.Store(tile + _pairB[i] * _g + t);
+                        }
+                }
+                for (int j = 0; j < nq; j++)
+                {
+                    if (g >= QuantizedCount(counts[j], _g, _r) / _g) continue;
+                    float* pq = pq0 + j * hd, ps = ps0 + (long)j * stride + g * _g;
+                    for (int t = 0; t < _g; t += 8)
+                    {
+                        var acc = Vector256<float>.Zero;
+                        if (_rope is null)
+                            for (int i = 0; i < hd; i++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[i]), Vector256.Load(tile + i * _g + t), acc);
+                        else
+                            for (int i = 0; i < hd / 2; i++)
+                            {
+                                int a = _pairA[i], b = _pairB[i];
+                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[a]), Vector256.Load(tile + a * _g + t), acc);
+                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[b]), Vector256.Load(tile + b * _g + t), acc);
+                            }
+                        acc.Store(ps + t);
+                    }
+                }
+            }
+        }
+        for (int j = 0; j < nq; j++) ExactScores(lh, q.Slice(j * hd, hd), counts[j], scores.Slice(j * stride, counts[j]));
+    }
+
+    /// <summary>Scores of the exact positions: the sink below the quantized part, the ring above it.</summary>
+    void ExactScores(int lh, ReadOnlySpan<float> q, int count, Span<float> scores)
+    {
+        int hd = HeadDim, quantized = QuantizedCount(count, _g, _r);
+        for (int t = 0; t < Math.Min(_sink, quantized); t++)
+            scores[t] = TensorPrimitives.Dot(q[..hd], _sinkK.AsSpan((lh * _sink + t) * hd, hd));
+        for (int t = quantized; t < count; t++)
+            scores[t] = TensorPrimitives.Dot(q[..hd], _ringK.AsSpan((lh * _ring + t % _ring) * hd, hd));
+    }
+
+    /// <summary>Positions per value tile of the batched path.</summary>
+    const int ValueTile = 64;
+
+    /// <summary>
+    /// Several queries: values are decoded once per tile of positions and every query accumulates
+    /// the tile in position order through its output row, which is exact, so the sums are those of
+    /// one call per query.
+    /// </summary>
+    [SkipLocalsInit]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public override void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int stride, ReadOnlySpan<int> counts, Span<float> output)
+    {
+        int hd = HeadDim, lh = Lh(layer, kvHead), nq = counts.Length, groups = hd / _vg, cap = Capacity;
+        if (nq == 1 || !(AsymmetricQuant.FastSupported && Fma.IsSupported)) { base.AccumulateValues(layer, kvHead, weights, stride, counts, output); return; }
+        int maxQuantized = 0;
+        for (int j = 0; j < nq; j++)
+        {
+            int qj = QuantizedCount(counts[j], _g, _r);
+            CheckWindow(layer, counts[j], qj);
+            if (weights.Length < j * stride + counts[j] || output.Length < (j + 1) * hd) throw new ArgumentException("weight or output buffer too small");
+            maxQuantized = Math.Max(maxQuantized, qj);
+        }
+        output[..(nq * hd)].Clear();
+        var tileSpan = KvScratch.Get(ValueTile * hd);
+        int gBytes = _vg * _vb / 8;
+        fixed (byte* codes0 = _vCodes) fixed (float* pw0 = weights, po0 = output, tile = tileSpan)
+        {
+            for (int t0 = 0; t0 < maxQuantized; t0 += ValueTile)
+            {
+                int t1 = Math.Min(maxQuantized, t0 + ValueTile);
+                for (int t = t0; t < t1; t++)
+                {
+                    int s = (lh * cap + t) * groups;
+                    byte* codes = codes0 + (long)(lh * cap + t) * _vTokenBytes;
+                    for (int j = 0; j < groups; j++)
+                    {
+                        var sc = Vector256.Create((float)_vScale[s + j]); var z = Vector256.Create((float)_vZero[s + j]);
+                        for (int i = 0; i < _vg; i += 8)
+                            Vector256.FusedMultiplyAdd(sc, AsymmetricQuant.Codes8(codes + j * gBytes + i / 8 * _vb, _vb), z).Store(tile + (t - t0) * hd + j * _vg + i);
+                    }
+                }
+                for (int j = 0; j < nq; j++)
+                {
+                    int qj = QuantizedCount(counts[j], _g, _r);
+                    int lo = Math.Max(t0, Math.Min(_sink, qj)), hi = Math.Min(t1, qj);
+                    if (lo >= hi) continue;
+                    float* pw = pw0 + (long)j * stride, po = po0 + j * hd;
+                    for (int i = 0; i < hd; i += 32)
+                    {
+                        int m = Math.Min(4, (hd - i) / 8);
+                        float* o = po + i;
+                        Vector256<float> a0 = Vector256.Load(o), a1 = default, a2 = default, a3 = default;
+                        if (m > 1) a1 = Vector256.Load(o + 8);
+                        if (m > 2) a2 = Vector256.Load(o + 16);
+                        if (m > 3) a3 = Vector256.Load(o + 24);
+                        for (int t = lo; t < hi; t++)
+                        {
+                            var vw = Vector256.Create(pw[t]);
+                            float* row = tile + (t - t0) * hd + i;
+                            a0 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row), a0);
+                            if (m > 1) a1 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 8), a1);
+                            if (m > 2) a2 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 16), a2);
+                            if (m > 3) a3 = Vector256.FusedMultiplyAdd(vw, Vector256.Load(row + 24), a3);
+                        }
+                        a0.Store(o);
+                        if (m > 1) a1.Store(o + 8);
+                        if (m > 2) a2.Store(o + 16);
+                        if (m > 3) a3.Store(o + 24);
+                    }
+                }
+            }
+        }
+        for (int j = 0; j < nq; j++) ExactValues(lh, weights.Slice(j * stride, counts[j]), counts[j], output.Slice(j * hd, hd));
+    }
+
+    /// <summary>Adds the exact positions' values: the sink below the quantized part, the ring above it.</summary>
+    void ExactValues(int lh, ReadOnlySpan<float> weights, int count, Span<float> output)
+    {
+        int hd = HeadDim, quantized = QuantizedCount(count, _g, _r), sunk = Math.Min(_sink, quantized);
+        for (int t = 0; t < sunk; t++)
+            TensorPrimitives.MultiplyAdd(_sinkV.AsSpan((lh * _sink + t) * hd, hd), weights[t], output, output);
+        for (int t = quantized; t < count; t++)
+            TensorPrimitives.MultiplyAdd(_ringV.AsSpan((lh * _ring + t % _ring) * hd, hd), weights[t], output, output);
     }
 
     /// <summary>Portable fallback for 8 positions of a key group.</summary>
@@ -383,10 +541,7 @@ public sealed unsafe class KiviKvCache : KvCacheBase
                     for (int i = 0; i < _vg; i++) oj[i] += w * (z + sc * Code(cj, i, _vb));
                 }
             }
-            for (int t = 0; t < sunk; t++)
-                TensorPrimitives.MultiplyAdd(_sinkV.AsSpan((lh * _sink + t) * hd, hd), weights[t], output, output);
-            for (int t = quantized; t < count; t++)
-                TensorPrimitives.MultiplyAdd(_ringV.AsSpan((lh * _ring + t % _ring) * hd, hd), weights[t], output, output);
         }
+        ExactValues(lh, weights, count, output);
     }
 }

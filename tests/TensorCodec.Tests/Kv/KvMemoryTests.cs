@@ -107,3 +107,48 @@ public class KvMemoryTests
         }
     }
 }
+
+/// <summary>The several-query calls give exactly what one call per query gives.</summary>
+public class KvBatchQueryTests
+{
+    [Theory]
+    [InlineData("f32")]
+    [InlineData("q8_0")]
+    [InlineData("kivi2")]
+    [InlineData("kivi:k=4,v=2,g=8,r=0")]
+    [InlineData("kivi2:p=1,s=3,g=16")]
+    [InlineData("kivi:k=3,v=8,g=16,r=8,s=20")]
+    public void Several_queries_at_once_equal_one_at_a_time(string type)
+    {
+        const int layers = 2, heads = 2, hd = 32, n = 150, batch = 64;
+        var spec = KvSpec.Parse(type);
+        var cache = spec.Create(KvGeometry.Of(layers, heads, hd, n, batch));
+        var rng = new Random(21);
+        float R() => (float)(rng.NextDouble() * 2 - 1);
+        for (int p = 0; p < n; p += batch)
+        {
+            int m = Math.Min(batch, n - p);
+            var k = Enumerable.Range(0, m * heads * hd).Select(_ => R() * 3).ToArray();
+            var v = Enumerable.Range(0, m * heads * hd).Select(_ => R()).ToArray();
+            for (int l = 0; l < layers; l++) cache.Store(l, p, m, k, v);
+        }
+        // Queries of the last batch (positions 128…149), as a session asks for them.
+        int[] counts = [129, 129, 130, 137, 140, 150, 150];
+        int nq = counts.Length;
+        var q = Enumerable.Range(0, nq * hd).Select(_ => R()).ToArray();
+        var w = Enumerable.Range(0, nq * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var scores = new float[nq * n];
+        var outs = new float[nq * hd];
+        cache.Scores(1, 1, q, counts, scores, n);
+        cache.AccumulateValues(1, 1, w, n, counts, outs);
+        for (int j = 0; j < nq; j++)
+        {
+            var s1 = new float[counts[j]];
+            var o1 = new float[hd];
+            cache.Scores(1, 1, q.AsSpan(j * hd, hd), counts[j], s1);
+            cache.AccumulateValues(1, 1, w.AsSpan(j * n, counts[j]), counts[j], o1);
+            Assert.Equal(s1, scores.AsSpan(j * n, counts[j]).ToArray());
+            Assert.Equal(o1, outs.AsSpan(j * hd, hd).ToArray());
+        }
+    }
+}
