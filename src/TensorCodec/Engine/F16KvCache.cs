@@ -7,17 +7,9 @@ namespace TensorCodec.Engine;
 /// and the rows are widened to F32 a tile of positions at a time into scratch: TensorPrimitives
 /// widens with F16C-class SIMD, and the products then run at the F32 kernel's speed.
 /// </summary>
-public sealed class F16KvCache : KvCacheBase
+public sealed class F16KvCache : DenseKvCache<Half>
 {
-    readonly Half[] _k, _v;
-
-    public override long ByteSize => 4L * _k.Length;
-
-    public F16KvCache(KvGeometry geometry) : base(geometry, "f16")
-    {
-        _k = new Half[Elements];
-        _v = new Half[Elements];
-    }
+    public F16KvCache(KvGeometry geometry) : base(geometry, "f16") { }
 
     protected override void StoreOne(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
     {
@@ -25,8 +17,8 @@ public sealed class F16KvCache : KvCacheBase
         for (int h = 0; h < KvHeads; h++)
         {
             int b = HeadBase(layer, h);
-            for (int i = 0; i < hd; i++) _k[b + i * Capacity + position] = (Half)k[h * hd + i];
-            TensorPrimitives.ConvertToHalf(v.Slice(h * hd, hd), _v.AsSpan(b + position * hd, hd));
+            for (int i = 0; i < hd; i++) Keys[b + i * Capacity + position] = (Half)k[h * hd + i];
+            TensorPrimitives.ConvertToHalf(v.Slice(h * hd, hd), Values.AsSpan(b + position * hd, hd));
         }
     }
 
@@ -43,7 +35,7 @@ public sealed class F16KvCache : KvCacheBase
             var s = scores.Slice(t0, n);
             for (int i = 0; i < hd; i++)
             {
-                TensorPrimitives.ConvertToSingle(_k.AsSpan(b + i * cap + t0, n), row);
+                TensorPrimitives.ConvertToSingle(Keys.AsSpan(b + i * cap + t0, n), row);
                 TensorPrimitives.MultiplyAdd(row, q[i], s, s);
             }
         }
@@ -58,7 +50,7 @@ public sealed class F16KvCache : KvCacheBase
         {
             int n = Math.Min(KvScratch.Tile, count - t0);
             var tile = KvScratch.Get(n * hd);
-            TensorPrimitives.ConvertToSingle(_v.AsSpan(b + t0 * hd, n * hd), tile);
+            TensorPrimitives.ConvertToSingle(Values.AsSpan(b + t0 * hd, n * hd), tile);
             for (int t = 0; t < n; t++) TensorPrimitives.MultiplyAdd(tile.Slice(t * hd, hd), weights[t0 + t], output, output);
         }
     }

@@ -9,17 +9,9 @@ namespace TensorCodec.Engine;
 /// [layer][kvHead][headDim][position], so the scores of 8 positions are headDim vertical FMAs with
 /// no horizontal sums, which is what makes attention cheap for small heads (stories260K: 8).
 /// </summary>
-public sealed class F32KvCache : KvCacheBase
+public sealed class F32KvCache : DenseKvCache<float>
 {
-    readonly float[] _k, _v;
-
-    public override long ByteSize => 8L * _k.Length;
-
-    public F32KvCache(KvGeometry geometry) : base(geometry, "f32")
-    {
-        _k = new float[Elements];
-        _v = new float[Elements];
-    }
+    public F32KvCache(KvGeometry geometry) : base(geometry, "f32") { }
 
     /// <summary>Copies position <paramref name="position"/>'s keys and values ([KvHeads·HeadDim] each) out, exactly as stored.</summary>
     internal void Read(int layer, int position, Span<float> k, Span<float> v)
@@ -28,8 +20,8 @@ public sealed class F32KvCache : KvCacheBase
         for (int h = 0; h < KvHeads; h++)
         {
             int b = HeadBase(layer, h);
-            for (int i = 0; i < hd; i++) k[h * hd + i] = _k[b + i * Capacity + position];
-            _v.AsSpan(b + position * hd, hd).CopyTo(v.Slice(h * hd, hd));
+            for (int i = 0; i < hd; i++) k[h * hd + i] = Keys[b + i * Capacity + position];
+            Values.AsSpan(b + position * hd, hd).CopyTo(v.Slice(h * hd, hd));
         }
     }
 
@@ -40,8 +32,8 @@ public sealed class F32KvCache : KvCacheBase
         {
             int b = HeadBase(layer, h);
             var kh = k.Slice(h * hd, hd);
-            for (int i = 0; i < hd; i++) _k[b + i * Capacity + position] = kh[i];
-            v.Slice(h * hd, hd).CopyTo(_v.AsSpan(b + position * hd, hd));
+            for (int i = 0; i < hd; i++) Keys[b + i * Capacity + position] = kh[i];
+            v.Slice(h * hd, hd).CopyTo(Values.AsSpan(b + position * hd, hd));
         }
     }
 
@@ -50,7 +42,7 @@ public sealed class F32KvCache : KvCacheBase
     {
         int hd = HeadDim, cap = Capacity;
         if ((uint)count > (uint)cap || scores.Length < count || q.Length < hd) throw new ArgumentOutOfRangeException(nameof(count));
-        fixed (float* pk0 = _k, pq = q, ps = scores)
+        fixed (float* pk0 = Keys, pq = q, ps = scores)
         {
             float* kt = pk0 + HeadBase(layer, kvHead);
             int t = 0;
@@ -90,7 +82,7 @@ public sealed class F32KvCache : KvCacheBase
     public override unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
         int hd = HeadDim;
-        var values = _v.AsSpan(HeadBase(layer, kvHead), count * hd);
+        var values = Values.AsSpan(HeadBase(layer, kvHead), count * hd);
         output = output[..hd];
         weights = weights[..count];
         output.Clear();

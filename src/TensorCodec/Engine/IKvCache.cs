@@ -119,6 +119,24 @@ public abstract class KvCacheBase : IKvCache
     public virtual void Clear() { }
 }
 
+/// <summary>
+/// Caches of one stored element per channel (f32, f16): values [layer][kvHead][position][headDim],
+/// keys transposed, [layer][kvHead][headDim][position], so the scores of 8 positions are
+/// headDim vertical FMAs with no horizontal sums.
+/// </summary>
+public abstract unsafe class DenseKvCache<T> : KvCacheBase where T : unmanaged
+{
+    protected readonly T[] Keys, Values;
+
+    protected DenseKvCache(KvGeometry geometry, string name) : base(geometry, name)
+    {
+        Keys = new T[Elements];
+        Values = new T[Elements];
+    }
+
+    public override long ByteSize => 2L * sizeof(T) * Keys.Length;
+}
+
 /// <summary>Per-thread float scratch for caches that widen before they multiply. Callers ask for at
 /// most <see cref="Tile"/> positions' worth, so it is bounded by the head size, not the capacity.</summary>
 static class KvScratch
