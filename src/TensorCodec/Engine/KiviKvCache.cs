@@ -216,18 +216,17 @@ public sealed unsafe class KiviKvCache : KvCacheBase
         for (int i = 0; i < HeadDim; i++) { sz[i] = (float)_kScale[s + i]; sz[HeadDim + i] = (float)_kZero[s + i]; }
     }
 
-    /// <summary>A pre-RoPE pair re-rotated to position pos…pos+7 (what the F32 cache would hold).</summary>
+    /// <summary>A pre-RoPE pair re-rotated to position pos…pos+7 (what the F32 cache would hold);
+    /// <paramref name="cos"/> and <paramref name="sin"/> are the pinned angle tables.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    void RotatedPair8(float* sz, int pair, byte* codes, int off, int pos, out Vector256<float> ra, out Vector256<float> rb)
+    void RotatedPair8(float* sz, int pair, byte* codes, int off, int pos, float* cos, float* sin, out Vector256<float> ra, out Vector256<float> rb)
     {
         var ka = Key8(sz, _pairA[pair], codes, off);
         var kb = Key8(sz, _pairB[pair], codes, off);
-        fixed (float* pc = _rope!.Cos(pair, pos), psn = _rope.Sin(pair, pos))
-        {
-            var cos = Vector256.Load(pc); var sin = Vector256.Load(psn);
-            ra = Vector256.FusedMultiplyAdd(ka, cos, -(kb * sin));
-            rb = Vector256.FusedMultiplyAdd(ka, sin, kb * cos);
-        }
+        long at = (long)pair * _rope!.Positions + pos;
+        var c = Vector256.Load(cos + at); var sn = Vector256.Load(sin + at);
+        ra = Vector256.FusedMultiplyAdd(ka, c, -(kb * sn));
+        rb = Vector256.FusedMultiplyAdd(ka, sn, kb * c);
     }
 
     [SkipLocalsInit]
@@ -239,7 +238,7 @@ public sealed unsafe class KiviKvCache : KvCacheBase
         CheckWindow(layer, count, quantized);
         scores = scores[..count];
         bool simd = AsymmetricQuant.FastSupported && Fma.IsSupported;
-        fixed (byte* codes0 = _kCodes) fixed (float* pq = q, ps = scores)
+        fixed (byte* codes0 = _kCodes) fixed (float* pq = q, ps = scores, cos = _rope?.CosTable, sin = _rope?.SinTable)
         {
             float* sz = stackalloc float[2 * hd];
             for (int g = 0; g < quantized / _g; g++)
@@ -276,7 +275,7 @@ public sealed unsafe class KiviKvCache : KvCacheBase
                         for (int i = 0; i < hd / 2; i++)
                         {
                             int a = _pairA[i], b = _pairB[i];
-                            RotatedPair8(sz, i, codes, off, pos, out var ra, out var rb);
+                            RotatedPair8(sz, i, codes, off, pos, cos, sin, out var ra, out var rb);
                             acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[a]), ra, acc);
                             acc = Vector256.FusedMultiplyAdd(Vector256.Create(pq[b]), rb, acc);
                         }
@@ -308,7 +307,7 @@ public sealed unsafe class KiviKvCache : KvCacheBase
             maxQuantized = Math.Max(maxQuantized, qj);
         }
         var tileSpan = KvScratch.Get(hd * _g);
-        fixed (byte* codes0 = _kCodes) fixed (float* pq0 = q, ps0 = scores, tile = tileSpan)
+        fixed (byte* codes0 = _kCodes) fixed (float* pq0 = q, ps0 = scores, tile = tileSpan, cos = _rope?.CosTable, sin = _rope?.SinTable)
         {
             float* sz = stackalloc float[2 * hd];
             for (int g = 0; g < maxQuantized / _g; g++)
@@ -324,7 +323,7 @@ public sealed unsafe class KiviKvCache : KvCacheBase
                     else
                         for (int i = 0; i < hd / 2; i++)
                         {
-                            RotatedPair8(sz, i, codes, off, g * _g + t, out var ra, out var rb);
+                            RotatedPair8(sz, i, codes, off, g * _g + t, cos, sin, out var ra, out var rb);
                             ra.Store(tile + _pairA[i] * _g + t);
                             rb.Store(tile + _pairB[i] * _g + t);
                         }

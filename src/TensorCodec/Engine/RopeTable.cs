@@ -39,6 +39,10 @@ public sealed class RopeTable
     /// <summary>sin of pair <paramref name="i"/> at positions from <paramref name="position"/> on.</summary>
     public ReadOnlySpan<float> Sin(int i, int position) => _sin.AsSpan(i * Positions + position);
 
+    /// <summary>The raw tables, [i·Positions + position], for kernels that pin them once.</summary>
+    internal float[] CosTable => _cos;
+    internal float[] SinTable => _sin;
+
     internal float CosAt(int i, int position) => _cos[i * Positions + position];
     internal float SinAt(int i, int position) => _sin[i * Positions + position];
 
