@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spectre.Console;
 using TensorCodec.Containers;
+using TensorCodec.Containers.Tkv;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Models;
@@ -120,7 +121,8 @@ static class KvCommand
             EvalData.CheckRange(continuation, m.Config.VocabSize, "--continue");
 
             var sw = Stopwatch.StartNew();
-            var ctx = KvContext.Read(File.ReadAllBytes(path), path, m);
+            KvContext ctx;
+            using (var f = File.OpenRead(path)) ctx = KvContext.Read(f, path, m);
             double readSeconds = sw.Elapsed.TotalSeconds;
             var r = KvContinuation.Run(m, ctx, continuation, p.GetValue(generate), compare: !p.GetValue(noCheck), t);
             string generated = tokenizer?.Decode(r.Tokens.AsSpan(continuation.Length)) ?? "";

@@ -53,7 +53,7 @@ static class LogitsCommand
             if (ids.Length == 0) throw new ArgumentException("--tokens is required");
             if (ids.Length > m.Config.MaxSeqLen) throw new ArgumentException($"{ids.Length} tokens exceed the model's maximum positions {m.Config.MaxSeqLen}");
             var logits = new float[(long)ids.Length * m.Config.VocabSize];
-            using (var s = m.CreateSession(new LlamaSessionOptions { Threads = t, Capacity = ids.Length, Cache = kvSpec.Create(m.Config, ids.Length) }))
+            using (var s = m.CreateSession(new LlamaSessionOptions { Threads = t, Capacity = ids.Length, Kv = kvSpec }))
                 s.Forward(ids, logits);
             using (var w = new AtomicFileWriter(outPath, p.GetValue(force)))
             {

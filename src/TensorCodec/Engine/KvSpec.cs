@@ -1,4 +1,5 @@
 using System.Globalization;
+
 using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
@@ -27,9 +28,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
 
     public static KvSpec Parse(string text)
     {
-        string s = text.Trim().ToLowerInvariant();
-        int colon = s.IndexOf(':');
-        string name = colon < 0 ? s : s[..colon];
+        var (name, options) = SpecText.Split(text, "KV cache");
         KvSpec spec = name switch
         {
             "f32" => F32,
@@ -43,14 +42,13 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
             "kivi" => new(KvKind.Kivi, 2, 2),
             _ => throw new ArgumentException($"unknown KV cache type '{text}' (f32, f16, q8_0, kivi2, kivi4, kvmix[:k=4,v=2,g=32,r=32,s=0])"),
         };
-        if (colon < 0) return spec;
+        if (options.Count == 0) return spec;
         if (spec.Kind != KvKind.Kivi) throw new ArgumentException($"KV cache type '{name}' takes no parameters");
-        foreach (var part in s[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var (key, value, part) in options)
         {
-            int eq = part.IndexOf('=');
-            if (eq < 0 || !int.TryParse(part[(eq + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out int v))
+            if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int v))
                 throw new ArgumentException($"KV cache parameter '{part}' in '{text}' is not KEY=NUMBER");
-            spec = part[..eq] switch
+            spec = key switch
             {
                 "k" => spec with { KeyBits = v },
                 "v" => spec with { ValueBits = v },
@@ -59,7 +57,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
                 "s" => spec with { Sink = v },
                 "p" => spec with { PreRope = v != 0 },
                 "c" => spec with { Clip = v != 0 },
-                _ => throw new ArgumentException($"unknown KV cache parameter '{part[..eq]}' in '{text}' (k, v, g, r, s, p, c)"),
+                _ => throw new ArgumentException($"unknown KV cache parameter '{key}' in '{text}' (k, v, g, r, s, p, c)"),
             };
         }
         spec.Validate(text);
@@ -76,19 +74,25 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         if (Sink < 0) throw new ArgumentException($"'{text}': sink s must be ≥ 0");
     }
 
-    /// <summary>The cache for a model of this shape holding up to <paramref name="capacity"/> positions.
-    /// <paramref name="maxBatch"/> is the most tokens the session stores before it attends (its MaxBatch).</summary>
-    public IKvCache Create(int layers, int kvHeads, int headDim, int capacity, int maxBatch = 64,
-        RopeStyle rope = RopeStyle.AdjacentPairs, float ropeTheta = 10000f) => Kind switch
+    /// <summary>The cache for <paramref name="geometry"/> (what a session calls, once).</summary>
+    public IKvCache Create(KvGeometry geometry) => Kind switch
     {
-        KvKind.F32 => new F32KvCache(layers, kvHeads, headDim, capacity),
-        KvKind.F16 => new F16KvCache(layers, kvHeads, headDim, capacity),
-        KvKind.Q8_0 => new Q8KvCache(layers, kvHeads, headDim, capacity),
-        _ => new KiviKvCache(layers, kvHeads, headDim, capacity, KeyBits, ValueBits, Group, Residual, maxBatch, Sink,
-            PreRope ? new KiviKvCache.RopeInfo(rope, ropeTheta) : null, Clip),
+        KvKind.F32 => new F32KvCache(geometry),
+        KvKind.F16 => new F16KvCache(geometry),
+        KvKind.Q8_0 => new Q8KvCache(geometry),
+        _ => new KiviKvCache(geometry, KeyBits, ValueBits, Group, Residual, Sink, PreRope, Clip),
     };
 
-    public IKvCache Create(ModelConfig c, int capacity, int maxBatch = 64) => Create(c.Layers, c.KvHeads, c.HeadDim, capacity, maxBatch, c.Rope, c.RopeTheta);
+    /// <summary>
+    /// Bytes a cache of this type allocates beyond <see cref="BytesFor(int, int, int, int)"/> at its capacity:
+    /// 0 for f32, f16 and q8_0. KIVI also owns its F32 ring of R + G + MaxBatch positions (of which
+    /// BytesFor counts only the exact residual), the code and scale slots of positions still in the
+    /// residual, and 16 bytes of padding; this does not grow with the capacity once it exceeds R + G + MaxBatch.
+    /// Object headers and per-layer counters (under 1 KiB) are not counted.
+    /// </summary>
+    public long OverheadBytes(KvGeometry g) => Kind == KvKind.Kivi
+        ? KiviKvCache.OwnedBytes(g, KeyBits, ValueBits, Group, Residual, Sink) - BytesFor(g.Layers, g.KvHeads, g.HeadDim, g.Capacity)
+        : 0;
 
     /// <summary>
     /// Exact bytes of keys, values and their scales/zeros once <paramref name="tokens"/> positions

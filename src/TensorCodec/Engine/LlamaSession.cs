@@ -12,8 +12,8 @@ public sealed record LlamaSessionOptions
     public int? Capacity { get; init; }
     /// <summary>Prompt tokens processed together as one matrix-matrix product.</summary>
     public int MaxBatch { get; init; } = 64;
-    /// <summary>A KV cache to use instead of a fresh F32 one (quantized caches plug in here).</summary>
-    public IKvCache? Cache { get; init; }
+    /// <summary>KV cache type (default F32); the session creates the cache for its own geometry.</summary>
+    public KvSpec? Kv { get; init; }
 }
 
 /// <summary>
@@ -30,7 +30,7 @@ public sealed unsafe class LlamaSession : IDisposable
     // Activations, [batch][width] row-major, pinned so worker threads can address them.
     readonly float[] _x, _xb, _xb2, _q, _k, _v, _hb, _hb2, _logits;
     readonly float[] _att;            // [threads][capacity] attention scores
-    readonly float[] _cos, _sin;      // [capacity][headDim/2]
+    readonly RopeTable _rope;
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
 
@@ -43,12 +43,12 @@ public sealed unsafe class LlamaSession : IDisposable
     internal LlamaSession(LlamaModel model, LlamaSessionOptions o)
     {
         _m = model; _c = model.Config;
-        Capacity = o.Cache?.Capacity ?? o.Capacity ?? _c.MaxSeqLen;
+        Capacity = o.Capacity ?? _c.MaxSeqLen;
         if (Capacity <= 0) throw new ArgumentOutOfRangeException(nameof(o), "session capacity must be positive");
-        Cache = o.Cache ?? new F32KvCache(_c, Capacity);
-        if (Cache.Layers != _c.Layers || Cache.KvHeads != _c.KvHeads || Cache.HeadDim != _c.HeadDim)
-            throw new ArgumentException("the KV cache's shape does not match the model");
         _maxBatch = Math.Max(1, o.MaxBatch);
+        // One angle table serves the session's rotation and a pre-RoPE cache's re-rotation.
+        _rope = new RopeTable(_c.Rope, _c.RopeTheta, _c.HeadDim, Capacity);
+        Cache = (o.Kv ?? KvSpec.F32).Create(new KvGeometry(_c.Layers, _c.KvHeads, _c.HeadDim, Capacity, _maxBatch, _rope));
         _pool = new WorkerPool(o.Threads);
         float[] A(int n) => GC.AllocateArray<float>(n, pinned: true);
         int b = _maxBatch;
@@ -56,22 +56,8 @@ public sealed unsafe class LlamaSession : IDisposable
         _k = A(b * _c.KvDim); _v = A(b * _c.KvDim);
         _hb = A(b * _c.HiddenDim); _hb2 = A(b * _c.HiddenDim);
         _logits = A(b * _c.VocabSize);
-        _att = A(_pool.Threads * Capacity);
+        _att = A(_pool.Threads * AttentionJob.ScoreRows(_c, _maxBatch) * Capacity);
         _attention = new AttentionJob(this);
-
-        // Angles in float32 as llama2.c and PyTorch compute them, so positions far from 0 agree.
-        int half = _c.HeadDim / 2;
-        _cos = new float[Capacity * half]; _sin = new float[Capacity * half];
-        for (int i = 0; i < half; i++)
-        {
-            float invFreq = 1f / MathF.Pow(_c.RopeTheta, 2 * i / (float)_c.HeadDim);
-            for (int p = 0; p < Capacity; p++)
-            {
-                float angle = p * invFreq;
-                _cos[p * half + i] = MathF.Cos(angle);
-                _sin[p * half + i] = MathF.Sin(angle);
-            }
-        }
     }
 
     /// <summary>Starts a new sequence.</summary>
@@ -158,15 +144,14 @@ public sealed unsafe class LlamaSession : IDisposable
             Linear(w.Wv, _xb, _v, n);
             for (int t = 0; t < n; t++)
             {
-                int pos = Position + t;
-                Rope(_q.AsSpan(t * dim, dim), pos);
-                Rope(_k.AsSpan(t * kvDim, kvDim), pos);
-                Cache.Store(l, pos, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
+                _rope.Apply(_q.AsSpan(t * dim, dim), Position + t);
+                _rope.Apply(_k.AsSpan(t * kvDim, kvDim), Position + t);
             }
+            Cache.Store(l, Position, n, _k.AsSpan(0, n * kvDim), _v.AsSpan(0, n * kvDim));
             // Pre-scale q by 1/sqrt(head) once, instead of every score row.
             TensorPrimitives.Multiply(_q.AsSpan(0, n * dim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * dim));
             _attention.Layer = l; _attention.Tokens = n;
-            _pool.Run(_attention, n * _c.Heads);
+            _pool.Run(_attention, _attention.Items(n));
             Linear(w.Wo, _xb2, _xb, n);
             TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
 
@@ -205,33 +190,6 @@ public sealed unsafe class LlamaSession : IDisposable
         }
     }
 
-    /// <summary>Rotates each head of <paramref name="v"/> (a q or k row) by the angles of <paramref name="pos"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void Rope(Span<float> v, int pos)
-    {
-        int hd = _c.HeadDim, half = hd / 2;
-        var cos = _cos.AsSpan(pos * half, half);
-        var sin = _sin.AsSpan(pos * half, half);
-        for (int h = 0; h < v.Length; h += hd)
-        {
-            var head = v.Slice(h, hd);
-            if (_c.Rope == RopeStyle.AdjacentPairs)
-                for (int i = 0; i < half; i++)
-                {
-                    float a = head[2 * i], b = head[2 * i + 1];
-                    head[2 * i] = a * cos[i] - b * sin[i];
-                    head[2 * i + 1] = a * sin[i] + b * cos[i];
-                }
-            else
-                for (int i = 0; i < half; i++)
-                {
-                    float a = head[i], b = head[i + half];
-                    head[i] = a * cos[i] - b * sin[i];
-                    head[i + half] = a * sin[i] + b * cos[i];
-                }
-        }
-    }
-
     /// <summary>y = W·x for n rows of x, split over output rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Linear(IWeightMatrix w, float[] x, float[] y, int n)
@@ -262,32 +220,91 @@ public sealed unsafe class LlamaSession : IDisposable
         }
     }
 
-    /// <summary>Causal grouped-query attention of every (token, head) pair in the batch.</summary>
-    sealed class AttentionJob(LlamaSession s) : IRangeJob
+    /// <summary>Tokens of a batch whose queries go to the cache together (so a quantized cache decodes once for all of them).</summary>
+    const int TokensPerItem = 8;
+
+    /// <summary>
+    /// Causal grouped-query attention of every (token, head) pair in the batch. One token: one
+    /// item per head. Several: one item per KV head and run of <see cref="TokensPerItem"/> tokens,
+    /// whose queries (all heads sharing the KV head) the cache scores in one call.
+    /// </summary>
+    sealed class AttentionJob : IRangeJob
     {
+        readonly LlamaSession s;
+        readonly int _maxQueries;
+        readonly float[] _qs, _os;     // [threads][maxQueries][headDim]
+        readonly int[] _counts;        // [threads][maxQueries]
         public int Layer, Tokens;
+
+        public AttentionJob(LlamaSession session)
+        {
+            s = session;
+            var c = s._c;
+            _maxQueries = Math.Min(TokensPerItem, s._maxBatch) * (c.Heads / c.KvHeads);
+            int threads = s._pool.Threads;
+            _qs = new float[threads * _maxQueries * c.HeadDim];
+            _os = new float[_qs.Length];
+            _counts = new int[threads * _maxQueries];
+        }
+
+        /// <summary>Work items for a batch of <paramref name="tokens"/>.</summary>
+        public int Items(int tokens) => tokens == 1 ? s._c.Heads : s._c.KvHeads * ((tokens + TokensPerItem - 1) / TokensPerItem);
+
+        /// <summary>Score rows each worker needs, for <see cref="LlamaSession._att"/>.</summary>
+        public static int ScoreRows(ModelConfig c, int maxBatch) => Math.Max(1, Math.Min(TokensPerItem, maxBatch) * (c.Heads / c.KvHeads));
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var c = s._c;
-            int hd = c.HeadDim, group = c.Heads / c.KvHeads;
+            int hd = c.HeadDim, group = c.Heads / c.KvHeads, cap = s.Capacity;
+            var att = s._att.AsSpan(worker * _maxQueries * cap, _maxQueries * cap);
+            Span<float> sums = stackalloc float[_maxQueries];
             for (int i = start; i < end; i++)
             {
-                int t = i / c.Heads, h = i % c.Heads;
-                int count = s.Position + t + 1; // this token attends to itself and everything before it
-                var scores = s._att.AsSpan(worker * s.Capacity, count);
-                var q = s._q.AsSpan(t * c.Dim + h * hd, hd);
-                s.Cache.Scores(Layer, h / group, q, count, scores);
-                // Softmax with the normalisation moved onto the (short) output row.
-                float max = TensorPrimitives.Max(scores);
-                TensorPrimitives.Subtract(scores, max, scores);
-                TensorPrimitives.Exp(scores, scores);
-                float sum = TensorPrimitives.Sum(scores);
-                var o = s._xb2.AsSpan(t * c.Dim + h * hd, hd);
-                s.Cache.AccumulateValues(Layer, h / group, scores, count, o);
-                TensorPrimitives.Multiply(o, 1f / sum, o);
+                if (Tokens == 1)
+                {
+                    int h = i, count = s.Position + 1;
+                    var scores = att[..count];
+                    var q = s._q.AsSpan(h * hd, hd);
+                    s.Cache.Scores(Layer, h / group, q, count, scores);
+                    float sum = Softmax(scores);
+                    var o = s._xb2.AsSpan(h * hd, hd);
+                    s.Cache.AccumulateValues(Layer, h / group, scores, count, o);
+                    TensorPrimitives.Multiply(o, 1f / sum, o);
+                    continue;
+                }
+                int kh = i % c.KvHeads, t0 = i / c.KvHeads * TokensPerItem, t1 = Math.Min(Tokens, t0 + TokensPerItem);
+                int n = (t1 - t0) * group;
+                var qs = _qs.AsSpan(worker * _maxQueries * hd, n * hd);
+                var os = _os.AsSpan(worker * _maxQueries * hd, n * hd);
+                var counts = _counts.AsSpan(worker * _maxQueries, n);
+                for (int t = t0; t < t1; t++)
+                    for (int g = 0; g < group; g++)
+                    {
+                        int j = (t - t0) * group + g;
+                        counts[j] = s.Position + t + 1; // this token attends to itself and everything before it
+                        s._q.AsSpan(t * c.Dim + (kh * group + g) * hd, hd).CopyTo(qs.Slice(j * hd, hd));
+                    }
+                s.Cache.Scores(Layer, kh, qs, counts, att, cap);
+                for (int j = 0; j < n; j++) sums[j] = Softmax(att.Slice(j * cap, counts[j]));
+                s.Cache.AccumulateValues(Layer, kh, att, cap, counts, os);
+                for (int t = t0; t < t1; t++)
+                    for (int g = 0; g < group; g++)
+                    {
+                        int j = (t - t0) * group + g;
+                        TensorPrimitives.Multiply(os.Slice(j * hd, hd), 1f / sums[j], s._xb2.AsSpan(t * c.Dim + (kh * group + g) * hd, hd));
+                    }
             }
+        }
+
+        /// <summary>exp(x − max) in place; returns the sum (the normalisation is applied to the short output row).</summary>
+        static float Softmax(Span<float> scores)
+        {
+            float max = TensorPrimitives.Max(scores);
+            TensorPrimitives.Subtract(scores, max, scores);
+            TensorPrimitives.Exp(scores, scores);
+            return TensorPrimitives.Sum(scores);
         }
     }
 

@@ -84,7 +84,7 @@ public static class Perplexity
         bool haveBase = o.Base is not null || reader is not null;
 
         var kv = o.Kv ?? KvSpec.F32;
-        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Cache = kv.Create(c, ctx, 64) });
+        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Kv = kv });
         using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
         var logProbs = new float[rows * vocab];
         var baseLogProbs = haveBase ? new float[rows * vocab] : null;

@@ -15,7 +15,10 @@ internal sealed class Q8_0 : BlockFormatBase
     public override int BlockSize => QK;
     public override int BlockBytes => 34;
 
-    protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance) => Quantize(x, y);
+
+    /// <summary>Quantizes whole blocks: the fast path where supported, else the reference (identical output).</summary>
+    internal static void Quantize(ReadOnlySpan<float> x, Span<byte> y)
     {
         if (Q8_0Fast.IsSupported) Q8_0Fast.Quantize(x, y);
         else QuantizeReference(x, y);

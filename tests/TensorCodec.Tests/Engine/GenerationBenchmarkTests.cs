@@ -1,4 +1,5 @@
 using TensorCodec.Engine;
+using TensorCodec.Eval;
 
 namespace TensorCodec.Tests.Engine;
 

@@ -22,7 +22,7 @@ public class KvCacheTests
     static void StoreAll(IKvCache c, float[][] k, float[][] v, int count)
     {
         for (int p = 0; p < count; p++)
-            for (int l = 0; l < Layers; l++) c.Store(l, p, k[p], v[p]);
+            for (int l = 0; l < Layers; l++) c.Store(l, p, 1, k[p], v[p]);
     }
 
     /// <summary>Reconstructed key channel i of every position (scores against a unit query).</summary>
@@ -63,7 +63,7 @@ public class KvCacheTests
     {
         const int n = 70;
         var (k, v) = RandomKv(n, 1);
-        var cache = KvSpec.Parse(type).Create(Layers, Heads, Hd, n);
+        var cache = KvSpec.Parse(type).Create(KvGeometry.Of(Layers, Heads, Hd, n));
         StoreAll(cache, k, v, n);
         for (int l = 0; l < Layers; l++)
             for (int h = 0; h < Heads; h++)
@@ -110,7 +110,7 @@ public class KvCacheTests
         const int n = 100;
         var spec = KvSpec.Parse(type);
         var (k, v) = RandomKv(n, 2);
-        var cache = spec.Create(Layers, Heads, Hd, n);
+        var cache = spec.Create(KvGeometry.Of(Layers, Heads, Hd, n));
         StoreAll(cache, k, v, n);
         int q = KiviKvCache.QuantizedCount(n, spec.Group, spec.Residual);
         int vg = KiviKvCache.ValueGroup(spec.Group, Hd);
@@ -157,7 +157,7 @@ public class KvCacheTests
         var (k, v) = RandomKv(r + g + 1, 3);
         foreach (int count in new[] { 1, 2, 3, r, r + 1, r + g - 1, r + g, r + g + 1 })
         {
-            var cache = KvSpec.Parse($"kivi:k=2,v=2,g={g},r={r}").Create(Layers, Heads, Hd, 128);
+            var cache = KvSpec.Parse($"kivi:k=2,v=2,g={g},r={r}").Create(KvGeometry.Of(Layers, Heads, Hd, 128));
             StoreAll(cache, k, v, count);
             var kk = ReadKeys(cache, 1, 1, count);
             var vv = ReadValues(cache, 1, 1, count);
@@ -185,16 +185,16 @@ public class KvCacheTests
         var (k, v) = RandomKv(n, 4);
         var q = Enumerable.Range(0, Hd).Select(i => MathF.Sin(i)).ToArray();
         var w = Enumerable.Range(0, n).Select(i => 1f / (1 + i)).ToArray();
-        var one = spec.Create(Layers, Heads, Hd, n, maxBatch: 1);
-        var batched = spec.Create(Layers, Heads, Hd, n, maxBatch: 64);
+        var one = spec.Create(KvGeometry.Of(Layers, Heads, Hd, n, maxBatch: 1));
+        var batched = spec.Create(KvGeometry.Of(Layers, Heads, Hd, n, maxBatch: 64));
         var s1 = new float[n]; var s2 = new float[n]; var o1 = new float[Hd]; var o2 = new float[Hd];
         for (int b = 0; b < n; b += 64)
         {
             int end = Math.Min(n, b + 64);
-            for (int p = b; p < end; p++) batched.Store(0, p, k[p], v[p]);
+            batched.Store(0, b, end - b, k[b..end].SelectMany(x => x).ToArray(), v[b..end].SelectMany(x => x).ToArray());
             for (int p = b; p < end; p++)
             {
-                one.Store(0, p, k[p], v[p]);
+                one.Store(0, p, 1, k[p], v[p]);
                 one.Scores(0, 1, q, p + 1, s1); batched.Scores(0, 1, q, p + 1, s2);
                 Assert.Equal(s1.AsSpan(0, p + 1).ToArray(), s2.AsSpan(0, p + 1).ToArray());
                 one.AccumulateValues(0, 1, w, p + 1, o1); batched.AccumulateValues(0, 1, w, p + 1, o2);
@@ -202,8 +202,8 @@ public class KvCacheTests
             }
         }
         // A batch larger than the ring was sized for is refused, not silently wrong.
-        var small = spec.Create(Layers, Heads, Hd, n, maxBatch: 1);
-        for (int p = 0; p < n; p++) small.Store(0, p, k[p], v[p]);
+        var small = spec.Create(KvGeometry.Of(Layers, Heads, Hd, n, maxBatch: 1));
+        for (int p = 0; p < n; p++) small.Store(0, p, 1, k[p], v[p]);
         Assert.Throws<InvalidOperationException>(() => small.Scores(0, 0, q, spec.Residual + 1, s1));
     }
 
@@ -212,7 +212,7 @@ public class KvCacheTests
     {
         const int n = 90;
         var (k, v) = RandomKv(n, 6);
-        var cache = KvSpec.Parse("kivi2:s=5,r=8,g=16").Create(Layers, Heads, Hd, n);
+        var cache = KvSpec.Parse("kivi2:s=5,r=8,g=16").Create(KvGeometry.Of(Layers, Heads, Hd, n));
         StoreAll(cache, k, v, n);
         var kk = ReadKeys(cache, 0, 1, n);
         var vv = ReadValues(cache, 0, 1, n);
@@ -245,7 +245,7 @@ public class KvCacheTests
         }
         double Err(string type)
         {
-            var cache = KvSpec.Parse(type).Create(Layers, Heads, Hd, n);
+            var cache = KvSpec.Parse(type).Create(KvGeometry.Of(Layers, Heads, Hd, n));
             StoreAll(cache, k, v, n);
             var kk = ReadKeys(cache, 0, 0, n);
             double e = 0;
@@ -269,8 +269,8 @@ public class KvCacheTests
         long perHead = 192 / 32 * 32 * (32 * 2 / 8 + 4) + 192 * (32 * 2 / 8 + 4) + 63 * 32 * 8;
         Assert.Equal(16 * perHead, KvSpec.Parse("kivi2").BytesFor(c, 255));
         // The allocated caches hold exactly their capacity's worth (no residual for the fixed types).
-        Assert.Equal(KvSpec.Parse("f16").BytesFor(c, 100), KvSpec.Parse("f16").Create(c, 100).ByteSize);
-        Assert.Equal(KvSpec.Parse("q8_0").BytesFor(c, 100), KvSpec.Parse("q8_0").Create(c, 100).ByteSize);
+        Assert.Equal(KvSpec.Parse("f16").BytesFor(c, 100), KvSpec.Parse("f16").Create(KvGeometry.For(c, 100)).ByteSize);
+        Assert.Equal(KvSpec.Parse("q8_0").BytesFor(c, 100), KvSpec.Parse("q8_0").Create(KvGeometry.For(c, 100)).ByteSize);
     }
 
     [Fact]

@@ -1,5 +1,7 @@
 using System.Text.Json;
+using TensorCodec.Containers.Tkv;
 using TensorCodec.Engine;
+using TensorCodec.Eval;
 using TensorCodec.Tests.Engine;
 using static TensorCodec.Tests.Cli.CliTests;
 
@@ -61,17 +63,17 @@ public class KvContextTests
         {
             var bad = (byte[])file.Clone();
             bad[at] ^= (byte)(1 << rng.Next(8));
-            var e = Assert.Throws<InvalidDataException>(() => KvContext.Read(bad, "ctx.tkv", model));
+            var e = Assert.Throws<TensorFormatException>(() => KvContext.Read(bad, "ctx.tkv", model));
             Assert.Contains("ctx.tkv", e.Message);
             Assert.True(e.Message.Contains("offset") || e.Message.Contains("checksum") || e.Message.Contains("magic") || e.Message.Contains("different model"), e.Message);
         }
         foreach (int len in new[] { 0, 7, 55, 100, file.Length / 2, file.Length - 9, file.Length - 1 })
         {
-            var e = Assert.Throws<InvalidDataException>(() => KvContext.Read(file[..len], "ctx.tkv", model));
+            var e = Assert.Throws<TensorFormatException>(() => KvContext.Read(file[..len], "ctx.tkv", model));
             Assert.Contains("offset", e.Message);
         }
         var longer = file.Concat(new byte[3]).ToArray();
-        Assert.Contains("unexpected bytes", Assert.Throws<InvalidDataException>(() => KvContext.Read(longer, "ctx.tkv", model)).Message);
+        Assert.Contains("unexpected bytes", Assert.Throws<TensorFormatException>(() => KvContext.Read(longer, "ctx.tkv", model)).Message);
     }
 
     [Fact]

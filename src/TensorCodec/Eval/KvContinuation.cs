@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Numerics.Tensors;
+using TensorCodec.Engine;
 using TensorCodec.Numerics;
-using ZstdSharp;
 
-namespace TensorCodec.Engine;
+namespace TensorCodec.Eval;
 
 /// <summary>What continuing from a restored context produced, and how it compares with a fresh prompt.</summary>
 public sealed record KvContinuationResult(
@@ -86,71 +86,5 @@ public static class KvContinuation
             if (TensorPrimitives.IndexOfMax(a) == TensorPrimitives.IndexOfMax(b)) same++;
         }
         return (sum / rows, max, 100.0 * same / rows);
-    }
-}
-
-public sealed record KvBenchRow(
-    string Codec, bool Lossless, int Windows, int PositionsPerWindow, double BytesPerToken, double F16BytesPerToken, double ZstdBytesPerToken,
-    double RatioVsF16, double RatioVsZstd, double KlMean, double KlMax, double Top1Percent, bool BitIdentical,
-    double SaveMBps, double LoadMBps, double SaveMsPerContext, double LoadMsPerContext);
-
-/// <summary>
-/// Measures .tkv codecs over consecutive windows: the first <c>prompt</c> tokens of each window
-/// are saved, the rest of the window is fed teacher-forced after restoring, and the next-token
-/// distributions are compared with the uncompressed context's.
-/// </summary>
-public static class KvBench
-{
-    public static IReadOnlyList<KvBenchRow> Run(LlamaModel model, ReadOnlySpan<int> tokens, int ctx, int prompt, int windows, IReadOnlyList<KvCodecSpec> codecs,
-        int threads = 1, CancellationToken ct = default)
-    {
-        if (prompt < 2 || prompt >= ctx) throw new ArgumentException($"--prompt {prompt} must lie in 2 … ctx−1 = {ctx - 1}");
-        if (ctx > model.Config.MaxSeqLen) throw new ArgumentException($"--ctx {ctx} exceeds the model's {model.Config.MaxSeqLen} positions");
-        windows = Math.Min(windows, tokens.Length / ctx);
-        if (windows < 1) throw new ArgumentException($"{tokens.Length} tokens are fewer than one window of {ctx}");
-        int vocab = model.Config.VocabSize;
-        var id = KvContext.ModelIdentity(model);
-        int n = codecs.Count;
-        var bytes = new long[n]; var save = new double[n]; var load = new double[n];
-        var klSum = new double[n]; var klMax = new double[n]; var top1 = new double[n]; var ident = Enumerable.Repeat(true, n).ToArray();
-        long f16 = 0, zstd = 0, positions = 0; int rowsTotal = 0;
-        using var compressor = new Compressor(19);
-        for (int w = 0; w < windows; w++)
-        {
-            ct.ThrowIfCancellationRequested();
-            var window = tokens.Slice(w * ctx, ctx);
-            var context = KvContext.Capture(model, window[..prompt], threads, id);
-            var fed = window[(prompt - 1)..(ctx - 1)].ToArray();
-            var reference = KvContinuation.Fresh(model, window[..prompt], fed, threads, out _);
-            var dump = context.RawF16Dump();
-            f16 += dump.Length;
-            zstd += compressor.Wrap(dump).Length;
-            positions += context.Positions;
-            rowsTotal += fed.Length;
-            for (int c = 0; c < n; c++)
-            {
-                var ms = new MemoryStream();
-                long t0 = Stopwatch.GetTimestamp();
-                context.Write(ms, codecs[c]);
-                save[c] += Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                bytes[c] += ms.Length;
-                var file = ms.ToArray();
-                t0 = Stopwatch.GetTimestamp();
-                var back = KvContext.Read(file, "bench", model, id);
-                using var s = back.Restore(model, fed.Length, threads);
-                load[c] += Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                var rows = new float[fed.Length * vocab];
-                for (int i = 0; i < fed.Length; i++) s.Forward(fed[i]).CopyTo(rows.AsSpan(i * vocab, vocab));
-                var (mean, max, t1) = KvContinuation.Compare(reference, rows, vocab);
-                klSum[c] += mean * fed.Length; klMax[c] = Math.Max(klMax[c], max); top1[c] += t1 * fed.Length;
-                ident[c] &= reference.AsSpan().SequenceEqual(rows);
-            }
-        }
-        var result = new List<KvBenchRow>();
-        for (int c = 0; c < n; c++)
-            result.Add(new KvBenchRow(codecs[c].Name, codecs[c].Lossless, windows, prompt - 1, bytes[c] / (double)positions, f16 / (double)positions,
-                zstd / (double)positions, f16 / (double)bytes[c], zstd / (double)bytes[c], klSum[c] / rowsTotal, klMax[c], top1[c] / rowsTotal, ident[c],
-                f16 / save[c] / 1e6, f16 / load[c] / 1e6, 1000 * save[c] / windows, 1000 * load[c] / windows));
-        return result;
     }
 }

@@ -1,89 +1,50 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
-
-/// <summary>
-/// Keys and values of past positions, per layer and KV head. Attention talks to the cache only
-/// through <see cref="Scores"/> and <see cref="AccumulateValues"/>, so a quantized cache can keep
-/// its packed form and fuse the decode into those two loops.
-/// </summary>
-public interface IKvCache
-{
-    int Layers { get; }
-    int KvHeads { get; }
-    int HeadDim { get; }
-    /// <summary>Positions the cache can hold.</summary>
-    int Capacity { get; }
-
-    /// <summary>Stores the keys and values ([KvHeads][HeadDim] each, RoPE already applied to k) of one position.</summary>
-    void Store(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v);
-
-    /// <summary>scores[t] = q·k[t] for positions t &lt; count.</summary>
-    void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores);
-
-    /// <summary>output = Σ weights[t]·v[t] for t &lt; count (overwrites output).</summary>
-    void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output);
-
-    /// <summary>Forgets every position (a new sequence).</summary>
-    void Clear();
-
-    /// <summary>Bytes held, for reports.</summary>
-    long ByteSize { get; }
-}
 
 /// <summary>
 /// The plain F32 cache. Values are [layer][kvHead][position][headDim]; keys are stored transposed,
 /// [layer][kvHead][headDim][position], so the scores of 8 positions are headDim vertical FMAs with
 /// no horizontal sums, which is what makes attention cheap for small heads (stories260K: 8).
 /// </summary>
-public sealed class F32KvCache : IKvCache
+public sealed class F32KvCache : DenseKvCache<float>
 {
-    readonly float[] _k, _v;
+    public F32KvCache(KvGeometry geometry) : base(geometry, "f32") { }
 
-    public int Layers { get; }
-    public int KvHeads { get; }
-    public int HeadDim { get; }
-    public int Capacity { get; }
-    public long ByteSize => 8L * _k.Length;
-
-    public F32KvCache(int layers, int kvHeads, int headDim, int capacity)
+    /// <summary>Copies position <paramref name="position"/>'s keys and values ([KvHeads·HeadDim] each) out, exactly as stored.</summary>
+    internal void Read(int layer, int position, Span<float> k, Span<float> v)
     {
-        Layers = layers; KvHeads = kvHeads; HeadDim = headDim; Capacity = capacity;
-        long n = (long)layers * kvHeads * capacity * headDim;
-        if (n > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(capacity), $"KV cache of {n} floats is too large");
-        _k = new float[n];
-        _v = new float[n];
-    }
-
-    public F32KvCache(ModelConfig c, int capacity) : this(c.Layers, c.KvHeads, c.HeadDim, capacity) { }
-
-    int Base(int layer, int head) => (layer * KvHeads + head) * Capacity * HeadDim;
-
-    public void Store(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
-    {
-        if ((uint)position >= (uint)Capacity)
-            throw new ArgumentOutOfRangeException(nameof(position), $"position {position} is beyond the KV cache capacity {Capacity}");
         int hd = HeadDim;
         for (int h = 0; h < KvHeads; h++)
         {
-            int b = Base(layer, h);
+            int b = HeadBase(layer, h);
+            for (int i = 0; i < hd; i++) k[h * hd + i] = Keys[b + i * Capacity + position];
+            Values.AsSpan(b + position * hd, hd).CopyTo(v.Slice(h * hd, hd));
+        }
+    }
+
+    protected override void StoreOne(int layer, int position, ReadOnlySpan<float> k, ReadOnlySpan<float> v)
+    {
+        int hd = HeadDim;
+        for (int h = 0; h < KvHeads; h++)
+        {
+            int b = HeadBase(layer, h);
             var kh = k.Slice(h * hd, hd);
-            for (int i = 0; i < hd; i++) _k[b + i * Capacity + position] = kh[i];
-            v.Slice(h * hd, hd).CopyTo(_v.AsSpan(b + position * hd, hd));
+            for (int i = 0; i < hd; i++) Keys[b + i * Capacity + position] = kh[i];
+            v.Slice(h * hd, hd).CopyTo(Values.AsSpan(b + position * hd, hd));
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
+    public override unsafe void Scores(int layer, int kvHead, ReadOnlySpan<float> q, int count, Span<float> scores)
     {
         int hd = HeadDim, cap = Capacity;
         if ((uint)count > (uint)cap || scores.Length < count || q.Length < hd) throw new ArgumentOutOfRangeException(nameof(count));
-        fixed (float* pk0 = _k, pq = q, ps = scores)
+        fixed (float* pk0 = Keys, pq = q, ps = scores)
         {
-            float* kt = pk0 + Base(layer, kvHead);
+            float* kt = pk0 + HeadBase(layer, kvHead);
             int t = 0;
             if (Vector256.IsHardwareAccelerated)
             {
@@ -118,10 +79,10 @@ public sealed class F32KvCache : IKvCache
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
+    public override unsafe void AccumulateValues(int layer, int kvHead, ReadOnlySpan<float> weights, int count, Span<float> output)
     {
         int hd = HeadDim;
-        var values = _v.AsSpan(Base(layer, kvHead), count * hd);
+        var values = Values.AsSpan(HeadBase(layer, kvHead), count * hd);
         output = output[..hd];
         weights = weights[..count];
         output.Clear();
@@ -149,6 +110,4 @@ public sealed class F32KvCache : IKvCache
                 ((a0 + a1) + (a2 + a3)).Store(po + i);
             }
     }
-
-    public void Clear() { } // positions are overwritten before they are read
 }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 
-namespace TensorCodec.Engine;
+using TensorCodec.Engine;
+
+namespace TensorCodec.Eval;
 
 public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int Threads, double PromptSeconds, double GenerateSeconds, double GenerateCpuSeconds, int[] Tokens)
 {
@@ -28,7 +30,7 @@ public static class GenerationBenchmark
         tokens = Math.Min(tokens, model.Config.MaxSeqLen - prompt.Length);
         if (tokens <= 0) throw new ArgumentException($"no room to generate: the prompt fills the model's {model.Config.MaxSeqLen} positions");
         int capacity = prompt.Length + tokens;
-        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Cache = kv?.Create(model.Config, capacity) });
+        using var s = model.CreateSession(new LlamaSessionOptions { Threads = threads, Capacity = capacity, Kv = kv });
         var output = new int[tokens];
         runs = Math.Max(1, runs);
         // The median, not the best: on a shared machine the best run is luck, the median is repeatable.
