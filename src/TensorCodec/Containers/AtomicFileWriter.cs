@@ -11,9 +11,16 @@ public sealed class AtomicFileWriter : IDisposable
     readonly bool _overwrite;
     bool _committed;
 
-    public string TempPath { get; }
+    internal string TempPath { get; }
+
+    /// <summary>The stream to write the file's contents to; it writes to the temporary file.</summary>
     public FileStream Stream { get; }
 
+    /// <summary>Creates the temporary file beside <paramref name="finalPath"/>.</summary>
+    /// <param name="finalPath">The name the file gets when <see cref="Commit"/> is called.</param>
+    /// <param name="overwrite">Whether an existing file at <paramref name="finalPath"/> may be replaced.</param>
+    /// <exception cref="IOException"><paramref name="finalPath"/> exists and <paramref name="overwrite"/> is
+    /// false, or it is a directory; or the temporary file cannot be created.</exception>
     public AtomicFileWriter(string finalPath, bool overwrite)
     {
         _finalPath = Path.GetFullPath(finalPath);
@@ -28,6 +35,8 @@ public sealed class AtomicFileWriter : IDisposable
     }
 
     /// <summary>Flushes to disk and renames the temporary file to the final name.</summary>
+    /// <exception cref="IOException">Without overwrite, a file appeared under the final name while writing;
+    /// or the rename failed.</exception>
     public void Commit()
     {
         Stream.Flush(flushToDisk: true);
@@ -38,6 +47,8 @@ public sealed class AtomicFileWriter : IDisposable
         _committed = true;
     }
 
+    /// <summary>Without a prior <see cref="Commit"/>, closes and deletes the temporary file, leaving the
+    /// final name untouched.</summary>
     public void Dispose()
     {
         if (_committed) return;

@@ -9,8 +9,15 @@ namespace TensorCodec.Containers;
 /// the row length), <see cref="RelativeOffset"/> is relative to the data section,
 /// <see cref="Offset"/> is the absolute file offset.
 /// </summary>
+/// <param name="Name">Tensor name as stored (e.g. <c>blk.0.attn_q.weight</c>).</param>
+/// <param name="Dims">Dimensions, innermost first (1 to <see cref="GgufFile.MaxDims"/> entries).</param>
+/// <param name="GgmlType">ggml type id (<c>ggml_type</c>: 0 = F32, 1 = F16, 8 = Q8_0, …).</param>
+/// <param name="RelativeOffset">Byte offset of the data from the start of the data section.</param>
+/// <param name="Offset">Absolute byte offset of the data in the file.</param>
+/// <param name="ByteSize">Bytes of data, as implied by the type and dims.</param>
 public sealed record GgufTensorInfo(string Name, long[] Dims, int GgmlType, long RelativeOffset, long Offset, long ByteSize)
 {
+    /// <summary>Number of elements: the product of <see cref="Dims"/>.</summary>
     public long ElementCount { get { long n = 1; foreach (var d in Dims) n *= d; return n; } }
 }
 
@@ -22,8 +29,8 @@ public sealed record GgufTensorInfo(string Name, long[] Dims, int GgmlType, long
 /// </summary>
 public sealed class GgufFile
 {
-    public const uint DefaultAlignment = 32;
-    public const string AlignmentKey = "general.alignment";
+    internal const uint DefaultAlignment = 32;
+    internal const string AlignmentKey = "general.alignment";
     /// <summary>ggml's GGML_MAX_DIMS: ggml cannot represent a tensor with more.</summary>
     public const int MaxDims = 4;
     /// <summary>Array nesting beyond this is refused (ggml itself never nests more than one level).</summary>
@@ -31,16 +38,20 @@ public sealed class GgufFile
 
     static ReadOnlySpan<byte> Magic => "GGUF"u8;
 
+    /// <summary>GGUF format version: 2 or 3.</summary>
     public required uint Version { get; init; }
     /// <summary>Key/value pairs in file order.</summary>
     public required IReadOnlyList<KeyValuePair<string, GgufValue>> Metadata { get; init; }
     /// <summary>Tensor infos in header order.</summary>
     public required IReadOnlyList<GgufTensorInfo> Tensors { get; init; }
+    /// <summary>Data alignment in bytes: <c>general.alignment</c> if present (a power of two), else 32.</summary>
     public required uint Alignment { get; init; }
     /// <summary>Absolute offset of the (aligned) data section.</summary>
     public required long DataOffset { get; init; }
+    /// <summary>Length of the parsed stream in bytes.</summary>
     public required long FileLength { get; init; }
 
+    /// <summary>The value of metadata key <paramref name="key"/> (exact, case-sensitive match), or null if absent.</summary>
     public GgufValue? Find(string key)
     {
         foreach (var kv in Metadata) if (kv.Key == key) return kv.Value;
@@ -60,7 +71,7 @@ public sealed class GgufFile
         finally { stream.Position = pos; }
     }
 
-    public static TensorFile Read(Stream stream, string? pathForErrors) => Parse(stream, pathForErrors).ToTensorFile();
+    internal static TensorFile Read(Stream stream, string? pathForErrors) => Parse(stream, pathForErrors).ToTensorFile();
 
     /// <summary>Parses the header and tensor infos of a seekable stream (tensor data is not read).</summary>
     public static GgufFile Parse(Stream stream, string? pathForErrors)
@@ -317,6 +328,6 @@ public sealed class GgufFile
     }
 
     /// <summary>Writer inputs that reproduce this file's tensors, reading the data from <paramref name="source"/>.</summary>
-    public IEnumerable<GgufTensor> TensorsFrom(Stream source) =>
+    internal IEnumerable<GgufTensor> TensorsFrom(Stream source) =>
         Tensors.Select(t => new GgufTensor(t.Name, t.GgmlType, t.Dims, TensorByteSource.FromStream(source, t.Offset, t.ByteSize)));
 }

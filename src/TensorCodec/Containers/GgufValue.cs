@@ -7,8 +7,32 @@ namespace TensorCodec.Containers;
 /// <summary>GGUF metadata value types (<c>gguf_type</c>); the numbers are the on-disk ids.</summary>
 public enum GgufValueType : uint
 {
-    UInt8 = 0, Int8 = 1, UInt16 = 2, Int16 = 3, UInt32 = 4, Int32 = 5, Float32 = 6, Bool = 7,
-    String = 8, Array = 9, UInt64 = 10, Int64 = 11, Float64 = 12,
+    /// <summary>Unsigned 8-bit integer (<see cref="byte"/>).</summary>
+    UInt8 = 0,
+    /// <summary>Signed 8-bit integer (<see cref="sbyte"/>).</summary>
+    Int8 = 1,
+    /// <summary>Unsigned 16-bit integer (<see cref="ushort"/>).</summary>
+    UInt16 = 2,
+    /// <summary>Signed 16-bit integer (<see cref="short"/>).</summary>
+    Int16 = 3,
+    /// <summary>Unsigned 32-bit integer (<see cref="uint"/>).</summary>
+    UInt32 = 4,
+    /// <summary>Signed 32-bit integer (<see cref="int"/>).</summary>
+    Int32 = 5,
+    /// <summary>IEEE 754 binary32 (<see cref="float"/>).</summary>
+    Float32 = 6,
+    /// <summary>Boolean stored as one byte (<see cref="bool"/>).</summary>
+    Bool = 7,
+    /// <summary>UTF-8 string with a 64-bit length prefix (<see cref="string"/>).</summary>
+    String = 8,
+    /// <summary>Homogeneous array (<see cref="GgufArray"/>).</summary>
+    Array = 9,
+    /// <summary>Unsigned 64-bit integer (<see cref="ulong"/>).</summary>
+    UInt64 = 10,
+    /// <summary>Signed 64-bit integer (<see cref="long"/>).</summary>
+    Int64 = 11,
+    /// <summary>IEEE 754 binary64 (<see cref="double"/>).</summary>
+    Float64 = 12,
 }
 
 /// <summary>
@@ -18,29 +42,40 @@ public enum GgufValueType : uint
 /// </summary>
 public sealed class GgufValue
 {
+    /// <summary>The on-disk type.</summary>
     public GgufValueType Type { get; }
+
+    /// <summary>The boxed value; its CLR type corresponds exactly to <see cref="Type"/>.</summary>
     public object Value { get; }
 
     GgufValue(GgufValueType type, object value) { Type = type; Value = value; }
 
-    public static GgufValue UInt8(byte v) => new(GgufValueType.UInt8, v);
-    public static GgufValue Int8(sbyte v) => new(GgufValueType.Int8, v);
-    public static GgufValue UInt16(ushort v) => new(GgufValueType.UInt16, v);
-    public static GgufValue Int16(short v) => new(GgufValueType.Int16, v);
-    public static GgufValue UInt32(uint v) => new(GgufValueType.UInt32, v);
-    public static GgufValue Int32(int v) => new(GgufValueType.Int32, v);
-    public static GgufValue Float32(float v) => new(GgufValueType.Float32, v);
-    public static GgufValue Bool(bool v) => new(GgufValueType.Bool, v);
-    public static GgufValue String(string v) => new(GgufValueType.String, v ?? throw new ArgumentNullException(nameof(v)));
-    public static GgufValue UInt64(ulong v) => new(GgufValueType.UInt64, v);
-    public static GgufValue Int64(long v) => new(GgufValueType.Int64, v);
-    public static GgufValue Float64(double v) => new(GgufValueType.Float64, v);
-    public static GgufValue Array(GgufArray v) => new(GgufValueType.Array, v ?? throw new ArgumentNullException(nameof(v)));
+    internal static GgufValue UInt8(byte v) => new(GgufValueType.UInt8, v);
+    internal static GgufValue Int8(sbyte v) => new(GgufValueType.Int8, v);
+    internal static GgufValue UInt16(ushort v) => new(GgufValueType.UInt16, v);
+    internal static GgufValue Int16(short v) => new(GgufValueType.Int16, v);
+    internal static GgufValue UInt32(uint v) => new(GgufValueType.UInt32, v);
+    internal static GgufValue Int32(int v) => new(GgufValueType.Int32, v);
+    internal static GgufValue Float32(float v) => new(GgufValueType.Float32, v);
+    internal static GgufValue Bool(bool v) => new(GgufValueType.Bool, v);
+    internal static GgufValue String(string v) => new(GgufValueType.String, v ?? throw new ArgumentNullException(nameof(v)));
+    internal static GgufValue UInt64(ulong v) => new(GgufValueType.UInt64, v);
+    internal static GgufValue Int64(long v) => new(GgufValueType.Int64, v);
+    internal static GgufValue Float64(double v) => new(GgufValueType.Float64, v);
+    internal static GgufValue Array(GgufArray v) => new(GgufValueType.Array, v ?? throw new ArgumentNullException(nameof(v)));
 
+    /// <summary>The value as <typeparamref name="T"/>, which must be its exact CLR type (no numeric
+    /// conversion: a UInt32 value is read with <c>As&lt;uint&gt;()</c>, not <c>As&lt;int&gt;()</c>).</summary>
+    /// <exception cref="InvalidCastException">The value is of another type.</exception>
     public T As<T>() => Value is T t ? t
         : throw new InvalidCastException($"GGUF value is {Type} ({Value.GetType().Name}), not {typeof(T).Name}");
 
+    /// <summary>The value as an array.</summary>
+    /// <exception cref="InvalidCastException">The value is not an array.</exception>
     public GgufArray AsArray() => As<GgufArray>();
+
+    /// <summary>The value as a string.</summary>
+    /// <exception cref="InvalidCastException">The value is not a string.</exception>
     public string AsString() => As<string>();
 
     /// <summary>Display rendering; arrays are summarised (first elements and a count).</summary>
@@ -97,12 +132,13 @@ public sealed class GgufValue
 /// </summary>
 public sealed class GgufArray : IReadOnlyList<GgufValue>
 {
+    /// <summary>The type of every element.</summary>
     public GgufValueType ElementType { get; }
 
     /// <summary>The typed backing array, e.g. <c>string[]</c> for a string array.</summary>
     public System.Array Items { get; }
 
-    public GgufArray(GgufValueType elementType, System.Array items)
+    internal GgufArray(GgufValueType elementType, System.Array items)
     {
         ArgumentNullException.ThrowIfNull(items);
         var expected = ClrType(elementType);
@@ -115,26 +151,29 @@ public sealed class GgufArray : IReadOnlyList<GgufValue>
         Items = items;
     }
 
-    public static GgufArray Of(params byte[] v) => new(GgufValueType.UInt8, v);
-    public static GgufArray Of(params sbyte[] v) => new(GgufValueType.Int8, v);
-    public static GgufArray Of(params ushort[] v) => new(GgufValueType.UInt16, v);
-    public static GgufArray Of(params short[] v) => new(GgufValueType.Int16, v);
-    public static GgufArray Of(params uint[] v) => new(GgufValueType.UInt32, v);
-    public static GgufArray Of(params int[] v) => new(GgufValueType.Int32, v);
-    public static GgufArray Of(params float[] v) => new(GgufValueType.Float32, v);
-    public static GgufArray Of(params bool[] v) => new(GgufValueType.Bool, v);
-    public static GgufArray Of(params string[] v) => new(GgufValueType.String, v);
-    public static GgufArray Of(params ulong[] v) => new(GgufValueType.UInt64, v);
-    public static GgufArray Of(params long[] v) => new(GgufValueType.Int64, v);
-    public static GgufArray Of(params double[] v) => new(GgufValueType.Float64, v);
-    public static GgufArray Of(params GgufArray[] v) => new(GgufValueType.Array, v);
+    internal static GgufArray Of(params byte[] v) => new(GgufValueType.UInt8, v);
+    internal static GgufArray Of(params sbyte[] v) => new(GgufValueType.Int8, v);
+    internal static GgufArray Of(params ushort[] v) => new(GgufValueType.UInt16, v);
+    internal static GgufArray Of(params short[] v) => new(GgufValueType.Int16, v);
+    internal static GgufArray Of(params uint[] v) => new(GgufValueType.UInt32, v);
+    internal static GgufArray Of(params int[] v) => new(GgufValueType.Int32, v);
+    internal static GgufArray Of(params float[] v) => new(GgufValueType.Float32, v);
+    internal static GgufArray Of(params bool[] v) => new(GgufValueType.Bool, v);
+    internal static GgufArray Of(params string[] v) => new(GgufValueType.String, v);
+    internal static GgufArray Of(params ulong[] v) => new(GgufValueType.UInt64, v);
+    internal static GgufArray Of(params long[] v) => new(GgufValueType.Int64, v);
+    internal static GgufArray Of(params double[] v) => new(GgufValueType.Float64, v);
+    internal static GgufArray Of(params GgufArray[] v) => new(GgufValueType.Array, v);
 
     /// <summary>The backing array as <typeparamref name="T"/>[] (e.g. <c>Get&lt;float&gt;()</c> for scores).</summary>
     public T[] Get<T>() => Items as T[]
         ?? throw new InvalidCastException($"GGUF array holds {ElementType}, not {typeof(T).Name}");
 
+    /// <summary>Number of elements.</summary>
     public int Count => Items.Length;
 
+    /// <summary>Element <paramref name="index"/>, wrapped as a <see cref="GgufValue"/> of type <see cref="ElementType"/>.</summary>
+    /// <exception cref="IndexOutOfRangeException"><paramref name="index"/> is outside [0, <see cref="Count"/>).</exception>
     public GgufValue this[int index] => Items switch
     {
         byte[] a => GgufValue.UInt8(a[index]),
@@ -153,6 +192,7 @@ public sealed class GgufArray : IReadOnlyList<GgufValue>
         _ => throw new InvalidOperationException("unreachable: validated in the constructor"),
     };
 
+    /// <summary>Enumerates the elements in order, each wrapped as by the indexer.</summary>
     public IEnumerator<GgufValue> GetEnumerator()
     {
         for (int i = 0; i < Count; i++) yield return this[i];

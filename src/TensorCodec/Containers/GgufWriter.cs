@@ -8,7 +8,7 @@ namespace TensorCodec.Containers;
 /// One tensor to write to GGUF. <see cref="Dims"/> are innermost-first as GGUF stores them
 /// (Dims[0] is the row length), i.e. the reverse of a PyTorch shape.
 /// </summary>
-public sealed record GgufTensor(string Name, int GgmlType, long[] Dims, TensorByteSource Data);
+internal sealed record GgufTensor(string Name, int GgmlType, long[] Dims, TensorByteSource Data);
 
 /// <summary>
 /// Writes GGUF v3 with ggml's layout: header, key/values, tensor infos, zero padding to the

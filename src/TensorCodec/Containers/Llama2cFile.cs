@@ -9,9 +9,20 @@ namespace TensorCodec.Containers;
 /// The 7 header fields of a llama2.c "v0" checkpoint. <see cref="SharedClassifier"/> is the
 /// sign of the stored vocab_size (negative on disk = a separate wcls follows).
 /// </summary>
+/// <param name="Dim">Model (embedding) width.</param>
+/// <param name="HiddenDim">Feed-forward hidden width.</param>
+/// <param name="NLayers">Number of transformer layers.</param>
+/// <param name="NHeads">Number of query heads.</param>
+/// <param name="NKvHeads">Number of key/value heads.</param>
+/// <param name="VocabSize">Vocabulary size (the absolute value of the stored field).</param>
+/// <param name="SeqLen">Maximum sequence length.</param>
+/// <param name="SharedClassifier">True when the output classifier reuses the token embedding.</param>
 public sealed record Llama2cConfig(int Dim, int HiddenDim, int NLayers, int NHeads, int NKvHeads, int VocabSize, int SeqLen, bool SharedClassifier = true)
 {
+    /// <summary>Width of one attention head: <see cref="Dim"/> / <see cref="NHeads"/> (integer division).</summary>
     public int HeadSize => Dim / NHeads;
+
+    /// <summary>Width of the key and value projections: <see cref="HeadSize"/> × <see cref="NKvHeads"/>.</summary>
     public int KvDim => Dim / NHeads * NKvHeads;
 
     /// <summary>Null if the config is usable, else why not.</summary>

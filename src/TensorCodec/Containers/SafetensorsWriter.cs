@@ -8,7 +8,8 @@ namespace TensorCodec.Containers;
 /// <summary>One tensor to write: name, element type, shape (outermost first) and its bytes.</summary>
 internal sealed record SafetensorsTensor(string Name, DType DType, long[] Shape, TensorByteSource Data);
 
-public enum SafetensorsTensorOrder
+/// <summary>Order in which the writer lays out tensor data.</summary>
+internal enum SafetensorsTensorOrder
 {
     /// <summary>
     /// The reference (Rust) implementation's order: descending dtype (8-byte types first, so
@@ -20,8 +21,10 @@ public enum SafetensorsTensorOrder
     AsGiven,
 }
 
-public sealed record SafetensorsWriteOptions
+/// <summary>Layout choices of the safetensors writer.</summary>
+internal sealed record SafetensorsWriteOptions
 {
+    /// <summary>Order of the tensor data; the header lists tensors in the same order.</summary>
     public SafetensorsTensorOrder Order { get; init; } = SafetensorsTensorOrder.Reference;
 
     /// <summary>The reference implementation writes <c>__metadata__</c> first; some tools write it last.</summary>

@@ -6,13 +6,15 @@ namespace TensorCodec.Containers;
 /// source produced exactly <see cref="Length"/> bytes, because a short tensor would silently
 /// shift every tensor after it.
 /// </summary>
-public abstract class TensorByteSource
+internal abstract class TensorByteSource
 {
+    /// <summary>Number of bytes the source produces.</summary>
     public abstract long Length { get; }
 
     /// <summary>Writes exactly <see cref="Length"/> bytes to <paramref name="destination"/>.</summary>
     public abstract void CopyTo(Stream destination);
 
+    /// <summary>Bytes already in memory; they are not copied, so they must not change before the write.</summary>
     public static TensorByteSource FromMemory(ReadOnlyMemory<byte> bytes) => new MemorySource(bytes);
 
     /// <summary>A byte range of a seekable stream (e.g. a tensor of a file being rewritten).</summary>

@@ -2,12 +2,16 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Containers;
 
+/// <summary>The container formats <see cref="TensorFileReader"/> recognises; the numbers are stored in .tcz files.</summary>
 public enum TensorFileFormat : byte
 {
     /// <summary>Not a recognised tensor file: stored as opaque bytes.</summary>
     Opaque = 0,
+    /// <summary>Hugging Face safetensors.</summary>
     Safetensors = 1,
+    /// <summary>GGUF v2/v3 (llama.cpp).</summary>
     Gguf = 2,
+    /// <summary>llama2.c "v0" F32 checkpoint.</summary>
     Llama2c = 3,
 }
 
@@ -16,6 +20,11 @@ public enum TensorFileFormat : byte
 /// For ggml block-quantized tensors <see cref="DType"/> is <see cref="DType.Packed"/> and
 /// <see cref="GgmlType"/> holds the ggml type id.
 /// </summary>
+/// <param name="Name">Tensor name as stored in the file.</param>
+/// <param name="DType">Element type.</param>
+/// <param name="Shape">Dimensions, outermost first (empty for a scalar).</param>
+/// <param name="Offset">Absolute byte offset of the tensor's data in the file.</param>
+/// <param name="Length">Length of the tensor's data in bytes.</param>
 public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Offset, long Length)
 {
     /// <summary>ggml type id for GGUF tensors (also set for F32/F16 GGUF tensors), else -1.</summary>
@@ -24,6 +33,7 @@ public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Off
     /// <summary>Length of the innermost dimension (a "row"), used by row-aware context models.</summary>
     public long RowLength => Shape.Length == 0 ? 1 : Shape[^1];
 
+    /// <summary>Number of elements: the product of <see cref="Shape"/> (1 for a scalar).</summary>
     public long ElementCount
     {
         get { long n = 1; foreach (var d in Shape) n *= d; return n; }
@@ -38,7 +48,10 @@ public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Off
 /// </summary>
 public sealed class TensorFile
 {
+    /// <summary>The container format the file was read as.</summary>
     public required TensorFileFormat Format { get; init; }
+
+    /// <summary>Length of the whole file in bytes.</summary>
     public required long FileLength { get; init; }
 
     /// <summary>Tensors in file order (ascending <see cref="TensorInfo.Offset"/>), non-overlapping.</summary>

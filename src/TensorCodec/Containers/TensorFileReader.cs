@@ -12,12 +12,22 @@ namespace TensorCodec.Containers;
 /// </summary>
 public static class TensorFileReader
 {
+    /// <summary>Opens <paramref name="path"/> and reads its tensor table (tensor data is not read).</summary>
+    /// <exception cref="TensorFormatException">The file identifies itself as GGUF, safetensors or llama2.c
+    /// but is malformed.</exception>
+    /// <exception cref="IOException">The file cannot be opened or read.</exception>
     public static TensorFile Open(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
         return Read(stream, path);
     }
 
+    /// <summary>Reads the tensor table of a seekable stream; a file of no known format comes back as
+    /// <see cref="TensorFileFormat.Opaque"/> with no tensors.</summary>
+    /// <param name="stream">A seekable stream holding the whole file from position 0.</param>
+    /// <param name="path">File name used in error messages, or null.</param>
+    /// <exception cref="TensorFormatException">The stream identifies itself as a known format but is malformed.</exception>
+    /// <exception cref="ArgumentException"><paramref name="stream"/> is not seekable.</exception>
     public static TensorFile Read(Stream stream, string? path)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -30,6 +40,8 @@ public static class TensorFileReader
         };
     }
 
+    /// <summary>Which reader <see cref="Read"/> would use for the file at <paramref name="path"/>;
+    /// see <see cref="Detect(Stream)"/>.</summary>
     public static TensorFileFormat Detect(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 4096);

@@ -6,6 +6,7 @@ namespace TensorCodec.Eval;
 /// <summary>Which part of a token stream to evaluate.</summary>
 public enum TokenSplit : byte
 {
+    /// <summary>Every token.</summary>
     All = 0,
     /// <summary>Everything before the validation split: tokens 0 … n − n/20 − 1.</summary>
     Train = 1,
@@ -53,6 +54,8 @@ public static class EvalData
     /// <summary>Encodes a text file with the project's paragraph convention (see <see cref="Tokenizer.EncodeParagraphs"/>).</summary>
     public static int[] Tokenize(string textPath, Tokenizer tokenizer) => tokenizer.EncodeParagraphs(File.ReadAllText(textPath));
 
+    /// <summary>The part of <paramref name="tokens"/> that <paramref name="split"/> selects, without copying.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="split"/> is not a defined value.</exception>
     public static ReadOnlyMemory<int> Split(int[] tokens, TokenSplit split)
     {
         int val = tokens.Length / 20;

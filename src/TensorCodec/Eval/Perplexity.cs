@@ -4,6 +4,7 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Eval;
 
+/// <summary>Settings of <see cref="Perplexity.Run"/>.</summary>
 public sealed record EvalOptions
 {
     /// <summary>Window length in tokens.</summary>
@@ -12,6 +13,7 @@ public sealed record EvalOptions
     public int? ScoreFrom { get; init; }
     /// <summary>Evaluate at most this many windows (0 = all).</summary>
     public int MaxChunks { get; init; }
+    /// <summary>Worker threads of each session (1 = run on the caller only).</summary>
     public int Threads { get; init; } = 1;
     /// <summary>Allow ctx beyond the model's maximum positions (the caller should warn).</summary>
     public bool AllowLongContext { get; init; }
@@ -21,17 +23,42 @@ public sealed record EvalOptions
     public string? BaseLogitsPath { get; init; }
     /// <summary>Save the reference log-probabilities here: the base's if there is one, else the model's own.</summary>
     public string? SaveLogitsPath { get; init; }
+    /// <summary>Replace an existing file at <see cref="SaveLogitsPath"/>.</summary>
     public bool Overwrite { get; init; }
     /// <summary>KV cache type of the model under test (the base always uses F32); default F32.</summary>
     public KvSpec? Kv { get; init; }
 }
 
 /// <summary>KL(base ‖ model) and related statistics over the scored positions (llama.cpp's --kl-divergence set).</summary>
+/// <param name="Mean">Mean KL divergence per scored position, in nats.</param>
+/// <param name="MeanStdErr">Standard error of <paramref name="Mean"/>.</param>
+/// <param name="Median">Median KL divergence (linear interpolation between order statistics).</param>
+/// <param name="P90">90th percentile of the KL divergence.</param>
+/// <param name="P99">99th percentile of the KL divergence.</param>
+/// <param name="Max">Largest KL divergence.</param>
+/// <param name="Top1AgreementPercent">Percentage of positions where both models' most likely token is the same.</param>
+/// <param name="Top1StdErrPercent">Standard error of <paramref name="Top1AgreementPercent"/>, in percentage points.</param>
+/// <param name="MeanDeltaP">Mean of p_model(target) − p_base(target), as a probability (−1 … 1).</param>
+/// <param name="RmsDeltaP">Root mean square of p_model(target) − p_base(target).</param>
+/// <param name="BasePpl">Perplexity of the base model on the same positions.</param>
+/// <param name="BasePplStdErr">Standard error of <paramref name="BasePpl"/>.</param>
 public sealed record KlStats(
     double Mean, double MeanStdErr, double Median, double P90, double P99, double Max,
     double Top1AgreementPercent, double Top1StdErrPercent, double MeanDeltaP, double RmsDeltaP,
     double BasePpl, double BasePplStdErr);
 
+/// <summary>The outcome of <see cref="Perplexity.Run"/>.</summary>
+/// <param name="Ctx">Window length in tokens.</param>
+/// <param name="ScoreFrom">First scored position in each window.</param>
+/// <param name="Windows">Number of windows evaluated.</param>
+/// <param name="Scored">Number of scored positions: Windows × (Ctx − 1 − ScoreFrom).</param>
+/// <param name="MeanNll">Mean negative log-likelihood of the next token, in nats.</param>
+/// <param name="Ppl">Perplexity: exp(<paramref name="MeanNll"/>).</param>
+/// <param name="PplStdErr">Standard error of <paramref name="Ppl"/> (delta method, as llama.cpp reports it).</param>
+/// <param name="Kl">Statistics against the base model, or null when no base was given.</param>
+/// <param name="TokensEvaluated">Tokens fed to the model under test: Windows × (Ctx − 1).</param>
+/// <param name="Seconds">Wall-clock seconds of the window loop, base model and logits-file I/O included.</param>
+/// <param name="TokensPerSecond">Tokens fed per second of the model under test's forward passes alone.</param>
 public sealed record EvalResult(
     int Ctx, int ScoreFrom, int Windows, long Scored, double MeanNll, double Ppl, double PplStdErr,
     KlStats? Kl, long TokensEvaluated, double Seconds, double TokensPerSecond)
@@ -42,6 +69,10 @@ public sealed record EvalResult(
     public long KvBytes { get; init; }
 }
 
+/// <summary>Progress of <see cref="Perplexity.Run"/>, reported after each window.</summary>
+/// <param name="Window">Windows done so far (1 … <paramref name="Windows"/>).</param>
+/// <param name="Windows">Windows in the run.</param>
+/// <param name="RunningPpl">Perplexity over the positions scored so far.</param>
 public readonly record struct EvalProgress(int Window, int Windows, double RunningPpl);
 
 /// <summary>
@@ -52,6 +83,20 @@ public readonly record struct EvalProgress(int Window, int Windows, double Runni
 /// </summary>
 public static class Perplexity
 {
+    /// <summary>Evaluates <paramref name="model"/> on <paramref name="tokens"/>.</summary>
+    /// <param name="model">The model under test.</param>
+    /// <param name="tokens">Token ids; only the first whole windows are used.</param>
+    /// <param name="o">Window length, scoring range, base model or cached base logits, and threads.</param>
+    /// <param name="progress">Receives an <see cref="EvalProgress"/> after each window.</param>
+    /// <param name="ct">Checked before each window.</param>
+    /// <exception cref="ArgumentException">ctx is below 2, ScoreFrom is outside 0 … ctx − 2, ctx exceeds a model's
+    /// maximum positions without <see cref="EvalOptions.AllowLongContext"/>, the tokens are fewer than one window,
+    /// the base vocabulary differs, or both a base model and base logits are given.</exception>
+    /// <exception cref="InvalidDataException">A token id is outside the vocabulary, or the base-logits file does not
+    /// match this run (other tokens, vocabulary, ctx, ScoreFrom or window count).</exception>
+    /// <exception cref="IOException"><see cref="EvalOptions.SaveLogitsPath"/> exists and
+    /// <see cref="EvalOptions.Overwrite"/> is false.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="ct"/> was signalled.</exception>
     public static EvalResult Run(LlamaModel model, ReadOnlySpan<int> tokens, EvalOptions o,
         IProgress<EvalProgress>? progress = null, CancellationToken ct = default)
     {

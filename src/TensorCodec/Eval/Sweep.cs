@@ -11,24 +11,40 @@ using TensorCodec.Models;
 
 namespace TensorCodec.Eval;
 
+/// <summary>Settings of <see cref="Sweep.Run"/>.</summary>
 public sealed record SweepOptions
 {
     /// <summary>llama.cpp mixes ("q4_K_M") or any <see cref="QuantFormats"/> name ("nf4", "ocp_mxfp4", "int4_g128").</summary>
     public required IReadOnlyList<string> Types { get; init; }
+    /// <summary>Window length in tokens (see <see cref="EvalOptions.Ctx"/>).</summary>
     public int Ctx { get; init; } = 256;
+    /// <summary>Evaluate at most this many windows (0 = all).</summary>
     public int MaxChunks { get; init; }
+    /// <summary>Worker threads for quantizing and evaluating (1 = run on the caller only).</summary>
     public int Threads { get; init; } = 1;
     /// <summary>HF config.json for a safetensors model (default: beside it).</summary>
     public string? ConfigPath { get; init; }
 }
 
 /// <summary>One quantized variant: how it was made, its exact size, and its evaluation against the base.</summary>
+/// <param name="Type">The type as given in <see cref="SweepOptions.Types"/>, or <c>base</c>.</param>
+/// <param name="Method">How the variant was stored and run, for display.</param>
+/// <param name="Bytes">Stored bytes of all tensors.</param>
+/// <param name="Elements">Number of weights over all tensors.</param>
+/// <param name="Result">Its evaluation (against the base for quantized variants).</param>
+/// <param name="Notes">Remarks such as tensors kept at F32 because their rows did not fit the format.</param>
 public sealed record SweepEntry(string Type, string Method, long Bytes, long Elements, EvalResult Result, IReadOnlyList<string> Notes)
 {
     /// <summary>Stored bits over all tensors (norm vectors included, at their stored type), per weight.</summary>
     public double BitsPerWeight => Bytes * 8.0 / Elements;
 }
 
+/// <summary>The outcome of <see cref="Sweep.Run"/>.</summary>
+/// <param name="Model">The model path as given.</param>
+/// <param name="Tokens">Number of tokens given (not all may fall in whole windows).</param>
+/// <param name="Base">The unquantized model, evaluated on its own (no KL statistics).</param>
+/// <param name="Entries">One entry per type, in the order given.</param>
+/// <param name="Seconds">Wall-clock time of the whole sweep.</param>
 public sealed record SweepResult(string Model, int Tokens, SweepEntry Base, IReadOnlyList<SweepEntry> Entries, double Seconds);
 
 /// <summary>Step is 0 for the base, 1… for the types; Window is 0 while a type is being quantized.</summary>
@@ -49,6 +65,16 @@ public readonly record struct SweepProgress(int Step, int Steps, string Label, i
 /// </summary>
 public static class Sweep
 {
+    /// <summary>Evaluates the model at <paramref name="modelPath"/> and each of <see cref="SweepOptions.Types"/>
+    /// on <paramref name="tokens"/>. Nothing is written except a temporary base-logits cache, deleted at the end.</summary>
+    /// <param name="modelPath">A safetensors, GGUF or llama2.c model.</param>
+    /// <param name="tokens">Evaluation token ids.</param>
+    /// <param name="o">Types, window length and threads.</param>
+    /// <param name="progress">Receives a <see cref="SweepProgress"/> as each type is quantized and after each window.</param>
+    /// <param name="ct">Checked before each type and each window.</param>
+    /// <exception cref="ArgumentException">No types were given, a type is neither a mix nor a format, or the evaluation
+    /// settings are invalid (see <see cref="Perplexity.Run"/>).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="ct"/> was signalled.</exception>
     public static SweepResult Run(string modelPath, ReadOnlyMemory<int> tokens, SweepOptions o,
         IProgress<SweepProgress>? progress = null, CancellationToken ct = default)
     {
@@ -103,7 +129,7 @@ public static class Sweep
     /// The model quantized to <paramref name="type"/>, in memory. Tensors come from the quantizer's
     /// plan, in GGUF names and row order (HF Q/K rows already permuted), hence adjacent-pair RoPE.
     /// </summary>
-    public static LlamaModel Build(string modelPath, string type, SweepOptions o, ModelConfig config, List<string> notes,
+    internal static LlamaModel Build(string modelPath, string type, SweepOptions o, ModelConfig config, List<string> notes,
         out long bytes, out long elements, out string method)
     {
         var mix = FindMix(type);

@@ -18,12 +18,18 @@ public static class BlockFormats
     private static readonly Dictionary<string, IBlockFormat> _byName =
         _all.ToDictionary(f => f.Name, StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Every registered block format at its default block size: ggml's types, then ours.</summary>
     public static IReadOnlyList<IBlockFormat> All => _all;
 
     /// <summary>Looks a format up by ggml name (case-insensitive, so "Q4_K" and "q4_k" both work).</summary>
     public static IBlockFormat Get(string name) =>
         TryGet(name, out var f) ? f : throw new KeyNotFoundException($"unknown block format '{name}'");
 
+    /// <summary>Looks a format up by name (case-insensitive), including block-size variants of ours
+    /// such as <c>nf4_b128</c>, <c>fp4_b32</c> and <c>int8_block_b256</c>.</summary>
+    /// <param name="name">The format name.</param>
+    /// <param name="format">The format when found, else null.</param>
+    /// <returns>Whether <paramref name="name"/> names a block format at a supported block size.</returns>
     public static bool TryGet(string name, out IBlockFormat format) =>
         _byName.TryGetValue(name, out format!) || TryParseSized(name, out format);
 

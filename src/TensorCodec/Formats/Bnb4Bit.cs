@@ -21,8 +21,10 @@ internal abstract partial class Bnb4BitFormat : BlockFormatBase
     private readonly float[] _decode;
     private readonly bool _signMagnitude;
 
+    /// <param name="blockSize">Values per block: a multiple of 16 in [16, 4096].</param>
     /// <param name="pivots">Ascending thresholds; the rank of v is the number of pivots below it.</param>
     /// <param name="rankToCode">Code for each rank (pivots.Length + 1 entries).</param>
+    /// <param name="decode">The 16 code values, indexed by code.</param>
     /// <param name="signMagnitude">Rank |v| and add 8 for v &lt; 0 (FP4), else rank v itself (NF4).</param>
     private protected Bnb4BitFormat(int blockSize, float[] pivots, byte[] rankToCode, float[] decode, bool signMagnitude)
     {

@@ -21,12 +21,20 @@ public static class QuantFormats
     /// <summary>The names with fixed parameters (the parametrised families accept more).</summary>
     public static IReadOnlyList<string> KnownNames { get; } = _fixed.Select(f => f.Name).ToArray();
 
+    /// <summary><see cref="KnownNames"/> as one comma-separated line, followed by the parametrised families.</summary>
     public static string KnownNamesText =>
         string.Join(", ", KnownNames) + "; also nf4_bN, fp4_bN, int8_block_bN, nf4[_bN]_dq, fp4[_bN]_dq, llm_int8_tX";
 
+    /// <summary>The format named <paramref name="name"/> (case-insensitive), as <see cref="TryGet"/> resolves it.</summary>
+    /// <exception cref="KeyNotFoundException">No format has that name; the message lists the known names.</exception>
     public static IMatrixFormat Get(string name) =>
         TryGet(name, out var f) ? f : throw new KeyNotFoundException($"unknown quantization type '{name}'; known types: {KnownNamesText}");
 
+    /// <summary>Looks a format up by name, case-insensitively: a block format, a fixed-parameter format, or
+    /// a parametrised name (<c>nf4_b128_dq</c>, <c>llm_int8_t4.5</c>, …). Never throws for unknown names.</summary>
+    /// <param name="name">The format name.</param>
+    /// <param name="format">The format when found, else null.</param>
+    /// <returns>Whether <paramref name="name"/> names a format.</returns>
     public static bool TryGet(string name, out IMatrixFormat format)
     {
         format = null!;

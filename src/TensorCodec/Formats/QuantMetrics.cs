@@ -1,7 +1,14 @@
 namespace TensorCodec.Formats;
 
 /// <summary>How much a quantize → dequantize round trip damaged a tensor.</summary>
+/// <param name="Type">The format's name.</param>
+/// <param name="Count">Number of values compared.</param>
+/// <param name="EncodedBytes">Size of the encoded data in bytes.</param>
 /// <param name="BitsPerWeight">Encoded bits per value, scales, headers and outliers included.</param>
+/// <param name="Mse">Mean squared error, mean (x − y)².</param>
+/// <param name="SqnrDb">Signal-to-quantization-noise ratio in dB, 10·log10(Σx² / Σ(x − y)²); +∞ when exact.</param>
+/// <param name="MaxAbsError">Largest |x − y| (NaN if any difference is NaN).</param>
+/// <param name="Cosine">Cosine similarity of original and reconstruction (1 when both are zero).</param>
 public sealed record QuantStats(string Type, long Count, long EncodedBytes, double BitsPerWeight,
     double Mse, double SqnrDb, double MaxAbsError, double Cosine);
 

@@ -251,7 +251,7 @@ public sealed record ModelConfig
         && rs.EnumerateObject().All(p => p.Name is "rope_type" or "type");
 
     /// <summary>The <c>llama.*</c> keys llama.cpp needs to build the graph, in the order its converter writes them.</summary>
-    public IEnumerable<KeyValuePair<string, GgufValue>> ToGgufMetadata()
+    internal IEnumerable<KeyValuePair<string, GgufValue>> ToGgufMetadata()
     {
         yield return new("llama.context_length", GgufValue.UInt32((uint)MaxSeqLen));
         yield return new("llama.embedding_length", GgufValue.UInt32((uint)Dim));

@@ -154,7 +154,7 @@ public sealed class Vocabulary
     /// become U+2581 ("▁"), SentencePiece's word boundary. GGUF strings are UTF-8, so a piece that is
     /// not (a raw partial character) is an error naming it.
     /// </summary>
-    public IEnumerable<KeyValuePair<string, GgufValue>> ToGgufMetadata()
+    internal IEnumerable<KeyValuePair<string, GgufValue>> ToGgufMetadata()
     {
         var spm = new string[Count];
         var types = new int[Count];

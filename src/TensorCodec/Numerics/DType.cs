@@ -7,26 +7,43 @@ namespace TensorCodec.Numerics;
 /// </summary>
 public enum DType : byte
 {
+    /// <summary>Unrecognised or unset element type.</summary>
     Unknown = 0,
+    /// <summary>IEEE 754 binary64.</summary>
     F64 = 1,
+    /// <summary>IEEE 754 binary32.</summary>
     F32 = 2,
+    /// <summary>IEEE 754 binary16 (half precision).</summary>
     F16 = 3,
+    /// <summary>bfloat16: the top 16 bits of a binary32.</summary>
     BF16 = 4,
+    /// <summary>Signed 64-bit integer.</summary>
     I64 = 5,
+    /// <summary>Signed 32-bit integer.</summary>
     I32 = 6,
+    /// <summary>Signed 16-bit integer.</summary>
     I16 = 7,
+    /// <summary>Signed 8-bit integer.</summary>
     I8 = 8,
+    /// <summary>Unsigned 8-bit integer.</summary>
     U8 = 9,
+    /// <summary>Boolean, one byte per element.</summary>
     Bool = 10,
+    /// <summary>8-bit float with 4 exponent and 3 mantissa bits (OCP FP8 E4M3).</summary>
     F8E4M3 = 11,
+    /// <summary>8-bit float with 5 exponent and 2 mantissa bits (OCP FP8 E5M2).</summary>
     F8E5M2 = 12,
+    /// <summary>Unsigned 16-bit integer.</summary>
     U16 = 13,
+    /// <summary>Unsigned 32-bit integer.</summary>
     U32 = 14,
+    /// <summary>Unsigned 64-bit integer.</summary>
     U64 = 15,
     /// <summary>Block-quantized data (ggml Q*/IQ*/TQ* types); sizes come from the ggml type table.</summary>
     Packed = 32,
 }
 
+/// <summary>Properties of a <see cref="DType"/>.</summary>
 public static class DTypeInfo
 {
     /// <summary>Bytes per element, or 0 for <see cref="DType.Packed"/>/<see cref="DType.Unknown"/>.</summary>
@@ -39,11 +56,12 @@ public static class DTypeInfo
         _ => 0,
     };
 
+    /// <summary>True for the floating-point types (F64, F32, F16, BF16 and both FP8 kinds).</summary>
     public static bool IsFloat(this DType t) =>
         t is DType.F64 or DType.F32 or DType.F16 or DType.BF16 or DType.F8E4M3 or DType.F8E5M2;
 
     /// <summary>The dtype's name in safetensors headers.</summary>
-    public static string SafetensorsName(this DType t) => t switch
+    internal static string SafetensorsName(this DType t) => t switch
     {
         DType.F64 => "F64", DType.F32 => "F32", DType.F16 => "F16", DType.BF16 => "BF16",
         DType.I64 => "I64", DType.I32 => "I32", DType.I16 => "I16", DType.I8 => "I8",
@@ -52,7 +70,8 @@ public static class DTypeInfo
         _ => throw new ArgumentOutOfRangeException(nameof(t), t, "no safetensors name"),
     };
 
-    public static bool TryParseSafetensorsName(string name, out DType t)
+    /// <summary>The dtype for a safetensors header name (exact, upper-case), or false and <see cref="DType.Unknown"/>.</summary>
+    internal static bool TryParseSafetensorsName(string name, out DType t)
     {
         t = name switch
         {

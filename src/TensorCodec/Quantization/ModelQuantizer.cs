@@ -8,38 +8,78 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Quantization;
 
+/// <summary>Settings of <see cref="ModelQuantizer.Quantize"/>.</summary>
 public sealed class ModelQuantizeOptions
 {
+    /// <summary>The llama.cpp mix that chooses each tensor's type.</summary>
     public required QuantMix Mix { get; init; }
     /// <summary>Hugging Face config.json; default: config.json beside the safetensors file.</summary>
     public string? ConfigPath { get; init; }
     /// <summary>llama2.c tokenizer.bin to embed (for GGUF input it replaces the file's tokenizer).</summary>
     public string? TokenizerPath { get; init; }
+    /// <summary>Importance matrix written by llama.cpp's <c>llama-imatrix</c> (GGUF or legacy .dat), used
+    /// by the types that weight their rounding error by it; default: none.</summary>
     public string? ImatrixPath { get; init; }
     /// <summary>general.name; default: derived from the input path.</summary>
     public string? ModelName { get; init; }
+    /// <summary>Threads quantizing the rows of one tensor in parallel; values below 1 mean 1.</summary>
     public int Threads { get; init; } = 1;
+
+    /// <summary>Quantize weights that hold NaN or ±infinity instead of refusing them.</summary>
     public bool AllowNonFinite { get; init; }
+
+    /// <summary>Replace an existing output file.</summary>
     public bool Overwrite { get; init; }
     /// <summary>Reports each tensor as it starts and the values done so far.</summary>
     public IProgress<QuantizeProgress>? Progress { get; init; }
+    /// <summary>Checked before each tensor and between row chunks; on cancellation no output file is left.</summary>
     public CancellationToken Cancellation { get; init; }
 }
 
+/// <summary>Progress of <see cref="ModelQuantizer.Quantize"/>, reported when a tensor starts and when it is done.</summary>
+/// <param name="TensorIndex">Number of tensors finished so far (0-based index of the current tensor when it starts).</param>
+/// <param name="TensorCount">Number of output tensors.</param>
+/// <param name="Tensor">GGUF name of the current tensor.</param>
+/// <param name="ValuesDone">Weights quantized so far, over all tensors.</param>
+/// <param name="ValuesTotal">Weights in all output tensors.</param>
 public readonly record struct QuantizeProgress(int TensorIndex, int TensorCount, string Tensor, long ValuesDone, long ValuesTotal);
 
 /// <summary>One output tensor: where it came from and what it became.</summary>
+/// <param name="Name">GGUF tensor name in the output.</param>
+/// <param name="SourceName">Tensor name in the input file.</param>
+/// <param name="Type">ggml type name it was written as (e.g. <c>q4_K</c>).</param>
+/// <param name="Dims">GGUF dims, innermost first.</param>
+/// <param name="Elements">Number of weights.</param>
+/// <param name="Bytes">Bytes of quantized data.</param>
+/// <param name="FallbackFrom">The type the mix asked for when the row length did not fit it, else null.</param>
 public sealed record QuantizedTensor(string Name, string SourceName, string Type, long[] Dims, long Elements, long Bytes, string? FallbackFrom)
 {
+    /// <summary>Stored bits per weight: <see cref="Bytes"/> × 8 / <see cref="Elements"/> (0 for an empty tensor).</summary>
     public double BitsPerWeight => Elements == 0 ? 0 : Bytes * 8.0 / Elements;
 }
 
+/// <summary>What <see cref="ModelQuantizer.Quantize"/> wrote.</summary>
+/// <param name="Input">The input path as given.</param>
+/// <param name="Output">The output path as given.</param>
+/// <param name="InputFormat">The container format the input was read as.</param>
+/// <param name="Mix">The mix used.</param>
+/// <param name="Tensors">Every output tensor, in file order.</param>
+/// <param name="OutputBytes">Size of the written GGUF file in bytes.</param>
+/// <param name="TokenizerEmbedded">Whether the output carries a tokenizer.</param>
+/// <param name="ImatrixUsed">Whether an importance matrix was given.</param>
+/// <param name="Notes">Remarks on choices made while converting (for display).</param>
+/// <param name="Elapsed">Wall-clock time of the whole run.</param>
 public sealed record QuantizeResult(
     string Input, string Output, TensorFileFormat InputFormat, QuantMix Mix, IReadOnlyList<QuantizedTensor> Tensors,
     long OutputBytes, bool TokenizerEmbedded, bool ImatrixUsed, IReadOnlyList<string> Notes, TimeSpan Elapsed)
 {
+    /// <summary>Bytes of tensor data, without header and padding.</summary>
     public long TensorBytes => Tensors.Sum(t => t.Bytes);
+
+    /// <summary>Number of weights over all tensors.</summary>
     public long Elements => Tensors.Sum(t => t.Elements);
+
+    /// <summary>Average stored bits per weight: <see cref="TensorBytes"/> × 8 / <see cref="Elements"/>.</summary>
     public double BitsPerWeight => Elements == 0 ? 0 : TensorBytes * 8.0 / Elements;
 }
 
@@ -54,19 +94,29 @@ public sealed record QuantizeResult(
 public static class ModelQuantizer
 {
     /// <summary>A planned output tensor; <see cref="Load"/> produces its float32 values in GGUF row order.</summary>
-    public sealed record PlannedTensor(string Name, string SourceName, long[] Dims, TypeChoice Choice, float[]? Importance)
+    internal sealed record PlannedTensor(string Name, string SourceName, long[] Dims, TypeChoice Choice, float[]? Importance)
     {
         internal Func<float[]> Load { get; init; } = () => throw new InvalidOperationException();
         public long Elements { get { long n = 1; foreach (var d in Dims) n *= d; return n; } }
         public long Bytes => GgmlTypes.Get(Choice.Type).ByteSize(Elements)!.Value;
     }
 
-    public sealed record Plan(TensorFileFormat InputFormat, List<KeyValuePair<string, GgufValue>> Metadata,
+    internal sealed record Plan(TensorFileFormat InputFormat, List<KeyValuePair<string, GgufValue>> Metadata,
         List<PlannedTensor> Tensors, bool TokenizerEmbedded, List<string> Notes, SafeFileHandle Handle) : IDisposable
     {
         public void Dispose() => Handle.Dispose();
     }
 
+    /// <summary>Quantizes the model at <paramref name="inputPath"/> (safetensors + config.json, llama2.c or
+    /// GGUF) into a GGUF v3 at <paramref name="outputPath"/>, written atomically: on any error no output is left.</summary>
+    /// <exception cref="IOException">The output is the input, or exists and <see cref="ModelQuantizeOptions.Overwrite"/> is false.</exception>
+    /// <exception cref="FileNotFoundException">A file it needs (input, config.json, tokenizer, imatrix) is missing.</exception>
+    /// <exception cref="TensorFormatException">The input, config, tokenizer or imatrix is malformed.</exception>
+    /// <exception cref="InvalidDataException">The model cannot be converted: unknown format, missing or misshapen
+    /// tensors, a tokenizer or imatrix that does not match it, or non-finite weights without
+    /// <see cref="ModelQuantizeOptions.AllowNonFinite"/>.</exception>
+    /// <exception cref="NotSupportedException">A tensor's type cannot be decoded or quantized.</exception>
+    /// <exception cref="OperationCanceledException"><see cref="ModelQuantizeOptions.Cancellation"/> was signalled.</exception>
     public static QuantizeResult Quantize(string inputPath, string outputPath, ModelQuantizeOptions options)
     {
         var sw = Stopwatch.StartNew();
@@ -103,14 +153,14 @@ public static class ModelQuantizer
             plan.TokenizerEmbedded, options.ImatrixPath is not null, plan.Notes, sw.Elapsed);
     }
 
-    public static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
+    internal static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
 
     /// <summary>
     /// Reads the input's layout and metadata and decides every output tensor (name, dims, type)
     /// without touching tensor data, so every refusal (unknown type, missing tensor, bad shape)
     /// happens before any output is written.
     /// </summary>
-    public static Plan CreatePlan(string inputPath, ModelQuantizeOptions options)
+    internal static Plan CreatePlan(string inputPath, ModelQuantizeOptions options)
     {
         var layout = TensorFileReader.Open(inputPath);
         var handle = File.OpenHandle(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);

@@ -6,6 +6,9 @@ namespace TensorCodec.Quantization;
 /// One of llama.cpp's named whole-model quantization mixes ("q4_K_M" …): the base ggml type
 /// every 2-D weight starts from and the <c>llama_ftype</c> id written to <c>general.file_type</c>.
 /// </summary>
+/// <param name="Name">The mix's name as llama.cpp spells it (e.g. <c>q4_K_M</c>).</param>
+/// <param name="FileType">The <c>llama_ftype</c> id written to <c>general.file_type</c>.</param>
+/// <param name="BaseType">The ggml type id every quantizable 2-D weight starts from.</param>
 public sealed record QuantMix(string Name, int FileType, int BaseType)
 {
     /// <summary>Mixes whose base type is a float type: llama.cpp applies no per-tensor rules to them.</summary>
@@ -35,13 +38,16 @@ public sealed record QuantMix(string Name, int FileType, int BaseType)
         new("iq4_xs", 30, GgmlTypes.IQ4_XS),
     ];
 
+    /// <summary>Every supported mix: f32, f16, bf16, the legacy, k-quant and iq4 mixes.</summary>
     public static IReadOnlyList<QuantMix> All => Known;
 
     /// <summary>Case-insensitive lookup; unknown names get an error listing the known ones.</summary>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a known mix.</exception>
     public static QuantMix Get(string name) =>
         Known.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
         ?? throw new ArgumentException($"unknown quantization type '{name}'; known: {string.Join(", ", Known.Select(m => m.Name))}");
 
+    /// <summary>The mix's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 }
 
@@ -52,7 +58,7 @@ internal sealed record MixContext(int LayerCount, int HeadCount, int HeadCountKv
 }
 
 /// <summary>The type a tensor gets, and (when the row length forced it) what was wanted first.</summary>
-public readonly record struct TypeChoice(int Type, int? FallbackFrom);
+internal readonly record struct TypeChoice(int Type, int? FallbackFrom);
 
 /// <summary>
 /// llama.cpp's per-tensor type choice for dense llama-architecture models (the behaviour of

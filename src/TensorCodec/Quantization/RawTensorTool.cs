@@ -11,10 +11,15 @@ namespace TensorCodec.Quantization;
 /// </summary>
 public static class RawTensorTool
 {
+    /// <summary>What a quantize or dequantize run converted.</summary>
+    /// <param name="Type">The format's canonical name.</param>
+    /// <param name="Values">Number of float32 values.</param>
+    /// <param name="Rows">Number of rows of the given row length.</param>
+    /// <param name="Bytes">Size of the quantized data in bytes (written by Quantize, read by Dequantize).</param>
     public sealed record Result(string Type, long Values, long Rows, long Bytes);
 
     /// <summary>Reads rows × nPerRow float32 values, checking the shape for <paramref name="format"/>.</summary>
-    public static float[] ReadRows(string path, int nPerRow, IMatrixFormat format, bool allowNonfinite)
+    internal static float[] ReadRows(string path, int nPerRow, IMatrixFormat format, bool allowNonfinite)
     {
         if (nPerRow <= 0) throw new ArgumentException($"--row must be positive, got {nPerRow}");
         if (nPerRow % format.RowMultiple != 0)
@@ -26,7 +31,7 @@ public static class RawTensorTool
         return x;
     }
 
-    public static float[] ReadF32(string path)
+    internal static float[] ReadF32(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file");
         var bytes = File.ReadAllBytes(path);
@@ -38,7 +43,7 @@ public static class RawTensorTool
     }
 
     /// <summary>Throws naming the first NaN/Inf (flat index, row and column when the row length is known).</summary>
-    public static void CheckFinite(ReadOnlySpan<float> x, string name, int nPerRow = 0)
+    internal static void CheckFinite(ReadOnlySpan<float> x, string name, int nPerRow = 0)
     {
         for (int i = 0; i < x.Length; i++)
             if (!float.IsFinite(x[i]))
@@ -55,6 +60,20 @@ public static class RawTensorTool
         return w;
     }
 
+    /// <summary>Quantizes the raw float32 file <paramref name="input"/> to <paramref name="output"/>.</summary>
+    /// <param name="type">Format name, as <see cref="QuantFormats.Get"/> accepts.</param>
+    /// <param name="nPerRow">Row length in values; must be a multiple of the format's row multiple.</param>
+    /// <param name="input">Little-endian float32 file of whole rows.</param>
+    /// <param name="output">File to write the quantized bytes to.</param>
+    /// <param name="imatrix">Optional raw float32 file of one importance weight per column.</param>
+    /// <param name="force">Replace an existing output file.</param>
+    /// <param name="allowNonfinite">Quantize NaN and ±infinity instead of refusing them.</param>
+    /// <exception cref="KeyNotFoundException"><paramref name="type"/> is not a known format.</exception>
+    /// <exception cref="ArgumentException"><paramref name="nPerRow"/> is not positive or not a multiple of the format's row multiple.</exception>
+    /// <exception cref="FileNotFoundException"><paramref name="input"/> or <paramref name="imatrix"/> does not exist.</exception>
+    /// <exception cref="InvalidDataException">The input is not whole rows of float32, holds a non-finite value, or
+    /// the imatrix has the wrong length or a non-finite value.</exception>
+    /// <exception cref="IOException"><paramref name="output"/> exists and <paramref name="force"/> is false.</exception>
     public static Result Quantize(string type, int nPerRow, string input, string output, string? imatrix = null, bool force = false, bool allowNonfinite = false)
     {
         var f = QuantFormats.Get(type);
@@ -66,6 +85,17 @@ public static class RawTensorTool
         return new Result(f.Name, x.Length, x.Length / nPerRow, n);
     }
 
+    /// <summary>Decodes the quantized file <paramref name="input"/> to a raw float32 file <paramref name="output"/>.</summary>
+    /// <param name="type">Format name, as <see cref="QuantFormats.Get"/> accepts.</param>
+    /// <param name="nPerRow">Row length in values, as used when quantizing.</param>
+    /// <param name="input">Quantized bytes.</param>
+    /// <param name="output">File to write little-endian float32 values to.</param>
+    /// <param name="force">Replace an existing output file.</param>
+    /// <exception cref="KeyNotFoundException"><paramref name="type"/> is not a known format.</exception>
+    /// <exception cref="ArgumentException"><paramref name="nPerRow"/> is not positive or does not fit the format.</exception>
+    /// <exception cref="FileNotFoundException"><paramref name="input"/> does not exist.</exception>
+    /// <exception cref="InvalidDataException">The input is not a whole number of encoded rows.</exception>
+    /// <exception cref="IOException"><paramref name="output"/> exists and <paramref name="force"/> is false.</exception>
     public static Result Dequantize(string type, int nPerRow, string input, string output, bool force = false)
     {
         var f = QuantFormats.Get(type);
@@ -79,6 +109,16 @@ public static class RawTensorTool
         return new Result(f.Name, y.Length, y.Length / nPerRow, q.Length);
     }
 
+    /// <summary>Quantizes <paramref name="input"/> in memory and measures the round-trip error; writes nothing.</summary>
+    /// <param name="type">Format name, as <see cref="QuantFormats.Get"/> accepts.</param>
+    /// <param name="nPerRow">Row length in values.</param>
+    /// <param name="input">Little-endian float32 file of whole rows.</param>
+    /// <param name="imatrix">Optional raw float32 file of one importance weight per column.</param>
+    /// <param name="allowNonfinite">Accept NaN and ±infinity in the input.</param>
+    /// <exception cref="KeyNotFoundException"><paramref name="type"/> is not a known format.</exception>
+    /// <exception cref="ArgumentException"><paramref name="nPerRow"/> is not positive or not a multiple of the format's row multiple.</exception>
+    /// <exception cref="FileNotFoundException"><paramref name="input"/> or <paramref name="imatrix"/> does not exist.</exception>
+    /// <exception cref="InvalidDataException">The input or imatrix has the wrong size or a non-finite value.</exception>
     public static QuantStats Stats(string type, int nPerRow, string input, string? imatrix = null, bool allowNonfinite = false)
     {
         var f = QuantFormats.Get(type);
