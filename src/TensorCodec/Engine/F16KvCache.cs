@@ -7,7 +7,7 @@ namespace TensorCodec.Engine;
 /// and the rows are widened to F32 a tile of positions at a time into scratch: TensorPrimitives
 /// widens with F16C-class SIMD, and the products then run at the F32 kernel's speed.
 /// </summary>
-public sealed class F16KvCache : DenseKvCache<Half>
+internal sealed class F16KvCache : DenseKvCache<Half>
 {
     public F16KvCache(KvGeometry geometry) : base(geometry, "f16") { }
 

@@ -9,7 +9,7 @@ namespace TensorCodec.Engine;
 /// [layer][kvHead][headDim][position], so the scores of 8 positions are headDim vertical FMAs with
 /// no horizontal sums, which is what makes attention cheap for small heads (stories260K: 8).
 /// </summary>
-public sealed class F32KvCache : DenseKvCache<float>
+internal sealed class F32KvCache : DenseKvCache<float>
 {
     public F32KvCache(KvGeometry geometry) : base(geometry, "f32") { }
 

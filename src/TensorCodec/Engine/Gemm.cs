@@ -10,7 +10,7 @@ namespace TensorCodec.Engine;
 /// to F32 and call this. A 2-row × 4-token register block loads each weight vector once per four
 /// tokens and each token vector once per two rows, which is what lets a batch beat n mat-vecs.
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class Gemm
 {
     /// <summary>
     /// y[i] = w[i]·x for i &lt; rows. Four rows share each load of x, and there is no per-row call

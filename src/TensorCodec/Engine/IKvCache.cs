@@ -7,7 +7,7 @@ namespace TensorCodec.Engine;
 /// positions stored in one <see cref="IKvCache.Store"/> call, and the session's RoPE angles (for
 /// caches that quantize keys before rotation).
 /// </summary>
-public sealed record KvGeometry(int Layers, int KvHeads, int HeadDim, int Capacity, int MaxBatch, RopeTable Rope)
+internal sealed record KvGeometry(int Layers, int KvHeads, int HeadDim, int Capacity, int MaxBatch, RopeTable Rope)
 {
     /// <summary>Channels of one position's keys (or values): KvHeads × HeadDim.</summary>
     public int KvDim => KvHeads * HeadDim;
@@ -26,7 +26,7 @@ public sealed record KvGeometry(int Layers, int KvHeads, int HeadDim, int Capaci
 /// through <see cref="Scores"/> and <see cref="AccumulateValues"/>, so a quantized cache can keep
 /// its packed form and fuse the decode into those two loops.
 /// </summary>
-public interface IKvCache
+internal interface IKvCache
 {
     KvGeometry Geometry { get; }
 
@@ -64,7 +64,7 @@ public interface IKvCache
 }
 
 /// <summary>Geometry, bounds checks and the per-position loop shared by the caches.</summary>
-public abstract class KvCacheBase : IKvCache
+internal abstract class KvCacheBase : IKvCache
 {
     public KvGeometry Geometry { get; }
     protected int Layers => Geometry.Layers;
@@ -126,7 +126,7 @@ public abstract class KvCacheBase : IKvCache
 /// keys transposed, [layer][kvHead][headDim][position], so the scores of 8 positions are
 /// headDim vertical FMAs with no horizontal sums.
 /// </summary>
-public abstract unsafe class DenseKvCache<T> : KvCacheBase where T : unmanaged
+internal abstract unsafe class DenseKvCache<T> : KvCacheBase where T : unmanaged
 {
     protected readonly T[] Keys, Values;
 

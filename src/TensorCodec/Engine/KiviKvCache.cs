@@ -40,7 +40,7 @@ namespace TensorCodec.Engine;
 /// scale multiplies q once per group instead of every code. Values accumulate Σₜ (wₜ·scaleₜ)·cₜ
 /// plus Σₜ wₜ·zeroₜ per channel group.
 /// </summary>
-public sealed unsafe class KiviKvCache : KvCacheBase
+internal sealed unsafe class KiviKvCache : KvCacheBase
 {
     readonly int _kb, _vb, _g, _r, _vg, _ring, _sink;
     readonly bool _clip;

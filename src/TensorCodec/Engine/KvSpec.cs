@@ -75,7 +75,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
     }
 
     /// <summary>The cache for <paramref name="geometry"/> (what a session calls, once).</summary>
-    public IKvCache Create(KvGeometry geometry) => Kind switch
+    internal IKvCache Create(KvGeometry geometry) => Kind switch
     {
         KvKind.F32 => new F32KvCache(geometry),
         KvKind.F16 => new F16KvCache(geometry),
@@ -90,7 +90,7 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
     /// residual, and 16 bytes of padding; this does not grow with the capacity once it exceeds R + G + MaxBatch.
     /// Object headers and per-layer counters (under 1 KiB) are not counted.
     /// </summary>
-    public long OverheadBytes(KvGeometry g) => Kind == KvKind.Kivi
+    internal long OverheadBytes(KvGeometry g) => Kind == KvKind.Kivi
         ? KiviKvCache.OwnedBytes(g, KeyBits, ValueBits, Group, Residual, Sink) - BytesFor(g.Layers, g.KvHeads, g.HeadDim, g.Capacity)
         : 0;
 

@@ -15,7 +15,7 @@ public sealed record LlamaLoadOptions
 }
 
 /// <summary>The weights of one transformer block.</summary>
-public sealed class LlamaLayer
+internal sealed class LlamaLayer
 {
     public required float[] AttnNorm { get; init; }
     public required IWeightMatrix Wq { get; init; }
@@ -42,14 +42,14 @@ public sealed class LlamaModel : IDisposable
     readonly MappedFile? _file;
 
     public ModelConfig Config { get; }
-    public IWeightMatrix Embedding { get; }
-    public IReadOnlyList<LlamaLayer> Layers { get; }
+    internal IWeightMatrix Embedding { get; }
+    internal IReadOnlyList<LlamaLayer> Layers { get; }
     public float[] FinalNorm { get; }
     /// <summary>The classifier; the same object as <see cref="Embedding"/> when tied.</summary>
-    public IWeightMatrix Output { get; }
+    internal IWeightMatrix Output { get; }
     public string Source { get; }
 
-    public LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
+    internal LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
         IWeightMatrix output, string source = "<memory>", MappedFile? file = null)
     {
         config.Validate(source);

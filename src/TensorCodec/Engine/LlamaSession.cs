@@ -34,7 +34,7 @@ public sealed unsafe class LlamaSession : IDisposable
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
 
-    public IKvCache Cache { get; }
+    internal IKvCache Cache { get; }
     public int Capacity { get; }
     /// <summary>Number of positions already in the cache (the next token's position).</summary>
     public int Position { get; private set; }

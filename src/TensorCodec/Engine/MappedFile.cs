@@ -6,7 +6,7 @@ namespace TensorCodec.Engine;
 /// A read-only memory mapping of a whole file. Weights are used in place, so loading a model
 /// costs page faults rather than copies, and the OS can share and evict the pages.
 /// </summary>
-public sealed unsafe class MappedFile : IDisposable
+internal sealed unsafe class MappedFile : IDisposable
 {
     readonly MemoryMappedFile _map;
     readonly MemoryMappedViewAccessor _view;

@@ -10,7 +10,7 @@ namespace TensorCodec.Engine;
 /// and 32 int8 codes, 34 bytes per 32 values), quantized by <see cref="Q8_0"/>. Scores and the
 /// value sum run on the int8 codes directly; the block scale is applied once per block.
 /// </summary>
-public sealed unsafe class Q8KvCache : KvCacheBase
+internal sealed unsafe class Q8KvCache : KvCacheBase
 {
     public const int Block = Q8_0.QK;
     const int BlockBytes = 34;

@@ -13,7 +13,7 @@ namespace TensorCodec.Engine;
 /// Layout of one row of <c>cols</c> values: sbyte q[cols] | float d[cols/32] | float s[cols/32],
 /// where s = d·Σq is what affine formats (q4_K's min) multiply by their offset.
 /// </summary>
-public static unsafe class Q8Activations
+internal static unsafe class Q8Activations
 {
     public const int Block = 32;
 
@@ -79,7 +79,7 @@ public static unsafe class Q8Activations
 /// result equals Σ dequant(w)·dequant(x) up to float rounding of the scale products and the
 /// accumulation (see the tests for the bound).
 /// </summary>
-public static unsafe class QuantizedKernels
+internal static unsafe class QuantizedKernels
 {
     public static bool IsSupported => Simd.AllowAvx2 && Avx2.IsSupported && Fma.IsSupported;
 

@@ -11,7 +11,7 @@ namespace TensorCodec.Engine;
 /// is dotted with it straight from its blocks, never decoded to F32. Types without a kernel, and
 /// CPUs without AVX2/FMA, use <see cref="BlockMatrix"/>.
 /// </summary>
-public sealed unsafe class QuantizedMatrix : IWeightMatrix
+internal sealed unsafe class QuantizedMatrix : IWeightMatrix
 {
     enum Kernel : byte { Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K }
 

@@ -7,7 +7,7 @@ namespace TensorCodec.Engine;
 /// float32, as llama2.c and PyTorch compute them (so positions far from 0 agree). Stored
 /// frequency-major, [i][position], so a cache can load 8 consecutive positions of one pair.
 /// </summary>
-public sealed class RopeTable
+internal sealed class RopeTable
 {
     readonly float[] _cos, _sin;
 

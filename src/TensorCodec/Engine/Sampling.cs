@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace TensorCodec.Engine;
 
 /// <summary>Picking tokens from logits, and a greedy generation loop.</summary>
-public static class Sampling
+internal static class Sampling
 {
     /// <summary>Index of the largest logit (the first one on ties, as llama2.c's argmax).</summary>
     public static int ArgMax(ReadOnlySpan<float> logits) => TensorPrimitives.IndexOfMax(logits);

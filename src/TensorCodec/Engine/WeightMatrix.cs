@@ -13,7 +13,7 @@ namespace TensorCodec.Engine;
 /// by implementing a fused dequantize-dot kernel here, never by expanding the model to F32.
 /// Methods work on a row range so the caller can split rows across threads.
 /// </summary>
-public interface IWeightMatrix
+internal interface IWeightMatrix
 {
     int Rows { get; }
     int Cols { get; }
@@ -36,7 +36,7 @@ public interface IWeightMatrix
 }
 
 /// <summary>Row-major F32 weights at a fixed address (memory-mapped file or pinned array).</summary>
-public sealed unsafe class F32Matrix(float* data, int rows, int cols, object? owner = null) : IWeightMatrix
+internal sealed unsafe class F32Matrix(float* data, int rows, int cols, object? owner = null) : IWeightMatrix
 {
     readonly object? _owner = owner; // keeps the mapping or pinned array alive
     public int Rows => rows;
@@ -68,7 +68,7 @@ public sealed unsafe class F32Matrix(float* data, int rows, int cols, object? ow
 /// Row-major BF16 weights, kept as BF16: the dot product widens on the fly (a BF16 is the top
 /// half of an F32, so widening is a 16-bit shift), halving the memory traffic of F32.
 /// </summary>
-public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? owner = null) : IWeightMatrix
+internal sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? owner = null) : IWeightMatrix
 {
     readonly object? _owner = owner;
     public int Rows => rows;
@@ -127,7 +127,7 @@ public sealed unsafe class Bf16Matrix(ushort* data, int rows, int cols, object? 
 }
 
 /// <summary>Row-major IEEE half weights, kept as F16 and converted per row chunk (F16C).</summary>
-public sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? owner = null) : IWeightMatrix
+internal sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? owner = null) : IWeightMatrix
 {
     readonly object? _owner = owner;
     const int Chunk = 512;
@@ -165,7 +165,7 @@ public sealed unsafe class F16Matrix(Half* data, int rows, int cols, object? own
 /// (MatVec) or a tile of rows (MatMul) with the format's SIMD dequantizer and runs the F32 dot.
 /// It is the generic path: types with a fused kernel use <see cref="QuantizedMatrix"/> instead.
 /// </summary>
-public sealed unsafe class BlockMatrix : IWeightMatrix
+internal sealed unsafe class BlockMatrix : IWeightMatrix
 {
     readonly IBlockFormat _format;
     readonly byte* _data;
@@ -207,7 +207,7 @@ public sealed unsafe class BlockMatrix : IWeightMatrix
 }
 
 /// <summary>Builds weight matrices over raw tensor bytes.</summary>
-public static unsafe class WeightMatrix
+internal static unsafe class WeightMatrix
 {
     /// <summary>
     /// A matrix over <paramref name="rows"/>×<paramref name="cols"/> elements of <paramref name="dtype"/>

@@ -1,7 +1,7 @@
 namespace TensorCodec.Engine;
 
 /// <summary>A unit of parallel work: process items [start, end) on worker <c>worker</c> (0 = caller).</summary>
-public interface IRangeJob
+internal interface IRangeJob
 {
     void Execute(int start, int end, int worker);
 }
@@ -12,7 +12,7 @@ public interface IRangeJob
 /// thread pool, whereas here a dispatch is a few signals and no allocation. The caller thread
 /// always takes the first share, so <c>threads = 1</c> runs inline with no synchronisation at all.
 /// </summary>
-public sealed class WorkerPool : IDisposable
+internal sealed class WorkerPool : IDisposable
 {
     readonly Thread[] _threads;
     readonly ManualResetEventSlim[] _go;

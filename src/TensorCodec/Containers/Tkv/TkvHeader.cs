@@ -5,7 +5,7 @@ namespace TensorCodec.Containers.Tkv;
 /// the prompt's tokens and the codec of the sections. The file holds positions 0…n−2 of the
 /// n tokens.
 /// </summary>
-public sealed record TkvHeader(byte[] ModelId, int Layers, int KvHeads, int HeadDim, int Vocab, int[] Tokens, KvCodecSpec Codec)
+internal sealed record TkvHeader(byte[] ModelId, int Layers, int KvHeads, int HeadDim, int Vocab, int[] Tokens, KvCodecSpec Codec)
 {
     /// <summary>The only version this library reads and writes.</summary>
     public const int Version = 1;

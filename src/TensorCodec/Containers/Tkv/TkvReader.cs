@@ -10,7 +10,7 @@ namespace TensorCodec.Containers.Tkv;
 /// <see cref="ReadSections"/>. Every length is checked against the bytes that remain before it is
 /// trusted, and every failure is a <see cref="TensorFormatException"/> naming the file, the field and its offset.
 /// </summary>
-public sealed class TkvReader
+internal sealed class TkvReader
 {
     readonly BoundedReader _r;
     readonly XxHash3 _file = new();

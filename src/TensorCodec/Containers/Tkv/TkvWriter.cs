@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 namespace TensorCodec.Containers.Tkv;
 
 /// <summary>Writes a <c>.tkv</c> file (FORMAT.md, "KV context files"): header, then per layer a keys and a values section, then the file checksum.</summary>
-public static class TkvWriter
+internal static class TkvWriter
 {
     /// <summary>
     /// Writes <paramref name="keys"/> and <paramref name="values"/> (per layer, [positions][kvDim])
