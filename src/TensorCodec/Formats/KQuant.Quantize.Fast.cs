@@ -62,13 +62,7 @@ internal static class KQuantQuantizeFast
                     if (scales[j] > maxScale) maxScale = scales[j];
                     if (mins[j] > maxMin) maxMin = mins[j];
                 }
-                float invScale = maxScale > 0 ? 63f / maxScale : 0f;
-                float invMin = maxMin > 0 ? 63f / maxMin : 0f;
-                for (int j = 0; j < 8; j++)
-                {
-                    Ls[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invScale * scales[j]));
-                    Lm[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invMin * mins[j]));
-                }
+                KQuant45.ScaleCodes(scales, mins, maxScale, maxMin, Ls, Lm);
                 dh = Fp16Bits.FromFloat(maxScale / 63f);
                 mh = Fp16Bits.FromFloat(maxMin / 63f);
             }

@@ -11,6 +11,18 @@ namespace TensorCodec.Formats;
 /// </summary>
 internal static class KQuant45
 {
+    /// <summary>The 6-bit sub-block scale and min codes, each rounded on 63 steps of its largest value.</summary>
+    internal static void ScaleCodes(ReadOnlySpan<float> scales, ReadOnlySpan<float> mins, float maxScale, float maxMin, Span<byte> Ls, Span<byte> Lm)
+    {
+        float invScale = maxScale > 0 ? 63f / maxScale : 0f;
+        float invMin = maxMin > 0 ? 63f / maxMin : 0f;
+        for (int j = 0; j < 8; j++)
+        {
+            Ls[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invScale * scales[j]));
+            Lm[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invMin * mins[j]));
+        }
+    }
+
     public static void QuantizeReference(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int nmax, int bytes,
         float refRmin, int refNstep)
     {
@@ -46,13 +58,7 @@ internal static class KQuant45
                     if (scales[j] > maxScale) maxScale = scales[j];
                     if (mins[j] > maxMin) maxMin = mins[j];
                 }
-                float invScale = maxScale > 0 ? 63f / maxScale : 0f;
-                float invMin = maxMin > 0 ? 63f / maxMin : 0f;
-                for (int j = 0; j < 8; j++)
-                {
-                    Ls[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invScale * scales[j]));
-                    Lm[j] = Math.Min((byte)63, (byte)QuantMath.NearestInt(invMin * mins[j]));
-                }
+                ScaleCodes(scales, mins, maxScale, maxMin, Ls, Lm);
                 dh = Fp16.FromFloat(maxScale / 63f);
                 mh = Fp16.FromFloat(maxMin / 63f);
             }

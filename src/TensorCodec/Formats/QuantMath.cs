@@ -28,14 +28,13 @@ internal static class QuantMath
     public static float RoundAway(float v) => MathF.Round(v, MidpointRounding.AwayFromZero);
 
     /// <summary>
-    /// Symmetric quants L ∈ [0, 2·nmax) around an offset nmax with a signed scale (returned).
-    /// rmseType 0: plain rounding from the largest magnitude; otherwise a weighted least-squares
-    /// scale, then a ±0.9 sweep of the inverse scale keeping the best weighted fit. Weights are
-    /// <paramref name="qw"/> if given, else x² (rmseType 1).
+    /// The first value of largest magnitude in x[..n] (its sign kept) and ggml's inverse scale −nmax/max that maps
+    /// it to −nmax. False, with L[..n] cleared, when the group is all but zero (below <see cref="GroupMaxEps"/>).
     /// </summary>
-    public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, int rmseType, ReadOnlySpan<float> qw)
+    static bool TryInverseScaleFromExtreme(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, out float max, out float iscale)
     {
-        float max = 0, amax = 0;
+        max = 0;
+        float amax = 0;
         for (int i = 0; i < n; i++)
         {
             float ax = MathF.Abs(x[i]);
@@ -44,9 +43,22 @@ internal static class QuantMath
         if (amax < GroupMaxEps)
         {
             L[..n].Clear();
-            return 0f;
+            iscale = 0;
+            return false;
         }
-        float iscale = -nmax / max;
+        iscale = -nmax / max;
+        return true;
+    }
+
+    /// <summary>
+    /// Symmetric quants L ∈ [0, 2·nmax) around an offset nmax with a signed scale (returned).
+    /// rmseType 0: plain rounding from the largest magnitude; otherwise a weighted least-squares
+    /// scale, then a ±0.9 sweep of the inverse scale keeping the best weighted fit. Weights are
+    /// <paramref name="qw"/> if given, else x² (rmseType 1).
+    /// </summary>
+    public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, int rmseType, ReadOnlySpan<float> qw)
+    {
+        if (!TryInverseScaleFromExtreme(n, nmax, x, L, out float max, out float iscale)) return 0f;
         if (rmseType == 0)
         {
             for (int i = 0; i < n; i++)
@@ -114,18 +126,7 @@ internal static class QuantMath
     /// </summary>
     public static float MakeQ3Quants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, bool doRmse)
     {
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++)
-        {
-            float ax = MathF.Abs(x[i]);
-            if (ax > amax) { amax = ax; max = x[i]; }
-        }
-        if (amax < GroupMaxEps)
-        {
-            L[..n].Clear();
-            return 0f;
-        }
-        float iscale = -nmax / max;
+        if (!TryInverseScaleFromExtreme(n, nmax, x, L, out float max, out float iscale)) return 0f;
         if (doRmse)
         {
             float sumlx = 0, suml2 = 0;

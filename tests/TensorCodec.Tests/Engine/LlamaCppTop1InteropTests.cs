@@ -43,7 +43,7 @@ public class LlamaCppTop1InteropTests(ITestOutputHelper output)
             args.AddRange(["--model", path]);
         }
 
-        var reports = Run(args);
+        var reports = NodeLlamaFactAttribute.RunScript(args, output);
         Assert.Equal(mixes.Length, reports.Count);
         for (int k = 0; k < mixes.Length; k++)
         {
@@ -73,16 +73,4 @@ public class LlamaCppTop1InteropTests(ITestOutputHelper output)
         }
     }
 
-    List<JsonDocument> Run(List<string> args)
-    {
-        var psi = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "llama.cpp interop script timed out");
-        output.WriteLine(stderr.Result);
-        Assert.True(p.ExitCode == 0, $"interop failed:\n{stdout.Result}\n{stderr.Result}");
-        return stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
-    }
 }

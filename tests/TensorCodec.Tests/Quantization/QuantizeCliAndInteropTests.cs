@@ -66,6 +66,21 @@ public sealed class NodeLlamaFactAttribute : FactAttribute
         throw new FileNotFoundException("tests/interop/llama-interop.mjs not found above the test output folder");
     }
 
+    /// <summary>Runs the interop script under node; one JSON document per line of its output.</summary>
+    public static List<JsonDocument> RunScript(List<string> args, ITestOutputHelper output)
+    {
+        var psi = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "llama.cpp interop script timed out");
+        output.WriteLine(stdout.Result);
+        output.WriteLine(stderr.Result);
+        Assert.True(p.ExitCode == 0, $"interop failed:\n{stdout.Result}\n{stderr.Result}");
+        return stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
+    }
+
     public NodeLlamaFactAttribute()
     {
         var dir = Environment.GetEnvironmentVariable(Variable);
@@ -112,7 +127,7 @@ public class LlamaCppInteropTests(ITestOutputHelper output)
             }
         }
 
-        var reports = RunScript(args);
+        var reports = NodeLlamaFactAttribute.RunScript(args, output);
         Assert.True(reports.Count >= 3);
         foreach (var r in reports)
         {
@@ -152,21 +167,8 @@ public class LlamaCppInteropTests(ITestOutputHelper output)
             "--model", path, "--prompt-ids", "1", "--generate", "32" };
         if (reference is not null)
             args.AddRange(["--expect-generated", string.Join(",", File.ReadAllText(reference).Trim().Split(',').Skip(1).Take(32))]);
-        var r = Assert.Single(RunScript(args));
+        var r = Assert.Single(NodeLlamaFactAttribute.RunScript(args, output));
         Assert.True(r.RootElement.GetProperty("ok").GetBoolean(), r.RootElement.ToString());
     }
 
-    List<JsonDocument> RunScript(List<string> args)
-    {
-        var psi = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), "llama.cpp interop script timed out");
-        output.WriteLine(stdout.Result);
-        output.WriteLine(stderr.Result);
-        Assert.True(p.ExitCode == 0, $"interop failed:\n{stdout.Result}\n{stderr.Result}");
-        return stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
-    }
 }
