@@ -5,6 +5,10 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Containers.Tcz;
 
 /// <summary>One row of `tcodec inspect`: a tensor, what it holds and what it costs coded.</summary>
+/// <remarks>The entropies are those the codec works against: each chunk's streams are measured with that
+/// chunk's own histogram (as each chunk carries its own code table), summed over the tensor's chunks and
+/// divided by its values. A file-wide figure is therefore the value-weighted mean of these rows, not the
+/// entropy of one histogram pooled over the file (which is higher: tensors differ in scale).</remarks>
 public sealed record TensorReportRow(
     string Name, string DType, long[] Shape, long Values, long RawBytes, long EncodedBytes,
     double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue);
@@ -51,6 +55,8 @@ public static class TczInspector
         var enc = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
         var raw = ArrayPool<byte>.Shared.Rent(cap);
         var scratch = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
+        using var decoder = new ChunkDecoder();
+        using var encoder = new ChunkEncoder(MeasureOptions);
         long done = 0;
         try
         {
@@ -60,8 +66,8 @@ public static class TczInspector
                 for (int c = 0; c < seg.Chunks.Count; c++)
                 {
                     var span = raw.AsSpan(0, seg.Chunks[c].RawLength);
-                    reader.DecodeChunk(seg, c, enc, span);
-                    ChunkCodec.Encode(span, seg.DType, seg.RowLength, scratch, MeasureOptions, stats);
+                    reader.DecodeChunk(seg, c, decoder, enc, span);
+                    encoder.Encode(span, seg.DType, scratch, out _, stats);
                     done += span.Length;
                     progress?.Report(done);
                 }
