@@ -1,13 +1,12 @@
-using System.Threading.Channels;
-
 namespace TensorCodec.Containers.Tcz;
 
 /// <summary>
 /// Runs "read → code → write" over a sequence of chunks with bounded memory: the calling thread
-/// reads and writes in order while <c>threads</c> workers on the thread pool code chunks in parallel.
-/// Each worker holds one codec context (<typeparamref name="TWorker"/>) for the whole run, so the
-/// codec's scratch is bounded by the worker count, not by how many pool threads happen to run them.
-/// There are threads + 1 slots (chunk buffers), so the next chunk is read while the others are coded.
+/// reads and writes in order while up to <c>threads</c> chunks are coded at once as thread-pool work
+/// items. Coding needs a codec context (<typeparamref name="TWorker"/>); there are at most
+/// <c>threads</c> of them, created on demand, handed to each work item and taken back when it ends,
+/// so the codec's scratch is bounded by the thread count, not by how many pool threads exist. There
+/// are threads + 1 slots (chunk buffers), so the next chunk is read while the others are coded.
 /// </summary>
 internal static class ChunkPipeline
 {
@@ -30,30 +29,7 @@ internal static class ChunkPipeline
             return;
         }
 
-        var queue = Channel.CreateUnbounded<(int Index, TSlot Slot, TaskCompletionSource Done)>(
-            new UnboundedChannelOptions { SingleWriter = true });
-        var workers = new Task[threads];
-        for (int w = 0; w < threads; w++)
-            workers[w] = Task.Run(async () =>
-            {
-                // A worker that cannot build its context still answers every chunk it takes, so the
-                // caller sees the error instead of waiting for ever.
-                TWorker? worker = default;
-                Exception? failed = null;
-                try { worker = createWorker(); }
-                catch (Exception e) { failed = e; }
-                try
-                {
-                    await foreach (var (index, slot, done) in queue.Reader.ReadAllAsync().ConfigureAwait(false))
-                    {
-                        if (failed is not null) { done.SetException(failed); continue; }
-                        try { code(index, slot, worker!); done.SetResult(); }
-                        catch (Exception e) { done.SetException(e); }
-                    }
-                }
-                finally { worker?.Dispose(); }
-            });
-
+        using var contexts = new Contexts<TWorker>(threads, createWorker);
         var free = new Stack<TSlot>();
         var inFlight = new Queue<(int Index, TSlot Slot, Task Done)>();
         try
@@ -64,17 +40,29 @@ internal static class ChunkPipeline
                 if (inFlight.Count == threads + 1) Retire();
                 var slot = free.Count > 0 ? free.Pop() : createSlot();
                 read(i, slot);
-                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                var worker = contexts.Take();
+                // Completed on the worker: the only waiter is this thread (Retire), so nothing runs inline but its wake-up.
+                var done = new TaskCompletionSource();
+                int index = i;
+                ThreadPool.UnsafeQueueUserWorkItem(_ =>
+                {
+                    Exception? error = null;
+                    try { code(index, slot, worker); }
+                    catch (Exception e) { error = e; }
+                    // The context goes back before the chunk is reported done, so the next Take never waits on a finished chunk.
+                    contexts.Return(worker);
+                    if (error is null) done.SetResult(); else done.SetException(error);
+                }, null);
                 inFlight.Enqueue((i, slot, done.Task));
-                queue.Writer.TryWrite((i, slot, done));
             }
             while (inFlight.Count > 0) Retire();
         }
         finally
         {
-            // Workers drain what was queued, dispose their contexts and exit; the slots are then free again.
-            queue.Writer.TryComplete();
-            Task.WaitAll(workers);
+            // After a failure, let coding already dispatched finish: it uses the slots and the contexts
+            // disposed next. Its own errors are moot, the first one is already propagating.
+            foreach (var (_, _, t) in inFlight)
+                try { t.Wait(); } catch (AggregateException) { }
         }
 
         void Retire()
@@ -83,6 +71,46 @@ internal static class ChunkPipeline
             done.GetAwaiter().GetResult();
             write(index, slot);
             free.Push(slot);
+        }
+    }
+
+    /// <summary>At most <c>limit</c> codec contexts, created when first needed and reused; Take blocks while all are in use.</summary>
+    sealed class Contexts<TWorker>(int limit, Func<TWorker> create) : IDisposable where TWorker : IDisposable
+    {
+        readonly SemaphoreSlim _available = new(limit);
+        readonly Stack<TWorker> _idle = new();
+        readonly List<TWorker> _all = new();
+
+        public TWorker Take()
+        {
+            _available.Wait();
+            lock (_idle)
+            {
+                if (_idle.Count > 0) return _idle.Pop();
+                try
+                {
+                    var w = create();
+                    _all.Add(w);
+                    return w;
+                }
+                catch
+                {
+                    _available.Release();
+                    throw;
+                }
+            }
+        }
+
+        public void Return(TWorker worker)
+        {
+            lock (_idle) _idle.Push(worker);
+            _available.Release();
+        }
+
+        public void Dispose()
+        {
+            foreach (var w in _all) w.Dispose();
+            _available.Dispose();
         }
     }
 }
