@@ -1,12 +1,14 @@
+using System.Collections.Concurrent;
+
 namespace TensorCodec.Containers.Tcz;
 
 /// <summary>
 /// Runs "read → code → write" over a sequence of chunks with bounded memory: the calling thread
-/// reads and writes in order while up to <c>threads</c> chunks are coded at once as thread-pool work
-/// items. Coding needs a codec context (<typeparamref name="TWorker"/>); there are at most
-/// <c>threads</c> of them, created on demand, handed to each work item and taken back when it ends,
-/// so the codec's scratch is bounded by the thread count, not by how many pool threads exist. There
-/// are threads + 1 slots (chunk buffers), so the next chunk is read while the others are coded.
+/// reads and writes in order while up to <c>threads</c> chunks are coded at once on the thread pool.
+/// Coding needs a codec context (<typeparamref name="TWorker"/>); there are at most <c>threads</c> of
+/// them, created on demand and lent to the pool work items that code, so the codec's scratch is
+/// bounded by the thread count, not by how many pool threads exist. There are threads + 1 slots
+/// (chunk buffers), so the next chunk is read while the others are coded.
 /// </summary>
 internal static class ChunkPipeline
 {
@@ -29,7 +31,9 @@ internal static class ChunkPipeline
             return;
         }
 
-        using var contexts = new Contexts<TWorker>(threads, createWorker);
+        using var contexts = new Contexts<TWorker>(createWorker);
+        var pending = new ConcurrentQueue<(int Index, TSlot Slot, TaskCompletionSource Done)>();
+        int runners = 0;
         var free = new Stack<TSlot>();
         var inFlight = new Queue<(int Index, TSlot Slot, Task Done)>();
         try
@@ -40,29 +44,56 @@ internal static class ChunkPipeline
                 if (inFlight.Count == threads + 1) Retire();
                 var slot = free.Count > 0 ? free.Pop() : createSlot();
                 read(i, slot);
-                var worker = contexts.Take();
                 // Completed on the worker: the only waiter is this thread (Retire), so nothing runs inline but its wake-up.
                 var done = new TaskCompletionSource();
-                int index = i;
-                ThreadPool.UnsafeQueueUserWorkItem(_ =>
-                {
-                    Exception? error = null;
-                    try { code(index, slot, worker); }
-                    catch (Exception e) { error = e; }
-                    // The context goes back before the chunk is reported done, so the next Take never waits on a finished chunk.
-                    contexts.Return(worker);
-                    if (error is null) done.SetResult(); else done.SetException(error);
-                }, null);
                 inFlight.Enqueue((i, slot, done.Task));
+                pending.Enqueue((i, slot, done));
+                StartRunner();
             }
             while (inFlight.Count > 0) Retire();
         }
         finally
         {
-            // After a failure, let coding already dispatched finish: it uses the slots and the contexts
+            // After a failure, let coding already queued finish: it uses the slots and the contexts
             // disposed next. Its own errors are moot, the first one is already propagating.
             foreach (var (_, _, t) in inFlight)
                 try { t.Wait(); } catch (AggregateException) { }
+            // A runner hands its context back just after its last chunk is reported done.
+            SpinWait.SpinUntil(() => Volatile.Read(ref runners) == 0);
+        }
+
+        // A runner is a pool work item holding one context; it codes queued chunks until none is left, so a
+        // finished chunk is followed by the next without waking the caller. At most `threads` run at once.
+        void StartRunner()
+        {
+            while (true)
+            {
+                int n = Volatile.Read(ref runners);
+                if (n >= threads || pending.IsEmpty) return;
+                if (Interlocked.CompareExchange(ref runners, n + 1, n) == n) break;
+            }
+            ThreadPool.UnsafeQueueUserWorkItem(_ => RunQueued(), null);
+        }
+
+        void RunQueued()
+        {
+            TWorker worker;
+            try { worker = contexts.Take(); }
+            catch (Exception e)
+            {
+                while (pending.TryDequeue(out var job)) job.Done.SetException(e);
+                Interlocked.Decrement(ref runners);
+                return;
+            }
+            while (pending.TryDequeue(out var job))
+            {
+                try { code(job.Index, job.Slot, worker); job.Done.SetResult(); }
+                catch (Exception e) { job.Done.SetException(e); }
+            }
+            contexts.Return(worker);
+            Interlocked.Decrement(ref runners);
+            // A chunk queued after the last TryDequeue but before the decrement found no free runner: start one.
+            StartRunner();
         }
 
         void Retire()
@@ -74,43 +105,31 @@ internal static class ChunkPipeline
         }
     }
 
-    /// <summary>At most <c>limit</c> codec contexts, created when first needed and reused; Take blocks while all are in use.</summary>
-    sealed class Contexts<TWorker>(int limit, Func<TWorker> create) : IDisposable where TWorker : IDisposable
+    /// <summary>Codec contexts created when first needed and reused; the runner count bounds how many exist.</summary>
+    sealed class Contexts<TWorker>(Func<TWorker> create) : IDisposable where TWorker : IDisposable
     {
-        readonly SemaphoreSlim _available = new(limit);
         readonly Stack<TWorker> _idle = new();
         readonly List<TWorker> _all = new();
 
         public TWorker Take()
         {
-            _available.Wait();
             lock (_idle)
             {
                 if (_idle.Count > 0) return _idle.Pop();
-                try
-                {
-                    var w = create();
-                    _all.Add(w);
-                    return w;
-                }
-                catch
-                {
-                    _available.Release();
-                    throw;
-                }
+                var w = create();
+                _all.Add(w);
+                return w;
             }
         }
 
         public void Return(TWorker worker)
         {
             lock (_idle) _idle.Push(worker);
-            _available.Release();
         }
 
         public void Dispose()
         {
             foreach (var w in _all) w.Dispose();
-            _available.Dispose();
         }
     }
 }
