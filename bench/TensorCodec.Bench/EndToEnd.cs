@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
@@ -49,10 +50,10 @@ public static class EndToEnd
     {
         var layout = TensorFileReader.Open(path);
         var bytes = File.ReadAllBytes(path);
-        var chunks = new List<(int Offset, int Length, DType DType, long Row)>();
+        var chunks = new List<(int Offset, int Length, DType DType)>();
         foreach (var t in layout.Tensors)
             for (long o = 0; o < t.Length; o += TczConstants.DefaultChunkSize)
-                chunks.Add(((int)(t.Offset + o), (int)Math.Min(TczConstants.DefaultChunkSize, t.Length - o), t.DType, t.RowLength));
+                chunks.Add(((int)(t.Offset + o), (int)Math.Min(TczConstants.DefaultChunkSize, t.Length - o), t.DType));
         long total = chunks.Sum(c => (long)c.Length);
         var encoded = chunks.Select(c => new byte[ChunkCodec.MaxEncodedLength(c.Length)]).ToArray();
         var encodedLength = new int[chunks.Count];
@@ -67,14 +68,17 @@ public static class EndToEnd
             for (int r = 0; r < repeats; r++) { var sw = Stopwatch.StartNew(); a(); best = Math.Min(best, sw.Elapsed.TotalSeconds); }
             return best;
         }
-        double tczEnc = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; encodedLength[i] = ChunkCodec.Encode(bytes.AsSpan(c.Offset, c.Length), c.DType, c.Row, encoded[i]); } });
-        double tczDec = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; if (ChunkCodec.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), c.DType) != System.Buffers.OperationStatus.Done) throw new InvalidOperationException("decode failed"); } });
+        // One context each, held for the whole run, as the pipeline's workers do.
+        using var encoder = new ChunkEncoder();
+        using var decoder = new ChunkDecoder();
+        double tczEnc = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; if (encoder.Encode(bytes.AsSpan(c.Offset, c.Length), c.DType, encoded[i], out encodedLength[i]) != OperationStatus.Done) throw new InvalidOperationException("encode failed"); } });
+        double tczDec = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; if (decoder.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), out _) != OperationStatus.Done) throw new InvalidOperationException("decode failed"); } });
         double zEnc = Best(() => { for (int i = 0; i < chunks.Count; i++) { var c = chunks[i]; zstd[i] = compressor.Wrap(bytes.AsSpan(c.Offset, c.Length)).ToArray(); } });
         double zDec = Best(() => { for (int i = 0; i < chunks.Count; i++) decompressor.Unwrap(zstd[i], output, 0); });
         for (int i = 0; i < chunks.Count; i++)
         {   // the timing loop must also have been correct
             var c = chunks[i];
-            ChunkCodec.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), c.DType);
+            decoder.Decode(encoded[i].AsSpan(0, encodedLength[i]), output.AsSpan(0, c.Length), out _);
             if (!output.AsSpan(0, c.Length).SequenceEqual(bytes.AsSpan(c.Offset, c.Length))) throw new InvalidOperationException("round trip failed");
         }
         long tczSize = encodedLength.Sum(x => (long)x), zSize = zstd.Sum(z => (long)z.Length);

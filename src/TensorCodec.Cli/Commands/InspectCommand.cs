@@ -25,7 +25,8 @@ static class InspectCommand
             foreach (var (k, v) in report.Metadata.Take(24))
                 AnsiConsole.MarkupLine($"  [grey]{Markup.Escape(k)}[/] = {Markup.Escape(v.Length > 100 ? v[..100] + "…" : v)}");
             var table = new Table().Border(TableBorder.Simple);
-            table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits)", "exp H1 (bits)", "H0 bound (bits/v)", "coded (bits/v)");
+            // Entropies are per chunk (each chunk's own histogram, as each chunk has its own code table), summed per tensor.
+            table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits/v)", "exp H1 (bits/v)", "H0 bound (bits/v)", "coded (bits/v)");
             foreach (var c in table.Columns.Skip(3)) c.RightAligned();
             foreach (var t in report.Tensors)
                 table.AddRow(Markup.Escape(t.Name), t.DType, Markup.Escape("[" + string.Join(", ", t.Shape) + "]"), CliCommon.Bytes(t.RawBytes),
@@ -36,6 +37,14 @@ static class InspectCommand
             long encoded = report.Tensors.Sum(t => t.EncodedBytes);
             long raw = report.Tensors.Sum(t => t.RawBytes);
             AnsiConsole.MarkupLine($"tensor data: {CliCommon.Bytes(raw)} → {CliCommon.Bytes(encoded)} coded ({(raw == 0 ? 100 : 100.0 * encoded / raw):0.00}%); whole file as .tcz: {CliCommon.Bytes(report.EncodedBytes)}");
+            var floats = report.Tensors.Where(t => t.ExponentCodedBitsPerValue > 0).ToList();
+            long floatValues = floats.Sum(t => t.Values);
+            if (floatValues > 0)
+            {
+                double Mean(Func<TensorReportRow, double> f) => floats.Sum(t => f(t) * t.Values) / floatValues;
+                AnsiConsole.MarkupLine($"exponent stream over {floatValues:N0} float values: H0 {Mean(t => t.ExponentEntropyBitsPerValue):0.000}, H1 {Mean(t => t.ExponentOrder1EntropyBitsPerValue):0.000}, " +
+                    $"coded {Mean(t => t.ExponentCodedBitsPerValue):0.000} bits/value (value-weighted mean of the per-tensor columns, each chunk measured with its own histogram; not one histogram pooled over the file)");
+            }
             return 0;
         });
         return cmd;

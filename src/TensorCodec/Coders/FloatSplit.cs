@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using TensorCodec.Numerics;
@@ -83,15 +84,15 @@ public static class FloatSplit
         _ => "b" + (ElementSize(t) - 1 - index),
     };
 
-    /// <summary>Splits the whole elements of <paramref name="raw"/> into <paramref name="streams"/>
-    /// (length ≥ StreamCount·n, n = raw.Length / ElementSize).</summary>
-    public static unsafe void Split(SplitTransform t, ReadOnlySpan<byte> raw, Span<byte> streams)
+    /// <summary>Splits the whole elements of <paramref name="raw"/> into <paramref name="streams"/>, which needs
+    /// StreamCount·n bytes (n = raw.Length / ElementSize); <see cref="OperationStatus.DestinationTooSmall"/> if it is shorter.</summary>
+    public static unsafe OperationStatus Split(SplitTransform t, ReadOnlySpan<byte> raw, Span<byte> streams)
     {
         int e = ElementSize(t);
         if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
         int n = raw.Length / e;
         int sc = StreamCount(t);
-        if (streams.Length < (long)sc * n) throw new ArgumentException("streams buffer too small", nameof(streams));
+        if (streams.Length < (long)sc * n) return OperationStatus.DestinationTooSmall;
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
@@ -105,16 +106,18 @@ public static class FloatSplit
                 default: SplitPlanes(r, s, n, e); break;
             }
         }
+        return OperationStatus.Done;
     }
 
-    /// <summary>Inverse of <see cref="Split"/>: writes n = raw.Length / ElementSize whole elements.</summary>
-    public static unsafe void Merge(SplitTransform t, ReadOnlySpan<byte> streams, Span<byte> raw)
+    /// <summary>Inverse of <see cref="Split"/>: writes n = raw.Length / ElementSize whole elements from StreamCount·n
+    /// stream bytes; <see cref="OperationStatus.NeedMoreData"/> if <paramref name="streams"/> holds fewer.</summary>
+    public static unsafe OperationStatus Merge(SplitTransform t, ReadOnlySpan<byte> streams, Span<byte> raw)
     {
         int e = ElementSize(t);
         if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
         int n = raw.Length / e;
         int sc = StreamCount(t);
-        if (streams.Length < (long)sc * n) throw new ArgumentException("streams buffer too small", nameof(streams));
+        if (streams.Length < (long)sc * n) return OperationStatus.NeedMoreData;
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
@@ -122,6 +125,7 @@ public static class FloatSplit
             for (int k = 0; k < sc; k++) sp[k] = s + (long)k * n;
             MergeCore(t, sp, r, n);
         }
+        return OperationStatus.Done;
     }
 
     /// <summary>Merge from separately located streams (lets the decoder read stored streams in place).</summary>

@@ -73,16 +73,20 @@ public static class FrequencyTable
     {
         if (data.IsEmpty) return 0;
         uint[] counts = System.Buffers.ArrayPool<uint>.Shared.Rent(65536);
-        try
-        {
-            Array.Clear(counts, 0, 65536);
-            int prev = 0;
-            foreach (byte b in data) { counts[(prev << 8) | b]++; prev = b; }
-            double bits = 0;
-            for (int ctx = 0; ctx < 256; ctx++)
-                bits += Order0Bits(new ReadOnlySpan<uint>(counts, ctx << 8, 256));
-            return bits;
-        }
+        try { return Order1Bits(data, counts); }
         finally { System.Buffers.ArrayPool<uint>.Shared.Return(counts); }
+    }
+
+    /// <summary>As <see cref="Order1Bits(ReadOnlySpan{byte})"/> with the caller's 65,536-entry pair histogram (overwritten).</summary>
+    internal static double Order1Bits(ReadOnlySpan<byte> data, uint[] counts)
+    {
+        if (data.IsEmpty) return 0;
+        Array.Clear(counts, 0, 65536);
+        int prev = 0;
+        foreach (byte b in data) { counts[(prev << 8) | b]++; prev = b; }
+        double bits = 0;
+        for (int ctx = 0; ctx < 256; ctx++)
+            bits += Order0Bits(new ReadOnlySpan<uint>(counts, ctx << 8, 256));
+        return bits;
     }
 }

@@ -154,9 +154,23 @@ public static class RansCoder
         return Encode(src, freqs, dst, out written);
     }
 
-    /// <summary>Encodes <paramref name="src"/> with normalised <paramref name="freqs"/> (every present symbol non-zero).</summary>
+    /// <summary>Encodes <paramref name="src"/> with normalised <paramref name="freqs"/> (every present symbol non-zero).
+    /// <see cref="OperationStatus.DestinationTooSmall"/> if the payload does not fit <paramref name="dst"/>.</summary>
+    public static OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written)
+    {
+        ushort[] scratch = ArrayPool<ushort>.Shared.Rent(WordScratchLength(src.Length));
+        try { return Encode(src, freqs, dst, out written, scratch); }
+        finally { ArrayPool<ushort>.Shared.Return(scratch); }
+    }
+
+    /// <summary>Words the encoder may produce for <paramref name="length"/> symbols: at most one per symbol,
+    /// plus slack so the speculative store below the write position stays in bounds.</summary>
+    internal static int WordScratchLength(int length) => checked(length + 2);
+
+    /// <summary>As <see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{ushort}, Span{byte}, out int)"/> with the caller's word
+    /// scratch (at least <see cref="WordScratchLength"/> entries), so a codec context allocates nothing.</summary>
     [SkipLocalsInit]
-    public static unsafe OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written)
+    internal static unsafe OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written, Span<ushort> scratch)
     {
         written = 0;
         int tableLen = TableSize(freqs);
@@ -183,51 +197,46 @@ public static class RansCoder
 
         int n = src.Length;
         // Words are produced last-to-first, so write them backwards into scratch then copy once.
-        // At most one word per symbol, plus slack so the speculative store below w stays in bounds.
-        int maxWords = n + 2;
-        ushort[] scratch = ArrayPool<ushort>.Shared.Rent(maxWords);
-        try
+        int maxWords = WordScratchLength(n);
+        if (scratch.Length < maxWords) throw new ArgumentException("word scratch too small", nameof(scratch));
+        uint* xs = stackalloc uint[States];
+        for (int k = 0; k < States; k++) xs[k] = L;
+        fixed (byte* s0 = src)
+        fixed (ushort* w0 = scratch)
         {
-            uint* xs = stackalloc uint[States];
-            for (int k = 0; k < States; k++) xs[k] = L;
-            fixed (byte* s0 = src)
-            fixed (ushort* w0 = scratch)
+            ushort* w = w0 + maxWords;
+            // Symbol i belongs to state i % States; encode in reverse so the decoder runs forward.
+            // (Written inline rather than as a helper taking `ref w`: an address-taken w lives on the
+            // stack and its store/reload chain would dominate the loop.)
+            for (int i = n - 1; i >= 0; i--)
             {
-                ushort* w = w0 + maxWords;
-                // Symbol i belongs to state i % States; encode in reverse so the decoder runs forward.
-                // (Written inline rather than as a helper taking `ref w`: an address-taken w lives on the
-                // stack and its store/reload chain would dominate the loop.)
-                for (int i = n - 1; i >= 0; i--)
-                {
-                    uint* xp = xs + (i & (States - 1));
-                    EncSymbol* sym = syms + s0[i];
-                    uint v = *xp, f = sym->Freq;
-                    if (f == 0) throw new ArgumentException($"symbol {s0[i]} has frequency 0", nameof(freqs));
-                    // Branchless renormalisation (the decision is data-dependent and mispredicts). The slot
-                    // below w is always inside the scratch buffer, so it may be written even when unused.
-                    // Keeping v < 2^(32-ScaleBits)·f makes the encoded state stay below 2^32.
-                    uint need = (v >> (32 - ScaleBits)) >= f ? 1u : 0u;
-                    w[-1] = (ushort)v;
-                    w -= need;
-                    v >>= (int)(need << 4);
-                    // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
-                    ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
-                    uint q = (uint)(t >> sym->Shift);
-                    *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
-                }
-                int words = (int)(w0 + maxWords - w);
-                long total = header + 2L * words;
-                if (total > dst.Length) return OperationStatus.DestinationTooSmall;
-                int pos = WriteTable(freqs, dst);
-                for (int k = 0; k < States; k++, pos += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], xs[k]);
-                Span<byte> body = dst.Slice(pos, 2 * words);
-                if (BitConverter.IsLittleEndian) new ReadOnlySpan<byte>(w, 2 * words).CopyTo(body);
-                else for (int k = 0; k < words; k++) BinaryPrimitives.WriteUInt16LittleEndian(body[(2 * k)..], w[k]);
-                written = pos + 2 * words;
-                return OperationStatus.Done;
+                uint* xp = xs + (i & (States - 1));
+                EncSymbol* sym = syms + s0[i];
+                uint v = *xp, f = sym->Freq;
+                if (f == 0) throw new ArgumentException($"symbol {s0[i]} has frequency 0", nameof(freqs));
+                // Branchless renormalisation (the decision is data-dependent and mispredicts). The slot
+                // below w is always inside the scratch buffer, so it may be written even when unused.
+                // Keeping v < 2^(32-ScaleBits)·f makes the encoded state stay below 2^32.
+                uint need = (v >> (32 - ScaleBits)) >= f ? 1u : 0u;
+                w[-1] = (ushort)v;
+                w -= need;
+                v >>= (int)(need << 4);
+                // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
+                ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
+                uint q = (uint)(t >> sym->Shift);
+                *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
             }
+            int words = (int)(w0 + maxWords - w);
+            long total = header + 2L * words;
+            if (total > dst.Length) return OperationStatus.DestinationTooSmall;
+            int pos = WriteTable(freqs, dst);
+            for (int k = 0; k < States; k++, pos += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], xs[k]);
+            Span<byte> body = dst.Slice(pos, 2 * words);
+            if (BitConverter.IsLittleEndian) new ReadOnlySpan<byte>(w, 2 * words).CopyTo(body);
+            else for (int k = 0; k < words; k++) BinaryPrimitives.WriteUInt16LittleEndian(body[(2 * k)..], w[k]);
+            written = pos + 2 * words;
+            return OperationStatus.Done;
         }
-        finally { ArrayPool<ushort>.Shared.Return(scratch); }
     }
 
     struct EncSymbol

@@ -11,10 +11,11 @@ public class ChunkCodecBehaviourTests
     {
         var stats = new ChunkStats();
         var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
-        int w = ChunkCodec.Encode(raw, t, 0, dst, o, stats);
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, t, dst, out int w, o, stats));
         var enc = dst.AsSpan(0, w).ToArray();
         var back = new byte[raw.Length];
-        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, t));
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, out int written));
+        Assert.Equal(raw.Length, written);
         Assert.Equal(raw, back);
         return (enc, stats);
     }
@@ -27,9 +28,10 @@ public class ChunkCodecBehaviourTests
         {
             var (t, raw) = inputs[k % inputs.Length];
             var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
-            int w = ChunkCodec.Encode(raw, t, 0, dst, new ChunkCodecOptions { ZstdLevel = 1 + k % 5 });
+            Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, t, dst, out int w, new ChunkCodecOptions { ZstdLevel = 1 + k % 5 }));
             var back = new byte[raw.Length];
-            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(dst.AsSpan(0, w), back, t));
+            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(dst.AsSpan(0, w), back, out int written));
+            Assert.Equal(raw.Length, written);
             Assert.Equal(raw, back);
         });
     }

@@ -10,7 +10,7 @@ public class ChunkCodecTests
     static byte[] Encode(byte[] raw, DType t, ChunkStats? stats = null)
     {
         var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
-        int w = ChunkCodec.Encode(raw, t, 0, dst, null, stats);
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, t, dst, out int w, null, stats));
         Assert.InRange(w, 1, dst.Length);
         return dst.AsSpan(0, w).ToArray();
     }
@@ -20,7 +20,8 @@ public class ChunkCodecTests
         var enc = Encode(raw, t);
         Assert.True(enc.Length <= raw.Length + 1, $"{t}: {enc.Length} > {raw.Length} + 1");
         var back = new byte[raw.Length];
-        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, t));
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, out int written));
+        Assert.Equal(raw.Length, written);
         Assert.Equal(raw, back);
     }
 
@@ -50,7 +51,7 @@ public class ChunkCodecTests
         {
             var enc = Encode([], t);
             Assert.Single(enc);
-            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, Span<byte>.Empty, t));
+            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, Span<byte>.Empty, out _));
         }
     }
 
@@ -71,7 +72,8 @@ public class ChunkCodecTests
         Assert.True(enc.Length < raw.Length * 0.75, $"{enc.Length} / {raw.Length}");
         Assert.Contains(stats.Streams, s => s.Name == "BF16.exp" && s.Method is "Rans" or "Huffman");
         var back = new byte[raw.Length];
-        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, DType.BF16));
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(enc, back, out int written));
+        Assert.Equal(raw.Length, written);
         Assert.Equal(raw, back);
     }
 
@@ -90,9 +92,9 @@ public class ChunkCodecTests
     {
         var raw = TestData.Make(DType.BF16, 1000, 3, 1);
         var enc = Encode(raw, DType.BF16);
-        Assert.Equal(OperationStatus.DestinationTooSmall, ChunkCodec.Decode(enc, new byte[999], DType.BF16));
+        Assert.Equal(OperationStatus.DestinationTooSmall, ChunkCodec.Decode(enc, new byte[999], out _));
         var stored = Encode(TestData.Make(DType.U8, 100, 0, 1), DType.U8);
-        Assert.Equal(OperationStatus.DestinationTooSmall, ChunkCodec.Decode(stored, new byte[50], DType.U8));
+        Assert.Equal(OperationStatus.DestinationTooSmall, ChunkCodec.Decode(stored, new byte[50], out _));
     }
 
     [Fact]
@@ -127,7 +129,7 @@ public class ChunkCodecTests
                 }
                 guarded.AsSpan(0, 64).Fill(0xA5);
                 guarded.AsSpan(64 + raw.Length).Fill(0x5A);
-                var st = ChunkCodec.Decode(bad, back, t);
+                var st = ChunkCodec.Decode(bad, back, out _);
                 Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData or OperationStatus.DestinationTooSmall, st.ToString());
                 Assert.True(guarded.AsSpan(0, 64).IndexOfAnyExcept((byte)0xA5) < 0 && guarded.AsSpan(64 + raw.Length).IndexOfAnyExcept((byte)0x5A) < 0);
             }
@@ -138,7 +140,7 @@ public class ChunkCodecTests
     public void RandomGarbageNeverThrows() =>
         Gen.Select(Gen.Byte.Array[0, 300], Gen.Int[0, 2000], GenDType).Sample((b, n, t) =>
         {
-            var st = ChunkCodec.Decode(b, new byte[n], t);
+            var st = ChunkCodec.Decode(b, new byte[n], out _);
             return st is OperationStatus.Done or OperationStatus.InvalidData or OperationStatus.DestinationTooSmall;
         }, iter: 2000);
 }

@@ -53,10 +53,11 @@ public class FormatGoldenTests
         raw[200] = 0xEE;
         byte[] expected = [0x02, 0x01, 0xC9, 0x01, 0x01, 0x01, 0x7F, 0x01, 0x01, 0x00, 0xEE];
         var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
-        int w = ChunkCodec.Encode(raw, DType.BF16, 0, dst);
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, DType.BF16, dst, out int w));
         Assert.Equal(expected, dst.AsSpan(0, w).ToArray());
         var back = new byte[raw.Length];
-        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(expected, back, DType.BF16));
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(expected, back, out int written));
+        Assert.Equal(raw.Length, written);
         Assert.Equal(raw, back);
     }
 
@@ -64,7 +65,7 @@ public class FormatGoldenTests
     public void StoredChunkIsModeZeroPlusRawBytes()
     {
         var dst = new byte[8];
-        int w = ChunkCodec.Encode(AAAB, DType.I8, 0, dst);
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(AAAB, DType.I8, dst, out int w));
         Assert.Equal(new byte[] { 0x00, 0x41, 0x41, 0x41, 0x42 }, dst.AsSpan(0, w).ToArray());
     }
 }

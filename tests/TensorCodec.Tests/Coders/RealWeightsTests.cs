@@ -21,9 +21,10 @@ public class RealWeightsTests(ITestOutputHelper output)
         for (int off = 0; off < data.Length; off += Chunk)
         {
             var raw = data.AsSpan(off, Math.Min(Chunk, data.Length - off));
-            int w = ChunkCodec.Encode(raw, DType.BF16, 0, dst, null, stats);
+            Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, DType.BF16, dst, out int w, null, stats));
             total += w;
-            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(dst.AsSpan(0, w), back.AsSpan(0, raw.Length), DType.BF16));
+            Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(dst.AsSpan(0, w), back.AsSpan(0, raw.Length), out int written));
+            Assert.Equal(raw.Length, written);
             Assert.True(raw.SequenceEqual(back.AsSpan(0, raw.Length)));
         }
         foreach (var s in stats.Streams)

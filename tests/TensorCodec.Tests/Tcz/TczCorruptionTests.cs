@@ -96,6 +96,25 @@ public class TczCorruptionTests
         Assert.Contains("unsupported .tcz version 2", ex.Message);
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void ChunkDamageIsReportedWithParallelWorkers(int threads)
+    {
+        // A chunk failing on a pool worker must surface on the caller, once, and not leave the pipeline waiting.
+        using var dir = new ScratchDir();
+        var good = SmallTcz(dir);
+        var path = dir.File("bad.tcz");
+        var bad = (byte[])good.Clone();
+        bad[TczConstants.HeaderSize + 200] ^= 0x10;
+        File.WriteAllBytes(path, bad);
+        using var r = TczReader.Open(path);
+        var ex = Assert.Throws<TensorFormatException>(() => r.DecompressTo(null, threads));
+        Assert.Contains("chunk", ex.Message);
+        using var ok = TczReader.Open(dir.File("small.tcz"));
+        ok.DecompressTo(null, threads);
+    }
+
     [Fact]
     public void DecompressOfDamagedFileLeavesNoOutput()
     {

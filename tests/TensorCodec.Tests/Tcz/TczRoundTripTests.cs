@@ -64,6 +64,38 @@ public class TczRoundTripTests
     }
 
     [Fact]
+    public void ThreadCountDoesNotChangeTheBytes()
+    {
+        // Workers run on the thread pool, each with its own encoder: the output must not depend on which ran what.
+        using var dir = new ScratchDir();
+        var path = TestFiles.Sample("bard-3m-bf16.safetensors");
+        byte[]? first = null;
+        foreach (int threads in new[] { 1, 2, 3, 8 })
+        {
+            var tcz = dir.File($"t{threads}.tcz");
+            TczWriter.CompressFile(path, tcz, false, new TczCompressOptions { Threads = threads, ChunkSize = 48 * 1024 });
+            var bytes = File.ReadAllBytes(tcz);
+            first ??= bytes;
+            Assert.True(first.AsSpan().SequenceEqual(bytes), $"{threads} threads");
+        }
+    }
+
+    [Fact]
+    public void ReadTensorToAStreamMatchesTheArray()
+    {
+        using var dir = new ScratchDir();
+        var tcz = dir.File("m.tcz");
+        TczWriter.CompressFile(TestFiles.Sample("bard-3m-bf16.safetensors"), tcz, false, new TczCompressOptions { ChunkSize = 16 * 1024 });
+        using var reader = TczReader.Open(tcz);
+        foreach (var seg in reader.Index.Tensors)
+        {
+            using var ms = new MemoryStream();
+            reader.ReadTensor(seg.Name, ms);
+            Assert.Equal(reader.ReadTensor(seg.Name), ms.ToArray());
+        }
+    }
+
+    [Fact]
     public void RandomOpaqueFilesRoundTripAndBarelyGrow()
     {
         using var dir = new ScratchDir();

@@ -3,45 +3,37 @@ using System.Collections.Concurrent;
 namespace TensorCodec.Containers.Tcz;
 
 /// <summary>
-/// Runs "read → code → write" over a sequence of chunks with bounded memory: the calling
-/// thread reads and writes in order while <c>threads</c> dedicated workers code chunks in
-/// parallel. There are threads + 1 slots (chunk buffers), so the next chunk is read while the
-/// others are being coded. Dedicated threads rather than the thread pool, because the codec
-/// keeps per-thread scratch buffers: a fixed set of threads keeps that memory fixed too.
+/// Runs "read → code → write" over a sequence of chunks with bounded memory: the calling thread
+/// reads and writes in order while up to <c>threads</c> chunks are coded at once on the thread pool.
+/// Coding needs a codec context (<typeparamref name="TWorker"/>); there are at most <c>threads</c> of
+/// them, created on demand and lent to the pool work items that code, so the codec's scratch is
+/// bounded by the thread count, not by how many pool threads exist. There are threads + 1 slots
+/// (chunk buffers), so the next chunk is read while the others are coded.
 /// </summary>
 internal static class ChunkPipeline
 {
-    public static void Run<TSlot>(int count, int threads, Func<TSlot> createSlot,
-        Action<int, TSlot> read, Action<int, TSlot> code, Action<int, TSlot> write, CancellationToken cancellation)
+    public static void Run<TSlot, TWorker>(int count, int threads, Func<TSlot> createSlot, Func<TWorker> createWorker,
+        Action<int, TSlot> read, Action<int, TSlot, TWorker> code, Action<int, TSlot> write, CancellationToken cancellation)
+        where TWorker : IDisposable
     {
         threads = Math.Max(1, threads);
+        if (count == 0) return;
         if (threads == 1)
         {
             // One worker: code on the calling thread; overlap would not pay for the hand-offs.
-            var slot = count > 0 ? createSlot() : default!;
+            var slot = createSlot();
+            using var worker = createWorker();
             for (int i = 0; i < count; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                read(i, slot); code(i, slot); write(i, slot);
+                read(i, slot); code(i, slot, worker); write(i, slot);
             }
             return;
         }
 
-        using var queue = new BlockingCollection<(int Index, TSlot Slot, TaskCompletionSource Done)>();
-        var workers = new Thread[threads];
-        for (int w = 0; w < threads; w++)
-        {
-            workers[w] = new Thread(() =>
-            {
-                foreach (var (index, slot, done) in queue.GetConsumingEnumerable())
-                {
-                    try { code(index, slot); done.SetResult(); }
-                    catch (Exception e) { done.SetException(e); }
-                }
-            }) { IsBackground = true, Name = $"tcz-worker-{w}" };
-            workers[w].Start();
-        }
-
+        using var contexts = new Contexts<TWorker>(createWorker);
+        var pending = new ConcurrentQueue<(int Index, TSlot Slot, TaskCompletionSource Done)>();
+        int runners = 0;
         var free = new Stack<TSlot>();
         var inFlight = new Queue<(int Index, TSlot Slot, Task Done)>();
         try
@@ -52,17 +44,56 @@ internal static class ChunkPipeline
                 if (inFlight.Count == threads + 1) Retire();
                 var slot = free.Count > 0 ? free.Pop() : createSlot();
                 read(i, slot);
-                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                // Completed on the worker: the only waiter is this thread (Retire), so nothing runs inline but its wake-up.
+                var done = new TaskCompletionSource();
                 inFlight.Enqueue((i, slot, done.Task));
-                queue.Add((i, slot, done));
+                pending.Enqueue((i, slot, done));
+                StartRunner();
             }
             while (inFlight.Count > 0) Retire();
         }
         finally
         {
-            // Workers drain what was queued and exit; the caller's buffers are then free again.
-            queue.CompleteAdding();
-            foreach (var t in workers) t.Join();
+            // After a failure, let coding already queued finish: it uses the slots and the contexts
+            // disposed next. Its own errors are moot, the first one is already propagating.
+            foreach (var (_, _, t) in inFlight)
+                try { t.Wait(); } catch (AggregateException) { }
+            // A runner hands its context back just after its last chunk is reported done.
+            SpinWait.SpinUntil(() => Volatile.Read(ref runners) == 0);
+        }
+
+        // A runner is a pool work item holding one context; it codes queued chunks until none is left, so a
+        // finished chunk is followed by the next without waking the caller. At most `threads` run at once.
+        void StartRunner()
+        {
+            while (true)
+            {
+                int n = Volatile.Read(ref runners);
+                if (n >= threads || pending.IsEmpty) return;
+                if (Interlocked.CompareExchange(ref runners, n + 1, n) == n) break;
+            }
+            ThreadPool.UnsafeQueueUserWorkItem(_ => RunQueued(), null);
+        }
+
+        void RunQueued()
+        {
+            TWorker worker;
+            try { worker = contexts.Take(); }
+            catch (Exception e)
+            {
+                while (pending.TryDequeue(out var job)) job.Done.SetException(e);
+                Interlocked.Decrement(ref runners);
+                return;
+            }
+            while (pending.TryDequeue(out var job))
+            {
+                try { code(job.Index, job.Slot, worker); job.Done.SetResult(); }
+                catch (Exception e) { job.Done.SetException(e); }
+            }
+            contexts.Return(worker);
+            Interlocked.Decrement(ref runners);
+            // A chunk queued after the last TryDequeue but before the decrement found no free runner: start one.
+            StartRunner();
         }
 
         void Retire()
@@ -71,6 +102,34 @@ internal static class ChunkPipeline
             done.GetAwaiter().GetResult();
             write(index, slot);
             free.Push(slot);
+        }
+    }
+
+    /// <summary>Codec contexts created when first needed and reused; the runner count bounds how many exist.</summary>
+    sealed class Contexts<TWorker>(Func<TWorker> create) : IDisposable where TWorker : IDisposable
+    {
+        readonly Stack<TWorker> _idle = new();
+        readonly List<TWorker> _all = new();
+
+        public TWorker Take()
+        {
+            lock (_idle)
+            {
+                if (_idle.Count > 0) return _idle.Pop();
+                var w = create();
+                _all.Add(w);
+                return w;
+            }
+        }
+
+        public void Return(TWorker worker)
+        {
+            lock (_idle) _idle.Push(worker);
+        }
+
+        public void Dispose()
+        {
+            foreach (var w in _all) w.Dispose();
         }
     }
 }

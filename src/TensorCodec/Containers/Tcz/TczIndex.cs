@@ -50,10 +50,12 @@ public sealed class TczSegment
     public long[] Shape { get; init; } = [];
     public required long Length { get; init; }
     public long OriginalOffset { get; init; }
-    public List<TczChunk> Chunks { get; } = new();
+    readonly List<TczChunk> _chunks = new();
+    /// <summary>The segment's chunks in file order.</summary>
+    public IReadOnlyList<TczChunk> Chunks => _chunks;
+    internal void AddChunk(TczChunk chunk) => _chunks.Add(chunk);
 
-    public long EncodedLength => Chunks.Sum(c => (long)c.EncodedLength);
-    public long RowLength => Shape.Length == 0 ? 0 : Shape[^1];
+    public long EncodedLength => _chunks.Sum(c => (long)c.EncodedLength);
     /// <summary>Values held: the shape's product (right for block-quantized tensors too), else bytes / element size.</summary>
     public long ElementCount => Kind != TczSegmentKind.Tensor ? 0
         : Shape.Length > 0 ? Shape.Aggregate(1L, (a, d) => a * d)
@@ -66,11 +68,25 @@ public sealed class TczSegment
 /// <summary>The index (table of contents) stored at the end of a .tcz file.</summary>
 public sealed class TczIndex
 {
-    public required TensorFileFormat SourceFormat { get; init; }
-    public required long OriginalLength { get; init; }
-    public required ulong OriginalHash { get; set; }
-    public required int NominalChunkSize { get; init; }
-    public List<TczSegment> Segments { get; } = new();
+    internal TczIndex(TensorFileFormat sourceFormat, long originalLength, ulong originalHash, int nominalChunkSize, IReadOnlyList<TczSegment> segments)
+    {
+        SourceFormat = sourceFormat;
+        OriginalLength = originalLength;
+        OriginalHash = originalHash;
+        NominalChunkSize = nominalChunkSize;
+        Segments = segments;
+    }
+
+    /// <summary>Format of the original file.</summary>
+    public TensorFileFormat SourceFormat { get; }
+    /// <summary>Length of the original file in bytes.</summary>
+    public long OriginalLength { get; }
+    /// <summary>XXH3-64 of the whole original file.</summary>
+    public ulong OriginalHash { get; }
+    /// <summary>Chunk size the writer used (every chunk's raw length is at most this).</summary>
+    public int NominalChunkSize { get; }
+    /// <summary>Segments tiling the original file, in file order.</summary>
+    public IReadOnlyList<TczSegment> Segments { get; }
 
     public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
 
@@ -120,7 +136,7 @@ public sealed class TczIndex
         long chunkSize = r.Long("chunk_size");
         if (chunkSize < 1 || chunkSize > TczConstants.MaxChunkSize) r.Fail("chunk_size", $"chunk size {chunkSize} outside 1..{TczConstants.MaxChunkSize}");
         long segmentCount = r.Count("segment_count", minBytesEach: 7);
-        var index = new TczIndex { SourceFormat = format, OriginalLength = originalLength, OriginalHash = originalHash, NominalChunkSize = (int)chunkSize };
+        var segments = new List<TczSegment>();
 
         long original = 0, payload = TczConstants.HeaderSize;
         for (long i = 0; i < segmentCount; i++)
@@ -153,18 +169,18 @@ public sealed class TczIndex
                 if (raw < 1 || raw > chunkSize) r.Fail(cf + ".raw_length", $"raw length {raw} outside 1..{chunkSize}");
                 if (enc < 1 || enc > ChunkCodec.MaxEncodedLength((int)raw)) r.Fail(cf + ".encoded_length", $"encoded length {enc} impossible for raw length {raw}");
                 if (payload + enc > payloadEnd) r.Fail(cf + ".encoded_length", $"chunk extends past the payload region (ends at {payload + enc}, index starts at {payloadEnd})");
-                seg.Chunks.Add(new TczChunk((int)raw, (int)enc, eh, rh) { FileOffset = payload, OriginalOffset = original + sum });
+                seg.AddChunk(new TczChunk((int)raw, (int)enc, eh, rh) { FileOffset = payload, OriginalOffset = original + sum });
                 payload += enc;
                 sum += raw;
             }
             if (sum != length) r.Fail(f + ".length", $"{seg.Label}: chunks hold {sum} bytes but the segment declares {length}");
             original += length;
-            index.Segments.Add(seg);
+            segments.Add(seg);
         }
         if (original != originalLength) r.Fail("original_length", $"segments cover {original} bytes but the original length is {originalLength}");
         if (payload != payloadEnd) r.Fail("segment_count", $"chunks cover the payload up to {payload} but the index starts at {payloadEnd}");
         if (!r.AtEnd) r.Fail("index", $"{r.Remaining} unexpected bytes after the last segment");
-        return index;
+        return new TczIndex(format, originalLength, originalHash, (int)chunkSize, segments);
     }
 
     ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path)

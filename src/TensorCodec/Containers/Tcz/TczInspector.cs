@@ -4,10 +4,17 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Containers.Tcz;
 
-/// <summary>One row of `tcodec inspect`: a tensor, what it holds and what it costs coded.</summary>
+/// <summary>One row of `tcodec inspect`: a tensor, what it holds and what it costs coded. The exponent figures
+/// are 0 for types without an exponent stream (all but BF16, F16, F32); a float tensor's exponent stream
+/// always costs some bytes, so a non-zero <c>ExponentCodedBitsPerValue</c> tells which rows have one.</summary>
+/// <remarks>The entropies are those the codec works against: each chunk's streams are measured with that
+/// chunk's own histogram (as each chunk carries its own code table), summed over the tensor's chunks and
+/// divided by its values. A file-wide figure is therefore the value-weighted mean of these rows, not the
+/// entropy of one histogram pooled over the file (which is higher: tensors differ in scale).</remarks>
 public sealed record TensorReportRow(
     string Name, string DType, long[] Shape, long Values, long RawBytes, long EncodedBytes,
-    double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue);
+    double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue,
+    double ExponentCodedBitsPerValue);
 
 public sealed record FileReport(
     string Path, string Format, long FileBytes, long OriginalBytes, long EncodedBytes,
@@ -51,6 +58,8 @@ public static class TczInspector
         var enc = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
         var raw = ArrayPool<byte>.Shared.Rent(cap);
         var scratch = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
+        using var decoder = new ChunkDecoder();
+        using var encoder = new ChunkEncoder(MeasureOptions);
         long done = 0;
         try
         {
@@ -60,8 +69,8 @@ public static class TczInspector
                 for (int c = 0; c < seg.Chunks.Count; c++)
                 {
                     var span = raw.AsSpan(0, seg.Chunks[c].RawLength);
-                    reader.DecodeChunk(seg, c, enc, span);
-                    ChunkCodec.Encode(span, seg.DType, seg.RowLength, scratch, MeasureOptions, stats);
+                    reader.DecodeChunk(seg, c, decoder, enc, span);
+                    encoder.Encode(span, seg.DType, scratch, out _, stats);
                     done += span.Length;
                     progress?.Report(done);
                 }
@@ -88,12 +97,14 @@ public static class TczInspector
     {
         long values = seg.ElementCount;
         double perValue(double bits) => values == 0 ? 0 : bits / values;
-        double expBits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order0EntropyBits);
-        double expOrder1Bits = stats.Streams.Where(s => s.Name.EndsWith(".exp")).Sum(s => s.Order1EntropyBits);
+        var exp = stats.Streams.Where(s => s.Name.EndsWith(".exp")).ToList();
+        double expBits = exp.Sum(s => s.Order0EntropyBits);
+        double expOrder1Bits = exp.Sum(s => s.Order1EntropyBits);
+        double expCoded = exp.Sum(s => s.EncodedBytes * 8.0);
         double bound = stats.Streams.Sum(s => s.Order0EntropyBits);
         string dtype = seg.DType == DType.Packed && GgmlTypes.TryGet(seg.GgmlType, out var ggml) ? ggml.Name
             : seg.DType == DType.Packed ? $"ggml type {seg.GgmlType}" : seg.DType.ToString();
         return new TensorReportRow(seg.Name, dtype, seg.Shape, values, seg.Length, encodedBytes,
-            perValue(expBits), perValue(expOrder1Bits), perValue(bound), perValue(encodedBytes * 8.0));
+            perValue(expBits), perValue(expOrder1Bits), perValue(bound), perValue(encodedBytes * 8.0), perValue(expCoded));
     }
 }

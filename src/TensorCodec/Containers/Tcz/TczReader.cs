@@ -82,15 +82,16 @@ public sealed class TczReader : IDisposable
     public byte[] ReadTensor(string name)
     {
         var seg = FindTensor(name);
-        if (seg.Length > Array.MaxLength) throw new NotSupportedException($"{seg.Label} is larger than a .NET array; use ReadSegment with a stream");
+        if (seg.Length > Array.MaxLength) throw new NotSupportedException($"{seg.Label} is larger than a .NET array; use ReadTensor(name, stream)");
         var result = new byte[seg.Length];
         int pos = 0;
+        using var decoder = new ChunkDecoder();
         var encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(Index.NominalChunkSize));
         try
         {
             for (int c = 0; c < seg.Chunks.Count; c++)
             {
-                DecodeChunk(seg, c, encoded, result.AsSpan(pos, seg.Chunks[c].RawLength));
+                DecodeChunk(seg, c, decoder, encoded, result.AsSpan(pos, seg.Chunks[c].RawLength));
                 pos += seg.Chunks[c].RawLength;
             }
         }
@@ -98,23 +99,49 @@ public sealed class TczReader : IDisposable
         return result;
     }
 
-    /// <summary>Reads, checks and decodes one chunk into <paramref name="raw"/> (exactly its raw length).</summary>
-    public void DecodeChunk(TczSegment seg, int chunkIndex, Span<byte> encodedScratch, Span<byte> raw)
+    /// <summary>Decodes one tensor's raw bytes into <paramref name="destination"/>, a chunk at a time (any size of tensor).</summary>
+    public void ReadTensor(string name, Stream destination)
+    {
+        var seg = FindTensor(name);
+        using var decoder = new ChunkDecoder();
+        var encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(Index.NominalChunkSize));
+        var raw = ArrayPool<byte>.Shared.Rent(Index.NominalChunkSize);
+        try
+        {
+            for (int c = 0; c < seg.Chunks.Count; c++)
+            {
+                var span = raw.AsSpan(0, seg.Chunks[c].RawLength);
+                DecodeChunk(seg, c, decoder, encoded, span);
+                destination.Write(span);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(encoded);
+            ArrayPool<byte>.Shared.Return(raw);
+        }
+    }
+
+    /// <summary>Reads, checks and decodes one chunk into <paramref name="raw"/> (exactly its raw length) with the
+    /// caller's <paramref name="decoder"/>; <paramref name="encodedScratch"/> holds the chunk's encoded bytes.</summary>
+    public void DecodeChunk(TczSegment seg, int chunkIndex, ChunkDecoder decoder, Span<byte> encodedScratch, Span<byte> raw)
     {
         var c = seg.Chunks[chunkIndex];
         var enc = encodedScratch[..c.EncodedLength];
         ReadExactly(_handle, enc, c.FileOffset, Path);
-        CheckAndDecode(seg, chunkIndex, enc, raw);
+        CheckAndDecode(seg, chunkIndex, decoder, enc, raw);
     }
 
-    void CheckAndDecode(TczSegment seg, int chunkIndex, ReadOnlySpan<byte> enc, Span<byte> raw)
+    void CheckAndDecode(TczSegment seg, int chunkIndex, ChunkDecoder decoder, ReadOnlySpan<byte> enc, Span<byte> raw)
     {
         var c = seg.Chunks[chunkIndex];
         // The encoded hash is checked first: it catches every flipped bit before the decoder sees it.
         if (TczHash.Of(enc) != c.EncodedHash)
             throw ChunkError(seg, chunkIndex, "checksum mismatch in the compressed data");
-        var status = ChunkCodec.Decode(enc, raw, seg.DType);
-        if (status != System.Buffers.OperationStatus.Done)
+        var status = decoder.Decode(enc, raw, out int written);
+        if (status == OperationStatus.Done && written != raw.Length)
+            throw ChunkError(seg, chunkIndex, $"chunk decodes to {written} bytes, the index says {raw.Length}");
+        if (status != OperationStatus.Done)
             throw ChunkError(seg, chunkIndex, $"chunk does not decode ({status})");
         if (TczHash.Of(raw) != c.RawHash)
             throw ChunkError(seg, chunkIndex, "decoded bytes fail their checksum");
@@ -139,25 +166,23 @@ public sealed class TczReader : IDisposable
         var fileHash = new XxHash3();
         long done = 0;
         ChunkPipeline.Run(work.Count, threads,
-            createSlot: () =>
-            {
-                // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
-                return (GC.AllocateUninitializedArray<byte>(ChunkCodec.MaxEncodedLength(chunkCap)), GC.AllocateUninitializedArray<byte>(chunkCap));
-            },
+            // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
+            createSlot: () => (Encoded: GC.AllocateUninitializedArray<byte>(ChunkCodec.MaxEncodedLength(chunkCap)), Raw: GC.AllocateUninitializedArray<byte>(chunkCap)),
+            createWorker: () => new ChunkDecoder(),
             read: (i, slot) =>
             {
                 var (s, c) = work[i];
-                ReadExactly(_handle, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
+                ReadExactly(_handle, slot.Encoded.AsSpan(0, s.Chunks[c].EncodedLength), s.Chunks[c].FileOffset, Path);
             },
-            code: (i, slot) =>
+            code: (i, slot, decoder) =>
             {
                 var (s, c) = work[i];
-                CheckAndDecode(s, c, slot.Item1.AsSpan(0, s.Chunks[c].EncodedLength), slot.Item2.AsSpan(0, s.Chunks[c].RawLength));
+                CheckAndDecode(s, c, decoder, slot.Encoded.AsSpan(0, s.Chunks[c].EncodedLength), slot.Raw.AsSpan(0, s.Chunks[c].RawLength));
             },
             write: (i, slot) =>
             {
                 var (s, c) = work[i];
-                var span = slot.Item2.AsSpan(0, s.Chunks[c].RawLength);
+                var span = slot.Raw.AsSpan(0, s.Chunks[c].RawLength);
                 fileHash.Append(span);
                 output?.Write(span);
                 done += span.Length;

@@ -12,6 +12,7 @@ public sealed class TczCompressOptions
     /// <summary>Worker threads for chunk coding. Memory grows by about two chunks per thread.</summary>
     public int Threads { get; init; } = 1;
     public int ChunkSize { get; init; } = TczConstants.DefaultChunkSize;
+    /// <summary>Settings of the chunk encoders (one per worker).</summary>
     public ChunkCodecOptions Codec { get; init; } = ChunkCodecOptions.Default;
     /// <summary>Reports the number of original bytes processed so far.</summary>
     public IProgress<long>? Progress { get; init; }
@@ -67,15 +68,7 @@ public static class TczWriter
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
         int threads = Math.Clamp(options.Threads, 1, 256);
-        var index = new TczIndex
-        {
-            SourceFormat = layout.Format,
-            OriginalLength = layout.FileLength,
-            OriginalHash = 0,
-            NominalChunkSize = options.ChunkSize,
-        };
-        foreach (var seg in PlanSegments(layout, path)) index.Segments.Add(seg);
-
+        var segments = PlanSegments(layout, path).ToList();
         var header = new byte[TczConstants.HeaderSize];
         TczConstants.Magic.CopyTo(header);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
@@ -85,25 +78,23 @@ public static class TczWriter
 
         // Flatten into a work list so batches can span segment boundaries.
         var work = new List<(int Segment, long Offset, int Length)>();
-        for (int s = 0; s < index.Segments.Count; s++)
+        for (int s = 0; s < segments.Count; s++)
         {
-            var seg = index.Segments[s];
+            var seg = segments[s];
             int elem = Math.Max(1, seg.DType.ElementSize());
             int step = Math.Max(elem, options.ChunkSize / elem * elem);
             for (long o = 0; o < seg.Length; o += step)
                 work.Add((s, seg.OriginalOffset + o, (int)Math.Min(step, seg.Length - o)));
         }
 
-        var stats = index.Segments.Select(_ => new ChunkStats()).ToArray();
+        var stats = segments.Select(_ => new ChunkStats()).ToArray();
         var fileHash = new XxHash3();
         int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
         long written = TczConstants.HeaderSize, done = 0;
         ChunkPipeline.Run(work.Count, threads,
-            createSlot: () =>
-            {
-                // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
-                return new Slot(GC.AllocateUninitializedArray<byte>(options.ChunkSize), GC.AllocateUninitializedArray<byte>(encCap));
-            },
+            // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
+            createSlot: () => new Slot(GC.AllocateUninitializedArray<byte>(options.ChunkSize), GC.AllocateUninitializedArray<byte>(encCap)),
+            createWorker: () => new ChunkEncoder(options.Codec),
             // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
             read: (i, slot) =>
             {
@@ -111,12 +102,13 @@ public static class TczWriter
                 TczReader.ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
                 fileHash.Append(slot.Raw.AsSpan(0, len));
             },
-            code: (i, slot) =>
+            code: (i, slot, encoder) =>
             {
                 var (s, _, len) = work[i];
-                var seg = index.Segments[s];
                 slot.Stats = options.CollectStatistics ? new ChunkStats() : null;
-                slot.EncodedLength = ChunkCodec.Encode(slot.Raw.AsSpan(0, len), seg.DType, seg.RowLength, slot.Encoded, options.Codec, slot.Stats);
+                // The slot holds MaxEncodedLength bytes, which always suffices.
+                if (encoder.Encode(slot.Raw.AsSpan(0, len), segments[s].DType, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
+                    throw new InvalidOperationException("chunk encoder exceeded its own size bound");
                 slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
                 slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
             },
@@ -124,7 +116,7 @@ public static class TczWriter
             {
                 var (s, off, len) = work[i];
                 output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
-                index.Segments[s].Chunks.Add(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
+                segments[s].AddChunk(new TczChunk(len, slot.EncodedLength, slot.EncodedHash, slot.RawHash)
                 { FileOffset = written, OriginalOffset = off });
                 if (slot.Stats is not null) stats[s].Add(slot.Stats);
                 written += slot.EncodedLength;
@@ -133,7 +125,8 @@ public static class TczWriter
             },
             options.Cancellation);
 
-        index.OriginalHash = fileHash.GetCurrentHashAsUInt64();
+        // The index is built once the whole-file hash is known: it is immutable from here on.
+        var index = new TczIndex(layout.Format, layout.FileLength, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments);
         var indexBytes = index.Serialize();
         output.Write(indexBytes);
         var trailer = new byte[TczConstants.TrailerSize];
@@ -151,7 +144,7 @@ public static class TczWriter
             Format = layout.Format,
             OriginalBytes = layout.FileLength,
             CompressedBytes = written + indexBytes.Length + TczConstants.TrailerSize,
-            Segments = index.Segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
+            Segments = segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
             Total = total,
         };
     }

@@ -1,0 +1,15 @@
+namespace TensorCodec.Coders;
+
+/// <summary>Settings of a <see cref="ChunkEncoder"/>. Decoding needs none: every chunk describes itself.</summary>
+public sealed class ChunkCodecOptions
+{
+    /// <summary>zstd level for data without float structure (U8, Packed, Unknown, and as the integer alternative).</summary>
+    public int ZstdLevel { get; init; } = 3;
+    /// <summary>
+    /// Also measure each stream's order-1 entropy (previous symbol as context) in the statistics.
+    /// Off by default: the 64K-entry pair histogram costs about as much as coding the chunk.
+    /// </summary>
+    public bool MeasureOrder1 { get; init; } = false;
+    /// <summary>The defaults: zstd level 3, no order-1 measurement.</summary>
+    public static ChunkCodecOptions Default { get; } = new();
+}
