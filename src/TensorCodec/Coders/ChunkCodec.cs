@@ -35,23 +35,4 @@ public static class ChunkCodec
         using var decoder = new ChunkDecoder();
         return decoder.Decode(source, destination, out bytesWritten);
     }
-
-    // The two shapes below are the old static API, kept only so Engine/KvContext compiles until it holds
-    // its own ChunkEncoder/ChunkDecoder; they go once it does.
-
-    /// <summary>Old shape: rowLength is ignored, and a destination too small throws.</summary>
-    internal static int Encode(ReadOnlySpan<byte> raw, DType dtype, long rowLength, Span<byte> destination,
-        ChunkCodecOptions? options = null, ChunkStats? stats = null)
-    {
-        if (Encode(raw, dtype, destination, out int written, options, stats) != OperationStatus.Done)
-            throw new ArgumentException("destination is smaller than the encoded chunk", nameof(destination));
-        return written;
-    }
-
-    /// <summary>Old shape: the dtype is ignored, and the chunk must fill <paramref name="raw"/> exactly.</summary>
-    internal static OperationStatus Decode(ReadOnlySpan<byte> encoded, Span<byte> raw, DType dtype)
-    {
-        var st = Decode(encoded, raw, out int written);
-        return st == OperationStatus.Done && written != raw.Length ? OperationStatus.DestinationTooSmall : st;
-    }
 }

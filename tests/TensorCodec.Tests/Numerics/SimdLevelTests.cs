@@ -95,12 +95,19 @@ public class SimdLevelTests(ITestOutputHelper output)
                 var raw = TestData.Make(t, 100_003, mode, (int)t * 13 + mode);
                 var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
                 byte[] expected;
-                using (Simd.Force(SimdLevel.Scalar)) expected = dst.AsSpan(0, ChunkCodec.Encode(raw, t, 0, dst, null, null)).ToArray();
+                int encodedLength;
+                using (Simd.Force(SimdLevel.Scalar))
+                {
+                    Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, t, dst, out encodedLength));
+                    expected = dst.AsSpan(0, encodedLength).ToArray();
+                }
                 using var _ = SimdLevels.Force(level);
-                var actual = dst.AsSpan(0, ChunkCodec.Encode(raw, t, 0, dst, null, null)).ToArray();
+                Assert.Equal(OperationStatus.Done, ChunkCodec.Encode(raw, t, dst, out encodedLength));
+                var actual = dst.AsSpan(0, encodedLength).ToArray();
                 Assert.True(expected.AsSpan().SequenceEqual(actual), $"{t} mode {mode}: encoding differs at {level}");
                 var back = new byte[raw.Length];
-                Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(expected, back, t));
+                Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(expected, back, out int decoded));
+                Assert.Equal(raw.Length, decoded);
                 Assert.True(raw.AsSpan().SequenceEqual(back), $"{t} mode {mode}: decode differs at {level}");
             }
         var skewed = new byte[200_000];

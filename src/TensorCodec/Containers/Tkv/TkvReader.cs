@@ -1,3 +1,4 @@
+using TensorCodec.Coders;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
@@ -86,6 +87,7 @@ internal sealed class TkvReader
         var hd = Header;
         var keys = new float[hd.Layers][];
         var values = new float[hd.Layers][];
+        using var decoder = new ChunkDecoder();
         for (int l = 0; l < hd.Layers; l++)
             for (int k = 0; k < 2; k++)
             {
@@ -97,7 +99,7 @@ internal sealed class TkvReader
                 var payload = Take(len, field);
                 if (XxHash3.HashToUInt64(payload) != hash)
                     throw Error(sectionAt, field, $"checksum mismatch over the section's {len} bytes: the file is corrupted");
-                var x = TkvSection.Decode(payload, hd.Positions, hd.KvDim, hd.Codec, k == 0 ? hd.Codec.KeyBits[l] : hd.Codec.ValueBits[l],
+                var x = TkvSection.Decode(decoder, payload, hd.Positions, hd.KvDim, hd.Codec, k == 0 ? hd.Codec.KeyBits[l] : hd.Codec.ValueBits[l],
                     message => Error(sectionAt, field, message));
                 if (k == 0) keys[l] = x; else values[l] = x;
             }

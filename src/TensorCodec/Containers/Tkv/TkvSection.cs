@@ -14,7 +14,7 @@ namespace TensorCodec.Containers.Tkv;
 /// </summary>
 internal static class TkvSection
 {
-    public static byte[] Encode(ReadOnlySpan<float> x, int positions, int kvDim, KvCodecSpec codec, int bits)
+    public static byte[] Encode(ChunkEncoder encoder, ReadOnlySpan<float> x, int positions, int kvDim, KvCodecSpec codec, int bits)
     {
         int n = positions * kvDim;
         x = x[..n];
@@ -66,12 +66,14 @@ internal static class TkvSection
         }
         var dst = new byte[prefix.Length + ChunkCodec.MaxEncodedLength(raw.Length)];
         prefix.CopyTo(dst, 0);
-        int len = ChunkCodec.Encode(raw, dtype, kvDim, dst.AsSpan(prefix.Length));
+        // MaxEncodedLength bounds every chunk, so the destination cannot be too small.
+        if (encoder.Encode(raw, dtype, dst.AsSpan(prefix.Length), out int len) != OperationStatus.Done)
+            throw new InvalidOperationException("chunk encoder overran MaxEncodedLength");
         return dst.AsSpan(0, prefix.Length + len).ToArray();
     }
 
     /// <summary>Decodes a payload; <paramref name="error"/> makes the exception for a damaged one.</summary>
-    public static float[] Decode(ReadOnlySpan<byte> payload, int positions, int kvDim, KvCodecSpec codec, int bits, Func<string, TensorFormatException> error)
+    public static float[] Decode(ChunkDecoder decoder, ReadOnlySpan<byte> payload, int positions, int kvDim, KvCodecSpec codec, int bits, Func<string, TensorFormatException> error)
     {
         int n = positions * kvDim;
         var x = new float[n];
@@ -79,11 +81,11 @@ internal static class TkvSection
         switch (codec.Kind)
         {
             case KvCodecKind.F32:
-                st = ChunkCodec.Decode(payload, MemoryMarshal.AsBytes(x.AsSpan()), DType.F32);
+                st = DecodeExactly(decoder, payload, MemoryMarshal.AsBytes(x.AsSpan()));
                 break;
             case KvCodecKind.F16:
                 var h = new Half[n];
-                st = ChunkCodec.Decode(payload, MemoryMarshal.AsBytes(h.AsSpan()), DType.F16);
+                st = DecodeExactly(decoder, payload, MemoryMarshal.AsBytes(h.AsSpan()));
                 TensorPrimitives.ConvertToSingle(h, x);
                 break;
             default:
@@ -92,7 +94,7 @@ internal static class TkvSection
                 var scale = MemoryMarshal.Cast<byte, Half>(payload.Slice(2 * kvDim, 2 * kvDim));
                 var center = payload.Slice(4 * kvDim, kvDim);
                 var codes = new byte[n];
-                st = ChunkCodec.Decode(payload[(5 * kvDim)..], codes, DType.I8);
+                st = DecodeExactly(decoder, payload[(5 * kvDim)..], codes);
                 if (st != OperationStatus.Done) break;
                 if (codec.Delta == KvDelta.None)
                     for (int i = 0; i < n; i++) codes[i] += center[i % kvDim];
@@ -110,6 +112,13 @@ internal static class TkvSection
         }
         if (st != OperationStatus.Done) throw error($"does not decode ({st})");
         return x;
+    }
+
+    /// <summary>Decodes a chunk that must fill <paramref name="destination"/> exactly (a section's size is fixed by its header).</summary>
+    static OperationStatus DecodeExactly(ChunkDecoder decoder, ReadOnlySpan<byte> source, Span<byte> destination)
+    {
+        var st = decoder.Decode(source, destination, out int written);
+        return st == OperationStatus.Done && written != destination.Length ? OperationStatus.NeedMoreData : st;
     }
 
     /// <summary>Differences modulo 256 between code rows: invertible for any bit depth ≤ 8.</summary>

@@ -1,3 +1,4 @@
+using TensorCodec.Coders;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
@@ -45,10 +46,11 @@ internal static class TkvWriter
         Emit(head);
         long keyBytes = 0, valueBytes = 0;
         Span<byte> sh = stackalloc byte[12];
+        using var encoder = new ChunkEncoder();
         for (int l = 0; l < layers; l++)
             for (int kind = 0; kind < 2; kind++)
             {
-                byte[] payload = TkvSection.Encode(kind == 0 ? keys[l] : values[l], header.Positions, header.KvDim, codec, kind == 0 ? codec.KeyBits[l] : codec.ValueBits[l]);
+                byte[] payload = TkvSection.Encode(encoder, kind == 0 ? keys[l] : values[l], header.Positions, header.KvDim, codec, kind == 0 ? codec.KeyBits[l] : codec.ValueBits[l]);
                 BinaryPrimitives.WriteInt32LittleEndian(sh, payload.Length);
                 BinaryPrimitives.WriteUInt64LittleEndian(sh[4..], XxHash3.HashToUInt64(payload));
                 Emit(sh);
