@@ -23,7 +23,8 @@ internal sealed record KvGeometry(int Layers, int KvHeads, int HeadDim, int Capa
 
 /// <summary>
 /// Keys and values of past positions, per layer and KV head. Attention talks to the cache only
-/// through <see cref="Scores"/> and <see cref="AccumulateValues"/>, so a quantized cache can keep
+/// through <see cref="Scores(int, int, ReadOnlySpan{float}, int, Span{float})"/> and
+/// <see cref="AccumulateValues(int, int, ReadOnlySpan{float}, int, Span{float})"/> (and their batched overloads), so a quantized cache can keep
 /// its packed form and fuse the decode into those two loops.
 /// </summary>
 internal interface IKvCache

@@ -14,17 +14,25 @@ namespace TensorCodec.Engine;
 /// </summary>
 public sealed class KvContext
 {
+    /// <summary>Transformer layers of the model the context belongs to.</summary>
     public int Layers { get; }
+    /// <summary>Key/value heads per layer.</summary>
     public int KvHeads { get; }
+    /// <summary>Channels per head.</summary>
     public int HeadDim { get; }
+    /// <summary>Vocabulary size of the model.</summary>
     public int Vocab { get; }
+    /// <summary>The whole prompt, including the last token, which is not cached (see <see cref="Restore"/>).</summary>
     public int[] Tokens { get; }
     /// <summary>16-byte identity of the model (<see cref="ModelIdentity"/>).</summary>
     public byte[] ModelId { get; }
-    /// <summary>Per layer, [position][kvDim].</summary>
+    /// <summary>Per layer, [position][kvDim], RoPE applied.</summary>
     public float[][] Keys { get; }
+    /// <summary>Per layer, [position][kvDim].</summary>
     public float[][] Values { get; }
+    /// <summary>Cached positions: all tokens but the last.</summary>
     public int Positions => Tokens.Length - 1;
+    /// <summary>Channels of one position's keys (or values): <see cref="KvHeads"/> × <see cref="HeadDim"/>.</summary>
     public int KvDim => KvHeads * HeadDim;
     /// <summary>The codec this context was read with (F32 for a captured one).</summary>
     public string Codec { get; private init; } = "f32";
@@ -120,7 +128,7 @@ public sealed class KvContext
         return MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
     }
 
-    /// <summary>Reads a <c>.tkv</c> file held in memory (see <see cref="Read(Stream, string, LlamaModel?, byte[]?)"/>).</summary>
+    /// <summary>Reads a <c>.tkv</c> file held in memory (see <see cref="Read(Stream, string, LlamaModel, byte[])"/>).</summary>
     public static KvContext Read(byte[] file, string source, LlamaModel? model = null, byte[]? modelId = null) =>
         Read(new MemoryStream(file, writable: false), source, model, modelId);
 

@@ -4,15 +4,37 @@ using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
-public enum KvKind : byte { F32, F16, Q8_0, Kivi }
+/// <summary>The family of a KV cache type (<see cref="KvSpec.Kind"/>).</summary>
+public enum KvKind : byte
+{
+    /// <summary>Keys and values in F32, the engine's precision (<c>f32</c>).</summary>
+    F32,
+    /// <summary>Keys and values rounded to F16 (<c>f16</c>).</summary>
+    F16,
+    /// <summary>llama.cpp q8_0 per position: blocks of 32 channels, int8 codes plus an F16 scale (<c>q8_0</c>).</summary>
+    Q8_0,
+    /// <summary>KIVI-style asymmetric low-bit codes with an exact residual (<c>kivi2</c>, <c>kivi4</c>, <c>kvmix</c>, <c>kivi:…</c>).</summary>
+    Kivi,
+}
 
 /// <summary>
 /// A KV-cache type as named on the command line (<c>--kv</c>): <c>f32</c>, <c>f16</c>, <c>q8_0</c>,
 /// <c>kivi2</c>, <c>kivi4</c>, <c>kvmix</c> (K4/V2), each KIVI-style name optionally followed by
-/// <c>:k=B,v=B,g=G,r=R</c>. Creates the cache and knows its exact size for a context length.
+/// <c>:k=B,v=B,g=G,r=R,s=S,p=0|1,c=0|1</c>. Creates the cache and knows its exact size for a context length.
+/// The parameters after <paramref name="Kind"/> apply to <see cref="KvKind.Kivi"/> only (docs/KV.md).
 /// </summary>
+/// <param name="Kind">The cache family.</param>
+/// <param name="KeyBits">KIVI key bits: 1, 2, 3, 4 or 8.</param>
+/// <param name="ValueBits">KIVI value bits: 1, 2, 3, 4 or 8.</param>
+/// <param name="Group">KIVI group size G, a positive multiple of 8: keys share a range per channel over G positions,
+/// values per position over min(G, head size) channels.</param>
+/// <param name="Residual">KIVI residual R ≥ 0: at least the newest R positions (at most R+G−1) stay exact F32.</param>
+/// <param name="Sink">Attention-sink positions S ≥ 0 at the start that stay exact (not in KIVI).</param>
+/// <param name="PreRope">Quantize keys before RoPE (from KVQuant); scores re-rotate them.</param>
+/// <param name="Clip">Choose each group's range by least squared error over trimmed ends (experimental).</param>
 public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int Group = 32, int Residual = 32, int Sink = 0, bool PreRope = false, bool Clip = false)
 {
+    /// <summary>The default cache: F32 keys and values.</summary>
     public static KvSpec F32 { get; } = new(KvKind.F32);
 
     /// <summary>Canonical name, parseable back by <see cref="Parse"/>.</summary>
@@ -24,8 +46,13 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         _ => string.Create(CultureInfo.InvariantCulture, $"kivi:k={KeyBits},v={ValueBits},g={Group},r={Residual}{(Sink > 0 ? $",s={Sink}" : "")}{(PreRope ? ",p=1" : "")}{(Clip ? ",c=1" : "")}"),
     };
 
+    /// <summary>The canonical <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 
+    /// <summary>Parses a <c>--kv</c> name: <c>f32</c>, <c>f16</c>, <c>q8_0</c> (or <c>q8</c>), <c>kivi2</c>, <c>kivi3</c>,
+    /// <c>kivi4</c>, <c>kivi8</c>, <c>kvmix</c> or <c>kivi</c> (K2/V2), the KIVI ones optionally with <c>:k=…,v=…,g=…,r=…,s=…,p=…,c=…</c>.</summary>
+    /// <exception cref="ArgumentException">Unknown name or parameter, a non-numeric value, parameters on a non-KIVI type,
+    /// or a value out of range (bits not 1/2/3/4/8, g not a positive multiple of 8, negative r or s).</exception>
     public static KvSpec Parse(string text)
     {
         var (name, options) = SpecText.Split(text, "KV cache");
@@ -117,5 +144,6 @@ public sealed record KvSpec(KvKind Kind, int KeyBits = 0, int ValueBits = 0, int
         }
     }
 
+    /// <summary><see cref="BytesFor(int, int, int, int)"/> for the KV shape of model <paramref name="c"/>.</summary>
     public long BytesFor(ModelConfig c, int tokens) => BytesFor(c.Layers, c.KvHeads, c.HeadDim, tokens);
 }

@@ -41,12 +41,14 @@ public sealed class LlamaModel : IDisposable
 {
     readonly MappedFile? _file;
 
+    /// <summary>The model's hyperparameters, validated on load.</summary>
     public ModelConfig Config { get; }
     internal IWeightMatrix Embedding { get; }
     internal IReadOnlyList<LlamaLayer> Layers { get; }
-    public float[] FinalNorm { get; }
+    internal float[] FinalNorm { get; }
     /// <summary>The classifier; the same object as <see cref="Embedding"/> when tied.</summary>
     internal IWeightMatrix Output { get; }
+    /// <summary>The path the model was loaded from (<c>&lt;memory&gt;</c> for one built in memory).</summary>
     public string Source { get; }
 
     internal LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
@@ -61,8 +63,11 @@ public sealed class LlamaModel : IDisposable
     public long WeightBytes => Embedding.ByteSize + (ReferenceEquals(Output, Embedding) ? 0 : Output.ByteSize)
         + Layers.Sum(l => l.Wq.ByteSize + l.Wk.ByteSize + l.Wv.ByteSize + l.Wo.ByteSize + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize);
 
+    /// <summary>A new sequence over this model with its own KV cache and scratch; dispose it when done.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A capacity of zero or less.</exception>
     public LlamaSession CreateSession(LlamaSessionOptions? options = null) => new(this, options ?? new LlamaSessionOptions());
 
+    /// <summary>Unmaps the model file. Sessions of this model must not be used afterwards.</summary>
     public void Dispose() => _file?.Dispose();
 
     /// <summary>Opens a llama2.c checkpoint or HF safetensors model (format detected from the content).</summary>

@@ -4,6 +4,7 @@ using TensorCodec.Models;
 
 namespace TensorCodec.Engine;
 
+/// <summary>How to create a <see cref="LlamaSession"/> (<see cref="LlamaModel.CreateSession"/>).</summary>
 public sealed record LlamaSessionOptions
 {
     /// <summary>Worker threads for matrix products and attention (1 = run on the caller only).</summary>
@@ -35,9 +36,11 @@ public sealed unsafe class LlamaSession : IDisposable
     readonly AttentionJob _attention;
 
     internal IKvCache Cache { get; }
+    /// <summary>Most positions the session holds; feeding past it throws <see cref="InvalidOperationException"/>.</summary>
     public int Capacity { get; }
     /// <summary>Number of positions already in the cache (the next token's position).</summary>
     public int Position { get; private set; }
+    /// <summary>The model's hyperparameters.</summary>
     public ModelConfig Config => _c;
 
     internal LlamaSession(LlamaModel model, LlamaSessionOptions o)
@@ -71,7 +74,7 @@ public sealed unsafe class LlamaSession : IDisposable
     /// Declares that the caller has filled the cache with positions 0…count−1 itself (a restored
     /// context, see <see cref="KvContext"/>), so the next token goes to position count.
     /// </summary>
-    public void AdoptCachedPositions(int count)
+    internal void AdoptCachedPositions(int count)
     {
         if ((uint)count > (uint)Capacity) throw new ArgumentOutOfRangeException(nameof(count), $"{count} positions exceed the session capacity {Capacity}");
         Position = count;
@@ -308,5 +311,6 @@ public sealed unsafe class LlamaSession : IDisposable
         }
     }
 
+    /// <summary>Stops the session's worker threads.</summary>
     public void Dispose() => _pool.Dispose();
 }

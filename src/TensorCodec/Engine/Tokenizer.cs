@@ -20,8 +20,11 @@ public sealed class Tokenizer
     readonly int[] _tokenByte;                         // token → byte it stands for, or -1
     readonly int _space;
 
+    /// <summary>Number of tokens in the vocabulary.</summary>
     public int VocabSize => _pieces.Length;
+    /// <summary>Id of the beginning-of-sequence token.</summary>
     public int BosId { get; }
+    /// <summary>Id of the end-of-sequence token.</summary>
     public int EosId { get; }
 
     /// <summary>An encoder over <paramref name="vocabulary"/>.</summary>
@@ -75,8 +78,8 @@ public sealed class Tokenizer
     /// <summary>A llama2.c tokenizer.bin, or the vocabulary inside a GGUF model.</summary>
     public static Tokenizer Load(string path) => new(Vocabulary.Read(path));
 
-    public ReadOnlySpan<byte> Piece(int id) => _pieces[id];
-    public float Score(int id) => _scores[id];
+    internal ReadOnlySpan<byte> Piece(int id) => _pieces[id];
+    internal float Score(int id) => _scores[id];
 
     /// <summary>Encodes <paramref name="text"/>, optionally with BOS/EOS, appending ids to <paramref name="output"/>.</summary>
     public void Encode(ReadOnlySpan<char> text, List<int> output, bool bos = false, bool eos = false)
@@ -105,6 +108,7 @@ public sealed class Tokenizer
         if (eos) output.Add(EosId);
     }
 
+    /// <summary>Encodes <paramref name="text"/>, optionally with BOS/EOS, and returns the ids.</summary>
     public int[] Encode(string text, bool bos = false, bool eos = false)
     {
         var list = new List<int>();

@@ -4,10 +4,20 @@ using TensorCodec.Engine;
 
 namespace TensorCodec.Eval;
 
+/// <summary>What <see cref="GenerationBenchmark.Run"/> measured: median times of greedy generation.</summary>
+/// <param name="PromptTokens">Tokens of the prompt (BOS alone when none was given).</param>
+/// <param name="GeneratedTokens">Forward passes timed: one less than the length of <c>Tokens</c>, since the first
+/// generated token comes from the prompt's logits.</param>
+/// <param name="Threads">Worker threads of the session.</param>
+/// <param name="PromptSeconds">Median wall-clock seconds to prefill the prompt.</param>
+/// <param name="GenerateSeconds">Median wall-clock seconds of the generation passes.</param>
+/// <param name="GenerateCpuSeconds">Median process CPU seconds (all threads) of the generation passes.</param>
+/// <param name="Tokens">The greedily generated ids of the last timed run.</param>
 public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int Threads, double PromptSeconds, double GenerateSeconds, double GenerateCpuSeconds, int[] Tokens)
 {
     /// <summary>Generated tokens per second of process CPU time: steadier than wall time on a shared machine.</summary>
     public double TokensPerCpuSecond => GeneratedTokens / Math.Max(1e-12, GenerateCpuSeconds);
+    /// <summary>Prompt tokens per second of prefill wall time.</summary>
     public double PromptTokensPerSecond => PromptTokens / Math.Max(1e-12, PromptSeconds);
     /// <summary>Generated tokens per second, excluding the prompt (llama2.c's run.c counts the same way).</summary>
     public double TokensPerSecond => GeneratedTokens / Math.Max(1e-12, GenerateSeconds);
@@ -22,8 +32,14 @@ public sealed record GenerationTiming(int PromptTokens, int GeneratedTokens, int
 /// <summary>Times greedy generation: the median of several runs, after a three-second warm-up (JIT tiers, page faults).</summary>
 public static class GenerationBenchmark
 {
+    /// <summary>Generates <paramref name="tokens"/> greedy tokens after <paramref name="prompt"/>, <paramref name="runs"/> times.</summary>
+    /// <param name="model">The model to run.</param>
+    /// <param name="prompt">Prompt ids; empty means BOS alone.</param>
+    /// <param name="tokens">Tokens to generate, capped at the positions left after the prompt.</param>
+    /// <param name="threads">Worker threads of the session.</param>
     /// <param name="runs">Timed runs; the result holds the median of each time and the min/max rate.</param>
     /// <param name="kv">KV cache type; null for the default F32 cache.</param>
+    /// <exception cref="ArgumentException">The prompt leaves no position to generate into.</exception>
     public static GenerationTiming Run(LlamaModel model, ReadOnlySpan<int> prompt, int tokens, int threads = 1, int runs = 10, KvSpec? kv = null)
     {
         if (prompt.IsEmpty) prompt = new[] { model.Config.BosId };

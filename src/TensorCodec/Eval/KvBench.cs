@@ -5,7 +5,24 @@ using ZstdSharp;
 
 namespace TensorCodec.Eval;
 
-/// <summary>One codec's row of <see cref="KvBench"/>.</summary>
+/// <summary>One codec's row of <see cref="KvBench"/>. Sizes are per cached position; KL is in nats.</summary>
+/// <param name="Codec">The codec's canonical name (<see cref="KvCodecSpec.Name"/>).</param>
+/// <param name="Lossless">Whether the codec is lossless.</param>
+/// <param name="Windows">Windows measured.</param>
+/// <param name="PositionsPerWindow">Cached positions saved per window (the prompt less its last token).</param>
+/// <param name="BytesPerToken">Mean <c>.tkv</c> file bytes per cached position.</param>
+/// <param name="F16BytesPerToken">Bytes per cached position of the raw F16 dump of keys and values.</param>
+/// <param name="ZstdBytesPerToken">Bytes per cached position of that dump compressed by zstd level 19.</param>
+/// <param name="RatioVsF16">F16 dump bytes / <c>.tkv</c> bytes.</param>
+/// <param name="RatioVsZstd">zstd-19 bytes / <c>.tkv</c> bytes.</param>
+/// <param name="KlMean">Mean KL(reference ‖ restored) over all continuation rows.</param>
+/// <param name="KlMax">Largest KL of any row.</param>
+/// <param name="Top1Percent">Rows whose arg-max token matches the reference, in %.</param>
+/// <param name="BitIdentical">Whether every logit of every row equals the reference's.</param>
+/// <param name="SaveMBps">F16-dump megabytes (10⁶ bytes) per second of writing the file.</param>
+/// <param name="LoadMBps">F16-dump megabytes per second of reading the file and restoring a session.</param>
+/// <param name="SaveMsPerContext">Milliseconds to write one window's context.</param>
+/// <param name="LoadMsPerContext">Milliseconds to read and restore one window's context.</param>
 public sealed record KvBenchRow(
     string Codec, bool Lossless, int Windows, int PositionsPerWindow, double BytesPerToken, double F16BytesPerToken, double ZstdBytesPerToken,
     double RatioVsF16, double RatioVsZstd, double KlMean, double KlMax, double Top1Percent, bool BitIdentical,
@@ -18,6 +35,17 @@ public sealed record KvBenchRow(
 /// </summary>
 public static class KvBench
 {
+    /// <summary>Runs every codec of <paramref name="codecs"/> over the same windows; one row per codec, in order.</summary>
+    /// <param name="model">The model whose contexts are saved.</param>
+    /// <param name="tokens">Token stream cut into consecutive windows of <paramref name="ctx"/>.</param>
+    /// <param name="ctx">Tokens per window, at most the model's maximum positions.</param>
+    /// <param name="prompt">Tokens saved per window, 2 … <paramref name="ctx"/> − 1; the rest of the window is scored.</param>
+    /// <param name="windows">Windows to measure, capped at how many fit in <paramref name="tokens"/>.</param>
+    /// <param name="codecs">The codecs to compare.</param>
+    /// <param name="threads">Worker threads of each session.</param>
+    /// <param name="ct">Checked between windows.</param>
+    /// <exception cref="ArgumentException"><paramref name="prompt"/> or <paramref name="ctx"/> out of range, or fewer tokens than one window.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="ct"/> was cancelled.</exception>
     public static IReadOnlyList<KvBenchRow> Run(LlamaModel model, ReadOnlySpan<int> tokens, int ctx, int prompt, int windows, IReadOnlyList<KvCodecSpec> codecs,
         int threads = 1, CancellationToken ct = default)
     {

@@ -6,6 +6,16 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Eval;
 
 /// <summary>What continuing from a restored context produced, and how it compares with a fresh prompt.</summary>
+/// <param name="Tokens">The continuation followed by the generated tokens.</param>
+/// <param name="Rows">Logit rows computed: the continuation's length plus max(1, generated).</param>
+/// <param name="RestoreSeconds">Seconds to restore the session from the context (not to read the file).</param>
+/// <param name="FreshSeconds">Seconds the fresh reference took to run the prompt less its last token; 0 when not compared.</param>
+/// <param name="Compared">Whether the fresh reference was run; the fields below are false or NaN otherwise.</param>
+/// <param name="BitIdentical">Every logit of every row equals the fresh run's.</param>
+/// <param name="SameTokens">The fresh run's arg-max agrees with every generated token.</param>
+/// <param name="KlMean">Mean KL(fresh ‖ restored) over the rows, in nats.</param>
+/// <param name="KlMax">Largest KL of any row, in nats.</param>
+/// <param name="Top1Percent">Rows whose arg-max token matches the fresh run's, in %.</param>
 public sealed record KvContinuationResult(
     int[] Tokens, int Rows, double RestoreSeconds, double FreshSeconds, bool Compared, bool BitIdentical, bool SameTokens,
     double KlMean, double KlMax, double Top1Percent);
@@ -18,6 +28,15 @@ public sealed record KvContinuationResult(
 /// </summary>
 public static class KvContinuation
 {
+    /// <summary>Restores <paramref name="ctx"/>, feeds its last token and <paramref name="continuation"/>, then generates greedily.</summary>
+    /// <param name="model">The model the context was saved from.</param>
+    /// <param name="ctx">The restored context.</param>
+    /// <param name="continuation">Tokens fed after the prompt, teacher-forced.</param>
+    /// <param name="generate">Greedy tokens to generate after the continuation, capped by the model's positions.</param>
+    /// <param name="compare">Also run the fresh reference and fill in the comparison fields.</param>
+    /// <param name="threads">Worker threads of each session.</param>
+    /// <exception cref="ArgumentException">Context plus continuation exceed the model's maximum positions.</exception>
+    /// <exception cref="InvalidDataException">The model's shape differs from the context's.</exception>
     public static KvContinuationResult Run(LlamaModel model, KvContext ctx, ReadOnlySpan<int> continuation, int generate, bool compare, int threads = 1)
     {
         int vocab = model.Config.VocabSize;
