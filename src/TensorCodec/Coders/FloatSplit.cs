@@ -6,7 +6,7 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Coders;
 
 /// <summary>How a chunk's elements are cut into byte streams (the id is stored in the chunk).</summary>
-public enum SplitTransform : byte
+internal enum SplitTransform : byte
 {
     /// <summary>One stream, the bytes as they are (1-byte types: I8, U8, Bool, F8*).</summary>
     Bytes = 0,
@@ -38,7 +38,7 @@ public enum SplitTransform : byte
 /// the redundancy. Streams are laid out back to back: stream k occupies [k·n, (k+1)·n).
 /// A trailing partial element is not part of any stream; the caller stores it verbatim.
 /// </summary>
-public static class FloatSplit
+internal static class FloatSplit
 {
     public static SplitTransform ForDType(DType dtype) => dtype switch
     {

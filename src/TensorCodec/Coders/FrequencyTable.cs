@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 namespace TensorCodec.Coders;
 
 /// <summary>Byte histograms and the entropy measures the chunk codec reports and uses to pick methods.</summary>
-public static class FrequencyTable
+internal static class FrequencyTable
 {
     /// <summary>Counts byte occurrences into <paramref name="histogram"/> (length ≥ 256, overwritten).</summary>
     [SkipLocalsInit]

@@ -10,7 +10,7 @@ namespace TensorCodec.Coders;
 /// the decode table at 2^11 entries (4 KiB, L1-resident). The symbols are cut into four
 /// contiguous quarters, each its own bit stream, so the quarters can be decoded independently.
 /// </summary>
-public static class HuffmanCoder
+internal static class HuffmanCoder
 {
     public const int MaxCodeLength = 11;
     const int TableSize = 1 << MaxCodeLength;

@@ -16,7 +16,7 @@ namespace TensorCodec.Coders;
 /// Sixteen states give the CPU independent dependency chains to overlap: two AVX2 vectors of eight
 /// (fewer states left both the scalar and the gather decoder latency-bound).
 /// </summary>
-public static class RansCoder
+internal static class RansCoder
 {
     public const int ScaleBits = 12;
     public const int Scale = 1 << ScaleBits;

@@ -6,11 +6,12 @@ namespace TensorCodec.Tests.Coders;
 public class FloatSplitTests
 {
     [Theory]
-    [InlineData(SplitTransform.Bytes)] [InlineData(SplitTransform.BF16)] [InlineData(SplitTransform.F16)]
-    [InlineData(SplitTransform.F32)] [InlineData(SplitTransform.Planes2)] [InlineData(SplitTransform.Planes4)] [InlineData(SplitTransform.Planes8)]
-    [InlineData(SplitTransform.ZigZag2)] [InlineData(SplitTransform.ZigZag4)] [InlineData(SplitTransform.ZigZag8)]
-    public void SplitMergeRoundTripsRandomBits(SplitTransform t)
+    [InlineData("Bytes")] [InlineData("BF16")] [InlineData("F16")]
+    [InlineData("F32")] [InlineData("Planes2")] [InlineData("Planes4")] [InlineData("Planes8")]
+    [InlineData("ZigZag2")] [InlineData("ZigZag4")] [InlineData("ZigZag8")]
+    public void SplitMergeRoundTripsRandomBits(string transform)
     {
+        var t = Enum.Parse<SplitTransform>(transform); // by name: the enum is internal, a public test's parameter cannot be
         var r = new Random((int)t);
         int e = FloatSplit.ElementSize(t);
         foreach (int n in new[] { 0, 1, 15, 16, 17, 33, 1000 })
