@@ -5,7 +5,7 @@ namespace TensorCodec.Containers.Tcz;
 /// <summary>
 /// Runs "read → code → write" over a sequence of chunks with bounded memory: the calling thread
 /// reads and writes in order while up to <c>threads</c> chunks are coded at once on the thread pool.
-/// Coding needs a codec context (<typeparamref name="TWorker"/>); there are at most <c>threads</c> of
+/// Coding needs a codec context (a <c>TWorker</c>); there are at most <c>threads</c> of
 /// them, created on demand and lent to the pool work items that code, so the codec's scratch is
 /// bounded by the thread count, not by how many pool threads exist. There are threads + 1 slots
 /// (chunk buffers), so the next chunk is read while the others are coded.

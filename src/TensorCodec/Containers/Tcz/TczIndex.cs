@@ -12,22 +12,32 @@ public static class TczConstants
 {
     /// <summary>PNG-style magic: a high byte and CR/LF/EOF characters catch text-mode transfers.</summary>
     public static ReadOnlySpan<byte> Magic => [0x89, (byte)'T', (byte)'C', (byte)'Z', 0x0D, 0x0A, 0x1A, 0x0A];
+    /// <summary>The last 8 bytes of every .tcz file; a file without them is truncated.</summary>
     public static ReadOnlySpan<byte> TrailerMagic => [(byte)'T', (byte)'C', (byte)'Z', (byte)'-', (byte)'E', (byte)'N', (byte)'D', 0x00];
+    /// <summary>Format major version this build writes and reads; a reader refuses any other major version.</summary>
     public const ushort VersionMajor = 1;
+    /// <summary>Format minor version this build writes (minor versions only add what older readers may ignore).</summary>
     public const ushort VersionMinor = 0;
+    /// <summary>Bytes of the fixed header: magic, version, feature flags.</summary>
     public const int HeaderSize = 16;
+    /// <summary>Bytes of the fixed trailer: index offset, index length, index hash, trailer magic.</summary>
     public const int TrailerSize = 32;
+    /// <summary>Raw bytes per chunk when the caller does not choose (1 MiB).</summary>
     public const int DefaultChunkSize = 1 << 20;
     /// <summary>Upper bound on any chunk's raw size a reader accepts, so a corrupt index cannot make it allocate gigabytes.</summary>
     public const int MaxChunkSize = 64 << 20;
+    /// <summary>Longest tensor name, in UTF-8 bytes, an index may hold.</summary>
     public const int MaxNameBytes = 64 * 1024;
+    /// <summary>Most dimensions a tensor's shape may have in an index.</summary>
     public const int MaxRank = 16;
 }
 
+/// <summary>What a segment of the original file holds.</summary>
 public enum TczSegmentKind : byte
 {
     /// <summary>Bytes outside any tensor: headers, padding, trailers, or a whole unrecognised file.</summary>
     Opaque = 0,
+    /// <summary>One tensor's data, coded with the transform its dtype selects.</summary>
     Tensor = 1,
 }
 
@@ -43,18 +53,26 @@ public readonly record struct TczChunk(int RawLength, int EncodedLength, ulong E
 /// <summary>A contiguous range of the original file: one tensor's data or an opaque gap.</summary>
 public sealed class TczSegment
 {
+    /// <summary>Tensor data or opaque bytes.</summary>
     public required TczSegmentKind Kind { get; init; }
+    /// <summary>The tensor's name as the source file spells it; empty for opaque segments.</summary>
     public required string Name { get; init; }
+    /// <summary>Element type the codec split the bytes by (<see cref="DType.U8"/> for opaque bytes and block-quantized data).</summary>
     public required DType DType { get; init; }
+    /// <summary>The GGUF tensor's ggml type id, or −1 when the source is not GGUF.</summary>
     public int GgmlType { get; init; } = -1;
+    /// <summary>Dimensions as the source file lists them (empty for opaque segments).</summary>
     public long[] Shape { get; init; } = [];
+    /// <summary>Raw length in bytes.</summary>
     public required long Length { get; init; }
+    /// <summary>Offset of the segment's first byte in the original file.</summary>
     public long OriginalOffset { get; init; }
     readonly List<TczChunk> _chunks = new();
     /// <summary>The segment's chunks in file order.</summary>
     public IReadOnlyList<TczChunk> Chunks => _chunks;
     internal void AddChunk(TczChunk chunk) => _chunks.Add(chunk);
 
+    /// <summary>Bytes the segment's chunks take in the .tcz file.</summary>
     public long EncodedLength => _chunks.Sum(c => (long)c.EncodedLength);
     /// <summary>Values held: the shape's product (right for block-quantized tensors too), else bytes / element size.</summary>
     public long ElementCount => Kind != TczSegmentKind.Tensor ? 0
@@ -88,9 +106,10 @@ public sealed class TczIndex
     /// <summary>Segments tiling the original file, in file order.</summary>
     public IReadOnlyList<TczSegment> Segments { get; }
 
+    /// <summary>The tensor segments, in file order.</summary>
     public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
 
-    public byte[] Serialize()
+    internal byte[] Serialize()
     {
         var w = new ArrayBufferWriter<byte>();
         w.WriteByte((byte)SourceFormat);

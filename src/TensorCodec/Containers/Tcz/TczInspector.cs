@@ -16,10 +16,19 @@ public sealed record TensorReportRow(
     double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue,
     double ExponentCodedBitsPerValue);
 
+/// <summary>What <see cref="TczInspector"/> found in one file.</summary>
+/// <param name="Path">The file inspected.</param>
+/// <param name="Format">Its container: Safetensors, Gguf, Llama2c, Opaque, or Tcz.</param>
+/// <param name="FileBytes">Size of the file on disk.</param>
+/// <param name="OriginalBytes">Size of the original file (for a .tcz, what it decompresses to).</param>
+/// <param name="EncodedBytes">Size as a .tcz: measured by coding in memory for a source file, the stored size for a .tcz.</param>
+/// <param name="Tensors">One row per tensor, in file order.</param>
+/// <param name="Metadata">The source file's string metadata (safetensors <c>__metadata__</c>, GGUF strings), if any.</param>
 public sealed record FileReport(
     string Path, string Format, long FileBytes, long OriginalBytes, long EncodedBytes,
     IReadOnlyList<TensorReportRow> Tensors, IReadOnlyDictionary<string, string> Metadata)
 {
+    /// <summary>Values over all tensors.</summary>
     public long TotalValues => Tensors.Sum(t => t.Values);
 }
 
@@ -31,6 +40,8 @@ public static class TczInspector
 {
     static readonly ChunkCodecOptions MeasureOptions = new() { MeasureOrder1 = true };
 
+    /// <summary>True when the file starts with the .tcz magic number.</summary>
+    /// <exception cref="IOException">The file cannot be read.</exception>
     public static bool IsTcz(string path)
     {
         Span<byte> head = stackalloc byte[8];
@@ -38,9 +49,19 @@ public static class TczInspector
         return fs.ReadAtLeast(head, 8, throwOnEndOfStream: false) == 8 && TczReader.HasMagic(head);
     }
 
+    /// <summary>Inspects a .tcz (<see cref="InspectTcz"/>) or any other file (<see cref="InspectSource"/>), by its magic number.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="threads">Coding threads for a source file.</param>
+    /// <param name="progress">Receives the raw bytes processed so far.</param>
+    /// <exception cref="TensorFormatException">The file claims a format it does not follow.</exception>
     public static FileReport Inspect(string path, int threads = 1, IProgress<long>? progress = null)
         => IsTcz(path) ? InspectTcz(path, progress) : InspectSource(path, threads, progress);
 
+    /// <summary>Codes a safetensors, GGUF, llama2.c or opaque file in memory, as <c>tcodec compress</c> would, and reports each tensor; nothing is written.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="threads">Coding threads.</param>
+    /// <param name="progress">Receives the raw bytes coded so far.</param>
+    /// <exception cref="TensorFormatException">The file claims a format it does not follow.</exception>
     public static FileReport InspectSource(string path, int threads = 1, IProgress<long>? progress = null)
     {
         var layout = TensorFileReader.Open(path);
@@ -50,6 +71,10 @@ public static class TczInspector
         return new FileReport(path, layout.Format.ToString(), layout.FileLength, layout.FileLength, result.CompressedBytes, rows, layout.Metadata);
     }
 
+    /// <summary>Reports a .tcz file's stored sizes, and decodes every tensor to measure its entropy; checksums are verified on the way.</summary>
+    /// <param name="path">The .tcz file.</param>
+    /// <param name="progress">Receives the raw bytes decoded so far.</param>
+    /// <exception cref="TensorFormatException">The file is damaged (names the field or chunk).</exception>
     public static FileReport InspectTcz(string path, IProgress<long>? progress = null)
     {
         using var reader = TczReader.Open(path);

@@ -14,9 +14,13 @@ namespace TensorCodec.Containers.Tcz;
 public sealed class TczReader : IDisposable
 {
     readonly SafeFileHandle _handle;
+    /// <summary>The file this reader holds open.</summary>
     public string Path { get; }
+    /// <summary>Size of the .tcz file in bytes.</summary>
     public long FileLength { get; }
+    /// <summary>The index, read and checked when the file was opened.</summary>
     public TczIndex Index { get; }
+    /// <summary>The format minor version the writer recorded.</summary>
     public ushort VersionMinor { get; }
 
     TczReader(SafeFileHandle handle, string path, long length, TczIndex index, ushort minor)
@@ -24,9 +28,13 @@ public sealed class TczReader : IDisposable
         _handle = handle; Path = path; FileLength = length; Index = index; VersionMinor = minor;
     }
 
+    /// <summary>True when <paramref name="firstBytes"/> (at least 8) begin with the .tcz magic number.</summary>
     public static bool HasMagic(ReadOnlySpan<byte> firstBytes) =>
         firstBytes.Length >= 8 && firstBytes[..8].SequenceEqual(TczConstants.Magic);
 
+    /// <summary>Opens a .tcz file read-only and checks its header, trailer and index (chunks are checked as they are decoded).</summary>
+    /// <exception cref="TensorFormatException">The file is not a .tcz file, is of an unsupported version, or is damaged; the message names the field and offset.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
     public static TczReader Open(string path)
     {
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
@@ -74,6 +82,8 @@ public sealed class TczReader : IDisposable
         }
     }
 
+    /// <summary>The tensor segment named <paramref name="name"/> (ordinal match).</summary>
+    /// <exception cref="KeyNotFoundException">No tensor has that name.</exception>
     public TczSegment FindTensor(string name) =>
         Index.Tensors.FirstOrDefault(s => s.Name == name)
         ?? throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
@@ -218,5 +228,6 @@ public sealed class TczReader : IDisposable
         }
     }
 
+    /// <summary>Closes the file.</summary>
     public void Dispose() => _handle.Dispose();
 }

@@ -7,15 +7,18 @@ using TensorCodec.Numerics;
 
 namespace TensorCodec.Containers.Tcz;
 
+/// <summary>How <see cref="TczWriter"/> compresses a file.</summary>
 public sealed class TczCompressOptions
 {
     /// <summary>Worker threads for chunk coding. Memory grows by about two chunks per thread.</summary>
     public int Threads { get; init; } = 1;
+    /// <summary>Raw bytes per independently decodable chunk, 64 … <see cref="TczConstants.MaxChunkSize"/>; tensors never share a chunk.</summary>
     public int ChunkSize { get; init; } = TczConstants.DefaultChunkSize;
     /// <summary>Settings of the chunk encoders (one per worker).</summary>
     public ChunkCodecOptions Codec { get; init; } = ChunkCodecOptions.Default;
     /// <summary>Reports the number of original bytes processed so far.</summary>
     public IProgress<long>? Progress { get; init; }
+    /// <summary>Stops the compression between chunks (an <see cref="OperationCanceledException"/>; with <see cref="TczWriter.CompressFile"/> nothing is left under the output name).</summary>
     public CancellationToken Cancellation { get; init; }
     /// <summary>Collect per-stream statistics (entropy bounds) into the result; costs some speed.</summary>
     public bool CollectStatistics { get; init; }
@@ -24,13 +27,20 @@ public sealed class TczCompressOptions
 /// <summary>What one segment cost: its index entry plus the per-stream coding statistics.</summary>
 public sealed record TczSegmentResult(TczSegment Segment, ChunkStats Stats);
 
+/// <summary>What a compression produced.</summary>
 public sealed class TczCompressResult
 {
+    /// <summary>Container format the input was recognised as.</summary>
     public required TensorFileFormat Format { get; init; }
+    /// <summary>Size of the input in bytes.</summary>
     public required long OriginalBytes { get; init; }
+    /// <summary>Size of the .tcz output in bytes, header, index and trailer included.</summary>
     public required long CompressedBytes { get; init; }
+    /// <summary>Every segment of the input in file order, with its coding statistics.</summary>
     public required IReadOnlyList<TczSegmentResult> Segments { get; init; }
+    /// <summary>Coding statistics summed over all chunks (stream figures only with <see cref="TczCompressOptions.CollectStatistics"/>).</summary>
     public required ChunkStats Total { get; init; }
+    /// <summary>Compressed size over original size (1 for an empty input).</summary>
     public double Ratio => OriginalBytes == 0 ? 1 : (double)CompressedBytes / OriginalBytes;
 }
 
@@ -53,6 +63,9 @@ public static class TczWriter
         return result;
     }
 
+    /// <summary>Compresses <paramref name="inputPath"/>, whose layout <paramref name="layout"/> describes (from <see cref="TensorFileReader.Open"/>), into <paramref name="output"/>, written in order.</summary>
+    /// <exception cref="TensorFormatException">The input changed length since its layout was read.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The chunk size is outside 64 … <see cref="TczConstants.MaxChunkSize"/>.</exception>
     public static TczCompressResult Compress(string inputPath, TensorFile layout, Stream output, TczCompressOptions? options = null)
     {
         options ??= new TczCompressOptions();
