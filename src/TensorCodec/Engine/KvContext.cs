@@ -49,7 +49,7 @@ public sealed class KvContext
         if (File.Exists(model.Source))
             using (var f = new FileStream(model.Source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20)) h.Append(f);
         else h.Append(Encoding.UTF8.GetBytes(model.Source));
-        h.Append(Encoding.UTF8.GetBytes(model.Config.ToString()));
+        h.Append(Encoding.UTF8.GetBytes(model.Config.IdentityText()));
         return h.GetHashAndReset();
     }
 

@@ -49,11 +49,14 @@ public sealed record ModelConfig
     /// <summary>End-of-sequence token id.</summary>
     public int EosId { get; init; } = 2;
 
+    /// <summary>The configuration as text: <see cref="IdentityText"/>.</summary>
+    public override string ToString() => IdentityText();
+
     /// <summary>
     /// <c>LlamaConfig { Dim = …, …, KvDim = … }</c>: the record's text under its former name, culture-invariant.
     /// A <c>.tkv</c> file's model identity hashes this text (FORMAT.md), so it must not change.
     /// </summary>
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+    internal string IdentityText() => string.Create(CultureInfo.InvariantCulture,
         $"LlamaConfig {{ Dim = {Dim}, HiddenDim = {HiddenDim}, Layers = {Layers}, Heads = {Heads}, KvHeads = {KvHeads}, VocabSize = {VocabSize}, " +
         $"MaxSeqLen = {MaxSeqLen}, NormEps = {NormEps}, RopeTheta = {RopeTheta}, Rope = {Rope}, TiedEmbeddings = {TiedEmbeddings}, " +
         $"BosId = {BosId}, EosId = {EosId}, HeadDim = {HeadDim}, KvDim = {KvDim} }}");
