@@ -88,11 +88,7 @@ internal static class FloatSplit
     /// StreamCount·n bytes (n = raw.Length / ElementSize); <see cref="OperationStatus.DestinationTooSmall"/> if it is shorter.</summary>
     public static unsafe OperationStatus Split(SplitTransform t, ReadOnlySpan<byte> raw, Span<byte> streams)
     {
-        int e = ElementSize(t);
-        if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
-        int n = raw.Length / e;
-        int sc = StreamCount(t);
-        if (streams.Length < (long)sc * n) return OperationStatus.DestinationTooSmall;
+        if (!StreamsFit(t, raw.Length, streams.Length, out int e, out int n)) return OperationStatus.DestinationTooSmall;
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
@@ -113,11 +109,8 @@ internal static class FloatSplit
     /// stream bytes; <see cref="OperationStatus.NeedMoreData"/> if <paramref name="streams"/> holds fewer.</summary>
     public static unsafe OperationStatus Merge(SplitTransform t, ReadOnlySpan<byte> streams, Span<byte> raw)
     {
-        int e = ElementSize(t);
-        if (e == 0) throw new ArgumentOutOfRangeException(nameof(t));
-        int n = raw.Length / e;
+        if (!StreamsFit(t, raw.Length, streams.Length, out _, out int n)) return OperationStatus.NeedMoreData;
         int sc = StreamCount(t);
-        if (streams.Length < (long)sc * n) return OperationStatus.NeedMoreData;
         fixed (byte* r = raw)
         fixed (byte* s = streams)
         {
@@ -126,6 +119,15 @@ internal static class FloatSplit
             MergeCore(t, sp, r, n);
         }
         return OperationStatus.Done;
+    }
+
+    /// <summary>n = whole elements of a raw span; whether StreamCount·n stream bytes fit in <paramref name="streamsLength"/>.</summary>
+    static bool StreamsFit(SplitTransform t, int rawLength, int streamsLength, out int elementSize, out int n)
+    {
+        elementSize = ElementSize(t);
+        if (elementSize == 0) throw new ArgumentOutOfRangeException(nameof(t));
+        n = rawLength / elementSize;
+        return streamsLength >= (long)StreamCount(t) * n;
     }
 
     /// <summary>Merge from separately located streams (lets the decoder read stored streams in place).</summary>

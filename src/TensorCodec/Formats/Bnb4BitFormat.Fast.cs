@@ -27,10 +27,7 @@ internal abstract partial class Bnb4BitFormat
         {
             var xb = x.Slice(i * _bs, _bs);
             var yb = y.Slice(i * bb, bb);
-            var m = Vector256<float>.Zero;
-            for (int j = 0; j < _bs; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Create(xb.Slice(j, 8))));
-            float absmax = Q8_0Fast.HorizontalMax(m);
-            BinaryPrimitives.WriteSingleLittleEndian(yb, absmax);
+            float absmax = Q8_0Fast.StoreAbsMaxHeader(xb, yb);
             var inv = Vector256.Create(absmax > 0 ? 1f / absmax : 0f);
             var q = yb[4..];
             for (int j = 0; j < _bs; j += 16)

@@ -37,10 +37,7 @@ internal static class IQ4
             var xb = x.Slice(ib * bs, bs);
             var Lb = L.Slice(ib * bs, bs);
             if (!qw.IsEmpty)
-            {
-                var w = qw.Slice(ib * bs, bs);
-                for (int j = 0; j < bs; j++) weight[j] = w[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
-            }
+                QuantMath.ImportanceWeights(xb, qw.Slice(ib * bs, bs), sigma2, weight);
             else
                 for (int j = 0; j < bs; j++) weight[j] = xb[j] * xb[j];
             float amax = 0, max = 0;

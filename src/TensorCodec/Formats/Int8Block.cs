@@ -73,10 +73,7 @@ internal sealed class Int8Block : BlockFormatBase
         {
             var xb = x.Slice(i * _bs, _bs);
             var yb = y.Slice(i * BlockBytes, BlockBytes);
-            var m = Vector256<float>.Zero;
-            for (int j = 0; j < _bs; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Create(xb.Slice(j, 8))));
-            float absmax = Q8_0Fast.HorizontalMax(m);
-            BinaryPrimitives.WriteSingleLittleEndian(yb, absmax);
+            float absmax = Q8_0Fast.StoreAbsMaxHeader(xb, yb);
             float d = absmax / 127f;
             if (!(d > 0)) { yb[4..].Clear(); continue; }
             var vd = Vector256.Create(d);

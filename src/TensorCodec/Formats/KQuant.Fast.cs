@@ -17,16 +17,14 @@ internal static class KQuantFast
 
     public static void DequantizeQ45(ReadOnlySpan<byte> src, Span<float> dst, int nmax, int bytes)
     {
-        int nb = dst.Length / 256;
-        if (src.Length < nb * bytes) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 256, bytes);
         if (nmax == 15 && Q4KTableIsSupported) DequantizeQ4Table(src, dst);
         else DequantizeQ45Vector256(src, dst, nmax, bytes);
     }
 
     internal static void DequantizeQ45Vector256(ReadOnlySpan<byte> src, Span<float> dst, int nmax, int bytes)
     {
-        int nb = dst.Length / 256;
-        if (src.Length < nb * bytes) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 256, bytes);
         // Raw refs: the spans' slicing and bounds checks were a third of the time at L1 speed.
         ref byte sr = ref MemoryMarshal.GetReference(src);
         ref float yr = ref MemoryMarshal.GetReference(dst);
@@ -70,8 +68,7 @@ internal static class KQuantFast
     /// </summary>
     internal static void DequantizeQ4Table(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        int nb = dst.Length / 256;
-        if (src.Length < nb * 144) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 256, 144);
         ref byte sr = ref MemoryMarshal.GetReference(src);
         ref float yr = ref MemoryMarshal.GetReference(dst);
         var iota = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -174,8 +171,7 @@ internal static class KQuantFast
     /// <summary>Q3_K: (q − 4)·(d·(sc − 32)) per lane, q = 2 low bits | third bit·4, as <see cref="Q3_K.DequantizeReference"/>.</summary>
     public static void DequantizeQ3(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        int nb = dst.Length / 256;
-        if (src.Length < nb * Q3_K.Bytes) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 256, Q3_K.Bytes);
         var three = Vector256.Create((byte)3);
         var one = Vector256.Create((byte)1);
         Span<int> sc = stackalloc int[16];
@@ -201,8 +197,7 @@ internal static class KQuantFast
     /// <summary>Q2_K: d·sc·q − dmin·m per lane (two float operations, not fused), as <see cref="Q2_K.DequantizeReference"/>.</summary>
     public static void DequantizeQ2(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        int nb = dst.Length / 256;
-        if (src.Length < nb * Q2_K.Bytes) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 256, Q2_K.Bytes);
         var three = Vector256.Create((byte)3);
         for (int i = 0; i < nb; i++)
         {

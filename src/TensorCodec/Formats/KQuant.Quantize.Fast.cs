@@ -23,9 +23,7 @@ internal static class KQuantQuantizeFast
         float refRmin, int refNstep)
     {
         const int QK = 256;
-        int nb = x.Length / QK;
-        if (y.Length < nb * bytes) throw new ArgumentException("destination too short", nameof(y));
-        if (!importance.IsEmpty && importance.Length < x.Length) throw new ArgumentException("importance too short", nameof(importance));
+        int nb = BlockSpans.ForQuantize(x, y, importance, QK, bytes);
         Span<Vector256<float>> xT = stackalloc Vector256<float>[32];
         Span<Vector256<float>> wT = stackalloc Vector256<float>[32];
         Span<Vector256<float>> LT = stackalloc Vector256<float>[32];
@@ -217,9 +215,7 @@ internal static class KQuantQuantizeFast
     public static void QuantizeQ6(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         const int QK = 256, Bytes = 210;
-        int nb = x.Length / QK;
-        if (y.Length < nb * Bytes) throw new ArgumentException("destination too short", nameof(y));
-        if (!importance.IsEmpty && importance.Length < x.Length) throw new ArgumentException("importance too short", nameof(importance));
+        int nb = BlockSpans.ForQuantize(x, y, importance, QK, Bytes);
         Span<Vector256<float>> xT = stackalloc Vector256<float>[16];
         Span<Vector256<float>> wT = stackalloc Vector256<float>[16];
         Span<Vector256<int>> LT = stackalloc Vector256<int>[16];

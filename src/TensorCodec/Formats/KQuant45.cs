@@ -70,10 +70,7 @@ internal static class KQuant45
                 {
                     var xs = xb.Slice(32 * j, 32);
                     var qw = importance.Slice(QK * i + 32 * j, 32);
-                    for (int l = 0; l < 32; l++) weights[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
-                    float sumw = 0;
-                    for (int l = 0; l < 32; l++) sumw += weights[l];
-                    sw[j] = sumw;
+                    sw[j] = QuantMath.ImportanceWeights(xs, qw, sigma2, weights);
                     scales[j] = QuantMath.MakeQkx3Quants(32, nmax, xs, weights, L.Slice(32 * j, 32), out mins[j], Laux,
                         -0.9f, 0.05f, 36, false);
                 }

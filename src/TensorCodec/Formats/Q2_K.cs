@@ -69,14 +69,12 @@ internal sealed class Q2_K : BlockFormatBase
             }
             else
             {
-                sw.Clear();
                 float sigma2 = Q4_0.SumSquares(xb) / QK;
                 for (int j = 0; j < 16; j++)
                 {
                     var xs = xb.Slice(16 * j, 16);
                     var qw = importance.Slice(QK * i + 16 * j, 16);
-                    for (int l = 0; l < 16; l++) weights[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
-                    for (int l = 0; l < 16; l++) sw[j] += weights[l];
+                    sw[j] = QuantMath.ImportanceWeights(xs, qw, sigma2, weights);
                     scales[j] = QuantMath.MakeQkx3Quants(16, 3, xs, weights, L.Slice(16 * j, 16), out mins[j], Laux, -0.9f, 0.05f, 36, false);
                 }
                 float dm = QuantMath.MakeQpQuants(16, 15, scales, Ls, sw);

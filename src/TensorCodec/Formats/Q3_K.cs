@@ -63,10 +63,7 @@ internal sealed class Q3_K : BlockFormatBase
                 {
                     var xs = xb.Slice(16 * j, 16);
                     var qw = importance.Slice(QK * i + 16 * j, 16);
-                    for (int l = 0; l < 16; l++) weight[l] = qw[l] * MathF.Sqrt(sigma2 + xs[l] * xs[l]);
-                    float sumw = 0;
-                    for (int l = 0; l < 16; l++) sumw += weight[l];
-                    sw[j] = sumw;
+                    sw[j] = QuantMath.ImportanceWeights(xs, qw, sigma2, weight);
                     scales[j] = QuantMath.MakeQxQuants(16, 4, xs, L.Slice(16 * j, 16), 1, weight);
                 }
                 float dBlock = QuantMath.MakeQxQuants(16, 32, scales, Ls, 1, sw);

@@ -14,8 +14,7 @@ internal static class Q4_0Fast
 
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> y)
     {
-        int nb = x.Length / 32;
-        if (y.Length < nb * 18) throw new ArgumentException("destination too short", nameof(y));
+        int nb = BlockSpans.ForQuantize(x, y, 32, 18);
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref byte yr = ref MemoryMarshal.GetReference(y);
         var half = Vector256.Create(8.5f);
@@ -53,8 +52,7 @@ internal static class Q4_0Fast
 
     public static void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        int nb = dst.Length / 32;
-        if (src.Length < nb * 18) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 32, 18);
         ref byte sr = ref MemoryMarshal.GetReference(src);
         ref float yr = ref MemoryMarshal.GetReference(dst);
         var eight = Vector256.Create(8);

@@ -67,7 +67,7 @@ internal sealed class Q4_0 : BlockFormatBase
         {
             var xb = x.Slice(ib * QK, QK);
             var qw = qwRow.Slice(ib * QK, QK);
-            for (int j = 0; j < QK; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
+            QuantMath.ImportanceWeights(xb, qw, sigma2, weight);
             float d = QuantMath.MakeQxQuants(QK, 8, xb, L, 1, weight);
             var yb = y.Slice(ib * Bytes, Bytes);
             Fp16.Write(yb, 0, Fp16.FromFloat(d));

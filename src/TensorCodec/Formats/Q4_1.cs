@@ -53,7 +53,7 @@ internal sealed class Q4_1 : BlockFormatBase
         {
             var xb = x.Slice(ib * QK, QK);
             var qw = importance.Slice(ib * QK, QK);
-            for (int j = 0; j < QK; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
+            QuantMath.ImportanceWeights(xb, qw, sigma2, weight);
             float d = QuantMath.MakeQkx3Quants(QK, 15, xb, weight, L, out float min, Laux, -0.9f, 0.05f, 36, false);
             var yb = y.Slice(ib * Bytes, Bytes);
             Fp16.Write(yb, 0, Fp16.FromFloat(d));

@@ -40,7 +40,7 @@ internal sealed class Q5_0 : BlockFormatBase
             else
             {
                 var qw = importance.Slice(i * QK, QK);
-                for (int j = 0; j < QK; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
+                QuantMath.ImportanceWeights(xb, qw, sigma2, weight);
                 d = QuantMath.MakeQxQuants(QK, 16, xb, L, 1, weight);
             }
             Fp16.Write(yb, 0, Fp16.FromFloat(d));

@@ -47,7 +47,7 @@ internal sealed class Q5_1 : BlockFormatBase
             else
             {
                 var qw = importance.Slice(i * QK, QK);
-                for (int j = 0; j < QK; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
+                QuantMath.ImportanceWeights(xb, qw, sigma2, weight);
                 d = QuantMath.MakeQkx3Quants(QK, 31, xb, weight, Lu, out float negMin, Laux, -0.9f, 0.05f, 36, false);
                 m = -negMin;
                 for (int j = 0; j < QK; j++) L[j] = (sbyte)Lu[j];

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -22,8 +23,7 @@ internal static class Q8_0Fast
     [SkipLocalsInit]
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> y)
     {
-        int nb = x.Length / 32;
-        if (y.Length < nb * 34) throw new ArgumentException("destination too short", nameof(y));
+        int nb = BlockSpans.ForQuantize(x, y, 32, 34);
         // Raw refs: per-block slicing and bounds checks cost more than the arithmetic here.
         ref float xr = ref MemoryMarshal.GetReference(x);
         ref byte yr = ref MemoryMarshal.GetReference(y);
@@ -170,8 +170,7 @@ internal static class Q8_0Fast
 
     public static void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
     {
-        int nb = dst.Length / 32;
-        if (src.Length < nb * 34) throw new ArgumentException("source too short", nameof(src));
+        int nb = BlockSpans.ForDequantize(src, dst, 32, 34);
         ref byte sr = ref MemoryMarshal.GetReference(src);
         ref float yr = ref MemoryMarshal.GetReference(dst);
         for (int i = 0; i < nb; i++)
@@ -195,6 +194,20 @@ internal static class Q8_0Fast
         var (w, _) = Vector128.Widen(v);
         var (lo, hi) = Vector128.Widen(w);
         return Vector256.Create(lo, hi);
+    }
+
+    /// <summary>
+    /// The absmax of one block (length a multiple of 8), stored as the little-endian f32 header the
+    /// bitsandbytes-style blocks (int8_block, nf4, fp4) start with; returns it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float StoreAbsMaxHeader(ReadOnlySpan<float> xb, Span<byte> yb)
+    {
+        var m = Vector256<float>.Zero;
+        for (int j = 0; j < xb.Length; j += 8) m = Vector256.Max(m, Vector256.Abs(Vector256.Create(xb.Slice(j, 8))));
+        float absmax = HorizontalMax(m);
+        BinaryPrimitives.WriteSingleLittleEndian(yb, absmax);
+        return absmax;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -23,6 +23,21 @@ internal static class QuantMath
         return (BitConverter.SingleToInt32Bits(t) & 0x007F_FFFF) - 0x0040_0000;
     }
 
+    /// <summary>
+    /// ggml's importance weights w = qw·√(σ² + x²) for one (sub-)block; returns Σw, summed in element
+    /// order from zero as the k-quants' sub-block weight sums are.
+    /// </summary>
+    public static float ImportanceWeights(ReadOnlySpan<float> x, ReadOnlySpan<float> qw, float sigma2, Span<float> weights)
+    {
+        float sum = 0;
+        for (int l = 0; l < x.Length; l++)
+        {
+            weights[l] = qw[l] * MathF.Sqrt(sigma2 + x[l] * x[l]);
+            sum += weights[l];
+        }
+        return sum;
+    }
+
     /// <summary>C's roundf/lroundf: halves away from zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float RoundAway(float v) => MathF.Round(v, MidpointRounding.AwayFromZero);

@@ -10,6 +10,15 @@ public class TensorCommandTests
     private static string G(string name) => Path.Combine(Golden, name);
     private static (int Code, string Out, string Err) Tcodec(params string[] args) => CliTests.Tcodec(args);
 
+    /// <summary>tcodec <paramref name="args"/> exits 1 and says <paramref name="expected"/> on stderr; returns stderr.</summary>
+    private static string Refused(string expected, params string[] args)
+    {
+        var (code, _, err) = Tcodec(args);
+        Assert.Equal(1, code);
+        Assert.Contains(expected, err);
+        return err;
+    }
+
     [Theory]
     [InlineData("stories260k", "q4_0", 256, false)]
     [InlineData("stories260k", "q4_K", 256, false)]
@@ -60,13 +69,9 @@ public class TensorCommandTests
     public void Row_length_that_does_not_fit_the_block_is_a_clear_error()
     {
         using var dir = new ScratchDir();
-        var (code, _, err) = Tcodec("tensor", "quantize", "--type", "q4_K", "--row", "128", G("synth.f32"), "-o", dir.File("q.bin"));
-        Assert.Equal(1, code);
-        Assert.Contains("row length 128 is not a multiple of the block size 256", err);
+        Refused("row length 128 is not a multiple of the block size 256", "tensor", "quantize", "--type", "q4_K", "--row", "128", G("synth.f32"), "-o", dir.File("q.bin"));
         Assert.False(File.Exists(dir.File("q.bin")));
-        (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "96", G("synth.f32"), "-o", dir.File("q.bin"));
-        Assert.Equal(1, code);
-        Assert.Contains("not a whole number of rows of 96", err);
+        Refused("not a whole number of rows of 96", "tensor", "quantize", "--type", "q8_0", "--row", "96", G("synth.f32"), "-o", dir.File("q.bin"));
     }
 
     [Fact]
@@ -77,13 +82,11 @@ public class TensorCommandTests
         for (int i = 0; i < x.Length; i++) x[i] = i * 0.01f;
         x[37] = float.NaN;
         File.WriteAllBytes(dir.File("x.f32"), MemoryMarshal.AsBytes(x.AsSpan()).ToArray());
-        var (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "32", dir.File("x.f32"), "-o", dir.File("q.bin"));
-        Assert.Equal(1, code);
-        Assert.Contains("index 37", err);
+        var err = Refused("index 37", "tensor", "quantize", "--type", "q8_0", "--row", "32", dir.File("x.f32"), "-o", dir.File("q.bin"));
         Assert.Contains("--allow-nonfinite", err);
         Assert.False(File.Exists(dir.File("q.bin")));
-        (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "32", "--allow-nonfinite", dir.File("x.f32"), "-o", dir.File("q.bin"));
-        Assert.True(code == 0, err);
+        var (code, _, stderr) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "32", "--allow-nonfinite", dir.File("x.f32"), "-o", dir.File("q.bin"));
+        Assert.True(code == 0, stderr);
         Assert.Equal(2 * 34, new FileInfo(dir.File("q.bin")).Length);
     }
 
@@ -91,9 +94,7 @@ public class TensorCommandTests
     public void Unknown_type_lists_the_known_types()
     {
         using var dir = new ScratchDir();
-        var (code, _, err) = Tcodec("tensor", "quantize", "--type", "q9_K", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"));
-        Assert.Equal(1, code);
-        Assert.Contains("unknown quantization type 'q9_K'", err);
+        var err = Refused("unknown quantization type 'q9_K'", "tensor", "quantize", "--type", "q9_K", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"));
         foreach (var t in new[] { "q4_0", "q4_K", "iq4_xs", "tq1_0", "mxfp4", "nf4", "fp4", "int8_block", "mxfp8_e4m3", "ocp_mxfp4", "mxint8", "nvfp4_16", "int4_g128", "llm_int8" })
             Assert.Contains(t, err);
     }
@@ -103,11 +104,9 @@ public class TensorCommandTests
     {
         using var dir = new ScratchDir();
         File.WriteAllText(dir.File("q.bin"), "keep me");
-        var (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"));
-        Assert.Equal(1, code);
-        Assert.Contains("already exists", err);
+        Refused("already exists", "tensor", "quantize", "--type", "q8_0", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"));
         Assert.Equal("keep me", File.ReadAllText(dir.File("q.bin")));
-        (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"), "-f");
+        var (code, _, err) = Tcodec("tensor", "quantize", "--type", "q8_0", "--row", "256", G("synth.f32"), "-o", dir.File("q.bin"), "-f");
         Assert.True(code == 0, err);
         Assert.Equal(File.ReadAllBytes(G("synth.q8_0.bin")), File.ReadAllBytes(dir.File("q.bin")));
         Assert.Single(Directory.GetFiles(dir.Path)); // no temporary files left behind
@@ -118,9 +117,7 @@ public class TensorCommandTests
     {
         using var dir = new ScratchDir();
         File.WriteAllBytes(dir.File("bad.bin"), new byte[100]);
-        var (code, _, err) = Tcodec("tensor", "dequantize", "--type", "q4_0", "--row", "256", dir.File("bad.bin"), "-o", dir.File("d.f32"));
-        Assert.Equal(1, code);
-        Assert.Contains("not a whole number of rows", err);
+        Refused("not a whole number of rows", "tensor", "dequantize", "--type", "q4_0", "--row", "256", dir.File("bad.bin"), "-o", dir.File("d.f32"));
         Assert.False(File.Exists(dir.File("d.f32")));
     }
 }

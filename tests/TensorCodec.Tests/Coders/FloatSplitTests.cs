@@ -5,6 +5,15 @@ namespace TensorCodec.Tests.Coders;
 
 public class FloatSplitTests
 {
+    static void SplitMergeRoundTrips(SplitTransform t, byte[] raw, int count)
+    {
+        var streams = new byte[FloatSplit.StreamCount(t) * count];
+        FloatSplit.Split(t, raw, streams);
+        var back = new byte[raw.Length];
+        FloatSplit.Merge(t, streams, back);
+        Assert.Equal(raw, back);
+    }
+
     [Theory]
     [InlineData("Bytes")] [InlineData("BF16")] [InlineData("F16")]
     [InlineData("F32")] [InlineData("Planes2")] [InlineData("Planes4")] [InlineData("Planes8")]
@@ -18,11 +27,7 @@ public class FloatSplitTests
         {
             var raw = new byte[n * e];
             r.NextBytes(raw);
-            var streams = new byte[FloatSplit.StreamCount(t) * n];
-            FloatSplit.Split(t, raw, streams);
-            var back = new byte[raw.Length];
-            FloatSplit.Merge(t, streams, back);
-            Assert.Equal(raw, back);
+            SplitMergeRoundTrips(t, raw, n);
         }
     }
 
@@ -56,13 +61,7 @@ public class FloatSplitTests
         var raw = new byte[65536 * 2];
         for (int v = 0; v < 65536; v++) { raw[2 * v] = (byte)v; raw[2 * v + 1] = (byte)(v >> 8); }
         foreach (var t in new[] { SplitTransform.BF16, SplitTransform.F16, SplitTransform.Planes2, SplitTransform.ZigZag2 })
-        {
-            var s = new byte[FloatSplit.StreamCount(t) * 65536];
-            FloatSplit.Split(t, raw, s);
-            var back = new byte[raw.Length];
-            FloatSplit.Merge(t, s, back);
-            Assert.Equal(raw, back);
-        }
+            SplitMergeRoundTrips(t, raw, 65536);
     }
 
     [Fact]

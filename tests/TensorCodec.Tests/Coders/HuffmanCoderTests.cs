@@ -5,15 +5,6 @@ namespace TensorCodec.Tests.Coders;
 
 public class HuffmanCoderTests
 {
-    static void RoundTrip(byte[] data)
-    {
-        var enc = new byte[HuffmanCoder.MaxEncodedLength(data.Length)];
-        Assert.Equal(OperationStatus.Done, HuffmanCoder.Encode(data, enc, out int w));
-        var dec = new byte[data.Length];
-        Assert.Equal(OperationStatus.Done, HuffmanCoder.Decode(enc.AsSpan(0, w), dec));
-        Assert.Equal(data, dec);
-    }
-
     public static TheoryData<string> Cases => new() { "empty", "one", "two", "all256", "skewed", "random", "short", "odd" };
 
     public static byte[] Make(string name)
@@ -33,7 +24,7 @@ public class HuffmanCoderTests
     }
 
     [Theory, MemberData(nameof(Cases))]
-    public void RoundTrips(string name) => RoundTrip(Make(name));
+    public void RoundTrips(string name) => ByteCoderChecks.RoundTrip(HuffmanCoder.MaxEncodedLength, HuffmanCoder.Encode, HuffmanCoder.Decode, Make(name));
 
     [Fact]
     public void LengthLimitIsRespectedOnFibonacciWeights()
@@ -53,7 +44,7 @@ public class HuffmanCoderTests
         // And data drawn from it round-trips.
         var data = new List<byte>();
         for (int s = 0; s < 30; s++) data.AddRange(Enumerable.Repeat((byte)s, (int)Math.Min(hist[s], 20_000)));
-        RoundTrip(data.ToArray());
+        ByteCoderChecks.RoundTrip(HuffmanCoder.MaxEncodedLength, HuffmanCoder.Encode, HuffmanCoder.Decode, data.ToArray());
     }
 
     [Fact]
@@ -93,21 +84,7 @@ public class HuffmanCoderTests
     }
 
     [Fact]
-    public void CorruptPayloadsNeverThrow()
-    {
-        var data = Make("skewed").AsSpan(0, 3000).ToArray();
-        var enc = new byte[HuffmanCoder.MaxEncodedLength(data.Length)];
-        HuffmanCoder.Encode(data, enc, out int w);
-        var r = new Random(5);
-        var dec = new byte[data.Length];
-        for (int it = 0; it < 2000; it++)
-        {
-            var bad = enc.AsSpan(0, w).ToArray();
-            int flips = r.Next(1, 4);
-            for (int f = 0; f < flips; f++) bad[r.Next(bad.Length)] ^= (byte)(1 << r.Next(8));
-            int len = r.Next(4) == 0 ? r.Next(bad.Length) : bad.Length;
-            var st = HuffmanCoder.Decode(bad.AsSpan(0, len), dec);
-            Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData);
-        }
-    }
+    public void CorruptPayloadsNeverThrow() =>
+        ByteCoderChecks.CorruptPayloadsNeverThrow(HuffmanCoder.MaxEncodedLength, HuffmanCoder.Encode, HuffmanCoder.Decode,
+            Make("skewed").AsSpan(0, 3000).ToArray(), seed: 5);
 }

@@ -12,6 +12,14 @@ public class SafetensorsTests
 
     const string A4 = "\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}";
 
+    /// <summary>The file of <paramref name="json"/> plus <paramref name="dataLength"/> bytes is refused naming <paramref name="field"/>, with every one of <paramref name="says"/> in the message.</summary>
+    static void FailsAt(string json, int dataLength, string field, params string[] says)
+    {
+        var e = Fails(RawSafetensors(json, dataLength));
+        Assert.Equal(field, e.Field);
+        foreach (var text in says) Assert.Contains(text, e.Message);
+    }
+
     [Fact]
     public void ReadsRealBf16Model()
     {
@@ -113,22 +121,12 @@ public class SafetensorsTests
             [new("x", DType.U8, [3], TensorByteSource.FromCallback(3, s => s.Write(new byte[2])))]));
 
     [Fact]
-    public void Overlap()
-    {
-        var e = Fails(RawSafetensors("{" + A4 + ",\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[2,6]}}", 6));
-        Assert.Equal("data_offsets", e.Field);
-        Assert.Contains("'b'", e.Message);
-        Assert.Contains("overlaps", e.Message);
-    }
+    public void Overlap() =>
+        FailsAt("{" + A4 + ",\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[2,6]}}", 6, "data_offsets", "'b'", "overlaps");
 
     [Fact]
-    public void Hole()
-    {
-        var e = Fails(RawSafetensors("{" + A4 + ",\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[6,10]}}", 10));
-        Assert.Equal("data_offsets", e.Field);
-        Assert.Contains("'b'", e.Message);
-        Assert.Contains("hole", e.Message);
-    }
+    public void Hole() =>
+        FailsAt("{" + A4 + ",\"b\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[6,10]}}", 10, "data_offsets", "'b'", "hole");
 
     [Fact]
     public void HoleAtStart() =>
@@ -139,41 +137,24 @@ public class SafetensorsTests
         Assert.Contains("trailing", Fails(RawSafetensors("{" + A4 + "}", 6)).Message);
 
     [Fact]
-    public void OutOfBounds()
-    {
-        var e = Fails(RawSafetensors("{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 4));
-        Assert.Equal("data_offsets", e.Field);
-        Assert.Contains("'a'", e.Message);
-    }
+    public void OutOfBounds() =>
+        FailsAt("{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", 4, "data_offsets", "'a'");
 
     [Fact]
     public void BeginAfterEnd() =>
         Assert.Contains("after end", Fails(RawSafetensors("{\"a\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[4,0]}}", 4)).Message);
 
     [Fact]
-    public void ShapeDtypeMismatch()
-    {
-        var e = Fails(RawSafetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8));
-        Assert.Equal("shape", e.Field);
-        Assert.Contains("'a'", e.Message);
-    }
+    public void ShapeDtypeMismatch() =>
+        FailsAt("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "shape", "'a'");
 
     [Fact]
-    public void OverflowingShape()
-    {
-        var e = Fails(RawSafetensors("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,8]}}", 8));
-        Assert.Equal("shape", e.Field);
-        Assert.Contains("overflows", e.Message);
-    }
+    public void OverflowingShape() =>
+        FailsAt("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,4],\"data_offsets\":[0,8]}}", 8, "shape", "overflows");
 
     [Fact]
-    public void UnknownDtype()
-    {
-        var e = Fails(RawSafetensors("{\"a\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[0,2]}}", 2));
-        Assert.Equal("dtype", e.Field);
-        Assert.Contains("'a'", e.Message);
-        Assert.Contains("F4", e.Message);
-    }
+    public void UnknownDtype() =>
+        FailsAt("{\"a\":{\"dtype\":\"F4\",\"shape\":[4],\"data_offsets\":[0,2]}}", 2, "dtype", "'a'", "F4");
 
     [Theory]
     [InlineData("{\"a\":{\"shape\":[4],\"data_offsets\":[0,4]}}", "dtype")]

@@ -37,21 +37,8 @@ public class FastPathTests
         return x;
     }
 
-    private static void AssertSame(Action<ReadOnlySpan<float>, Span<byte>> refQ, Action<ReadOnlySpan<float>, Span<byte>> fastQ,
-        Action<ReadOnlySpan<byte>, Span<float>> refD, Action<ReadOnlySpan<byte>, Span<float>> fastD, float[] x, int blockBytes)
-    {
-        var a = new byte[x.Length / 32 * blockBytes];
-        var b = new byte[a.Length];
-        refQ(x, a);
-        fastQ(x, b);
-        Assert.Equal(a, b);
-        var da = new float[x.Length];
-        var db = new float[x.Length];
-        refD(a, da);
-        fastD(a, db);
-        for (int i = 0; i < da.Length; i++)
-            Assert.Equal(BitConverter.SingleToInt32Bits(da[i]), BitConverter.SingleToInt32Bits(db[i]));
-    }
+    private static void AssertSame(Quantizer refQ, Quantizer fastQ, Dequantizer refD, Dequantizer fastD, float[] x, int blockBytes) =>
+        FastPathChecks.FastMatchesReference(x, x.Length / 32 * blockBytes, refQ, fastQ, refD, fastD);
 
     [SkippableTheory]
     [MemberData(nameof(SimdLevels.Vector), MemberType = typeof(SimdLevels))]

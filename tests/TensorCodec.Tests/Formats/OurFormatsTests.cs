@@ -271,7 +271,7 @@ public class OurFormatsTests
         Gen.Float[-1e3f, 1e3f].Array[bs * 3].Sample(x =>
         {
             x[5] = 0f; x[6] = -0f;
-            FastMatchesReference(x, 3 * f.BlockBytes, f.QuantizeReference, f.QuantizeFast, f.DequantizeReference, f.DequantizeFast);
+            FastPathChecks.FastMatchesReference(x, 3 * f.BlockBytes, f.QuantizeReference, f.QuantizeFast, f.DequantizeReference, f.DequantizeFast);
         }, iter: 500);
         // blocks of zeros and of one repeated value
         var z = new float[bs * 2];
@@ -290,7 +290,7 @@ public class OurFormatsTests
         {
             var f = new Int8Block(bs);
             Gen.Float[-1e5f, 1e5f].Array[bs * 3].Sample(x =>
-                FastMatchesReference(x, 3 * f.BlockBytes, f.QuantizeReference, f.QuantizeFast, f.DequantizeReference, f.DequantizeFast), iter: 300);
+                FastPathChecks.FastMatchesReference(x, 3 * f.BlockBytes, f.QuantizeReference, f.QuantizeFast, f.DequantizeReference, f.DequantizeFast), iter: 300);
         }
     }
 
@@ -394,24 +394,6 @@ public class OurFormatsTests
         Assert.Throws<ArgumentException>(() => f.GetDecodedLength(buf, 64));
         Assert.Throws<InvalidDataException>(() => f.GetDecodedLength(buf.AsSpan(0, buf.Length - 1), 128));
         Assert.Throws<ArgumentException>(() => f.GetEncodedLength(x, 100));
-    }
-
-    delegate void Quantizer(ReadOnlySpan<float> x, Span<byte> y);
-    delegate void Dequantizer(ReadOnlySpan<byte> y, Span<float> x);
-
-    /// <summary>The fast path's bytes equal the reference's, and its decoded floats equal them bit for bit (−0 included).</summary>
-    static void FastMatchesReference(float[] x, int bytes, Quantizer reference, Quantizer fast, Dequantizer dequantReference, Dequantizer dequantFast)
-    {
-        var a = new byte[bytes];
-        var b = new byte[bytes];
-        reference(x, a);
-        fast(x, b);
-        Assert.Equal(a, b);
-        var da = new float[x.Length];
-        var db = new float[x.Length];
-        dequantReference(a, da);
-        dequantFast(a, db);
-        for (int i = 0; i < da.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(da[i]), BitConverter.SingleToInt32Bits(db[i]));
     }
 }
 

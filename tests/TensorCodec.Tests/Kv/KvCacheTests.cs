@@ -26,33 +26,28 @@ public class KvCacheTests
     }
 
     /// <summary>Reconstructed key channel i of every position (scores against a unit query).</summary>
-    static float[,] ReadKeys(IKvCache c, int layer, int head, int count)
-    {
-        var k = new float[count, Hd];
-        var q = new float[Hd];
-        var s = new float[count];
-        for (int i = 0; i < Hd; i++)
-        {
-            Array.Clear(q); q[i] = 1;
-            c.Scores(layer, head, q, count, s);
-            for (int t = 0; t < count; t++) k[t, i] = s[t];
-        }
-        return k;
-    }
+    static float[,] ReadKeys(IKvCache c, int layer, int head, int count) =>
+        OneHotProbe(Hd, count, (q, s) => c.Scores(layer, head, q, count, s), probeIndexFirst: false);
 
     /// <summary>Reconstructed value of every position (one-hot attention weights).</summary>
-    static float[,] ReadValues(IKvCache c, int layer, int head, int count)
+    static float[,] ReadValues(IKvCache c, int layer, int head, int count) =>
+        OneHotProbe(count, Hd, (w, o) => c.AccumulateValues(layer, head, w, count, o), probeIndexFirst: true);
+
+    /// <summary>Runs <paramref name="probe"/> on each unit vector of length <paramref name="probes"/>;
+    /// result [j, t] (or [t, j]) is output t of probe j.</summary>
+    static float[,] OneHotProbe(int probes, int outputs, Action<float[], float[]> probe, bool probeIndexFirst)
     {
-        var v = new float[count, Hd];
-        var w = new float[count];
-        var o = new float[Hd];
-        for (int t = 0; t < count; t++)
+        var r = probeIndexFirst ? new float[probes, outputs] : new float[outputs, probes];
+        var unit = new float[probes];
+        var o = new float[outputs];
+        for (int j = 0; j < probes; j++)
         {
-            Array.Clear(w); w[t] = 1;
-            c.AccumulateValues(layer, head, w, count, o);
-            for (int i = 0; i < Hd; i++) v[t, i] = o[i];
+            Array.Clear(unit); unit[j] = 1;
+            probe(unit, o);
+            for (int t = 0; t < outputs; t++)
+                if (probeIndexFirst) r[j, t] = o[t]; else r[t, j] = o[t];
         }
-        return v;
+        return r;
     }
 
     [Theory]

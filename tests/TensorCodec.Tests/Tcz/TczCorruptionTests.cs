@@ -25,22 +25,32 @@ public class TczCorruptionTests
         return File.ReadAllBytes(tcz);
     }
 
+    /// <summary>Writes <paramref name="good"/> with byte <paramref name="pos"/> XORed by <paramref name="mask"/> as <paramref name="name"/>; returns its path.</summary>
+    static string WriteFlipped(ScratchDir dir, byte[] good, string name, int pos, int mask)
+    {
+        var bad = (byte[])good.Clone();
+        bad[pos] ^= (byte)mask;
+        var path = dir.File(name);
+        File.WriteAllBytes(path, bad);
+        return path;
+    }
+
+    /// <summary>Opening and decompressing <paramref name="path"/> must fail with an I/O-family error.</summary>
+    static IOException DecompressFails(string path) => Assert.ThrowsAny<IOException>(() =>
+    {
+        using var r = TczReader.Open(path);
+        r.DecompressTo(null);
+    });
+
     [Fact]
     public void EveryFlippedByteIsDetected()
     {
         using var dir = new ScratchDir();
         var good = SmallTcz(dir);
-        var path = dir.File("bad.tcz");
         for (int pos = 0; pos < good.Length; pos++)
         {
-            var bad = (byte[])good.Clone();
-            bad[pos] ^= (byte)(1 << (pos % 8));
-            File.WriteAllBytes(path, bad);
-            var ex = Assert.ThrowsAny<IOException>(() =>
-            {
-                using var r = TczReader.Open(path);
-                r.DecompressTo(null);
-            });
+            var path = WriteFlipped(dir, good, "bad.tcz", pos, 1 << (pos % 8));
+            var ex = DecompressFails(path);
             Assert.Contains(path, ex.Message);
         }
     }
@@ -50,10 +60,7 @@ public class TczCorruptionTests
     {
         using var dir = new ScratchDir();
         var good = SmallTcz(dir);
-        var path = dir.File("bad.tcz");
-        var bad = (byte[])good.Clone();
-        bad[TczConstants.HeaderSize + 200] ^= 0x10; // inside the first chunks' payload
-        File.WriteAllBytes(path, bad);
+        var path = WriteFlipped(dir, good, "bad.tcz", TczConstants.HeaderSize + 200, 0x10); // inside the first chunks' payload
         using var r = TczReader.Open(path);
         var ex = Assert.Throws<TensorFormatException>(() => r.DecompressTo(null));
         Assert.Contains("chunk", ex.Message);
@@ -69,11 +76,7 @@ public class TczCorruptionTests
         for (int len = 0; len < good.Length; len++)
         {
             File.WriteAllBytes(path, good.AsSpan(0, len).ToArray());
-            Assert.ThrowsAny<IOException>(() =>
-            {
-                using var r = TczReader.Open(path);
-                r.DecompressTo(null);
-            });
+            DecompressFails(path);
         }
     }
 
@@ -104,10 +107,7 @@ public class TczCorruptionTests
         // A chunk failing on a pool worker must surface on the caller, once, and not leave the pipeline waiting.
         using var dir = new ScratchDir();
         var good = SmallTcz(dir);
-        var path = dir.File("bad.tcz");
-        var bad = (byte[])good.Clone();
-        bad[TczConstants.HeaderSize + 200] ^= 0x10;
-        File.WriteAllBytes(path, bad);
+        var path = WriteFlipped(dir, good, "bad.tcz", TczConstants.HeaderSize + 200, 0x10);
         using var r = TczReader.Open(path);
         var ex = Assert.Throws<TensorFormatException>(() => r.DecompressTo(null, threads));
         Assert.Contains("chunk", ex.Message);
@@ -120,10 +120,7 @@ public class TczCorruptionTests
     {
         using var dir = new ScratchDir();
         var good = SmallTcz(dir);
-        var bad = (byte[])good.Clone();
-        bad[TczConstants.HeaderSize + 5] ^= 1;
-        var path = dir.File("bad.tcz");
-        File.WriteAllBytes(path, bad);
+        var path = WriteFlipped(dir, good, "bad.tcz", TczConstants.HeaderSize + 5, 1);
         var outPath = dir.File("restored");
         using (var r = TczReader.Open(path))
             Assert.ThrowsAny<IOException>(() => r.DecompressToFile(outPath, false));
