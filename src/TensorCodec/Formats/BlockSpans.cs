@@ -18,7 +18,7 @@ internal static class BlockSpans
         return nb;
     }
 
-    /// <summary><see cref="ForQuantize"/>, plus: a non-empty importance must cover every element of <paramref name="x"/>.</summary>
+    /// <summary><see cref="ForQuantize(ReadOnlySpan{float}, Span{byte}, int, int)"/>, plus: a non-empty importance must cover every element of <paramref name="x"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int ForQuantize(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance, int blockSize, int blockBytes)
     {
