@@ -120,7 +120,7 @@ public static class ModelQuantizer
     public static QuantizeResult Quantize(string inputPath, string outputPath, ModelQuantizeOptions options)
     {
         var sw = Stopwatch.StartNew();
-        if (Path.GetFullPath(inputPath) == Path.GetFullPath(outputPath))
+        if (FileIdentity.Same(inputPath, outputPath))
             throw new IOException($"{outputPath}: output would overwrite the input");
         using var plan = CreatePlan(inputPath, options);
 
