@@ -26,6 +26,9 @@ public sealed class AtomicFileWriter : IDisposable
     readonly FileStream _file;
     bool _committed;
 
+    /// <summary>Bytes written through <see cref="Stream"/> (a pipe has no length to ask).</summary>
+    internal long BytesWritten { get; private set; }
+
     /// <summary>The temporary file, or null when writing directly to a device or FIFO.</summary>
     internal string? TempPath { get; }
 
@@ -177,19 +180,23 @@ public sealed class AtomicFileWriter : IDisposable
         public override bool CanRead => file.CanRead;
         public override bool CanSeek => file.CanSeek;
         public override bool CanWrite => file.CanWrite;
-        public override long Length => file.Length;
-        public override long Position { get => file.Position; set => file.Position = value; }
+        public override long Length => Seekable().Length;
+        public override long Position { get => Seekable().Position; set => Seekable().Position = value; }
         public override void Flush() => owner.Translate(() => { file.Flush(); return 0; });
         public override int Read(byte[] buffer, int offset, int count) => file.Read(buffer, offset, count);
         public override int Read(Span<byte> buffer) => file.Read(buffer);
-        public override long Seek(long offset, SeekOrigin origin) => file.Seek(offset, origin);
-        public override void SetLength(long value) => owner.Translate(() => { file.SetLength(value); return 0; });
-        public override void Write(byte[] buffer, int offset, int count) => owner.Translate(() => { file.Write(buffer, offset, count); return 0; });
+        public override long Seek(long offset, SeekOrigin origin) => Seekable().Seek(offset, origin);
+        public override void SetLength(long value) => owner.Translate(() => { Seekable().SetLength(value); return 0; });
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
         public override void Write(ReadOnlySpan<byte> buffer)
         {
             try { file.Write(buffer); }
             catch (IOException e) { throw owner.Reworded(e); }
+            owner.BytesWritten += buffer.Length;
         }
-        public override void WriteByte(byte value) => owner.Translate(() => { file.WriteByte(value); return 0; });
+        public override void WriteByte(byte value) => Write([value]);
+
+        FileStream Seekable() => file.CanSeek ? file
+            : throw new IOException($"{owner._shownPath}: this output must be a regular file (it is written out of order, and a pipe or device cannot seek)");
     }
 }

@@ -16,6 +16,13 @@ public class OutputSafetyTests
         var (code, _, err) = Tcodec("compress", TestFiles.Sample("stories260K.bin"), "-o", "/dev/null", "-f");
         Assert.True(code == 0, err);
         Assert.Equal("character special file", AtomicFileWriterTests.TypeOf("/dev/null"));
+
+        // Decompressing to /dev/null checks every chunk and writes nothing (no space reserved on a device).
+        using var dir = new ScratchDir();
+        Assert.Equal(0, Tcodec("compress", TestFiles.Sample("stories260K.bin"), "-o", dir.File("s.tcz")).Code);
+        (code, _, err) = Tcodec("decompress", dir.File("s.tcz"), "-o", "/dev/null");
+        Assert.True(code == 0, err);
+        Assert.Equal("character special file", AtomicFileWriterTests.TypeOf("/dev/null"));
     }
 
     [Fact]

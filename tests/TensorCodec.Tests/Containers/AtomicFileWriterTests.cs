@@ -35,6 +35,9 @@ public class AtomicFileWriterTests
         using (var w = new AtomicFileWriter(fifo, overwrite: false)) // nothing is replaced: no -f needed
         {
             w.Stream.Write(payload);
+            var e = Assert.Throws<IOException>(() => w.Stream.Position = 0); // a writer that must seek says why, naming the output
+            Assert.Contains(fifo + ": this output must be a regular file", e.Message);
+            Assert.Equal(payload.Length, w.BytesWritten);
             w.Commit();
         }
         Assert.True(reader.Wait(TimeSpan.FromSeconds(20)), "the FIFO's reader got no end of file: the writer did not write to the FIFO");

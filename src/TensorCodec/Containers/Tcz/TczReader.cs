@@ -210,7 +210,7 @@ public sealed class TczReader : IDisposable
         if (FileIdentity.Same(outputPath, Path))
             throw new IOException($"{outputPath}: output would overwrite the input");
         using var output = new AtomicFileWriter(outputPath, overwrite);
-        if (output.Stream.CanSeek)
+        if (output.TempPath is not null) // a fresh regular file, not a device or FIFO
         {
             output.Stream.SetLength(Index.OriginalLength); // reserve space early: fail fast on a full disk
             output.Stream.Position = 0;
