@@ -66,6 +66,33 @@ public class OutputSafetyTests
         Assert.DoesNotContain(".tmp", err);
     }
 
+    [SkippableFact]
+    public void FullDiskNamesTheOutputAndLeavesNoTemporaryFile()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "/dev/full and tmpfs are Linux");
+        var (code, _, err) = Tcodec("compress", TestFiles.Sample("stories260K.bin"), "-o", "/dev/full");
+        Assert.Equal(1, code);
+        Assert.Contains("No space left on device", err);
+        Assert.Contains("/dev/full", err);
+
+        using var dir = new ScratchDir();
+        var mnt = dir.File("small");
+        Directory.CreateDirectory(mnt);
+        try { AtomicFileWriterTests.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt); }
+        catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { Skip.If(true, "cannot mount a small tmpfs (needs root)"); }
+        try
+        {
+            var output = Path.Combine(mnt, "s.tcz");
+            (code, _, err) = Tcodec("compress", TestFiles.Sample("stories260K.bin"), "-o", output);
+            Assert.Equal(1, code);
+            Assert.Contains("No space left on device", err);
+            Assert.Contains(output, err);
+            Assert.DoesNotContain(".tmp", err);
+            Assert.Empty(Directory.GetFileSystemEntries(mnt));
+        }
+        finally { AtomicFileWriterTests.Run("umount", mnt); }
+    }
+
     [SkippableTheory]
     [InlineData("TERM", 143)]
     [InlineData("INT", 130)]
