@@ -26,10 +26,9 @@ internal static class FileIdentity
     /// <summary>The type of what <paramref name="path"/> names, symlinks followed.</summary>
     public static FileKind Kind(string path)
     {
-        var st = UseStatx ? Stat(path) : null;
         if (UseStatx)
         {
-            if (st is not { } s) return FileKind.Missing;
+            if (Stat(path) is not { } s) return FileKind.Missing;
             return (s.Mode & 0xF000) switch
             {
                 0x8000 => FileKind.Regular,
@@ -45,7 +44,7 @@ internal static class FileIdentity
         return File.Exists(path) ? FileKind.Regular : FileKind.Missing;
     }
 
-    /// <summary>The path with every symlink component resolved (the missing tail kept as written).</summary>
+    /// <summary>The absolute path with every symlink component resolved; components that do not exist are kept as written.</summary>
     public static string RealPath(string path)
     {
         var full = Path.GetFullPath(path);
