@@ -1,4 +1,5 @@
 using System.CommandLine;
+using TensorCodec.Cli;
 using TensorCodec.Cli.Commands;
 
 // tcodec: argument handling and presentation only; all work happens in the TensorCodec library.
@@ -17,4 +18,12 @@ root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(SweepCommand.Create());
 root.Subcommands.Add(KvCommand.Create());
-return await root.Parse(args).InvokeAsync();
+// Signals are ours (see Interrupts), not System.CommandLine's: it would exit after 2 s without cleanup.
+using var interrupts = new Interrupts();
+int code = await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, interrupts.Token);
+if (interrupts.ExitCode is { } interrupted)
+{
+    Interrupts.RestoreTerminal();
+    return interrupted;
+}
+return code;

@@ -120,7 +120,7 @@ public static class ModelQuantizer
     public static QuantizeResult Quantize(string inputPath, string outputPath, ModelQuantizeOptions options)
     {
         var sw = Stopwatch.StartNew();
-        if (Path.GetFullPath(inputPath) == Path.GetFullPath(outputPath))
+        if (FileIdentity.Same(inputPath, outputPath))
             throw new IOException($"{outputPath}: output would overwrite the input");
         using var plan = CreatePlan(inputPath, options);
 
@@ -144,7 +144,7 @@ public static class ModelQuantizer
         using (var writer = new AtomicFileWriter(outputPath, options.Overwrite))
         {
             GgufWriter.Write(writer.Stream, plan.Metadata, sources);
-            outBytes = writer.Stream.Length;
+            outBytes = writer.TempPath is null ? writer.BytesWritten : writer.Stream.Length; // /dev/null has length 0
             writer.Commit();
         }
         var tensors = plan.Tensors.Select(t => new QuantizedTensor(t.Name, t.SourceName, TypeName(t.Choice.Type), t.Dims, t.Elements, t.Bytes,

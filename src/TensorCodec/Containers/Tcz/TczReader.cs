@@ -207,11 +207,14 @@ public sealed class TczReader : IDisposable
     /// <summary>Decompresses to <paramref name="outputPath"/> atomically: nothing appears under that name unless every check passed.</summary>
     public void DecompressToFile(string outputPath, bool overwrite, int threads = 1, IProgress<long>? progress = null, CancellationToken cancellation = default)
     {
-        if (System.IO.Path.GetFullPath(outputPath) == System.IO.Path.GetFullPath(Path))
+        if (FileIdentity.Same(outputPath, Path))
             throw new IOException($"{outputPath}: output would overwrite the input");
         using var output = new AtomicFileWriter(outputPath, overwrite);
-        output.Stream.SetLength(Index.OriginalLength); // reserve space early: fail fast on a full disk
-        output.Stream.Position = 0;
+        if (output.TempPath is not null) // a fresh regular file, not a device or FIFO
+        {
+            output.Stream.SetLength(Index.OriginalLength); // reserve space early: fail fast on a full disk
+            output.Stream.Position = 0;
+        }
         DecompressTo(output.Stream, threads, progress, cancellation);
         output.Commit();
     }

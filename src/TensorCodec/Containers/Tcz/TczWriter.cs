@@ -54,7 +54,7 @@ public static class TczWriter
     /// <summary>Compresses <paramref name="inputPath"/> into <paramref name="outputPath"/> atomically (temp file + rename).</summary>
     public static TczCompressResult CompressFile(string inputPath, string outputPath, bool overwrite, TczCompressOptions? options = null)
     {
-        if (Path.GetFullPath(inputPath) == Path.GetFullPath(outputPath))
+        if (FileIdentity.Same(inputPath, outputPath))
             throw new IOException($"{outputPath}: output would overwrite the input");
         var layout = TensorFileReader.Open(inputPath);
         using var output = new AtomicFileWriter(outputPath, overwrite);
