@@ -29,6 +29,8 @@ static class CompressCommand
                     Progress = progress,
                     Cancellation = ct,
                 }));
+            if (result.OpaqueReason is not null)
+                Console.Error.WriteLine($"tcodec: note: stored as opaque bytes (byte-exact), not parsed: {result.OpaqueReason}");
             long values = result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor).Sum(s => s.Segment.ElementCount);
             if (asJson)
             {
