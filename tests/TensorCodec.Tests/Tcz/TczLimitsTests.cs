@@ -83,4 +83,16 @@ public class TczLimitsTests
         Assert.Contains("negative", Assert.Throws<TensorFormatException>(() => TczIndex.CheckWritable(Segment(shape: [2, -1]), "x")).Message);
         Assert.Contains("unknown dtype", Assert.Throws<TensorFormatException>(() => TczIndex.CheckWritable(Segment(dtype: (DType)200), "x")).Message);
     }
+
+    [Fact]
+    public void AnIndexLargerThanTheReaderAcceptsIsRefusedBeforeAnythingIsRead()
+    {
+        using var dir = new ScratchDir();
+        var input = dir.File("huge.bin");
+        // Sparse where the file system allows: 200 GiB at 64-byte chunks is ~3.4e9 chunks, an index of ~80 GiB.
+        using (var f = new FileStream(input, FileMode.CreateNew)) f.SetLength(200L << 30);
+        var e = Assert.Throws<TensorFormatException>(() => TczWriter.CompressFile(input, dir.File("h.tcz"), false, new TczCompressOptions { ChunkSize = 64 }));
+        Assert.Contains("use a larger chunk size", e.Message);
+        Assert.False(File.Exists(dir.File("h.tcz")));
+    }
 }

@@ -161,6 +161,23 @@ public sealed class TczIndex
         if (s.Length < 0) Fail($"negative length {s.Length}");
     }
 
+    /// <summary>Refuses, before any chunk is planned or written, a file whose index could outgrow what
+    /// <see cref="TczReader"/> reads (<see cref="int.MaxValue"/> bytes): an upper bound with every varint at full width.</summary>
+    internal static void CheckIndexSize(IReadOnlyList<TczSegment> segments, int chunkSize, string? path)
+    {
+        long bound = 1 + 10 + 8 + 10 + 10, chunks = 0;
+        foreach (var s in segments)
+        {
+            int elem = Math.Max(1, s.DType.ElementSize());
+            long step = Math.Max(elem, chunkSize / elem * elem);
+            long n = (s.Length + step - 1) / step;
+            chunks += n;
+            bound += 1 + 10 + Encoding.UTF8.GetByteCount(s.Name) + 1 + 10 + 10 + 10L * s.Shape.Length + 10 + 10 + n * (5 + 5 + 8 + 8);
+        }
+        if (bound > int.MaxValue)
+            throw new TensorFormatException(path, null, "chunk_size", $"{chunks} chunks of at most {chunkSize} bytes need an index of up to {bound} bytes, more than the {int.MaxValue} a .tcz reader accepts; use a larger chunk size");
+    }
+
     /// <summary>
     /// Parses and validates an index. Every count is checked against the bytes that remain
     /// before anything is allocated from it, and the chunks must tile the payload region

@@ -87,6 +87,7 @@ public static class TczWriter
         int threads = Math.Clamp(options.Threads, 1, 256);
         var segments = PlanSegments(layout, path).ToList();
         foreach (var s in segments) TczIndex.CheckWritable(s, path);
+        TczIndex.CheckIndexSize(segments, options.ChunkSize, path);
         var header = new byte[TczConstants.HeaderSize];
         TczConstants.Magic.CopyTo(header);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
