@@ -6,7 +6,7 @@ namespace TensorCodec.Containers;
 /// Format detection and the single entry point the codecs and CLI use to read a tensor file.
 /// Detection commits as soon as a file identifies itself (GGUF magic; a safetensors header
 /// length that fits the file followed by '{'): from then on a malformed file is an error, not
-/// an opaque blob, because silently storing a damaged model as bytes would hide the damage.
+/// an opaque blob, because storing a damaged model as bytes unannounced would hide the damage.
 /// llama2.c has no magic, so it is recognised only by an exact size match; anything else is
 /// <see cref="TensorFileFormat.Opaque"/>. Compression, which takes any file, opens with
 /// <c>strict: false</c>: a file that looks like a container but does not parse is stored as opaque

@@ -140,4 +140,22 @@ public class InputFileTests
         using (var r = TczReader.Open(dir.File("x.tcz"))) r.DecompressToFile(dir.File("back"), false);
         Assert.Equal(content, File.ReadAllBytes(dir.File("back")));
     }
+
+    [Fact]
+    public void CliCompressesAMagicOnlyGgufAsOpaqueAndInspectNamesTheProblem()
+    {
+        using var dir = new ScratchDir();
+        var input = dir.File("x.gguf");
+        File.WriteAllBytes(input, "GGUF"u8.ToArray());
+        var (code, err) = TcodecWithin(TimeSpan.FromMinutes(1), ["compress", input]);
+        Assert.True(code == 0, err);
+        Assert.Contains("stored as opaque bytes", err);
+        Assert.Contains("field 'version'", err);
+        (code, err) = TcodecWithin(TimeSpan.FromMinutes(1), ["decompress", input + ".tcz", "-o", dir.File("back")]);
+        Assert.True(code == 0, err);
+        Assert.Equal("GGUF"u8.ToArray(), File.ReadAllBytes(dir.File("back")));
+        (code, err) = TcodecWithin(TimeSpan.FromMinutes(1), ["inspect", input]);
+        Assert.NotEqual(0, code);
+        Assert.Contains("field 'version'", err);
+    }
 }
