@@ -20,7 +20,7 @@ static class CompressCommand
             string inPath = p.GetValue(input)!;
             string outPath = p.GetValue(output) ?? inPath + ".tcz";
             bool asJson = p.GetValue(json);
-            long inputLength = new FileInfo(inPath).Exists ? new FileInfo(inPath).Length : throw new FileNotFoundException($"{inPath}: no such file");
+            long inputLength = CliCommon.InputLength(inPath);
             var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), inputLength, progress =>
                 TczWriter.CompressFile(inPath, outPath, p.GetValue(force), new TczCompressOptions
                 {

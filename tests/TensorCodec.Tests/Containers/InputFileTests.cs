@@ -81,9 +81,9 @@ public class InputFileTests
         SkipUnlessUnix();
         using var dir = new ScratchDir();
         var fifo = MakeFifo(dir);
-        foreach (var (input, kind) in new[] { ("/dev/zero", "character device"), ("/proc/self/status", "length 0"), (fifo, "FIFO") })
+        foreach (var (input, kind) in new[] { ("/dev/zero", "character device"), ("/proc/self/status", "length 0"), (fifo, "FIFO"), (dir.Path, "directory") })
         {
-            if (!File.Exists(input)) continue;
+            if (!File.Exists(input) && !Directory.Exists(input)) continue;
             foreach (var cmd in new[] { "compress", "verify", "inspect" })
             {
                 var args = cmd == "compress" ? new[] { cmd, input, "-o", dir.File("out.tcz") } : [cmd, input];
