@@ -67,6 +67,15 @@ static class CliCommon
         public void Report(long value) => task.Value = value;
     }
 
+    /// <summary>An input's length for the progress bar; a missing path is an error here, while a
+    /// directory or special file reports 0 and is refused by the library, which says what it is.</summary>
+    public static long InputLength(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists && !Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file");
+        return info.Exists ? info.Length : 0;
+    }
+
     public static string Bytes(long n) => n switch
     {
         >= 1L << 30 => $"{n / (double)(1L << 30):0.00} GiB",

@@ -20,7 +20,7 @@ static class CompressCommand
             string inPath = p.GetValue(input)!;
             string outPath = p.GetValue(output) ?? inPath + ".tcz";
             bool asJson = p.GetValue(json);
-            long inputLength = new FileInfo(inPath).Exists ? new FileInfo(inPath).Length : throw new FileNotFoundException($"{inPath}: no such file");
+            long inputLength = CliCommon.InputLength(inPath);
             var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), inputLength, progress =>
                 TczWriter.CompressFile(inPath, outPath, p.GetValue(force), new TczCompressOptions
                 {
@@ -29,6 +29,8 @@ static class CompressCommand
                     Progress = progress,
                     Cancellation = ct,
                 }));
+            if (result.OpaqueReason is not null)
+                Console.Error.WriteLine($"tcodec: note: stored as opaque bytes (byte-exact), not parsed: {result.OpaqueReason}");
             long values = result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor).Sum(s => s.Segment.ElementCount);
             if (asJson)
             {

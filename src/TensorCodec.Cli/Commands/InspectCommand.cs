@@ -16,7 +16,7 @@ static class InspectCommand
         {
             string path = p.GetValue(input)!;
             bool asJson = p.GetValue(json);
-            long size = new FileInfo(path).Exists ? new FileInfo(path).Length : throw new FileNotFoundException($"{path}: no such file");
+            long size = CliCommon.InputLength(path);
             var report = CliCommon.WithProgress(asJson, "inspect " + Path.GetFileName(path), size,
                 progress => TczInspector.Inspect(path, CliCommon.ResolveThreads(p.GetValue(threads)), progress));
             if (asJson) { CliCommon.WriteJson(report); return 0; }

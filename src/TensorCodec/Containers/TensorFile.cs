@@ -63,6 +63,10 @@ public sealed class TensorFile
     /// </summary>
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>When a file that looked like a container did not parse and was read as opaque bytes
+    /// (<see cref="TensorFileReader.Open(string, bool)"/> with <c>strict: false</c>): the parse error; else null.</summary>
+    public string? OpaqueReason { get; init; }
+
     /// <summary>Tensors sorted by offset, with any gap/overlap already validated by the reader.</summary>
     public IEnumerable<TensorInfo> InFileOrder() => Tensors.OrderBy(t => t.Offset);
 }

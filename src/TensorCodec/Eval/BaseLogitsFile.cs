@@ -70,6 +70,7 @@ internal static class BaseLogitsFile
 
         public Reader(string path, Header expected)
         {
+            InputFile.EnsureRegular(path);
             _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
             try
             {

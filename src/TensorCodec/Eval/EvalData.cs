@@ -1,3 +1,4 @@
+using TensorCodec.Containers;
 using System.Runtime.InteropServices;
 using TensorCodec.Engine;
 
@@ -20,6 +21,7 @@ public static class EvalData
     /// <summary>A raw little-endian uint16 token file.</summary>
     public static int[] ReadU16(string path)
     {
+        InputFile.EnsureRegular(path);
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length % 2 != 0) throw new InvalidDataException($"{path}: {bytes.Length} bytes is not a whole number of uint16 tokens");
         var u16 = MemoryMarshal.Cast<byte, ushort>(bytes);
@@ -36,6 +38,7 @@ public static class EvalData
     {
         string ext = Path.GetExtension(path);
         if (ext.Equals(".u16", StringComparison.OrdinalIgnoreCase)) return ReadU16(path);
+        InputFile.EnsureRegular(path);
         if (ext.Equals(".csv", StringComparison.OrdinalIgnoreCase)) return ParseCsv(File.ReadAllText(path), path);
         throw new ArgumentException($"{path}: unknown token file type '{ext}'; use .u16 (raw uint16 little-endian) or .csv (comma-separated ids)");
     }

@@ -203,6 +203,7 @@ public sealed record ModelConfig
     public static ModelConfig FromHfConfig(string path)
     {
         JsonDocument doc;
+        InputFile.EnsureRegular(path);
         try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
         catch (JsonException e)
         {

@@ -62,6 +62,7 @@ public sealed class Vocabulary
     /// <summary>A llama2.c tokenizer.bin, or the vocabulary embedded in a GGUF model.</summary>
     public static Vocabulary Read(string path)
     {
+        InputFile.EnsureRegular(path);
         using var stream = File.OpenRead(path);
         return GgufFile.HasMagic(stream) ? FromGguf(GgufFile.Parse(stream, path), path) : ReadLlama2c(path);
     }
@@ -69,6 +70,7 @@ public sealed class Vocabulary
     /// <summary>Reads llama2.c's tokenizer.bin. BOS, EOS and unknown are the pieces &lt;s&gt;, &lt;/s&gt;, &lt;unk&gt; (default ids 1, 2, 0).</summary>
     public static Vocabulary ReadLlama2c(string path)
     {
+        InputFile.EnsureRegular(path);
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length < 4) throw new TensorFormatException(path, 0, "max_token_length", "tokenizer file is shorter than its 4-byte header");
         var pieces = new List<byte[]>();

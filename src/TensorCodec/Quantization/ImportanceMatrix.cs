@@ -32,6 +32,7 @@ internal sealed class ImportanceMatrix
 
     public static ImportanceMatrix Load(string path)
     {
+        InputFile.EnsureRegular(path);
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         return GgufFile.HasMagic(stream) ? LoadGguf(stream, path) : LoadDat(File.ReadAllBytes(path), path);
     }

@@ -34,6 +34,7 @@ public static class RawTensorTool
     internal static float[] ReadF32(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file");
+        InputFile.EnsureRegular(path);
         var bytes = File.ReadAllBytes(path);
         if (bytes.Length % 4 != 0) throw new InvalidDataException($"{path}: {bytes.Length} bytes is not a whole number of float32 values");
         var x = MemoryMarshal.Cast<byte, float>(bytes).ToArray();
@@ -101,6 +102,7 @@ public static class RawTensorTool
         var f = QuantFormats.Get(type);
         if (nPerRow <= 0) throw new ArgumentException($"--row must be positive, got {nPerRow}");
         if (!File.Exists(input)) throw new FileNotFoundException($"{input}: no such file");
+        InputFile.EnsureRegular(input);
         var q = File.ReadAllBytes(input);
         long count = f.GetDecodedLength(q, nPerRow);
         var y = new float[checked((int)count)];

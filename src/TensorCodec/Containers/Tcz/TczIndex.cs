@@ -30,6 +30,8 @@ public static class TczConstants
     public const int MaxNameBytes = 64 * 1024;
     /// <summary>Most dimensions a tensor's shape may have in an index.</summary>
     public const int MaxRank = 16;
+    /// <summary>Largest ggml type id an index may record (ids are small; the bound keeps a corrupt one from passing as a type).</summary>
+    public const int MaxGgmlType = 1023;
 }
 
 /// <summary>What a segment of the original file holds.</summary>
@@ -141,6 +143,42 @@ public sealed class TczIndex
     }
 
     /// <summary>
+    /// The writer's half of the limits <see cref="Parse"/> enforces: a segment the reader would refuse
+    /// is refused before anything is written, naming the tensor and the limit.
+    /// </summary>
+    internal static void CheckWritable(TczSegment s, string? path)
+    {
+        // A name too long to store is also too long to print whole: the message stays one bounded line.
+        string? field = s.Kind != TczSegmentKind.Tensor ? null : s.Name.Length > 120 ? s.Name[..120] + "…" : s.Name;
+        void Fail(string message) => throw new TensorFormatException(path, s.OriginalOffset, field, $"{s.Kind.ToString().ToLowerInvariant()} segment cannot be stored in .tcz: {message}");
+        int nameBytes = Encoding.UTF8.GetByteCount(s.Name);
+        if (nameBytes > TczConstants.MaxNameBytes) Fail($"name length {nameBytes} bytes exceeds the limit of {TczConstants.MaxNameBytes}");
+        if (s.Shape.Length > TczConstants.MaxRank) Fail($"rank {s.Shape.Length} exceeds the limit of {TczConstants.MaxRank}");
+        for (int d = 0; d < s.Shape.Length; d++)
+            if (s.Shape[d] < 0) Fail($"dimension {d} is negative ({s.Shape[d]})");
+        if (s.GgmlType < -1 || s.GgmlType > TczConstants.MaxGgmlType) Fail($"ggml type {s.GgmlType} outside -1..{TczConstants.MaxGgmlType}");
+        if (!Enum.IsDefined(s.DType)) Fail($"unknown dtype {(int)s.DType}");
+        if (s.Length < 0) Fail($"negative length {s.Length}");
+    }
+
+    /// <summary>Refuses, before any chunk is planned or written, a file whose index could outgrow what
+    /// <see cref="TczReader"/> reads (<see cref="int.MaxValue"/> bytes): an upper bound with every varint at full width.</summary>
+    internal static void CheckIndexSize(IReadOnlyList<TczSegment> segments, int chunkSize, string? path)
+    {
+        long bound = 1 + 10 + 8 + 10 + 10, chunks = 0;
+        foreach (var s in segments)
+        {
+            int elem = Math.Max(1, s.DType.ElementSize());
+            long step = Math.Max(elem, chunkSize / elem * elem);
+            long n = (s.Length + step - 1) / step;
+            chunks += n;
+            bound += 1 + 10 + Encoding.UTF8.GetByteCount(s.Name) + 1 + 10 + 10 + 10L * s.Shape.Length + 10 + 10 + n * (5 + 5 + 8 + 8);
+        }
+        if (bound > int.MaxValue)
+            throw new TensorFormatException(path, null, "chunk_size", $"{chunks} chunks of at most {chunkSize} bytes need an index of up to {bound} bytes, more than the {int.MaxValue} a .tcz reader accepts; use a larger chunk size");
+    }
+
+    /// <summary>
     /// Parses and validates an index. Every count is checked against the bytes that remain
     /// before anything is allocated from it, and the chunks must tile the payload region
     /// [HeaderSize, payloadEnd) exactly.
@@ -169,7 +207,7 @@ public sealed class TczIndex
             var dtype = (DType)r.Byte(f + ".dtype");
             if (!Enum.IsDefined(dtype)) r.Fail(f + ".dtype", $"unknown dtype {(int)dtype}");
             long ggml = r.Long(f + ".ggml_type") - 1;
-            if (ggml > 1023) r.Fail(f + ".ggml_type", $"ggml type {ggml} out of range");
+            if (ggml > TczConstants.MaxGgmlType) r.Fail(f + ".ggml_type", $"ggml type {ggml} out of range");
             long rank = r.Long(f + ".rank");
             if (rank > TczConstants.MaxRank) r.Fail(f + ".rank", $"rank {rank} exceeds {TczConstants.MaxRank}");
             var shape = new long[rank];

@@ -45,6 +45,7 @@ public static class TczInspector
     public static bool IsTcz(string path)
     {
         Span<byte> head = stackalloc byte[8];
+        InputFile.EnsureRegular(path);
         using var fs = File.OpenRead(path);
         return fs.ReadAtLeast(head, 8, throwOnEndOfStream: false) == 8 && TczReader.HasMagic(head);
     }

@@ -37,6 +37,7 @@ public sealed class TczReader : IDisposable
     /// <exception cref="IOException">The file cannot be read.</exception>
     public static TczReader Open(string path)
     {
+        InputFile.EnsureRegular(path);
         var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         try
         {

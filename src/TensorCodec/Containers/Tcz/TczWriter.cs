@@ -40,6 +40,8 @@ public sealed class TczCompressResult
     public required IReadOnlyList<TczSegmentResult> Segments { get; init; }
     /// <summary>Coding statistics summed over all chunks (stream figures only with <see cref="TczCompressOptions.CollectStatistics"/>).</summary>
     public required ChunkStats Total { get; init; }
+    /// <summary>Why an input that looked like a container was stored as opaque bytes (its parse error), else null.</summary>
+    public string? OpaqueReason { get; init; }
     /// <summary>Compressed size over original size (1 for an empty input).</summary>
     public double Ratio => OriginalBytes == 0 ? 1 : (double)CompressedBytes / OriginalBytes;
 }
@@ -56,15 +58,17 @@ public static class TczWriter
     {
         if (FileIdentity.Same(inputPath, outputPath))
             throw new IOException($"{outputPath}: output would overwrite the input");
-        var layout = TensorFileReader.Open(inputPath);
+        // Compress takes any file: one that looks like a container but does not parse is stored as opaque bytes.
+        var layout = TensorFileReader.Open(inputPath, strict: false);
         using var output = new AtomicFileWriter(outputPath, overwrite);
         var result = Compress(inputPath, layout, output.Stream, options);
         output.Commit();
         return result;
     }
 
-    /// <summary>Compresses <paramref name="inputPath"/>, whose layout <paramref name="layout"/> describes (from <see cref="TensorFileReader.Open"/>), into <paramref name="output"/>, written in order.</summary>
-    /// <exception cref="TensorFormatException">The input changed length since its layout was read.</exception>
+    /// <summary>Compresses <paramref name="inputPath"/>, whose layout <paramref name="layout"/> describes (from <see cref="TensorFileReader.Open(string, bool)"/>), into <paramref name="output"/>, written in order.</summary>
+    /// <exception cref="TensorFormatException">The input changed length since its layout was read, or a tensor
+    /// exceeds a limit of the index (<see cref="TczConstants.MaxRank"/>, <see cref="TczConstants.MaxNameBytes"/>, …).</exception>
     /// <exception cref="ArgumentOutOfRangeException">The chunk size is outside 64 … <see cref="TczConstants.MaxChunkSize"/>.</exception>
     public static TczCompressResult Compress(string inputPath, TensorFile layout, Stream output, TczCompressOptions? options = null)
     {
@@ -82,6 +86,8 @@ public static class TczWriter
             throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
         int threads = Math.Clamp(options.Threads, 1, 256);
         var segments = PlanSegments(layout, path).ToList();
+        foreach (var s in segments) TczIndex.CheckWritable(s, path);
+        TczIndex.CheckIndexSize(segments, options.ChunkSize, path);
         var header = new byte[TczConstants.HeaderSize];
         TczConstants.Magic.CopyTo(header);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
@@ -155,6 +161,7 @@ public static class TczWriter
         return new TczCompressResult
         {
             Format = layout.Format,
+            OpaqueReason = layout.OpaqueReason,
             OriginalBytes = layout.FileLength,
             CompressedBytes = written + indexBytes.Length + TczConstants.TrailerSize,
             Segments = segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
