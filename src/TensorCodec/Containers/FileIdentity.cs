@@ -8,7 +8,8 @@ internal enum FileKind { Missing, Regular, Directory, CharDevice, Fifo, BlockDev
 /// <summary>
 /// File type and identity by (device, inode), not by path string: a symlinked folder, a hard link or
 /// <c>./x</c> beside <c>x</c> name the same file. .NET has no stat API, so Linux uses statx(2), whose
-/// struct layout is the same on every architecture; elsewhere it falls back to fully resolved paths.
+/// struct layout is the same on every architecture; macOS/FreeBSD read the type through the runtime's
+/// stat shim; identity elsewhere falls back to fully resolved paths.
 /// </summary>
 internal static class FileIdentity
 {
@@ -26,23 +27,22 @@ internal static class FileIdentity
     /// <summary>The type of what <paramref name="path"/> names, symlinks followed.</summary>
     public static FileKind Kind(string path)
     {
-        if (UseStatx)
-        {
-            if (Stat(path) is not { } s) return FileKind.Missing;
-            return (s.Mode & 0xF000) switch
-            {
-                0x8000 => FileKind.Regular,
-                0x4000 => FileKind.Directory,
-                0x2000 => FileKind.CharDevice,
-                0x1000 => FileKind.Fifo,
-                0x6000 => FileKind.BlockDevice,
-                0xC000 => FileKind.Socket,
-                _ => FileKind.Other,
-            };
-        }
+        if (UseStatx) return Stat(path) is { } s ? KindOf(s.Mode) : FileKind.Missing;
+        if (ShimMode(path) is int mode) return KindOf(mode);
         if (Directory.Exists(path)) return FileKind.Directory;
         return File.Exists(path) ? FileKind.Regular : FileKind.Missing;
     }
+
+    static FileKind KindOf(int mode) => (mode & 0xF000) switch
+    {
+        0x8000 => FileKind.Regular,
+        0x4000 => FileKind.Directory,
+        0x2000 => FileKind.CharDevice,
+        0x1000 => FileKind.Fifo,
+        0x6000 => FileKind.BlockDevice,
+        0xC000 => FileKind.Socket,
+        _ => FileKind.Other,
+    };
 
     /// <summary>The absolute path with every symlink component resolved; components that do not exist are kept as written.</summary>
     public static string RealPath(string path)
@@ -89,4 +89,20 @@ internal static class FileIdentity
         ulong dev = ((ulong)BitConverter.ToUInt32(buf, 136) << 32) | BitConverter.ToUInt32(buf, 140);
         return new StatInfo(dev, ino, mode);
     }
+
+    /// <summary>
+    /// stat(2)'s mode on macOS/FreeBSD through the runtime's own native shim (shipped with every .NET on
+    /// Unix, so no native package): its FileStatus starts with int32 Flags, int32 Mode. Null elsewhere, when
+    /// the path does not exist, or in a host without the shim (some single-file hosts).
+    /// </summary>
+    static int? ShimMode(string path)
+    {
+        if (!(OperatingSystem.IsMacOS() || OperatingSystem.IsFreeBSD())) return null;
+        var buf = new byte[512]; // oversized: fields added at the end do no harm
+        try { return SystemNativeStat(path, buf) == 0 ? BitConverter.ToInt32(buf, 4) : null; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
+    }
+
+    [DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat", SetLastError = true)]
+    static extern int SystemNativeStat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte[] output);
 }
