@@ -95,4 +95,21 @@ public class TczLimitsTests
         Assert.Contains("use a larger chunk size", e.Message);
         Assert.False(File.Exists(dir.File("h.tcz")));
     }
+
+    [Fact]
+    public void A_shape_whose_value_count_cannot_be_real_is_refused_by_writer_and_reader()
+    {
+        // Regression: a crafted index with huge dimensions made inspect throw OverflowException in FileReport.TotalValues.
+        long[][] bad = [[long.MaxValue / 2, 4], [1L << 40, 1L << 40], [65]]; // overflow, overflow, 65 values in 8 bytes
+        foreach (var shape in bad)
+        {
+            var seg = Segment(shape: shape);
+            Assert.Contains("shape", Assert.Throws<TensorFormatException>(() => TczIndex.CheckWritable(seg, "x")).Message);
+            var index = new TczIndex(TensorFileFormat.Safetensors, 0, 0, TczConstants.DefaultChunkSize, [seg]).Serialize();
+            var e = Assert.Throws<TensorFormatException>(() => TczIndex.Parse(index, 100, 100, "crafted.tcz"));
+            Assert.Contains("segment[0].shape", e.Message);
+        }
+        TczIndex.CheckWritable(Segment(shape: [64]), "x"); // 64 one-bit values fit in 8 bytes
+        TczIndex.CheckWritable(Segment(shape: [0, 1L << 62]), "x"); // an empty tensor
+    }
 }

@@ -143,6 +143,25 @@ public sealed class TczIndex
     }
 
     /// <summary>
+    /// Why <paramref name="shape"/> cannot describe a tensor of <paramref name="length"/> bytes, or null: a
+    /// negative dimension, a product that overflows, or more values than the bytes have bits (no format
+    /// stores a value in under one bit). Keeps every value count derived from an index finite.
+    /// </summary>
+    internal static string? ShapeProblem(ReadOnlySpan<long> shape, long length)
+    {
+        if (shape.IsEmpty) return null;
+        long values = 1;
+        for (int d = 0; d < shape.Length; d++)
+        {
+            if (shape[d] < 0) return $"shape dimension {d} is negative ({shape[d]})";
+            if (shape[d] != 0 && values > long.MaxValue / shape[d]) return $"shape: the product of the dimensions overflows at dimension {d} ({shape[d]})";
+            values *= shape[d];
+        }
+        long bytesNeeded = values / 8 + (values % 8 != 0 ? 1 : 0);
+        return bytesNeeded > length ? $"shape holds {values} values, more than {length} bytes can store" : null;
+    }
+
+    /// <summary>
     /// The writer's half of the limits <see cref="Parse"/> enforces: a segment the reader would refuse
     /// is refused before anything is written, naming the tensor and the limit.
     /// </summary>
@@ -154,8 +173,7 @@ public sealed class TczIndex
         int nameBytes = Encoding.UTF8.GetByteCount(s.Name);
         if (nameBytes > TczConstants.MaxNameBytes) Fail($"name length {nameBytes} bytes exceeds the limit of {TczConstants.MaxNameBytes}");
         if (s.Shape.Length > TczConstants.MaxRank) Fail($"rank {s.Shape.Length} exceeds the limit of {TczConstants.MaxRank}");
-        for (int d = 0; d < s.Shape.Length; d++)
-            if (s.Shape[d] < 0) Fail($"dimension {d} is negative ({s.Shape[d]})");
+        if (s.Kind == TczSegmentKind.Tensor && ShapeProblem(s.Shape, s.Length) is { } shapeProblem) Fail(shapeProblem);
         if (s.GgmlType < -1 || s.GgmlType > TczConstants.MaxGgmlType) Fail($"ggml type {s.GgmlType} outside -1..{TczConstants.MaxGgmlType}");
         if (!Enum.IsDefined(s.DType)) Fail($"unknown dtype {(int)s.DType}");
         if (s.Length < 0) Fail($"negative length {s.Length}");
@@ -213,6 +231,7 @@ public sealed class TczIndex
             var shape = new long[rank];
             for (int d = 0; d < rank; d++) shape[d] = r.Long($"{f}.shape[{d}]");
             long length = r.Long(f + ".length");
+            if (kind == TczSegmentKind.Tensor && ShapeProblem(shape, length) is { } shapeProblem) r.Fail(f + ".shape", shapeProblem);
             long chunkCount = r.Count(f + ".chunk_count", minBytesEach: 18);
             var seg = new TczSegment { Kind = kind, Name = name, DType = dtype, GgmlType = (int)ggml, Shape = shape, Length = length, OriginalOffset = original };
             long sum = 0;
