@@ -40,10 +40,25 @@ static class CliCommon
             }
             catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException or ArgumentException or NotSupportedException)
             {
-                Console.Error.WriteLine($"tcodec: error: {e.Message}");
+                Console.Error.WriteLine($"tcodec: error: {OneLine(e.Message)}");
                 return Task.FromResult(1);
             }
         });
+
+    /// <summary>Longest error line printed: enough for any path, field and reason; a message that lists a
+    /// hostile input (a rank-10,000 shape) is cut in the middle instead of flooding the terminal.</summary>
+    internal const int MaxErrorChars = 600;
+
+    /// <summary>A message as one line of at most <see cref="MaxErrorChars"/> characters: line breaks become
+    /// spaces, and the middle of a longer message is elided (its start names the file, its end the reason).</summary>
+    internal static string OneLine(string message)
+    {
+        var line = message.ReplaceLineEndings(" ");
+        if (line.Length <= MaxErrorChars) return line;
+        const int tail = 150, marker = 42; // room for " … (2,147,483,647 characters omitted) … "
+        int head = MaxErrorChars - tail - marker;
+        return string.Concat(line.AsSpan(0, head), $" … ({line.Length - head - tail:N0} characters omitted) … ", line.AsSpan(line.Length - tail));
+    }
 
     /// <summary>Shows a progress bar on an interactive terminal; runs silently otherwise.</summary>
     public static T WithProgress<T>(bool quiet, string label, long total, Func<IProgress<long>?, T> work)

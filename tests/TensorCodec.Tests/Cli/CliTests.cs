@@ -126,3 +126,36 @@ public class CliTests
         Assert.True(kl["q8_0"] < kl["q4_K_M"] && kl["q4_K_M"] < kl["q2_K"], string.Join(", ", kl));
     }
 }
+
+/// <summary>Every error is one line of bounded length, whatever the input holds.</summary>
+public class ErrorLineTests
+{
+    [Fact]
+    public void A_rank_10002_shape_gives_one_bounded_line()
+    {
+        // Regression: `logits` on a rank-10,002 shape printed the whole shape (30 KB, 3 MB at larger ranks).
+        using var dir = new ScratchDir();
+        var model = dir.File("model.safetensors");
+        File.WriteAllBytes(model, TensorCodec.Containers.SafetensorsWriter.ToBytes(
+            [new("model.embed_tokens.weight", TensorCodec.Numerics.DType.F32, [.. Enumerable.Repeat(1L, 10_002)],
+                TensorCodec.Containers.TensorByteSource.FromMemory(new byte[4]))], []));
+        File.Copy(TestFiles.Fixture("bard-3m/config.json"), dir.File("config.json"));
+        var (code, _, err) = CliTests.Tcodec("logits", model, "--tokens", TestFiles.Fixture("engine/greedy.tokens.csv"), "-o", dir.File("l.f32"));
+        Assert.Equal(1, code);
+        var line = err.TrimEnd('\n');
+        Assert.DoesNotContain('\n', line);
+        Assert.True(line.Length <= "tcodec: error: ".Length + TensorCodec.Cli.Commands.CliCommon.MaxErrorChars, $"{line.Length} characters");
+        Assert.Contains("model.safetensors", line);
+        Assert.Contains("characters omitted", line);
+    }
+
+    [Fact]
+    public void Short_messages_pass_unchanged_and_line_breaks_become_spaces()
+    {
+        Assert.Equal("a b", TensorCodec.Cli.Commands.CliCommon.OneLine("a\nb"));
+        var longOne = new string('x', 5000) + "END";
+        var cut = TensorCodec.Cli.Commands.CliCommon.OneLine(longOne);
+        Assert.True(cut.Length <= TensorCodec.Cli.Commands.CliCommon.MaxErrorChars);
+        Assert.EndsWith("END", cut);
+    }
+}
