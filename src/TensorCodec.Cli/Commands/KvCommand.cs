@@ -122,7 +122,7 @@ static class KvCommand
 
             var sw = Stopwatch.StartNew();
             KvContext ctx;
-            using (var f = File.OpenRead(path)) ctx = KvContext.Read(f, path, m);
+            ctx = KvContext.Read(path, m);
             double readSeconds = sw.Elapsed.TotalSeconds;
             var r = KvContinuation.Run(m, ctx, continuation, p.GetValue(generate), compare: !p.GetValue(noCheck), t);
             string generated = tokenizer?.Decode(r.Tokens.AsSpan(continuation.Length)) ?? "";

@@ -2,6 +2,7 @@ using System.IO.Hashing;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text;
+using TensorCodec.Containers;
 using TensorCodec.Containers.Tkv;
 
 namespace TensorCodec.Engine;
@@ -126,6 +127,15 @@ public sealed class KvContext
             TensorPrimitives.ConvertToHalf(Values[l].AsSpan(0, n), all.AsSpan(o, n)); o += n;
         }
         return MemoryMarshal.AsBytes(all.AsSpan()).ToArray();
+    }
+
+    /// <summary>Reads the <c>.tkv</c> file at <paramref name="path"/> (see <see cref="Read(Stream, string, LlamaModel, byte[])"/>).</summary>
+    /// <exception cref="IOException">The path is not a regular file (a FIFO, device or directory), or cannot be read.</exception>
+    public static KvContext Read(string path, LlamaModel? model = null, byte[]? modelId = null)
+    {
+        InputFile.EnsureRegular(path); // a FIFO would block the open
+        using var f = File.OpenRead(path);
+        return Read(f, path, model, modelId);
     }
 
     /// <summary>Reads a <c>.tkv</c> file held in memory (see <see cref="Read(Stream, string, LlamaModel, byte[])"/>).</summary>

@@ -59,6 +59,7 @@ public class InputFileTests
         RefusedQuickly(() => TensorFileReader.Detect(fifo));
         RefusedQuickly(() => TczReader.Open(fifo));
         RefusedQuickly(() => TczInspector.Inspect(fifo));
+        RefusedQuickly(() => TensorCodec.Engine.KvContext.Read(fifo)); // kv load
     }
 
     [SkippableFact]
