@@ -46,8 +46,18 @@ sealed class Interrupts : IDisposable
     {
         AtomicFileWriter.AbandonAll();
         RestoreTerminal();
-        Console.Error.WriteLine("tcodec: interrupted; no output was written");
+        Announce("interrupted; no output was written");
         Environment.Exit(128 + _signal);
+    }
+
+    static int _announced;
+
+    /// <summary>Prints the interruption line once per process: the command's own unwinding and the grace-period
+    /// exit both report it, and a slow unwind (over <see cref="Grace"/>) used to print it twice.</summary>
+    public static void Announce(string message)
+    {
+        if (Interlocked.Exchange(ref _announced, 1) == 0)
+            Console.Error.WriteLine($"tcodec: {message}");
     }
 
     /// <summary>Shows the cursor again (a progress bar hides it) on whichever stream is a terminal.</summary>

@@ -6,7 +6,8 @@ using TensorCodec.Cli.Commands;
 // Redirected output goes to logs and files: do not wrap tables at the default 80 columns.
 if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
 
-var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c): lossless .tcz, quantization, and measurement");
+var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c): lossless .tcz, quantization, and measurement.\n" +
+    "Like zstd: `tcodec FILE...` compresses, `tcodec -d FILE...` decompresses, `tcodec -t FILE...` verifies; - is standard input/output.");
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(DecompressCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());
@@ -18,9 +19,10 @@ root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(SweepCommand.Create());
 root.Subcommands.Add(KvCommand.Create());
+RootFiles.Add(root);
 // Signals are ours (see Interrupts), not System.CommandLine's: it would exit after 2 s without cleanup.
 using var interrupts = new Interrupts();
-int code = await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, interrupts.Token);
+int code = await root.Parse(RootFiles.RewriteLevels(args, root)).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, interrupts.Token);
 if (interrupts.ExitCode is { } interrupted)
 {
     Interrupts.RestoreTerminal();

@@ -28,6 +28,13 @@ static class CliCommon
 
     public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
 
+    /// <summary>JSON to <paramref name="writer"/> (stderr when stdout carries a command's data).</summary>
+    public static void WriteJson<T>(T value, TextWriter writer) => writer.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+
+    /// <summary>Failures that are the input's or the environment's, reported as one line; anything else is a bug and propagates.</summary>
+    public static bool IsUserError(Exception e) =>
+        e is IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException or ArgumentException or NotSupportedException;
+
     /// <summary>Runs a command body: any failure becomes one clear line on stderr and exit code 1.</summary>
     public static void SetGuardedAction(this Command command, Func<ParseResult, CancellationToken, int> body) =>
         command.SetAction((parse, ct) =>
@@ -35,10 +42,10 @@ static class CliCommon
             try { return Task.FromResult(body(parse, ct)); }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine("tcodec: interrupted; no output was written");
+                Interrupts.Announce("interrupted; no output was written");
                 return Task.FromResult(130);
             }
-            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or KeyNotFoundException or ArgumentException or NotSupportedException)
+            catch (Exception e) when (IsUserError(e))
             {
                 Console.Error.WriteLine($"tcodec: error: {OneLine(e.Message)}");
                 return Task.FromResult(1);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 
 namespace TensorCodec.Cli.Commands;
@@ -8,47 +9,105 @@ static class CompressCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "File to compress (safetensors, GGUF, llama2.c, or any file)" };
-        var output = CliCommon.Output();
-        var threads = CliCommon.Threads();
-        var force = CliCommon.Force();
-        var json = CliCommon.Json();
-        var chunk = new Option<int>("--chunk-size") { Description = "Chunk size in bytes", DefaultValueFactory = _ => TczConstants.DefaultChunkSize, Hidden = true };
-        var cmd = new Command("compress", "Compress a file losslessly into .tcz (default output: INPUT.tcz)") { input, output, threads, force, json, chunk };
-        cmd.SetGuardedAction((p, ct) =>
+        var flags = new FileFlags("Files to compress (safetensors, GGUF, llama2.c, or any file; - for standard input)");
+        var cmd = new Command("compress", "Compress files losslessly into .tcz (default output: INPUT.tcz; standard input goes to standard output)");
+        flags.AddTo(cmd, FileOp.Compress);
+        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Compress, ct));
+        return cmd;
+    }
+
+    /// <summary>Compresses one input; returns its JSON report.</summary>
+    internal static object Run(FileFlags.Job job, CancellationToken ct)
+    {
+        var s = job.S;
+        string inPath = job.Input;
+        string outPath = job.OutputFor(job.FromStdin ? null : inPath + ".tcz", "standard input has no name to derive an output name from; use -o FILE or -c");
+        if (outPath == FileFlags.StdStream && !Console.IsOutputRedirected)
+            throw new IOException($"{inPath}: refusing to write compressed data to a terminal; redirect standard output or use -o");
+        var stamp = job.FromStdin ? default : FileFlags.Job.Stamp(inPath);
+        var options = new TczCompressOptions
         {
-            string inPath = p.GetValue(input)!;
-            string outPath = p.GetValue(output) ?? inPath + ".tcz";
-            bool asJson = p.GetValue(json);
-            long inputLength = CliCommon.InputLength(inPath);
-            var result = CliCommon.WithProgress(asJson, "compress " + Path.GetFileName(inPath), inputLength, progress =>
-                TczWriter.CompressFile(inPath, outPath, p.GetValue(force), new TczCompressOptions
-                {
-                    Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
-                    ChunkSize = p.GetValue(chunk),
-                    Progress = progress,
-                    Cancellation = ct,
-                }));
-            if (result.OpaqueReason is not null)
-                Console.Error.WriteLine($"tcodec: note: stored as opaque bytes (byte-exact), not parsed: {result.OpaqueReason}");
-            long values = result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor).Sum(s => s.Segment.ElementCount);
-            if (asJson)
+            Threads = s.Threads,
+            ChunkSize = s.ChunkSize,
+            Codec = Levels.Codec(s.Level),
+            Cancellation = ct,
+            CollectStatistics = s.Verbose,
+        };
+        TczCompressResult result;
+        if (job.FromStdin)
+        {
+            // A pipe has no length and cannot be read twice: it is coded as it arrives, as opaque bytes.
+            using var stdin = Console.OpenStandardInput(1 << 20);
+            if (outPath == FileFlags.StdStream)
             {
-                CliCommon.WriteJson(new
-                {
-                    input = inPath, output = outPath, format = result.Format.ToString(),
-                    original_bytes = result.OriginalBytes, compressed_bytes = result.CompressedBytes,
-                    ratio = result.Ratio, tensors = result.Segments.Count(s => s.Segment.Kind == TczSegmentKind.Tensor),
-                    values, bits_per_value = values == 0 ? 0 : result.CompressedBytes * 8.0 / values,
-                });
+                using var stdout = Console.OpenStandardOutput();
+                result = TczWriter.CompressStream(stdin, "stdin", stdout, options);
             }
             else
             {
-                AnsiConsole.MarkupLine($"{Markup.Escape(inPath)} ({result.Format}) : {CliCommon.Bytes(result.OriginalBytes)} → {CliCommon.Bytes(result.CompressedBytes)} " +
-                    $"([bold]{100 * result.Ratio:0.00}%[/]{(values > 0 ? $", {result.CompressedBytes * 8.0 / values:0.000} bits/value" : "")}) ==> {Markup.Escape(outPath)}");
+                using var output = new AtomicFileWriter(outPath, s.Force);
+                result = TczWriter.CompressStream(stdin, "stdin", output.Stream, options);
+                output.Commit();
             }
-            return 0;
-        });
-        return cmd;
+            job.Note("standard input is stored as opaque bytes (byte-exact, but not parsed as safetensors/GGUF/llama2.c: compress the file itself to code its tensors)");
+        }
+        else
+        {
+            long inputLength = CliCommon.InputLength(inPath);
+            result = CliCommon.WithProgress(job.NoProgress, "compress " + Path.GetFileName(inPath), inputLength, progress =>
+            {
+                var withProgress = new TczCompressOptions
+                {
+                    Threads = options.Threads, ChunkSize = options.ChunkSize, Codec = options.Codec,
+                    Cancellation = ct, CollectStatistics = options.CollectStatistics, Progress = progress,
+                };
+                if (outPath != FileFlags.StdStream) return TczWriter.CompressFile(inPath, outPath, s.Force, withProgress);
+                var layout = TensorFileReader.Open(inPath, strict: false);
+                using var stdout = Console.OpenStandardOutput();
+                return TczWriter.Compress(inPath, layout, stdout, withProgress);
+            });
+            if (result.OpaqueReason is not null)
+                job.Note($"stored as opaque bytes (byte-exact), not parsed: {result.OpaqueReason}");
+        }
+
+        long values = result.Segments.Where(x => x.Segment.Kind == TczSegmentKind.Tensor).Sum(x => x.Segment.ElementCount);
+        int tensors = result.Segments.Count(x => x.Segment.Kind == TczSegmentKind.Tensor);
+        string shownIn = job.FromStdin ? "stdin" : inPath, shownOut = outPath == FileFlags.StdStream ? "stdout" : outPath;
+        job.Summary($"{Markup.Escape(shownIn)} ({result.Format}) : {CliCommon.Bytes(result.OriginalBytes)} → {CliCommon.Bytes(result.CompressedBytes)} " +
+            $"([bold]{100 * result.Ratio:0.00}%[/]{(values > 0 ? $", {result.CompressedBytes * 8.0 / values:0.000} bits/value" : "")}) ==> {Markup.Escape(shownOut)}");
+        double seconds = job.ElapsedSeconds;
+        job.Detail($"level {s.Level} (zstd level {options.Codec.ZstdLevel} for opaque/integer/quantized bytes), chunk size {CliCommon.Bytes(options.ChunkSize)}, {s.Threads} thread(s), " +
+            $"{seconds:0.000} s, {result.OriginalBytes / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
+        if (s.Verbose)
+            foreach (var st in result.Total.Streams)
+                job.Detail($"  {st.Name,-18} {CliCommon.Bytes(st.RawBytes),10} → {CliCommon.Bytes(st.EncodedBytes),10} ({100.0 * st.EncodedBytes / Math.Max(1, st.RawBytes):0.0}%)  {st.Method}");
+
+        bool removed = job.RemoveInput(outPath, () =>
+        {
+            using var reader = TczReader.Open(outPath);
+            reader.DecompressTo(null, s.Threads, null, ct);
+            if (reader.Index.OriginalLength != stamp.Item1)
+                throw new TensorFormatException(outPath, null, "original_length", $"holds {reader.Index.OriginalLength} bytes, the input has {stamp.Item1}");
+        }, stamp);
+
+        return new
+        {
+            command = "compress",
+            input = inPath,
+            output = outPath,
+            ok = true,
+            format = result.Format.ToString(),
+            original_bytes = result.OriginalBytes,
+            compressed_bytes = result.CompressedBytes,
+            ratio = result.Ratio,
+            tensors,
+            values,
+            bits_per_value = values == 0 ? 0 : result.CompressedBytes * 8.0 / values,
+            level = s.Level,
+            chunk_size_bytes = options.ChunkSize,
+            opaque_reason = result.OpaqueReason,
+            elapsed_seconds = seconds,
+            input_removed = removed,
+        };
     }
 }

@@ -8,30 +8,68 @@ static class DecompressCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = ".tcz file" };
-        var output = CliCommon.Output();
-        var threads = CliCommon.Threads();
-        var force = CliCommon.Force();
-        var cmd = new Command("decompress", "Restore the original file byte for byte (default output: INPUT without .tcz)") { input, output, threads, force };
-        cmd.SetGuardedAction((p, ct) =>
+        var flags = new FileFlags(".tcz files (- for standard input)");
+        var cmd = new Command("decompress", "Restore the original files byte for byte (default output: INPUT without .tcz; standard input goes to standard output)");
+        flags.AddTo(cmd, FileOp.Decompress);
+        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Decompress, ct));
+        return cmd;
+    }
+
+    /// <summary>Opens a .tcz input: a file, or standard input copied to a temporary file that is always removed
+    /// (the index sits at the end of a .tcz, and chunks are read where it says).</summary>
+    internal static TczReader Open(FileFlags.Job job)
+    {
+        if (!job.FromStdin) return TczReader.Open(job.Input);
+        if (!Console.IsInputRedirected)
+            throw new IOException("stdin: refusing to read compressed data from a terminal; redirect standard input or name a file");
+        job.Detail($"stdin: copied to an unnamed temporary file in {Path.GetTempPath()} (a .tcz is read from its end), removed when done");
+        using var stdin = Console.OpenStandardInput(1 << 20);
+        return TczReader.OpenStream(stdin, "stdin");
+    }
+
+    /// <summary>Decompresses one input; returns its JSON report.</summary>
+    internal static object Run(FileFlags.Job job, CancellationToken ct)
+    {
+        var s = job.S;
+        string inPath = job.Input;
+        string? defaultName = job.FromStdin || !inPath.EndsWith(".tcz", StringComparison.OrdinalIgnoreCase) ? null : inPath[..^4];
+        string outPath = job.OutputFor(defaultName, job.FromStdin
+            ? "standard input has no name to derive an output name from; use -o FILE or -c"
+            : "unknown suffix; name the output with -o");
+        var stamp = job.FromStdin ? default : FileFlags.Job.Stamp(inPath);
+        using var reader = Open(job);
+        if (outPath == FileFlags.StdStream)
         {
-            string inPath = p.GetValue(input)!;
-            string? outPath = p.GetValue(output);
-            if (outPath is null)
+            using var stdout = Console.OpenStandardOutput();
+            reader.DecompressTo(stdout, s.Threads, null, ct);
+        }
+        else
+        {
+            CliCommon.WithProgress(job.NoProgress, "decompress " + Path.GetFileName(inPath), reader.Index.OriginalLength, progress =>
             {
-                if (!inPath.EndsWith(".tcz", StringComparison.OrdinalIgnoreCase))
-                    throw new ArgumentException($"{inPath}: unknown suffix; name the output with -o");
-                outPath = inPath[..^4];
-            }
-            using var reader = TczReader.Open(inPath);
-            CliCommon.WithProgress(false, "decompress " + Path.GetFileName(inPath), reader.Index.OriginalLength, progress =>
-            {
-                reader.DecompressToFile(outPath, p.GetValue(force), CliCommon.ResolveThreads(p.GetValue(threads)), progress, ct);
+                reader.DecompressToFile(outPath, s.Force, s.Threads, progress, ct);
                 return 0;
             });
-            AnsiConsole.MarkupLine($"{Markup.Escape(inPath)} : {CliCommon.Bytes(reader.Index.OriginalLength)} restored, checksums OK ==> {Markup.Escape(outPath)}");
-            return 0;
-        });
-        return cmd;
+        }
+        string shownIn = job.FromStdin ? "stdin" : inPath, shownOut = outPath == FileFlags.StdStream ? "stdout" : outPath;
+        job.Summary($"{Markup.Escape(shownIn)} : {CliCommon.Bytes(reader.Index.OriginalLength)} restored, checksums OK ==> {Markup.Escape(shownOut)}");
+        double seconds = job.ElapsedSeconds;
+        int chunks = reader.Index.Segments.Sum(x => x.Chunks.Count);
+        job.Detail($"{reader.Index.SourceFormat}, {chunks} chunks, {s.Threads} thread(s), {seconds:0.000} s, {reader.Index.OriginalLength / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
+        bool removed = job.RemoveInput(outPath, () => reader.CheckRestored(outPath), stamp);
+        return new
+        {
+            command = "decompress",
+            input = inPath,
+            output = outPath,
+            ok = true,
+            format = reader.Index.SourceFormat.ToString(),
+            original_bytes = reader.Index.OriginalLength,
+            compressed_bytes = reader.FileLength,
+            chunks,
+            tensors = reader.Index.Tensors.Count(),
+            elapsed_seconds = seconds,
+            input_removed = removed,
+        };
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Spectre.Console;
-using TensorCodec.Containers.Tcz;
 
 namespace TensorCodec.Cli.Commands;
 
@@ -8,25 +7,41 @@ static class VerifyCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = ".tcz file" };
-        var threads = CliCommon.Threads();
-        var json = CliCommon.Json();
-        var cmd = new Command("verify", "Decode everything and check every checksum, without writing") { input, threads, json };
-        cmd.SetGuardedAction((p, ct) =>
+        var flags = new FileFlags(".tcz files (- for standard input)");
+        var cmd = new Command("verify", "Decode everything and check every checksum, without writing");
+        flags.AddTo(cmd, FileOp.Verify);
+        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Verify, ct));
+        return cmd;
+    }
+
+    /// <summary>Verifies one input; returns its JSON report.</summary>
+    internal static object Run(FileFlags.Job job, CancellationToken ct)
+    {
+        var s = job.S;
+        string inPath = job.Input;
+        using var reader = DecompressCommand.Open(job);
+        CliCommon.WithProgress(job.NoProgress, "verify " + Path.GetFileName(inPath), reader.Index.OriginalLength, progress =>
         {
-            string inPath = p.GetValue(input)!;
-            bool asJson = p.GetValue(json);
-            using var reader = TczReader.Open(inPath);
-            CliCommon.WithProgress(asJson, "verify " + Path.GetFileName(inPath), reader.Index.OriginalLength, progress =>
-            {
-                reader.DecompressTo(null, CliCommon.ResolveThreads(p.GetValue(threads)), progress, ct);
-                return 0;
-            });
-            int chunks = reader.Index.Segments.Sum(s => s.Chunks.Count);
-            if (asJson) CliCommon.WriteJson(new { file = inPath, ok = true, original_bytes = reader.Index.OriginalLength, chunks, segments = reader.Index.Segments.Count });
-            else AnsiConsole.MarkupLine($"{Markup.Escape(inPath)} : [green]OK[/] ({chunks} chunks, {reader.Index.Segments.Count} segments, {CliCommon.Bytes(reader.Index.OriginalLength)} original)");
+            reader.DecompressTo(null, s.Threads, progress, ct);
             return 0;
         });
-        return cmd;
+        int chunks = reader.Index.Segments.Sum(x => x.Chunks.Count);
+        string shownIn = job.FromStdin ? "stdin" : inPath;
+        job.Summary($"{Markup.Escape(shownIn)} : [green]OK[/] ({chunks} chunks, {reader.Index.Segments.Count} segments, {CliCommon.Bytes(reader.Index.OriginalLength)} original)");
+        double seconds = job.ElapsedSeconds;
+        job.Detail($"{reader.Index.SourceFormat}, {s.Threads} thread(s), {seconds:0.000} s, {reader.Index.OriginalLength / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
+        return new
+        {
+            command = "verify",
+            input = inPath,
+            ok = true,
+            format = reader.Index.SourceFormat.ToString(),
+            original_bytes = reader.Index.OriginalLength,
+            compressed_bytes = reader.FileLength,
+            chunks,
+            segments = reader.Index.Segments.Count,
+            tensors = reader.Index.Tensors.Count(),
+            elapsed_seconds = seconds,
+        };
     }
 }

@@ -14,10 +14,17 @@ internal static class ChunkPipeline
 {
     public static void Run<TSlot, TWorker>(int count, int threads, Func<TSlot> createSlot, Func<TWorker> createWorker,
         Action<int, TSlot> read, Action<int, TSlot, TWorker> code, Action<int, TSlot> write, CancellationToken cancellation)
+        where TWorker : IDisposable =>
+        Run(count, threads, createSlot, createWorker, (i, slot) => { read(i, slot); return true; }, code, write, cancellation);
+
+    /// <summary>As above, for an input of unknown length (a pipe): <paramref name="read"/> returns false
+    /// when there is nothing more to read, and that item is neither coded nor written. Returns how many were.</summary>
+    public static int Run<TSlot, TWorker>(int count, int threads, Func<TSlot> createSlot, Func<TWorker> createWorker,
+        Func<int, TSlot, bool> read, Action<int, TSlot, TWorker> code, Action<int, TSlot> write, CancellationToken cancellation)
         where TWorker : IDisposable
     {
         threads = Math.Max(1, threads);
-        if (count == 0) return;
+        if (count == 0) return 0;
         if (threads == 1)
         {
             // One worker: code on the calling thread; overlap would not pay for the hand-offs.
@@ -26,9 +33,10 @@ internal static class ChunkPipeline
             for (int i = 0; i < count; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                read(i, slot); code(i, slot, worker); write(i, slot);
+                if (!read(i, slot)) return i;
+                code(i, slot, worker); write(i, slot);
             }
-            return;
+            return count;
         }
 
         using var contexts = new Contexts<TWorker>(createWorker);
@@ -36,14 +44,16 @@ internal static class ChunkPipeline
         int runners = 0;
         var free = new Stack<TSlot>();
         var inFlight = new Queue<(int Index, TSlot Slot, Task Done)>();
+        int items = 0;
         try
         {
-            for (int i = 0; i < count; i++)
+            for (; items < count; items++)
             {
                 cancellation.ThrowIfCancellationRequested();
                 if (inFlight.Count == threads + 1) Retire();
                 var slot = free.Count > 0 ? free.Pop() : createSlot();
-                read(i, slot);
+                if (!read(items, slot)) break;
+                int i = items;
                 // Completed on the worker: the only waiter is this thread (Retire), so nothing runs inline but its wake-up.
                 var done = new TaskCompletionSource();
                 inFlight.Enqueue((i, slot, done.Task));
@@ -51,6 +61,7 @@ internal static class ChunkPipeline
                 StartRunner();
             }
             while (inFlight.Count > 0) Retire();
+            return items;
         }
         finally
         {

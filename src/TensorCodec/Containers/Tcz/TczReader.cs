@@ -38,7 +38,50 @@ public sealed class TczReader : IDisposable
     public static TczReader Open(string path)
     {
         InputFile.EnsureRegular(path);
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return Open(File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read), path);
+    }
+
+    /// <summary>
+    /// Opens a .tcz file that arrives as a stream (standard input, a pipe). The index sits at the end of the
+    /// file and chunks are read where it says, so the stream is first copied to an anonymous temporary file
+    /// in <paramref name="tempDirectory"/> (default: the system's temp folder). That file is removed when the
+    /// reader is disposed, and on Unix it has no name at all once created, so not even a kill leaves it behind.
+    /// </summary>
+    /// <param name="input">Read to its end.</param>
+    /// <param name="name">Names the input in errors ("-" for standard input).</param>
+    /// <param name="tempDirectory">Where the copy goes; it needs room for the whole compressed file.</param>
+    /// <exception cref="TensorFormatException">The bytes are not a valid .tcz file.</exception>
+    /// <exception cref="IOException">The stream or the temporary file cannot be read or written.</exception>
+    public static TczReader OpenStream(Stream input, string name, string? tempDirectory = null)
+    {
+        var dir = tempDirectory ?? System.IO.Path.GetTempPath();
+        var spool = System.IO.Path.Combine(dir, $".tcodec-stdin-{Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
+        var file = new FileStream(spool, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        try
+        {
+            // Unix keeps an open file's data after its name is gone; Windows relies on DeleteOnClose.
+            if (!OperatingSystem.IsWindows()) File.Delete(spool);
+            try { input.CopyTo(file, 1 << 20); }
+            catch (IOException e) { throw new IOException($"{name}: copying to a temporary file in {dir} failed: {e.Message}", e); }
+            file.Flush();
+            // The reader owns the handle; closing it deletes the file on Windows.
+            var handle = file.SafeFileHandle;
+            var reader = Open(handle, name);
+            reader._spool = file;
+            return reader;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    FileStream? _spool;
+
+    /// <summary>Reads header, trailer and index through an open handle; the reader owns it from here on.</summary>
+    static TczReader Open(SafeFileHandle handle, string path)
+    {
         try
         {
             long length = RandomAccess.GetLength(handle);
@@ -220,6 +263,31 @@ public sealed class TczReader : IDisposable
         output.Commit();
     }
 
+    /// <summary>
+    /// Reads <paramref name="restoredPath"/> back and checks it is this archive's original: a regular file of the
+    /// original length whose whole-file checksum matches. For removing the archive only once its contents are
+    /// safely elsewhere (a device such as /dev/null keeps nothing, so it fails this check).
+    /// </summary>
+    /// <exception cref="IOException">The file is not a regular file, or cannot be read.</exception>
+    /// <exception cref="TensorFormatException">Its length or checksum differs from the original's.</exception>
+    public void CheckRestored(string restoredPath)
+    {
+        InputFile.EnsureRegular(restoredPath);
+        using var file = new FileStream(restoredPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        if (file.Length != Index.OriginalLength)
+            throw new TensorFormatException(restoredPath, null, "length", $"is {file.Length} bytes, the original was {Index.OriginalLength}");
+        var hash = new XxHash3();
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            int n;
+            while ((n = file.Read(buffer, 0, 1 << 20)) > 0) hash.Append(buffer.AsSpan(0, n));
+        }
+        finally { ArrayPool<byte>.Shared.Return(buffer); }
+        if (hash.GetCurrentHashAsUInt64() != Index.OriginalHash)
+            throw new TensorFormatException(restoredPath, null, "original_hash", "does not match the whole-file checksum of the original");
+    }
+
     /// <summary>Reads exactly buffer.Length bytes at offset; a short file is a format error naming the offset.</summary>
     internal static void ReadExactly(SafeFileHandle handle, Span<byte> buffer, long offset, string path)
     {
@@ -232,6 +300,10 @@ public sealed class TczReader : IDisposable
         }
     }
 
-    /// <summary>Closes the file.</summary>
-    public void Dispose() => _handle.Dispose();
+    /// <summary>Closes the file (and removes the temporary copy of a stream).</summary>
+    public void Dispose()
+    {
+        _handle.Dispose();
+        _spool?.Dispose();
+    }
 }

@@ -80,6 +80,108 @@ public static class TczWriter
         return Compress(handle, inputPath, layout, output, options);
     }
 
+    /// <summary>
+    /// Compresses everything <paramref name="input"/> holds, read in order to its end (a pipe, standard input:
+    /// its length is never asked), as opaque bytes: a stream is not parsed as a container, since that needs
+    /// its header and tensor offsets before the data. The output is the same .tcz any file gets: one opaque segment.
+    /// </summary>
+    /// <param name="input">Read to its end, never seeked.</param>
+    /// <param name="name">Names the input in errors ("-" or "stdin" for standard input).</param>
+    /// <param name="output">Receives the .tcz bytes, written in order (a pipe is fine).</param>
+    /// <param name="options">Compression settings; null for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The chunk size is outside 64 … <see cref="TczConstants.MaxChunkSize"/>.</exception>
+    public static TczCompressResult CompressStream(Stream input, string name, Stream output, TczCompressOptions? options = null)
+    {
+        options ??= new TczCompressOptions();
+        if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
+            throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
+        int threads = Math.Clamp(options.Threads, 1, 256);
+        output.Write(Header());
+        var chunks = new List<TczChunk>();
+        var stats = new ChunkStats();
+        var fileHash = new XxHash3();
+        int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
+        // An index entry per chunk is at most 26 bytes: stop before the index could outgrow what a reader accepts.
+        int maxChunks = (int.MaxValue - 1024) / 26;
+        long written = TczConstants.HeaderSize, total = 0;
+        ChunkPipeline.Run(int.MaxValue, threads,
+            createSlot: () => new Slot(GC.AllocateUninitializedArray<byte>(options.ChunkSize), GC.AllocateUninitializedArray<byte>(encCap)),
+            createWorker: () => new ChunkEncoder(options.Codec),
+            read: (i, slot) =>
+            {
+                int len = input.ReadAtLeast(slot.Raw, slot.Raw.Length, throwOnEndOfStream: false);
+                if (len == 0) return false;
+                if (i >= maxChunks)
+                    throw new TensorFormatException(name, total, "chunk_size", $"more than {maxChunks} chunks of {options.ChunkSize} bytes do not fit a .tcz index; use a larger chunk size");
+                slot.RawLength = len;
+                fileHash.Append(slot.Raw.AsSpan(0, len));
+                return true;
+            },
+            code: (_, slot, encoder) => EncodeSlot(slot, slot.RawLength, DType.U8, encoder, options.CollectStatistics),
+            write: (_, slot) =>
+            {
+                output.Write(slot.Encoded.AsSpan(0, slot.EncodedLength));
+                chunks.Add(new TczChunk(slot.RawLength, slot.EncodedLength, slot.EncodedHash, slot.RawHash) { FileOffset = written, OriginalOffset = total });
+                if (slot.Stats is not null) stats.Add(slot.Stats);
+                written += slot.EncodedLength;
+                total += slot.RawLength;
+                options.Progress?.Report(total);
+            },
+            options.Cancellation);
+
+        var segments = new List<TczSegment>();
+        if (total > 0)
+        {
+            var segment = new TczSegment { Kind = TczSegmentKind.Opaque, Name = "", DType = DType.U8, Length = total, OriginalOffset = 0 };
+            foreach (var c in chunks) segment.AddChunk(c);
+            segments.Add(segment);
+        }
+        long compressed = WriteIndex(output, new TczIndex(TensorFileFormat.Opaque, total, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments), written);
+        return new TczCompressResult
+        {
+            Format = TensorFileFormat.Opaque,
+            OriginalBytes = total,
+            CompressedBytes = compressed,
+            Segments = segments.Select(s => new TczSegmentResult(s, stats)).ToList(),
+            Total = stats,
+        };
+    }
+
+    static byte[] Header()
+    {
+        var header = new byte[TczConstants.HeaderSize];
+        TczConstants.Magic.CopyTo(header);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
+        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(10), TczConstants.VersionMinor);
+        // bytes 12..15: flags, zero in version 1.0
+        return header;
+    }
+
+    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics)
+    {
+        slot.Stats = collectStatistics ? new ChunkStats() : null;
+        // The slot holds MaxEncodedLength bytes, which always suffices.
+        if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
+            throw new InvalidOperationException("chunk encoder exceeded its own size bound");
+        slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
+        slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
+    }
+
+    /// <summary>Writes index and trailer after the chunks (which end at <paramref name="written"/>); returns the file's total length.</summary>
+    static long WriteIndex(Stream output, TczIndex index, long written)
+    {
+        var indexBytes = index.Serialize();
+        output.Write(indexBytes);
+        var trailer = new byte[TczConstants.TrailerSize];
+        BinaryPrimitives.WriteInt64LittleEndian(trailer, written);
+        BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(8), indexBytes.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(trailer.AsSpan(16), IndexHash(Header(), indexBytes));
+        TczConstants.TrailerMagic.CopyTo(trailer.AsSpan(24));
+        output.Write(trailer);
+        output.Flush();
+        return written + indexBytes.Length + TczConstants.TrailerSize;
+    }
+
     static TczCompressResult Compress(SafeFileHandle input, string path, TensorFile layout, Stream output, TczCompressOptions options)
     {
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
@@ -88,12 +190,7 @@ public static class TczWriter
         var segments = PlanSegments(layout, path).ToList();
         foreach (var s in segments) TczIndex.CheckWritable(s, path);
         TczIndex.CheckIndexSize(segments, options.ChunkSize, path);
-        var header = new byte[TczConstants.HeaderSize];
-        TczConstants.Magic.CopyTo(header);
-        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
-        BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(10), TczConstants.VersionMinor);
-        // bytes 12..15: flags, zero in version 1.0
-        output.Write(header);
+        output.Write(Header());
 
         // Flatten into a work list so batches can span segment boundaries.
         var work = new List<(int Segment, long Offset, int Length)>();
@@ -124,12 +221,7 @@ public static class TczWriter
             code: (i, slot, encoder) =>
             {
                 var (s, _, len) = work[i];
-                slot.Stats = options.CollectStatistics ? new ChunkStats() : null;
-                // The slot holds MaxEncodedLength bytes, which always suffices.
-                if (encoder.Encode(slot.Raw.AsSpan(0, len), segments[s].DType, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
-                    throw new InvalidOperationException("chunk encoder exceeded its own size bound");
-                slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
-                slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
+                EncodeSlot(slot, len, segments[s].DType, encoder, options.CollectStatistics);
             },
             write: (i, slot) =>
             {
@@ -145,16 +237,7 @@ public static class TczWriter
             options.Cancellation);
 
         // The index is built once the whole-file hash is known: it is immutable from here on.
-        var index = new TczIndex(layout.Format, layout.FileLength, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments);
-        var indexBytes = index.Serialize();
-        output.Write(indexBytes);
-        var trailer = new byte[TczConstants.TrailerSize];
-        BinaryPrimitives.WriteInt64LittleEndian(trailer, written);
-        BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(8), indexBytes.Length);
-        BinaryPrimitives.WriteUInt64LittleEndian(trailer.AsSpan(16), IndexHash(header, indexBytes));
-        TczConstants.TrailerMagic.CopyTo(trailer.AsSpan(24));
-        output.Write(trailer);
-        output.Flush();
+        long compressed = WriteIndex(output, new TczIndex(layout.Format, layout.FileLength, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments), written);
 
         var total = new ChunkStats();
         foreach (var s in stats) total.Add(s);
@@ -163,7 +246,7 @@ public static class TczWriter
             Format = layout.Format,
             OpaqueReason = layout.OpaqueReason,
             OriginalBytes = layout.FileLength,
-            CompressedBytes = written + indexBytes.Length + TczConstants.TrailerSize,
+            CompressedBytes = compressed,
             Segments = segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
             Total = total,
         };
@@ -172,7 +255,7 @@ public static class TczWriter
     sealed class Slot(byte[] raw, byte[] encoded)
     {
         public readonly byte[] Raw = raw, Encoded = encoded;
-        public int EncodedLength;
+        public int EncodedLength, RawLength;
         public ulong EncodedHash, RawHash;
         public ChunkStats? Stats;
     }
