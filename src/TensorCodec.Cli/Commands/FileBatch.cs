@@ -244,11 +244,17 @@ sealed class FileFlags
         }
     }
 
-    static readonly Lazy<IAnsiConsole> StderrConsole = new(() => AnsiConsole.Create(new AnsiConsoleSettings
+    static readonly Lazy<IAnsiConsole> StderrConsole = new(() =>
     {
-        Out = new AnsiConsoleOutput(Console.Error),
-        ColorSystem = Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 } ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
-    }));
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Error),
+            ColorSystem = Environment.GetEnvironmentVariable("NO_COLOR") is { Length: > 0 } ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+        });
+        // As for stdout (Program.cs): a redirected log is not wrapped at 80 columns.
+        if (Console.IsErrorRedirected) console.Profile.Width = 240;
+        return console;
+    });
 }
 
 /// <summary>
@@ -266,6 +272,7 @@ static class Levels
         ? ChunkCodecOptions.Default
         : new ChunkCodecOptions { ZstdLevel = level };
 
-    /// <summary>Raw bytes per chunk at a level.</summary>
-    public static int ChunkSize(int level) => TczConstants.DefaultChunkSize;
+    /// <summary>Raw bytes per chunk at a level: 1 MiB up to level 9, 4 MiB from level 10, where zstd's longer
+    /// window pays (2–3 % smaller on opaque data) for about 4 times the memory per thread; float tensors gain nothing.</summary>
+    public static int ChunkSize(int level) => level < 10 ? TczConstants.DefaultChunkSize : Math.Min(4 << 20, TczConstants.MaxChunkSize);
 }
