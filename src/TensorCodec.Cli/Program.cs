@@ -7,7 +7,8 @@ using TensorCodec.Cli.Commands;
 if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
 
 var root = new RootCommand("tcodec — compress neural-network tensors (safetensors, GGUF, llama2.c): lossless .tcz, quantization, and measurement.\n" +
-    "Like zstd: `tcodec FILE...` compresses, `tcodec -d FILE...` decompresses, `tcodec -t FILE...` verifies; - is standard input/output.");
+    "Like zstd: `tcodec FILE...` compresses (options below), `tcodec -d FILE.tcz...` decompresses, `tcodec -t FILE.tcz...` verifies;\n" +
+    "- is standard input/output, -1 … -19 are levels (README: Using tcodec).");
 root.Subcommands.Add(CompressCommand.Create());
 root.Subcommands.Add(DecompressCommand.Create());
 root.Subcommands.Add(VerifyCommand.Create());

@@ -11,6 +11,8 @@ static class RootFiles
         var flags = new FileFlags("Files to compress (or with -d/-t, .tcz files); - for standard input", minFiles: 0);
         var decompress = new Option<bool>("--decompress", "-d") { Description = "Decompress (as `tcodec decompress`)" };
         var test = new Option<bool>("--test", "-t") { Description = "Verify: decode and check every checksum, write nothing (as `tcodec verify`)" };
+        // Hidden: shown, it would appear in every subcommand's usage line; the root description names it.
+        flags.Files.Hidden = true;
         flags.AddTo(root, FileOp.Compress, FileOp.Decompress);
         root.Options.Add(decompress);
         root.Options.Add(test);
