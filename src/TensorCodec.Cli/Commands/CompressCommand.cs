@@ -7,14 +7,9 @@ namespace TensorCodec.Cli.Commands;
 
 static class CompressCommand
 {
-    public static Command Create()
-    {
-        var flags = new FileFlags("Files to compress (safetensors, GGUF, llama2.c, or any file; - for standard input)");
-        var cmd = new Command("compress", "Compress files losslessly into .tcz (default output: INPUT.tcz; standard input goes to standard output)");
-        flags.AddTo(cmd, FileOp.Compress);
-        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Compress, ct));
-        return cmd;
-    }
+    public static Command Create() => FileFlags.CreateCommand("compress",
+        "Compress files losslessly into .tcz (default output: INPUT.tcz; standard input goes to standard output)",
+        "Files to compress (safetensors, GGUF, llama2.c, or any file; - for standard input)", FileOp.Compress);
 
     /// <summary>Compresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)

@@ -6,14 +6,9 @@ namespace TensorCodec.Cli.Commands;
 
 static class DecompressCommand
 {
-    public static Command Create()
-    {
-        var flags = new FileFlags(".tcz files (- for standard input)");
-        var cmd = new Command("decompress", "Restore the original files byte for byte (default output: INPUT without .tcz; standard input goes to standard output)");
-        flags.AddTo(cmd, FileOp.Decompress);
-        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Decompress, ct));
-        return cmd;
-    }
+    public static Command Create() => FileFlags.CreateCommand("decompress",
+        "Restore the original files byte for byte (default output: INPUT without .tcz; standard input goes to standard output)",
+        ".tcz files (- for standard input)", FileOp.Decompress);
 
     /// <summary>Opens a .tcz input: a file, or standard input copied to a temporary file that is always removed
     /// (the index sits at the end of a .tcz, and chunks are read where it says).</summary>

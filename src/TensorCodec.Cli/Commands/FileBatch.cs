@@ -43,6 +43,16 @@ sealed class FileFlags
         };
     }
 
+    /// <summary>A subcommand that runs <paramref name="op"/> over its inputs with the flags it uses.</summary>
+    public static Command CreateCommand(string name, string description, string filesDescription, FileOp op)
+    {
+        var flags = new FileFlags(filesDescription);
+        var cmd = new Command(name, description);
+        flags.AddTo(cmd, op);
+        cmd.SetGuardedAction((p, ct) => flags.Run(p, op, ct));
+        return cmd;
+    }
+
     /// <summary>Adds the flags that <paramref name="modes"/> use to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd, params FileOp[] modes)
     {

@@ -5,14 +5,9 @@ namespace TensorCodec.Cli.Commands;
 
 static class VerifyCommand
 {
-    public static Command Create()
-    {
-        var flags = new FileFlags(".tcz files (- for standard input)");
-        var cmd = new Command("verify", "Decode everything and check every checksum, without writing");
-        flags.AddTo(cmd, FileOp.Verify);
-        cmd.SetGuardedAction((p, ct) => flags.Run(p, FileOp.Verify, ct));
-        return cmd;
-    }
+    public static Command Create() => FileFlags.CreateCommand("verify",
+        "Decode everything and check every checksum, without writing",
+        ".tcz files (- for standard input)", FileOp.Verify);
 
     /// <summary>Verifies one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)

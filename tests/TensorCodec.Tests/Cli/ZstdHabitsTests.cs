@@ -115,6 +115,9 @@ public class ZstdHabitsTests
         (code, var restored, err) = Pipe(null, null, "-d", "-c", dir.File("x.tcz"));
         Assert.True(code == 0, err);
         Assert.Equal(data, restored);
+        (code, restored, err) = Pipe(null, null, "-d", "-c", dir.File("x.tcz"), dir.File("x.tcz")); // zstd -dc a b: concatenated
+        Assert.True(code == 0, err);
+        Assert.Equal([.. data, .. data], restored);
         var tmp = dir.File("tmp");
         Directory.CreateDirectory(tmp);
         var env = new Dictionary<string, string> { ["TMPDIR"] = tmp + "/" };
