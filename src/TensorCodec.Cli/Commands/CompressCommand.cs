@@ -101,7 +101,7 @@ static class CompressCommand
             level = s.Level,
             chunk_size_bytes = options.ChunkSize,
             opaque_reason = result.OpaqueReason,
-            elapsed_seconds = seconds,
+            seconds,
             input_removed = removed,
         };
     }

@@ -63,7 +63,8 @@ static class DecompressCommand
             compressed_bytes = reader.FileLength,
             chunks,
             tensors = reader.Index.Tensors.Count(),
-            elapsed_seconds = seconds,
+            verified = true, // DecompressTo throws unless every chunk and the whole-file checksum matched
+            seconds,
             input_removed = removed,
         };
     }

@@ -144,7 +144,8 @@ sealed class FileFlags
                 throw;
             }
         }
-        if (s.Json)
+        // A single input that failed prints no JSON (docs/JSON.md: a caller never sees partial JSON); its error is on stderr.
+        if (s.Json && !(files.Length == 1 && failed == 1))
         {
             // With the data on stdout, the report goes to stderr.
             var writer = s.DataOnStdout ? Console.Error : Console.Out;

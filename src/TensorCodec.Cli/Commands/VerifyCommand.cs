@@ -36,7 +36,7 @@ static class VerifyCommand
             chunks,
             segments = reader.Index.Segments.Count,
             tensors = reader.Index.Tensors.Count(),
-            elapsed_seconds = seconds,
+            seconds,
         };
     }
 }
