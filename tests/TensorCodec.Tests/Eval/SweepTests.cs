@@ -87,10 +87,23 @@ public class SweepTests(ITestOutputHelper output)
 
         // Charts are SVG only: a .png name is refused, naming the file, and nothing is written.
         var png = dir.File("rd.png");
-        var e = Assert.Throws<ArgumentException>(() => SweepReport.Plot(r, png));
-        Assert.Contains("rd.png", e.Message);
-        Assert.Contains("SVG", e.Message);
+        var refused = Assert.Throws<ArgumentException>(() => SweepReport.Plot(r, png));
+        Assert.Contains("rd.png", refused.Message);
+        Assert.Contains("SVG", refused.Message);
         Assert.False(File.Exists(png));
+    }
+
+    [Fact]
+    public void Sweep_refuses_a_chart_file_name_as_its_output_folder()
+    {
+        using var dir = new ScratchDir();
+        var png = dir.File("rd.png");
+        var (code, _, err) = TensorCodec.Tests.Cli.CliTests.Tcodec("sweep", Model, "--config", Config, "--types", "q8_0",
+            "--tokens", TestFiles.Sample("shakespeare-val-4k.tokens.u16"), "-o", png);
+        Assert.Equal(1, code);
+        Assert.Contains("rd.png", err);
+        Assert.Contains("folder", err);
+        Assert.False(Directory.Exists(png) || File.Exists(png));
     }
 
     [Fact]
