@@ -269,7 +269,7 @@ internal sealed class SvgPanel(string title, string xLabel, string yLabel, bool 
     }
 
     /// <summary>Log10 axis: labelled ticks at powers of ten (1e-3), minor ticks at 2…9 × 10^k.
-    /// A range inside one decade labels its minor ticks instead.</summary>
+    /// A range inside one decade labels its minor ticks instead, or evenly spaced ones if it has too few.</summary>
     static List<(double V, string Label)> LogTicks(double lo, double hi, out List<double> minor)
     {
         var major = new List<(double, string)>();
@@ -288,6 +288,9 @@ internal sealed class SvgPanel(string title, string xLabel, string yLabel, bool 
             major.AddRange(minor.Select(v => (v, Math.Pow(10, v).ToString("G2", CultureInfo.InvariantCulture))));
             minor = [];
         }
+        // Narrower still: evenly spaced ticks in log units, labelled with their values.
+        if (major.Count < 2)
+            major = LinearTicks(lo, hi, out minor).Select(t => (t.V, Math.Pow(10, t.V).ToString("G3", CultureInfo.InvariantCulture))).ToList();
         return major;
     }
 }
