@@ -257,9 +257,11 @@ internal sealed class SvgPanel(string title, string xLabel, string yLabel, bool 
         var major = new List<(double, string)>();
         minor = [];
         double sub = step / (m == 2 ? 4 : 5);
-        for (long k = (long)Math.Ceiling(lo / sub); k * sub <= hi; k++)
+        // Counted, not stepped until past hi: at values far larger than the range, v + sub == v.
+        double first = Math.Ceiling(lo / sub);
+        for (int i = 0; i <= 40 && (first + i) * sub <= hi; i++)
         {
-            double v = k * sub;
+            double v = (first + i) * sub;
             double r = v / step;
             if (Math.Abs(r - Math.Round(r)) < 1e-6)
                 major.Add((v, Math.Round(v, decimals).ToString("0.##########", CultureInfo.InvariantCulture)));

@@ -40,6 +40,15 @@ public class SvgChartTests
     }
 
     [Fact]
+    public void A_narrow_linear_axis_far_from_zero_gets_a_bounded_number_of_ticks()
+    {
+        var chart = new SvgChart(600, 400);
+        chart.AddPanel("t", "x", "y").Scatter("s", [1, 2], [1e20, 1e20 + 1e6]);
+        int ticks = ByClass(chart.ToXml(), "ytick").Count;
+        Assert.InRange(ticks, 2, 41);
+    }
+
+    [Fact]
     public void Only_an_svg_name_is_written()
     {
         using var dir = new ScratchDir();
