@@ -38,7 +38,8 @@ internal sealed class ShardedSafetensors
         string index = Path.Combine(dir, IndexFileName), single = Path.Combine(dir, "model.safetensors");
         if (File.Exists(index)) return index;
         if (File.Exists(single)) return single;
-        throw new FileNotFoundException($"{dir}: a model folder needs {IndexFileName} or model.safetensors (with config.json); neither is there", index);
+        // Worded like InputFile's refusal, which is what a folder got before folders were models.
+        throw new FileNotFoundException($"{dir} is not a regular file (directory), nor a model folder: a model folder needs {IndexFileName} or model.safetensors (with config.json)", index);
     }
 
     /// <summary>True when <paramref name="path"/> is named like an index (<c>*.safetensors.index.json</c>).</summary>

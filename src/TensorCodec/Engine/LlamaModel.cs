@@ -50,6 +50,8 @@ public sealed class LlamaModel : IDisposable
     internal IWeightMatrix Output { get; }
     /// <summary>The path the model was loaded from (<c>&lt;memory&gt;</c> for one built in memory).</summary>
     public string Source { get; }
+    /// <summary>The files the weights were mapped from (one, or a sharded model's shards in order); empty for a model built in memory.</summary>
+    internal IReadOnlyList<string> Files { get; init; } = [];
 
     internal LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
         IWeightMatrix output, string source = "<memory>", MappedFileSet? files = null)
@@ -116,7 +118,7 @@ public sealed class LlamaModel : IDisposable
             var output = !config.TiedEmbeddings || model.Find(TensorNames.Name(naming, TensorRole.Output)) is not null
                 ? loader.Matrix(TensorRole.Output, -1, config.VocabSize, config.Dim)
                 : embedding;
-            return new LlamaModel(config, embedding, layers, finalNorm, output, model.Input, files);
+            return new LlamaModel(config, embedding, layers, finalNorm, output, model.Input, files) { Files = model.Files };
         }
         catch
         {

@@ -199,8 +199,8 @@ public static class ModelQuantizer
                     GgufFile g;
                     using (var s = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read)) g = GgufFile.Parse(s, file);
                     hp = ModelConfig.FromGguf(g, file);
+                    raw = FromGguf(g, handles[0], file); // refuses an undecodable type first: the more useful message
                     model.CheckShapes(hp);
-                    raw = FromGguf(g, handles[0], file);
                     carried = g.Metadata.Where(kv => kv.Key is not ("general.file_type" or "general.quantization_version" or GgufFile.AlignmentKey)
                         && !(options.TokenizerPath is not null && kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal))).ToList();
                     break;

@@ -130,6 +130,24 @@ public class ModelDirectoryTests
     }
 
     [Fact]
+    public void Kv_model_identity_follows_the_weights_not_the_path()
+    {
+        using var dir = new ScratchDir();
+        Directory.CreateDirectory(dir.File("one"));
+        File.Copy(Bard, dir.File("one/model.safetensors"));
+        File.Copy(BardConfig, dir.File("one/config.json"));
+        string model = Shard(Bard, BardConfig, dir.File("bard"), 2);
+        byte[] Id(string path, string? config = null)
+        {
+            using var m = LlamaModel.Load(path, new LlamaLoadOptions { ConfigPath = config });
+            return KvContext.ModelIdentity(m);
+        }
+        Assert.Equal(Id(Bard, BardConfig), Id(dir.File("one")));
+        Assert.Equal(Id(model), Id(IndexOf(model)));
+        Assert.NotEqual(Id(Bard, BardConfig), Id(model));
+    }
+
+    [Fact]
     public void Inspect_lists_every_tensor_of_every_shard_with_its_shard()
     {
         using var dir = new ScratchDir();
@@ -174,6 +192,10 @@ public class ModelDirectoryTests
         using (var a = JsonDocument.Parse(stdout))
         using (var b = JsonDocument.Parse(plainOut))
             Assert.Equal(b.RootElement.GetProperty("ppl").GetDouble(), a.RootElement.GetProperty("ppl").GetDouble());
+
+        (code, _, err) = Tcodec("sweep", model, "--types", "q8_0", "--tokens", tokens, "--ctx", "64", "-o", dir.File("sweep"));
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(dir.File("sweep/report.md")));
 
         // The tokenizer is found inside the folder.
         File.WriteAllText(dir.File("prompt.txt"), "To be, or not to be, that is the question.\n");
@@ -289,7 +311,7 @@ public class ModelDirectoryTests
         using var dir = new ScratchDir();
         File.Copy(BardConfig, dir.File("config.json"));
         var e = Assert.Throws<FileNotFoundException>(() => LlamaModel.Load(dir.Path));
-        Assert.Contains($"{dir.Path}: a model folder needs model.safetensors.index.json or model.safetensors", e.Message);
+        Assert.Equal($"{dir.Path} is not a regular file (directory), nor a model folder: a model folder needs model.safetensors.index.json or model.safetensors (with config.json)", e.Message);
         File.WriteAllText(dir.File("t.csv"), "1,2,3");
         var (code, _, err) = Tcodec("eval", dir.Path, "--tokens", dir.File("t.csv"));
         Assert.Equal(1, code);
