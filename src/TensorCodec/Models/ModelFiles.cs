@@ -9,7 +9,7 @@ namespace TensorCodec.Models;
 /// The result lists the files holding tensors and which file holds each tensor; opening or mapping
 /// the files is left to the engine and the quantizer. Paths are kept as found (config.json is looked up
 /// beside the path given, as in the Hugging Face cache, where the snapshot folder holds symlinks into
-/// blobs/); <see cref="RealFiles"/> gives the symlink targets to map.
+/// blobs/); whoever maps a file maps its symlink target.
 /// </summary>
 internal sealed class ModelFiles
 {
@@ -27,12 +27,6 @@ internal sealed class ModelFiles
     public string? IndexPath { get; init; }
     /// <summary>For safetensors: the config.json to read (given, or beside the model); else null.</summary>
     public string? ConfigPath { get; init; }
-
-    /// <summary>True when the model is split over several files by an index.</summary>
-    public bool Sharded => IndexPath is not null;
-
-    /// <summary><see cref="Files"/> with every symlink resolved: what to map, so a link's own length is never used.</summary>
-    public IReadOnlyList<string> RealFiles => Files.Select(FileIdentity.RealPath).ToList();
 
     /// <summary>The one layout of a single-file model; shards have one each.</summary>
     public TensorFile SingleLayout => Layouts.Count == 1 ? Layouts[0] : throw new InvalidOperationException($"{Input} is sharded");

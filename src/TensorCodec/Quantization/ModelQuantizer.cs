@@ -276,7 +276,12 @@ public static class ModelQuantizer
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         if (Directory.Exists(full)) full = Path.Combine(full, "model.safetensors");
         string stem = Path.GetFileNameWithoutExtension(full);
-        string? dir = Path.GetFileName(Path.GetDirectoryName(full));
+        string? folder = Path.GetDirectoryName(full);
+        string? dir = Path.GetFileName(folder);
+        // The Hugging Face cache: models--org--name/snapshots/<rev>/ — the revision hash names nothing.
+        if (folder is not null && Path.GetFileName(Path.GetDirectoryName(folder)) == "snapshots"
+            && Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(folder))) is { } repo && repo.StartsWith("models--", StringComparison.Ordinal))
+            dir = repo[(repo.LastIndexOf("--", StringComparison.Ordinal) + 2)..];
         // HF checkpoints are all called model.safetensors: the folder names the model.
         return stem.StartsWith("model", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(dir) ? dir : stem;
     }

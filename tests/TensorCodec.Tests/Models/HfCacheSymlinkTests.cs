@@ -32,6 +32,34 @@ public class HfCacheSymlinkTests
     }
 
     [Fact]
+    public void A_sharded_model_in_the_hf_cache_loads_and_quantizes()
+    {
+        using var dir = new ScratchDir();
+        string built = ModelDirectoryTests.Shard(TestFiles.Sample("bard-3m-bf16.safetensors"), TestFiles.Sample("config.json"), dir.File("built"), 3);
+        string repo = Path.Combine(dir.Path, "models--someone--bard-3m");
+        string blobs = Path.Combine(repo, "blobs"), snap = Path.Combine(repo, "snapshots", "9f8e7d");
+        Directory.CreateDirectory(blobs);
+        Directory.CreateDirectory(snap);
+        int i = 0;
+        foreach (var f in Directory.EnumerateFiles(built))
+        {
+            string blob = $"b{i++:x8}";
+            File.Move(f, Path.Combine(blobs, blob));
+            File.CreateSymbolicLink(Path.Combine(snap, Path.GetFileName(f)), $"../../blobs/{blob}");
+        }
+        using var plain = LlamaModel.Load(TestFiles.Sample("bard-3m-bf16.safetensors"), new LlamaLoadOptions { ConfigPath = TestFiles.Sample("config.json") });
+        using var cached = LlamaModel.Load(snap);
+        int[] tokens = [1, 400, 401];
+        Assert.Equal(ModelDirectoryTests.Logits(plain, tokens), ModelDirectoryTests.Logits(cached, tokens));
+
+        var r = TensorCodec.Quantization.ModelQuantizer.Quantize(snap, dir.File("q.gguf"),
+            new TensorCodec.Quantization.ModelQuantizeOptions { Mix = TensorCodec.Quantization.QuantMix.Get("q8_0") });
+        using var s = File.OpenRead(dir.File("q.gguf"));
+        Assert.Equal("bard-3m", TensorCodec.Containers.GgufFile.Parse(s, "q.gguf").Find("general.name")!.Value); // the repo, not the revision
+        Assert.Equal(39, r.Tensors.Count);
+    }
+
+    [Fact]
     public void Logits_command_reads_a_file_in_the_hf_cache()
     {
         using var dir = new ScratchDir();
