@@ -8,7 +8,7 @@ namespace TensorCodec.Engine;
 /// <summary>How to load a model.</summary>
 public sealed record LlamaLoadOptions
 {
-    /// <summary>HF config.json for safetensors models; default: config.json beside the model.</summary>
+    /// <summary>HF config.json for safetensors models; default: config.json beside the model file (in the model folder, beside the index).</summary>
     public string? ConfigPath { get; init; }
     /// <summary>Expand BF16/F16 weights to F32 on load (faster kernels, twice the memory).</summary>
     public bool WidenToF32 { get; init; }

@@ -13,7 +13,7 @@ public sealed class ModelQuantizeOptions
 {
     /// <summary>The llama.cpp mix that chooses each tensor's type.</summary>
     public required QuantMix Mix { get; init; }
-    /// <summary>Hugging Face config.json; default: config.json beside the safetensors file.</summary>
+    /// <summary>Hugging Face config.json; default: config.json beside the safetensors file (in the model folder, beside the index).</summary>
     public string? ConfigPath { get; init; }
     /// <summary>llama2.c tokenizer.bin to embed (for GGUF input it replaces the file's tokenizer).</summary>
     public string? TokenizerPath { get; init; }
