@@ -10,16 +10,16 @@ static class SweepCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Unquantized model (safetensors with config.json, llama2.c .bin, or GGUF)" };
+        var model = new Argument<string>("model") { Description = "Unquantized model (Hugging Face folder or index, safetensors with config.json, llama2.c .bin, or GGUF)" };
         var types = new Option<string>("--types") { Description = "Comma-separated llama.cpp mixes (q8_0, q4_K_M …) and/or formats (nf4, ocp_mxfp4, int4_g128 …)", Required = true };
         var evalText = new EvalTextOptions();
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
-        var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.png", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.svg", Required = true };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
-        var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.png")
+        var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.svg")
         {
             model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json,
         };
@@ -34,6 +34,9 @@ static class SweepCommand
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
             };
             string dir = p.GetValue(output)!;
+            // -o names a folder; a chart file name there (rd.png, x.svg) is a mistake to catch before the sweep runs.
+            if (Path.GetExtension(dir.TrimEnd('/', '\\')) is var ext && (ext.Equals(".png", StringComparison.OrdinalIgnoreCase) || ext.Equals(".svg", StringComparison.OrdinalIgnoreCase)))
+                throw new ArgumentException($"{dir}: --output is a folder (sweep writes report.md and rd.svg into it; charts are SVG, PNG is not offered)");
             Directory.CreateDirectory(dir);
 
             SweepResult result = null!;
@@ -50,15 +53,15 @@ static class SweepCommand
 
             // Record the command as a user would type it, so the report says how to reproduce it.
             string command = "tcodec sweep " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
-            string md = Path.Combine(dir, "report.md"), png = Path.Combine(dir, "rd.png");
+            string md = Path.Combine(dir, "report.md"), svg = Path.Combine(dir, "rd.svg");
             File.WriteAllText(md, SweepReport.Markdown(result, command));
-            SweepReport.Plot(result, png);
+            SweepReport.Plot(result, svg);
 
             if (p.GetValue(json))
             {
                 CliCommon.WriteJson(new
                 {
-                    model = modelPath, tokens = result.Tokens, report = md, plot = png, result.Seconds,
+                    model = modelPath, tokens = result.Tokens, report = md, plot = svg, result.Seconds,
                     @base = new { result.Base.Result.Ppl, result.Base.Result.PplStdErr, result.Base.BitsPerWeight, result.Base.Bytes },
                     types = result.Entries.Select(e => new
                     {
@@ -74,7 +77,7 @@ static class SweepCommand
                 table.AddRow(Markup.Escape(e.Type), $"{e.BitsPerWeight:F2}", CliCommon.Bytes(e.Bytes), $"{e.Result.Ppl:F3} ± {e.Result.PplStdErr:F3}",
                     $"{e.Result.Kl!.Mean:G4}", $"{e.Result.Kl.P99:G4}", $"{e.Result.Kl.Top1AgreementPercent:F2}");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(md)}[/] and [bold]{Markup.Escape(png)}[/] ({result.Seconds:F0} s)");
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(md)}[/] and [bold]{Markup.Escape(svg)}[/] ({result.Seconds:F0} s)");
             return 0;
         });
         return cmd;
