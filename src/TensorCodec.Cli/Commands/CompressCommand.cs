@@ -31,6 +31,8 @@ static class CompressCommand
         TczCompressResult result;
         if (job.FromStdin)
         {
+            if (!Console.IsInputRedirected)
+                throw new IOException("stdin: refusing to read from a terminal; pipe data in or name a file");
             // A pipe has no length and cannot be read twice: it is coded as it arrives, as opaque bytes.
             using var stdin = Console.OpenStandardInput(1 << 20);
             if (outPath == FileFlags.StdStream)
