@@ -331,4 +331,33 @@ public class ZstdHabitsTests
         finally { Console.SetError(saved); }
         Assert.Equal(1, captured.ToString().Split("interrupted").Length - 1);
     }
+
+    [SkippableFact]
+    public void An_interrupt_while_stdin_blocks_exits_once_and_leaves_no_temporary_file()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "signals are sent with kill(1)");
+        using var dir = new ScratchDir();
+        var output = dir.File("x.tcz");
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in new[] { "--default-signal=INT", "dotnet", "exec", Path.Combine(AppContext.BaseDirectory, "tcodec.dll"), "-", "-o", output })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEndAsync();
+        p.StandardInput.BaseStream.Write(new byte[1000]); // then nothing more, and the pipe stays open: the read blocks
+        p.StandardInput.BaseStream.Flush();
+        var sw = Stopwatch.StartNew();
+        while (Directory.GetFiles(dir.Path, ".*.tmp").Length == 0 && !p.HasExited && sw.Elapsed < TimeSpan.FromSeconds(30))
+            Thread.Sleep(5);
+        Skip.If(p.HasExited && p.ExitCode == 125, "env has no --default-signal (coreutils < 8.31)");
+        Assert.False(p.HasExited, stderr.IsCompleted ? stderr.Result : "exited early");
+        TensorCodec.Tests.Containers.AtomicFileWriterTests.Run("kill", "-INT", p.Id.ToString());
+        // The command cannot unwind (it is inside a read): the grace-period exit cleans up and reports.
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "tcodec did not exit after the signal");
+        p.StandardInput.Close();
+        Assert.Equal(130, p.ExitCode);
+        Assert.Equal(1, stderr.Result.Split("interrupted").Length - 1);
+        Assert.Empty(Directory.GetFiles(dir.Path, ".*.tmp"));
+        Assert.False(File.Exists(output));
+    }
 }
