@@ -120,10 +120,10 @@ sealed class FileFlags
         int failed = 0;
         foreach (var file in files)
         {
-            ct.ThrowIfCancellationRequested();
             var job = new Job(file, s);
             try
             {
+                ct.ThrowIfCancellationRequested();
                 results.Add(mode switch
                 {
                     FileOp.Compress => CompressCommand.Run(job, ct),
@@ -137,10 +137,10 @@ sealed class FileFlags
                 Console.Error.WriteLine($"tcodec: error: {CliCommon.OneLine(e.Message)}");
                 results.Add(new { command = CommandName(mode), input = file, ok = false, error = CliCommon.OneLine(e.Message) });
             }
-            catch (OperationCanceledException) when (results.Count > 0)
+            catch (OperationCanceledException) when (results.Count > failed)
             {
-                // The output being written was removed; the finished ones stay, so say which.
-                Interrupts.Announce($"interrupted; {results.Count} finished output(s) kept, the one being written was removed");
+                // The output being written was removed; the finished ones stay, so say so.
+                Interrupts.Announce($"interrupted; {results.Count - failed} finished output(s) kept, the one being written was removed");
                 throw;
             }
         }
@@ -192,7 +192,7 @@ sealed class FileFlags
             else if (FromStdin && S.OutputDir is null) output = StdStream; // zstd: stdin goes to stdout unless told otherwise
             else
             {
-                if (defaultName is null) throw new ArgumentException($"{Input}: {why}");
+                if (defaultName is null) throw new ArgumentException($"{(FromStdin ? "stdin" : Input)}: {why}");
                 output = S.OutputDir is null ? defaultName : Path.Combine(S.OutputDir, Path.GetFileName(defaultName));
             }
             if (output == StdStream) S.DataOnStdout = true;
