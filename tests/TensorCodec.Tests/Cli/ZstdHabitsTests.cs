@@ -109,6 +109,13 @@ public class ZstdHabitsTests
         Assert.True(TczReader.HasMagic(archive));
         Assert.True(archive.Length < data.Length / 2, $"{archive.Length} bytes");
         Assert.Contains("opaque", err); // says plainly that stdin is not parsed
+        (code, var report, err) = Pipe(data, null, "-", "-o", dir.File("z.tcz"), "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(report))
+        {
+            Assert.Equal("Opaque", doc.RootElement.GetProperty("format").GetString());
+            Assert.Contains("not parsed", doc.RootElement.GetProperty("opaque_reason").GetString());
+        }
         File.WriteAllBytes(dir.File("x.tcz"), archive);
 
         // Back through a file and through stdin (spooled to a temporary file that must not stay).

@@ -40,7 +40,7 @@ public sealed class TczCompressResult
     public required IReadOnlyList<TczSegmentResult> Segments { get; init; }
     /// <summary>Coding statistics summed over all chunks (stream figures only with <see cref="TczCompressOptions.CollectStatistics"/>).</summary>
     public required ChunkStats Total { get; init; }
-    /// <summary>Why an input that looked like a container was stored as opaque bytes (its parse error), else null.</summary>
+    /// <summary>Why the input was stored as opaque bytes: the parse error of one that looked like a container, or that it was read as a stream (<see cref="TczWriter.CompressStream"/>); null otherwise.</summary>
     public string? OpaqueReason { get; init; }
     /// <summary>Compressed size over original size (1 for an empty input).</summary>
     public double Ratio => OriginalBytes == 0 ? 1 : (double)CompressedBytes / OriginalBytes;
@@ -140,6 +140,7 @@ public static class TczWriter
         return new TczCompressResult
         {
             Format = TensorFileFormat.Opaque,
+            OpaqueReason = "read as a stream, which is not parsed (a container's tensor offsets are needed before its data)",
             OriginalBytes = total,
             CompressedBytes = compressed,
             Segments = segments.Select(s => new TczSegmentResult(s, stats)).ToList(),
