@@ -70,7 +70,7 @@ static class InspectCommand
                 $"coded {Mean(t => t.ExponentCodedBitsPerValue):0.000} bits/value (value-weighted mean of the per-tensor columns, each chunk measured with its own histogram; not one histogram pooled over the file)");
         }
         if (report.Verified == false)
-            console.MarkupLine($"note: inspect read the index and the tensor chunks, not the other bytes or the whole-file checksum; [bold]tcodec verify {Markup.Escape(path)}[/] checks everything");
+            console.MarkupLine($"note: not verified (inspect checks the index and tensor chunks only); [bold]tcodec verify {Markup.Escape(path)}[/] checks everything");
     }
 
     static string Cut(string s, int max) => s.Length > max ? s[..max] + "…" : s;
