@@ -46,7 +46,7 @@ public static class EvalData
             return ParseCsv(File.ReadAllText(path), path);
         }
         if (TextExtensions.Contains(ext, StringComparer.OrdinalIgnoreCase))
-            throw new ArgumentException($"{path}: a {ext} file is text, not token ids; give text with --text FILE --tokenizer TOK");
+            throw new ArgumentException($"{path}: a {ext} file is text, not token ids; give text with --text FILE --tokenizer TOK, or ids as .u16 (raw uint16 little-endian) or .csv (comma-separated)");
         throw new ArgumentException($"{path}: unknown token file type '{ext}'; use .u16 (raw uint16 little-endian) or .csv (comma-separated ids)");
     }
 
