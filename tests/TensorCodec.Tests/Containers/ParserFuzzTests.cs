@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 using TensorCodec.Containers.Tkv;
 using TensorCodec.Engine;
@@ -12,7 +13,7 @@ namespace TensorCodec.Tests.Containers;
 /// <summary>
 /// Seeded mutation fuzzing of the parsers <see cref="ContainerFuzzTests"/> (safetensors, GGUF, llama2.c) and
 /// <see cref="TczIndexFuzzTests"/> (.tcz index) do not cover: whole .tcz files, .tkv, config.json,
-/// tokenizer.bin and token files. Each mutant of a valid file either parses or throws the parser's documented
+/// GGUF model metadata, tokenizer.bin and token files. Each mutant of a valid file either parses or throws the parser's documented
 /// error type, never another exception, a hang (one input may take at most <see cref="MaxPerInput"/>) or a huge
 /// allocation (at most <see cref="MaxAllocation"/> per input on the parsing thread). Iterations: 1000 per
 /// parser, or TCODEC_FUZZ_ITERATIONS (see README "Fuzzing"); TCODEC_FUZZ_SEED changes the seed.
@@ -90,6 +91,19 @@ public class ParserFuzzTests
         },
         // An architecture the engine does not run is refused as NotSupported, naming the file and field (ModelConfig.Refusals).
         e => e is TensorFormatException t && t.FilePath == path || e is NotSupportedException n && n.Message.StartsWith(path));
+    }
+
+    /// <summary>GGUF metadata as a model config (the container itself is fuzzed by <see cref="ContainerFuzzTests"/>).</summary>
+    [Fact]
+    public void MutatedGgufModelMetadataIsRefusedCleanly()
+    {
+        List<KeyValuePair<string, GgufValue>> meta =
+            [new("general.architecture", GgufValue.String("llama")), .. ModelConfig.FromHfConfig(Fixture("engine", "config.json")).ToGgufMetadata()];
+        Fuzz("gguf config", GgufWriter.ToBytes(meta, []), (bytes, _) =>
+        {
+            var c = ModelConfig.FromGguf(GgufFile.Parse(new MemoryStream(bytes), "fuzz.gguf"), "fuzz.gguf");
+            Assert.True(c.Dim > 0 && c.Heads > 0 && c.Dim % c.Heads == 0);
+        }, e => e is TensorFormatException t && t.FilePath == "fuzz.gguf" || e is NotSupportedException n && n.Message.StartsWith("fuzz.gguf"));
     }
 
     [Fact]
