@@ -111,9 +111,6 @@ public sealed class TczIndex
     /// <summary>The tensor segments, in file order.</summary>
     public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
 
-    /// <summary>Number of chunks over all segments.</summary>
-    internal int ChunkCount => Segments.Sum(s => s.Chunks.Count);
-
     /// <summary>The largest raw length of any chunk (0 for an empty file). Readers size their buffers from the
     /// chunks a file has, not from <see cref="NominalChunkSize"/>: a small file may declare the largest chunk size.</summary>
     internal int MaxChunkRawLength => Segments.SelectMany(s => s.Chunks).Select(c => c.RawLength).DefaultIfEmpty(0).Max();

@@ -134,8 +134,8 @@ public sealed class TczReader : IDisposable
     }
 
     // Buffers are sized from the chunks at hand, never from the declared chunk size.
-    internal static int MaxRaw(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.RawLength);
-    internal static int MaxEncoded(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.EncodedLength);
+    static int MaxRaw(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.RawLength);
+    static int MaxEncoded(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.EncodedLength);
 
     /// <summary>Reads, checks and decodes one chunk into <paramref name="raw"/> (exactly its raw length) with the
     /// caller's <paramref name="decoder"/>; <paramref name="encodedScratch"/> holds the chunk's encoded bytes.</summary>
