@@ -95,6 +95,14 @@ public static partial class JsonSchema
         return doc;
     }
 
+    /// <summary>Runs <c>tcodec ARGS --json</c>, which must succeed, and checks its stdout against section <paramref name="section"/>.</summary>
+    public static JsonDocument Run(string section, params string[] args)
+    {
+        var (code, stdout, err) = Tcodec([.. args, "--json"]);
+        Assert.True(code == 0, $"tcodec {string.Join(' ', args)}: exit {code}: {err}");
+        return Check(stdout, section);
+    }
+
     /// <summary>Checks one object (the whole output, or one element of a multi-input array).</summary>
     public static void CheckObject(JsonElement root, string name)
     {
@@ -247,12 +255,7 @@ public class JsonSchemaTests
 {
     static readonly string Bard = TestFiles.Sample("bard-3m-bf16.safetensors");
 
-    static JsonDocument Run(string section, params string[] args)
-    {
-        var (code, stdout, err) = Tcodec([.. args, "--json"]);
-        Assert.True(code == 0, $"tcodec {string.Join(' ', args)}: exit {code}: {err}");
-        return JsonSchema.Check(stdout, section);
-    }
+    static JsonDocument Run(string section, params string[] args) => JsonSchema.Run(section, args);
 
     [Fact]
     public void Inspect_reports_shapes_in_pytorch_order()
@@ -303,11 +306,17 @@ public class JsonSchemaTests
         Assert.Contains(q.RootElement.GetProperty("tensor_list").EnumerateArray(), t => t.GetProperty("dtype").GetString() == "q4_K");
         Assert.Equal("q4_K_M", q.RootElement.GetProperty("mix").GetString());
 
-        using var inspect = Run("inspect", "inspect", gguf);
-        var rows = inspect.RootElement.GetProperty("tensor_list").EnumerateArray().ToList();
-        Assert.Equal(source.Count, rows.Count);
-        foreach (var t in rows)
-            Assert.Equal(shapes[source[t.GetProperty("name").GetString()!]], JsonSchema.Shape(t));
+        // The GGUF itself, and its .tcz.
+        var (code, _, err) = Tcodec("compress", gguf, "-o", gguf + ".tcz");
+        Assert.True(code == 0, err);
+        foreach (var file in new[] { gguf, gguf + ".tcz" })
+        {
+            using var inspect = Run("inspect", "inspect", file);
+            var rows = inspect.RootElement.GetProperty("tensor_list").EnumerateArray().ToList();
+            Assert.Equal(source.Count, rows.Count);
+            foreach (var t in rows)
+                Assert.Equal(shapes[source[t.GetProperty("name").GetString()!]], JsonSchema.Shape(t));
+        }
     }
 
     [Fact]
@@ -412,12 +421,7 @@ public class JsonSchemaModelTests
         return path;
     }
 
-    static JsonDocument Run(string section, params string[] args)
-    {
-        var (code, stdout, err) = Tcodec([.. args, "--json"]);
-        Assert.True(code == 0, $"tcodec {string.Join(' ', args)}: exit {code}: {err}");
-        return JsonSchema.Check(stdout, section);
-    }
+    static JsonDocument Run(string section, params string[] args) => JsonSchema.Run(section, args);
 
     [Fact]
     public void Eval_is_flat_with_and_without_a_base()
