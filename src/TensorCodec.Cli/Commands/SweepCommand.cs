@@ -16,10 +16,10 @@ static class SweepCommand
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
-        var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.png", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.svg", Required = true };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
-        var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.png")
+        var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.svg")
         {
             model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json,
         };
@@ -34,6 +34,9 @@ static class SweepCommand
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
             };
             string dir = p.GetValue(output)!;
+            // -o names a folder; a chart file name there (rd.png, x.svg) is a mistake to catch before the sweep runs.
+            if (Path.GetExtension(dir.TrimEnd('/', '\\')) is var ext && (ext.Equals(".png", StringComparison.OrdinalIgnoreCase) || ext.Equals(".svg", StringComparison.OrdinalIgnoreCase)))
+                throw new ArgumentException($"{dir}: --output is a folder (sweep writes report.md and rd.svg into it; charts are SVG, PNG is not offered)");
             Directory.CreateDirectory(dir);
 
             SweepResult result = null!;
@@ -50,14 +53,14 @@ static class SweepCommand
 
             // Record the command as a user would type it, so the report says how to reproduce it.
             string command = "tcodec sweep " + string.Join(' ', Environment.GetCommandLineArgs().Skip(2).Select(a => a.Contains(' ') ? $"\"{a}\"" : a));
-            string md = Path.Combine(dir, "report.md"), png = Path.Combine(dir, "rd.png");
+            string md = Path.Combine(dir, "report.md"), svg = Path.Combine(dir, "rd.svg");
             File.WriteAllText(md, SweepReport.Markdown(result, command));
-            SweepReport.Plot(result, png);
+            SweepReport.Plot(result, svg);
 
             if (p.GetValue(json))
             {
                 JsonOutput.Write("sweep", new { input = modelPath, config = p.GetValue(config) }, evalText.JsonPaths(p),
-                    new { split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), report = md, plot = png }, SweepReport.Json(result));
+                    new { split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), report = md, plot = svg }, SweepReport.Json(result));
                 return 0;
             }
             var table = new Table().AddColumns("type", "bits/weight", "size", "PPL", "KLD mean", "KLD p99", "top-1 %");
@@ -66,7 +69,7 @@ static class SweepCommand
                 table.AddRow(Markup.Escape(e.Type), $"{e.BitsPerWeight:F2}", CliCommon.Bytes(e.Bytes), $"{e.Result.Ppl:F3} ± {e.Result.PplStdErr:F3}",
                     $"{e.Result.Kl!.Mean:G4}", $"{e.Result.Kl.P99:G4}", $"{e.Result.Kl.Top1AgreementPercent:F2}");
             AnsiConsole.Write(table);
-            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(md)}[/] and [bold]{Markup.Escape(png)}[/] ({result.Seconds:F0} s)");
+            AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(md)}[/] and [bold]{Markup.Escape(svg)}[/] ({result.Seconds:F0} s)");
             return 0;
         });
         return cmd;

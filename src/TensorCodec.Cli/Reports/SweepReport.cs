@@ -5,8 +5,8 @@ using TensorCodec.Eval;
 namespace TensorCodec.Cli.Reports;
 
 /// <summary>
-/// Presentation of a <see cref="SweepResult"/>: the Markdown table and the rate–distortion chart.
-/// It lives in the CLI so the core library carries no plotting (ScottPlot pulls in SkiaSharp's native binaries).
+/// Presentation of a <see cref="SweepResult"/>: the Markdown table and the rate–distortion chart
+/// (SVG, drawn by <see cref="SvgChart"/>). It lives in the CLI so the core library carries no plotting.
 /// </summary>
 internal static class SweepReport
 {
@@ -66,112 +66,34 @@ internal static class SweepReport
     };
 
     /// <summary>
-    /// Two panels: mean and p99 KL (log scale) against bits per weight, and perplexity against bits
-    /// per weight with the base's as a dashed line. Every point is labelled with its type.
+    /// The rate–distortion chart as SVG, two panels: mean and p99 KL (log scale) against bits per
+    /// weight, and perplexity against bits per weight with the base's as a dashed line. Every point
+    /// is labelled with its type.
     /// </summary>
-    public static void Plot(SweepResult r, string pngPath, int width = 1400, int height = 600)
+    /// <exception cref="ArgumentException"><paramref name="svgPath"/> is not a .svg name.</exception>
+    public static void Plot(SweepResult r, string svgPath, int width = 1400, int height = 600) => Chart(r, width, height).Save(svgPath);
+
+    internal static SvgChart Chart(SweepResult r, int width = 1400, int height = 600)
     {
         var pts = r.Entries.OrderBy(e => e.BitsPerWeight).ToArray();
         double[] bpw = pts.Select(e => e.BitsPerWeight).ToArray();
-        // Log axis by plotting log10 and labelling ticks as powers of ten; a zero KL (lossless type) is floored.
-        double[] klMean = pts.Select(e => Math.Log10(Math.Max(e.Result.Kl!.Mean, 1e-9))).ToArray();
-        double[] klP99 = pts.Select(e => Math.Log10(Math.Max(e.Result.Kl!.P99, 1e-9))).ToArray();
+        // A zero KL (lossless type) is floored so the log axis can show it.
+        double[] klMean = pts.Select(e => Math.Max(e.Result.Kl!.Mean, 1e-9)).ToArray();
+        double[] klP99 = pts.Select(e => Math.Max(e.Result.Kl!.P99, 1e-9)).ToArray();
         double[] ppl = pts.Select(e => e.Result.Ppl).ToArray();
-
-        var mp = new ScottPlot.Multiplot();
-        // ScottPlot's extension methods are called statically, to keep its type names out of scope.
-        while (ScottPlot.IMultiplotExtensions.Count(mp) < 2) ScottPlot.IMultiplotExtensions.AddPlot(mp);
-        mp.Layout = new ScottPlot.MultiplotLayouts.Columns();
-        var left = ScottPlot.IMultiplotExtensions.GetPlot(mp, 0);
-        var right = ScottPlot.IMultiplotExtensions.GetPlot(mp, 1);
+        string[] names = pts.Select(e => e.Type).ToArray();
         string model = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(r.Model))) ?? r.Model;
 
-        var mean = left.Add.ScatterPoints(bpw, klMean);
-        mean.LegendText = "mean KL";
-        mean.MarkerSize = 9;
-        var p99 = left.Add.ScatterPoints(bpw, klP99);
-        p99.LegendText = "p99 KL";
-        p99.MarkerSize = 7;
-        p99.MarkerShape = ScottPlot.MarkerShape.OpenCircle;
-        left.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
-        {
-            MinorTickGenerator = new ScottPlot.TickGenerators.LogMinorTickGenerator(),
-            IntegerTicksOnly = true,
-            LabelFormatter = y => $"1e{y:0}",
-        };
-        left.Title($"{model}: KL(base ‖ quantized) vs size");
-        left.XLabel("bits per weight");
-        left.YLabel("KL divergence, nats (log scale)");
-        left.ShowLegend(ScottPlot.Alignment.UpperRight);
+        var chart = new SvgChart(width, height);
+        var left = chart.AddPanel($"{model}: KL(base ‖ quantized) vs size", "bits per weight", "KL divergence, nats (log scale)", logY: true);
+        left.Scatter("mean KL", bpw, klMean, SvgMarker.Filled, 4.5);
+        left.Scatter("p99 KL", bpw, klP99, SvgMarker.Open, 3.5);
+        left.Labels(names, bpw, klMean);
 
-        var pp = right.Add.ScatterPoints(bpw, ppl);
-        pp.MarkerSize = 9;
-        pp.LegendText = "quantized";
-        var baseLine = right.Add.HorizontalLine(r.Base.Result.Ppl);
-        baseLine.LinePattern = ScottPlot.LinePattern.Dashed;
-        baseLine.LegendText = $"base ({r.Base.Method}) {r.Base.Result.Ppl:F2}";
-        right.Title($"{model}: perplexity vs size (ctx {r.Base.Result.Ctx})");
-        right.XLabel("bits per weight");
-        right.YLabel("perplexity");
-        right.ShowLegend(ScottPlot.Alignment.UpperRight);
-
-        foreach (var p in new[] { left, right })
-        {
-            // Room on the right for the last point's label.
-            p.Axes.AutoScale();
-            var lim = p.Axes.GetLimits();
-            double dx = lim.Right - lim.Left, dy = lim.Top - lim.Bottom;
-            p.Axes.SetLimits(lim.Left - 0.04 * dx, lim.Right + 0.12 * dx, lim.Bottom - 0.06 * dy, lim.Top + 0.1 * dy);
-        }
-        string[] names = pts.Select(e => e.Type).ToArray();
-        PlaceLabels(left, names, bpw, klMean, width / 2 - 110, height - 110);
-        PlaceLabels(right, names, bpw, ppl, width / 2 - 110, height - 110);
-        ScottPlot.IMultiplotExtensions.SavePng(mp, pngPath, width, height);
-    }
-
-    /// <summary>
-    /// Labels each point to its right, moving a label up or down (in steps of one line) until it
-    /// overlaps no label already placed; points at the same spot share one label. Pixel positions
-    /// are estimated from the axis limits and the approximate data-area size.
-    /// </summary>
-    static void PlaceLabels(ScottPlot.Plot p, string[] names, double[] xs, double[] ys, double areaW, double areaH)
-    {
-        var lim = p.Axes.GetLimits();
-        double Px(double x) => (x - lim.Left) / (lim.Right - lim.Left) * areaW;
-        double Py(double y) => (lim.Top - y) / (lim.Top - lim.Bottom) * areaH;
-        const double CharW = 7.5, LineH = 15;
-        var placed = new List<(double L, double T, double R, double B)>();
-        var done = new bool[names.Length];
-        // Top to bottom, so a crowded column fans out downwards in reading order.
-        foreach (int i in Enumerable.Range(0, names.Length).OrderBy(i => Py(ys[i])))
-        {
-            if (done[i]) continue;
-            var same = Enumerable.Range(0, names.Length).Where(j => !done[j] && Math.Abs(Px(xs[j]) - Px(xs[i])) < 1 && Math.Abs(Py(ys[j]) - Py(ys[i])) < 1).ToList();
-            foreach (int j in same) done[j] = true;
-            string text = string.Join(" = ", same.Select(j => names[j]));
-            double x0 = Px(xs[i]) + 8, y0 = Py(ys[i]), w = CharW * text.Length;
-            double best = 0;
-            foreach (double dy in Enumerable.Range(0, 21).Select(k => (k % 2 == 1 ? 1 : -1) * ((k + 1) / 2) * LineH))
-            {
-                var box = (L: x0, T: y0 + dy - LineH / 2, R: x0 + w, B: y0 + dy + LineH / 2);
-                bool inside = box.T >= 0 && box.B <= areaH;
-                if (inside && !placed.Any(b => b.L < box.R && box.L < b.R && b.T < box.B && box.T < b.B)) { best = dy; break; }
-                best = double.NaN;
-            }
-            if (double.IsNaN(best)) best = 0; // nowhere free: overlap rather than drop the label
-            placed.Add((x0, y0 + best - LineH / 2, x0 + w, y0 + best + LineH / 2));
-            var t = p.Add.Text(text, xs[i], ys[i]);
-            t.LabelFontSize = 12;
-            t.LabelAlignment = ScottPlot.Alignment.MiddleLeft;
-            t.OffsetX = 8;
-            t.OffsetY = (float)best;
-            if (best != 0)
-            {
-                // A leader line from the point to a label that had to move.
-                var line = p.Add.Line(xs[i], ys[i], lim.Left + (x0 - 2) / areaW * (lim.Right - lim.Left), lim.Top - (y0 + best) / areaH * (lim.Top - lim.Bottom));
-                line.LineWidth = 0.7f;
-                line.Color = ScottPlot.Colors.Gray;
-            }
-        }
+        var right = chart.AddPanel($"{model}: perplexity vs size (ctx {r.Base.Result.Ctx})", "bits per weight", "perplexity");
+        right.Scatter("quantized", bpw, ppl, SvgMarker.Filled, 4.5);
+        right.HorizontalLine($"base ({r.Base.Method}) {F(r.Base.Result.Ppl, "F2")}", r.Base.Result.Ppl);
+        right.Labels(names, bpw, ppl);
+        return chart;
     }
 }

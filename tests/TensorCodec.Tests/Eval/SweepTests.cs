@@ -1,3 +1,4 @@
+using System.Xml.Linq;
 using TensorCodec.Cli.Reports;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
@@ -59,11 +60,50 @@ public class SweepTests(ITestOutputHelper output)
 
         var md = SweepReport.Markdown(r);
         foreach (var t in new[] { "| base |", "| q8_0 |", "| q4_K_M |", "| nf4 |", "| int4_g128 |" }) Assert.Contains(t, md);
+        var svgPath = dir.File("rd.svg");
+        SweepReport.Plot(r, svgPath);
+        // Well-formed SVG with both panels, one marker per type in each series, every type labelled in both panels.
+        var svg = XDocument.Parse(File.ReadAllText(svgPath));
+        XNamespace ns = "http://www.w3.org/2000/svg";
+        Assert.Equal(ns + "svg", svg.Root!.Name);
+        var panels = svg.Descendants(ns + "g").Where(g => (string?)g.Attribute("class") == "panel").ToList();
+        Assert.Equal(2, panels.Count);
+        var series = svg.Descendants(ns + "g").Where(g => (string?)g.Attribute("class") == "series")
+            .ToDictionary(g => (string)g.Attribute("data-name")!, g => g.Elements(ns + "circle").Count());
+        Assert.Equal(new Dictionary<string, int> { ["mean KL"] = 4, ["p99 KL"] = 4, ["quantized"] = 4 }, series);
+        var hline = Assert.Single(svg.Descendants(ns + "line"), l => (string?)l.Attribute("class") == "hline");
+        Assert.StartsWith("base (", (string)hline.Attribute("data-name")!);
+        foreach (var panel in panels)
+        {
+            var labels = string.Join(" ", panel.Descendants(ns + "g").Where(g => (string?)g.Attribute("class") == "labels").Elements(ns + "text").Select(t => t.Value));
+            foreach (var t in new[] { "q8_0", "q4_K_M", "nf4", "int4_g128" }) Assert.Contains(t, labels);
+            Assert.Contains("bits per weight", panel.Elements(ns + "text").Select(t => t.Value));
+            Assert.Contains(panel.Elements(ns + "text"), t => (string?)t.Attribute("class") == "title" && t.Value.Contains("vs size"));
+            Assert.True(panel.Descendants(ns + "text").Count(t => (string?)t.Attribute("class") is "xtick") >= 3);
+            Assert.NotEmpty(panel.Descendants(ns + "g").Where(g => (string?)g.Attribute("class") == "legend").Elements(ns + "text"));
+        }
+        // The KL panel's y axis is logarithmic: its ticks are powers of ten.
+        Assert.All(panels[0].Descendants(ns + "text").Where(t => (string?)t.Attribute("class") == "ytick"), t => Assert.Matches(@"^1e-?\d+$", t.Value));
+
+        // Charts are SVG only: a .png name is refused, naming the file, and nothing is written.
         var png = dir.File("rd.png");
-        SweepReport.Plot(r, png);
-        var head = File.ReadAllBytes(png);
-        Assert.True(head.Length > 10_000);
-        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, head[..4]);
+        var refused = Assert.Throws<ArgumentException>(() => SweepReport.Plot(r, png));
+        Assert.Contains("rd.png", refused.Message);
+        Assert.Contains("SVG", refused.Message);
+        Assert.False(File.Exists(png));
+    }
+
+    [Fact]
+    public void Sweep_refuses_a_chart_file_name_as_its_output_folder()
+    {
+        using var dir = new ScratchDir();
+        var png = dir.File("rd.png");
+        var (code, _, err) = TensorCodec.Tests.Cli.CliTests.Tcodec("sweep", Model, "--config", Config, "--types", "q8_0",
+            "--tokens", TestFiles.Sample("shakespeare-val-4k.tokens.u16"), "-o", png);
+        Assert.Equal(1, code);
+        Assert.Contains("rd.png", err);
+        Assert.Contains("folder", err);
+        Assert.False(Directory.Exists(png) || File.Exists(png));
     }
 
     [Fact]
