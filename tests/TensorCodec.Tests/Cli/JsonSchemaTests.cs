@@ -112,6 +112,14 @@ public static partial class JsonSchema
         Assert.True(first.Name == "command", $"`{name}`: the first key is '{first.Name}', not 'command'");
         Assert.Equal(section!.Command, first.Value.GetString());
         var errors = new List<string>();
+        if (root.TryGetProperty("ok", out var ok) && ok.ValueKind == JsonValueKind.False && root.TryGetProperty("error", out _))
+        {
+            // A failed input of a multi-input call: exactly command, input, ok and error.
+            var keys = root.EnumerateObject().Select(p => p.Name).ToArray();
+            Assert.True(keys.SequenceEqual(["command", "input", "ok", "error"]), $"`{name}`: a failed input prints {string.Join(", ", keys)}");
+            Assert.Equal(JsonValueKind.String, root.GetProperty("error").ValueKind);
+            return;
+        }
         Walk(root, "", section, errors);
         Assert.True(errors.Count == 0, $"`{name}` does not match docs/JSON.md:\n  " + string.Join("\n  ", errors) + "\n" + root);
     }
@@ -405,6 +413,19 @@ public class JsonSchemaLosslessTests
         Assert.Equal([a, b], c.EnumerateArray().Select(e => e.GetProperty("input").GetString()));
         var v = Run("verify", "verify", a + ".tcz", b + ".tcz");
         Assert.Equal(2, v.GetArrayLength());
+
+        // One damaged input: exit 1, and its object says so in the documented failure form.
+        string junk = dir.File("junk.tcz");
+        File.WriteAllBytes(junk, new byte[100]);
+        var (code, stdout, err) = Tcodec("verify", a + ".tcz", junk, "--json");
+        Assert.Equal(1, code);
+        Assert.Contains("junk.tcz", err);
+        using var doc = JsonDocument.Parse(stdout);
+        var rows = doc.RootElement.EnumerateArray().ToList();
+        Assert.Equal(2, rows.Count);
+        foreach (var row in rows) JsonSchema.CheckObject(row, "verify");
+        Assert.True(rows[0].GetProperty("ok").GetBoolean());
+        Assert.False(rows[1].GetProperty("ok").GetBoolean());
     }
 }
 
