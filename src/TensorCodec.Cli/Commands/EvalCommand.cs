@@ -9,7 +9,7 @@ static class EvalCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Model to evaluate (llama2.c .bin, GGUF, or safetensors with config.json beside it)" };
+        var model = new Argument<string>("model") { Description = "Model to evaluate: a Hugging Face folder or model.safetensors.index.json, safetensors with config.json beside it, GGUF, or llama2.c .bin" };
         var baseModel = new Option<string?>("--base") { Description = "Base model: adds KL(base‖model), top-1 agreement and Δp statistics" };
         var evalText = new EvalTextOptions();
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };

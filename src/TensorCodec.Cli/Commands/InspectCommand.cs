@@ -8,7 +8,7 @@ static class InspectCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("input") { Description = "safetensors, GGUF, llama2.c or .tcz file" };
+        var input = new Argument<string>("input") { Description = "safetensors, GGUF, llama2.c or .tcz file, or a Hugging Face model folder / model.safetensors.index.json (every shard)" };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
         var cmd = new Command("inspect", "List tensors with dtype, shape, bytes, exponent entropy and achieved bits per value") { input, threads, json };

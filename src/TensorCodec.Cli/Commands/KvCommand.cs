@@ -21,7 +21,7 @@ static class KvCommand
         return cmd;
     }
 
-    static Argument<string> ModelArg() => new("model") { Description = "llama2.c .bin, GGUF, or safetensors with config.json beside it" };
+    static Argument<string> ModelArg() => new("model") { Description = "Hugging Face folder or model.safetensors.index.json, safetensors with config.json beside it, GGUF, or llama2.c .bin" };
     static Option<string?> TokenizerOpt() => new("--tokenizer") { Description = "Tokenizer (default: tokenizer.bin or tok*.bin beside the model, else the vocabulary inside a GGUF model)" };
     static Option<string?> ConfigOpt() => new("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
     static Option<string> CodecOpt() => new("--kv-codec")

@@ -11,7 +11,7 @@ static class LogitsCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "llama2.c .bin, GGUF, or safetensors with config.json beside it" };
+        var model = new Argument<string>("model") { Description = "Hugging Face folder or model.safetensors.index.json, safetensors with config.json beside it, GGUF, or llama2.c .bin" };
         var tokens = new Option<string?>("--tokens") { Description = "Token ids: comma-separated list, or a .csv/.u16 file" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
         var generate = new Option<int>("--generate") { Description = "Instead of logits: greedily generate N tokens after --tokens (default BOS) and report tokens/s" };

@@ -8,7 +8,7 @@ static class QuantizeCommand
 {
     public static Command Create()
     {
-        var input = new Argument<string>("model") { Description = "Hugging Face Llama safetensors (config.json beside it), llama2.c checkpoint, or GGUF" };
+        var input = new Argument<string>("model") { Description = "Hugging Face Llama folder or model.safetensors.index.json, safetensors (config.json beside it), llama2.c checkpoint, or GGUF" };
         var output = CliCommon.Output();
         output.Required = true;
         var type = new Option<string>("--type", "-t")
@@ -35,7 +35,7 @@ static class QuantizeCommand
         cmd.SetGuardedAction((p, ct) =>
         {
             string inPath = p.GetValue(input)!;
-            if (!File.Exists(inPath)) throw new FileNotFoundException($"{inPath}: no such file");
+            if (!File.Exists(inPath) && !Directory.Exists(inPath)) throw new FileNotFoundException($"{inPath}: no such file");
             bool asJson = p.GetValue(json);
             var mix = QuantMix.Get(p.GetValue(type)!);
             ModelQuantizeOptions Options(IProgress<QuantizeProgress>? progress) => new()

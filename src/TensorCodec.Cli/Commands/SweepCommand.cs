@@ -10,7 +10,7 @@ static class SweepCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Unquantized model (safetensors with config.json, llama2.c .bin, or GGUF)" };
+        var model = new Argument<string>("model") { Description = "Unquantized model (Hugging Face folder or index, safetensors with config.json, llama2.c .bin, or GGUF)" };
         var types = new Option<string>("--types") { Description = "Comma-separated llama.cpp mixes (q8_0, q4_K_M …) and/or formats (nf4, ocp_mxfp4, int4_g128 …)", Required = true };
         var evalText = new EvalTextOptions();
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };

@@ -43,12 +43,14 @@ public sealed class KvContext
         Layers = layers; KvHeads = kvHeads; HeadDim = headDim; Vocab = vocab; Tokens = tokens; ModelId = modelId; Keys = keys; Values = values;
     }
 
-    /// <summary>xxHash128 of the model file's bytes followed by its parsed config: weights + config.</summary>
+    /// <summary>xxHash128 of the model file's bytes (a sharded model's shards, in order) followed by its parsed
+    /// config: weights + config, whichever path (folder, index, file) named them.</summary>
     public static byte[] ModelIdentity(LlamaModel model)
     {
         var h = new XxHash128();
-        if (File.Exists(model.Source))
-            using (var f = new FileStream(model.Source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20)) h.Append(f);
+        if (model.Files.Count > 0)
+            foreach (var path in model.Files)
+                using (var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20)) h.Append(f);
         else h.Append(Encoding.UTF8.GetBytes(model.Source));
         h.Append(Encoding.UTF8.GetBytes(model.Config.IdentityText()));
         return h.GetHashAndReset();

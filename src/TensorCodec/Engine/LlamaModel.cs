@@ -8,7 +8,7 @@ namespace TensorCodec.Engine;
 /// <summary>How to load a model.</summary>
 public sealed record LlamaLoadOptions
 {
-    /// <summary>HF config.json for safetensors models; default: config.json beside the model.</summary>
+    /// <summary>HF config.json for safetensors models; default: config.json beside the model file (in the model folder, beside the index).</summary>
     public string? ConfigPath { get; init; }
     /// <summary>Expand BF16/F16 weights to F32 on load (faster kernels, twice the memory).</summary>
     public bool WidenToF32 { get; init; }
@@ -39,7 +39,7 @@ internal sealed class LlamaLayer
 /// </summary>
 public sealed class LlamaModel : IDisposable
 {
-    readonly MappedFile? _file;
+    readonly MappedFileSet? _files;
 
     /// <summary>The model's hyperparameters, validated on load.</summary>
     public ModelConfig Config { get; }
@@ -50,13 +50,15 @@ public sealed class LlamaModel : IDisposable
     internal IWeightMatrix Output { get; }
     /// <summary>The path the model was loaded from (<c>&lt;memory&gt;</c> for one built in memory).</summary>
     public string Source { get; }
+    /// <summary>The files the weights were mapped from (one, or a sharded model's shards in order); empty for a model built in memory.</summary>
+    internal IReadOnlyList<string> Files { get; init; } = [];
 
     internal LlamaModel(ModelConfig config, IWeightMatrix embedding, IReadOnlyList<LlamaLayer> layers, float[] finalNorm,
-        IWeightMatrix output, string source = "<memory>", MappedFile? file = null)
+        IWeightMatrix output, string source = "<memory>", MappedFileSet? files = null)
     {
         config.Validate(source);
         Config = config; Embedding = embedding; Layers = layers; FinalNorm = finalNorm; Output = output; Source = source;
-        _file = file;
+        _files = files;
     }
 
     /// <summary>Total bytes of the weight matrices as stored.</summary>
@@ -67,27 +69,35 @@ public sealed class LlamaModel : IDisposable
     /// <exception cref="ArgumentOutOfRangeException">A capacity of zero or less.</exception>
     public LlamaSession CreateSession(LlamaSessionOptions? options = null) => new(this, options ?? new LlamaSessionOptions());
 
-    /// <summary>Unmaps the model file. Sessions of this model must not be used afterwards.</summary>
-    public void Dispose() => _file?.Dispose();
+    /// <summary>Unmaps the model's files. Sessions of this model must not be used afterwards.</summary>
+    public void Dispose() => _files?.Dispose();
 
-    /// <summary>Opens a llama2.c checkpoint or HF safetensors model (format detected from the content).</summary>
-    public static LlamaModel Load(string path, LlamaLoadOptions? options = null)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file");
-        return Load(TensorFileReader.Open(path), path, options);
-    }
+    /// <summary>
+    /// Opens a model: a Hugging Face folder (config.json + model.safetensors, or the shards of
+    /// model.safetensors.index.json), the index itself, one safetensors file with config.json beside it,
+    /// a GGUF or a llama2.c checkpoint (format detected from the content). Shards are mapped, not copied.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The model, a shard it names or its config.json does not exist.</exception>
+    /// <exception cref="TensorFormatException">A file is malformed, or an index and its shards disagree.</exception>
+    /// <exception cref="InvalidDataException">A tensor is missing or its shape differs from the config's.</exception>
+    public static LlamaModel Load(string path, LlamaLoadOptions? options = null) =>
+        Load(ModelFiles.Resolve(path, options?.ConfigPath), options);
 
     /// <summary>Loads from an already parsed layout of the file at <paramref name="path"/>.</summary>
-    public static LlamaModel Load(TensorFile layout, string path, LlamaLoadOptions? options = null)
+    public static LlamaModel Load(TensorFile layout, string path, LlamaLoadOptions? options = null) =>
+        Load(ModelFiles.FromLayout(layout, path, options?.ConfigPath), options);
+
+    internal static LlamaModel Load(ModelFiles model, LlamaLoadOptions? options)
     {
         options ??= new LlamaLoadOptions();
-        var config = ModelConfig.Read(layout, path, options.ConfigPath);
-        var naming = TensorNames.NamingOf(layout.Format);
+        var config = model.ReadConfig();
+        model.CheckShapes(config);
+        var naming = TensorNames.NamingOf(model.Format);
 
-        var file = new MappedFile(path);
+        var files = new MappedFileSet(model.Files);
         try
         {
-            var loader = new Loader(layout, file, config, naming, options.WidenToF32);
+            var loader = new Loader(model, files, config, naming, options.WidenToF32);
             var embedding = loader.Matrix(TensorRole.TokenEmbedding, -1, config.VocabSize, config.Dim);
             var layers = new LlamaLayer[config.Layers];
             for (int l = 0; l < config.Layers; l++)
@@ -105,44 +115,44 @@ public sealed class LlamaModel : IDisposable
                 };
             var finalNorm = loader.Vector(TensorRole.OutputNorm, -1, config.Dim);
             // Some HF exports keep a tied lm_head anyway; use it when present.
-            var output = !config.TiedEmbeddings || layout.Tensors.Any(t => t.Name == TensorNames.Name(naming, TensorRole.Output))
+            var output = !config.TiedEmbeddings || model.Find(TensorNames.Name(naming, TensorRole.Output)) is not null
                 ? loader.Matrix(TensorRole.Output, -1, config.VocabSize, config.Dim)
                 : embedding;
-            return new LlamaModel(config, embedding, layers, finalNorm, output, path, file);
+            return new LlamaModel(config, embedding, layers, finalNorm, output, model.Input, files) { Files = model.Files };
         }
         catch
         {
-            file.Dispose();
+            files.Dispose();
             throw;
         }
     }
 
     /// <summary>Finds tensors, checks their shapes against the config, and wraps their bytes.</summary>
-    sealed unsafe class Loader(TensorFile layout, MappedFile file, ModelConfig config, TensorNaming naming, bool widen)
+    sealed unsafe class Loader(ModelFiles model, MappedFileSet files, ModelConfig config, TensorNaming naming, bool widen)
     {
-        readonly Dictionary<string, TensorInfo> _byName = layout.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-
         public IWeightMatrix Matrix(TensorRole role, int layer, int rows, int cols)
         {
-            var (t, offset, size) = Locate(role, layer, [rows, cols]);
+            var (t, file, offset, size) = Locate(role, layer, [rows, cols]);
             return WeightMatrix.Create(t.DType, file.At(offset, size), rows, cols, file, widen, t.GgmlType);
         }
 
         public float[] Vector(TensorRole role, int layer, int n)
         {
-            var (t, offset, size) = Locate(role, layer, [n]);
+            var (t, file, offset, size) = Locate(role, layer, [n]);
             return WeightMatrix.ReadVector(t.DType, file.At(offset, size), n, t.GgmlType);
         }
 
-        (TensorInfo, long, long) Locate(TensorRole role, int layer, long[] shape)
+        (TensorInfo, MappedFile, long, long) Locate(TensorRole role, int layer, long[] shape)
         {
             bool stacked = TensorNames.IsStacked(naming) && layer >= 0;
             string name = TensorNames.Name(naming, role, layer);
-            if (!_byName.TryGetValue(name, out var t))
-                throw new InvalidDataException($"{file.Path}: tensor '{name}' is missing");
+            if (model.Find(name) is not { } found)
+                throw new InvalidDataException($"{model.IndexPath ?? model.Files[0]}: tensor '{name}' is missing");
+            var t = found.Info;
+            var file = files[found.Shard];
             long[] expected = stacked ? [config.Layers, .. shape] : shape;
             if (!t.Shape.SequenceEqual(expected))
-                throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", t.Shape)}], the config implies [{string.Join(", ", expected)}]");
+                throw new InvalidDataException(model.ShapeMismatch(file.Path, name, t.Shape, expected));
             long bytesPerLayer;
             long elements = shape.Aggregate(1L, (a, b) => a * b);
             if (t.DType is DType.F32 or DType.BF16 or DType.F16) bytesPerLayer = elements * t.DType.ElementSize();
@@ -154,7 +164,7 @@ public sealed class LlamaModel : IDisposable
             if (t.Length != slice * (stacked ? config.Layers : 1))
                 throw new InvalidDataException($"{file.Path}: tensor '{name}' holds {t.Length} bytes, its shape and type imply {slice * (stacked ? config.Layers : 1)}");
             long offset = t.Offset + (stacked ? layer * slice : 0);
-            return (t, offset, slice);
+            return (t, file, offset, slice);
         }
     }
 }

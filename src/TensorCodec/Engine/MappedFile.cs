@@ -1,4 +1,5 @@
 using System.IO.MemoryMappedFiles;
+using TensorCodec.Containers;
 
 namespace TensorCodec.Engine;
 
@@ -15,12 +16,15 @@ internal sealed unsafe class MappedFile : IDisposable
     public string Path { get; }
     public long Length { get; }
 
+    /// <summary>Maps <paramref name="path"/>; a symlink is followed to its target (the Hugging Face cache links
+    /// snapshots/ to blobs/), whose length is the one that counts, not the link's.</summary>
     public MappedFile(string path)
     {
         Path = path;
-        Length = new FileInfo(path).Length;
+        string target = FileIdentity.RealPath(path);
+        Length = new FileInfo(target).Length;
         if (Length == 0) throw new InvalidDataException($"{path}: file is empty");
-        _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        _map = MemoryMappedFile.CreateFromFile(target, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         byte* p = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);

@@ -91,9 +91,9 @@ public static class Sweep
         {
             var eval = new EvalOptions { Ctx = o.Ctx, MaxChunks = o.MaxChunks, Threads = o.Threads };
             var baseResult = Perplexity.Run(baseModel, tokens.Span, eval with { SaveLogitsPath = cache }, Adapter(progress, 0, steps, "base"), ct);
-            var layout = TensorFileReader.Open(modelPath);
-            var baseEntry = new SweepEntry("base", $"{DominantType(layout)} as stored", layout.Tensors.Sum(t => t.Length),
-                layout.Tensors.Sum(t => t.ElementCount), baseResult, []);
+            var stored = ModelFiles.Resolve(modelPath, o.ConfigPath).Tensors.Select(t => t.Info).ToList();
+            var baseEntry = new SweepEntry("base", $"{DominantType(stored)} as stored", stored.Sum(t => t.Length),
+                stored.Sum(t => t.ElementCount), baseResult, []);
 
             var entries = new List<SweepEntry>();
             for (int i = 0; i < o.Types.Count; i++)
@@ -113,8 +113,8 @@ public static class Sweep
 
     static QuantMix? FindMix(string name) => QuantMix.All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
 
-    static string DominantType(TensorFile f) =>
-        f.Tensors.GroupBy(t => t.GgmlType >= 0 && GgmlTypes.TryGet(t.GgmlType, out var g) ? g.Name : t.DType.ToString().ToLowerInvariant())
+    static string DominantType(IEnumerable<TensorInfo> tensors) =>
+        tensors.GroupBy(t => t.GgmlType >= 0 && GgmlTypes.TryGet(t.GgmlType, out var g) ? g.Name : t.DType.ToString().ToLowerInvariant())
             .OrderByDescending(g => g.Sum(t => t.ElementCount)).First().Key;
 
     static IProgress<EvalProgress>? Adapter(IProgress<SweepProgress>? p, int step, int steps, string label) =>

@@ -105,6 +105,18 @@ internal static class TensorNames
         _ => 0,
     };
 
+    /// <summary>The shape (outermost first, one layer's slice) that <paramref name="config"/> implies for <paramref name="role"/>.</summary>
+    public static long[] ExpectedShape(TensorRole role, ModelConfig config) => role switch
+    {
+        TensorRole.TokenEmbedding or TensorRole.Output => [config.VocabSize, config.Dim],
+        TensorRole.AttentionNorm or TensorRole.FfnNorm or TensorRole.OutputNorm => [config.Dim],
+        TensorRole.Query or TensorRole.AttentionOutput => [config.Dim, config.Dim],
+        TensorRole.Key or TensorRole.Value => [config.KvDim, config.Dim],
+        TensorRole.FfnGate or TensorRole.FfnUp => [config.HiddenDim, config.Dim],
+        TensorRole.FfnDown => [config.Dim, config.HiddenDim],
+        _ => throw new ArgumentOutOfRangeException(nameof(role)),
+    };
+
     /// <summary>
     /// The name of <paramref name="role"/> under <paramref name="naming"/>. <paramref name="layer"/>
     /// is required for per-layer roles, except for stacked llama2.c arrays, which have one name.

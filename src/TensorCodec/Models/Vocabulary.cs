@@ -127,12 +127,13 @@ public sealed class Vocabulary
 
     /// <summary>
     /// The tokenizer for the model at <paramref name="modelPath"/> when none is given: tokenizer.bin
-    /// beside it, else the first tok*.bin beside it (ordinal order), else the model itself if it is a
+    /// beside it (in it, for a model folder), else the first tok*.bin beside it (ordinal order), else the model itself if it is a
     /// GGUF with an embedded vocabulary. Null when there is none.
     /// </summary>
     public static string? Locate(string modelPath)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
+        // A model folder holds its tokenizer; a file (even a symlink into a cache's blobs/) has it beside the path given.
+        var dir = Directory.Exists(modelPath) ? Path.GetFullPath(modelPath) : Path.GetDirectoryName(Path.GetFullPath(modelPath))!;
         var beside = new[] { Path.Combine(dir, "tokenizer.bin") }
             .Concat(Directory.EnumerateFiles(dir, "tok*.bin").Order(StringComparer.Ordinal))
             .FirstOrDefault(File.Exists);

@@ -13,7 +13,7 @@ public sealed class ModelQuantizeOptions
 {
     /// <summary>The llama.cpp mix that chooses each tensor's type.</summary>
     public required QuantMix Mix { get; init; }
-    /// <summary>Hugging Face config.json; default: config.json beside the safetensors file.</summary>
+    /// <summary>Hugging Face config.json; default: config.json beside the safetensors file (in the model folder, beside the index).</summary>
     public string? ConfigPath { get; init; }
     /// <summary>llama2.c tokenizer.bin to embed (for GGUF input it replaces the file's tokenizer).</summary>
     public string? TokenizerPath { get; init; }
@@ -102,13 +102,16 @@ public static class ModelQuantizer
     }
 
     internal sealed record Plan(TensorFileFormat InputFormat, List<KeyValuePair<string, GgufValue>> Metadata,
-        List<PlannedTensor> Tensors, bool TokenizerEmbedded, List<string> Notes, SafeFileHandle Handle) : IDisposable
+        List<PlannedTensor> Tensors, bool TokenizerEmbedded, List<string> Notes, ModelFiles Model, IReadOnlyList<SafeFileHandle> Handles) : IDisposable
     {
-        public void Dispose() => Handle.Dispose();
+        public void Dispose()
+        {
+            foreach (var h in Handles) h.Dispose();
+        }
     }
 
-    /// <summary>Quantizes the model at <paramref name="inputPath"/> (safetensors + config.json, llama2.c or
-    /// GGUF) into a GGUF v3 at <paramref name="outputPath"/>, written atomically: on any error no output is left.</summary>
+    /// <summary>Quantizes the model at <paramref name="inputPath"/> (a Hugging Face folder or index, safetensors +
+    /// config.json, llama2.c or GGUF; see <see cref="Engine.LlamaModel.Load(string, Engine.LlamaLoadOptions?)"/>) into a GGUF v3 at <paramref name="outputPath"/>, written atomically: on any error no output is left.</summary>
     /// <exception cref="IOException">The output is the input, or exists and <see cref="ModelQuantizeOptions.Overwrite"/> is false.</exception>
     /// <exception cref="FileNotFoundException">A file it needs (input, config.json, tokenizer, imatrix) is missing.</exception>
     /// <exception cref="TensorFormatException">The input, config, tokenizer or imatrix is malformed.</exception>
@@ -123,6 +126,9 @@ public static class ModelQuantizer
         if (FileIdentity.Same(inputPath, outputPath))
             throw new IOException($"{outputPath}: output would overwrite the input");
         using var plan = CreatePlan(inputPath, options);
+        foreach (var f in plan.Model.Files)
+            if (FileIdentity.Same(f, outputPath))
+                throw new IOException($"{outputPath}: output would overwrite the input");
 
         int threads = Math.Max(1, options.Threads);
         long total = plan.Tensors.Sum(t => t.Elements);
@@ -162,34 +168,39 @@ public static class ModelQuantizer
     /// </summary>
     internal static Plan CreatePlan(string inputPath, ModelQuantizeOptions options)
     {
-        var layout = TensorFileReader.Open(inputPath);
-        var handle = File.OpenHandle(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var model = ModelFiles.Resolve(inputPath, options.ConfigPath);
+        var handles = new List<SafeFileHandle>();
         try
         {
+            // Read through handles, which follow symlinks; each shard is read only where its tensors lie.
+            foreach (var f in model.Files) handles.Add(File.OpenHandle(f, FileMode.Open, FileAccess.Read, FileShare.Read));
+            string file = model.Files[0];
             var notes = new List<string>();
             var imatrix = options.ImatrixPath is string ip ? ImportanceMatrix.Load(ip) : null;
             ModelConfig hp;
             List<(string Name, string Source, long[] Dims, Func<float[]> Load)> raw;
             List<KeyValuePair<string, GgufValue>>? carried = null;
             string? name = options.ModelName;
-            switch (layout.Format)
+            switch (model.Format)
             {
                 case TensorFileFormat.Safetensors:
-                    hp = ModelConfig.Read(layout, inputPath, options.ConfigPath);
-                    raw = FromHf(layout, hp, handle, inputPath, notes);
+                    hp = model.ReadConfig();
+                    model.CheckShapes(hp);
+                    raw = FromHf(model, hp, handles, notes);
                     name ??= DefaultName(inputPath);
                     break;
                 case TensorFileFormat.Llama2c:
-                    hp = ModelConfig.Read(layout, inputPath);
-                    raw = FromLlama2c(layout, handle, inputPath);
+                    hp = model.ReadConfig();
+                    raw = FromLlama2c(model.SingleLayout, handles[0], file);
                     name ??= DefaultName(inputPath);
                     break;
                 case TensorFileFormat.Gguf:
                 {
                     GgufFile g;
-                    using (var s = new FileStream(inputPath, FileMode.Open, FileAccess.Read, FileShare.Read)) g = GgufFile.Parse(s, inputPath);
-                    hp = ModelConfig.FromGguf(g, inputPath);
-                    raw = FromGguf(g, handle, inputPath);
+                    using (var s = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read)) g = GgufFile.Parse(s, file);
+                    hp = ModelConfig.FromGguf(g, file);
+                    raw = FromGguf(g, handles[0], file); // refuses an undecodable type first: the more useful message
+                    model.CheckShapes(hp);
                     carried = g.Metadata.Where(kv => kv.Key is not ("general.file_type" or "general.quantization_version" or GgufFile.AlignmentKey)
                         && !(options.TokenizerPath is not null && kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal))).ToList();
                     break;
@@ -198,7 +209,7 @@ public static class ModelQuantizer
                     throw new InvalidDataException($"{inputPath}: not a safetensors, GGUF or llama2.c model");
             }
 
-            if (layout.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
+            if (model.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
             // Stable: within a block, keep the input's order.
             raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
 
@@ -251,19 +262,26 @@ public static class ModelQuantizer
             else if (!tokenizer)
                 notes.Add("no tokenizer embedded (use --tokenizer): llama.cpp needs one to load the model");
 
-            return new Plan(layout.Format, meta, planned, tokenizer, notes, handle);
+            return new Plan(model.Format, meta, planned, tokenizer, notes, model, handles);
         }
         catch
         {
-            handle.Dispose();
+            foreach (var h in handles) h.Dispose();
             throw;
         }
     }
 
     static string DefaultName(string path)
     {
-        string stem = Path.GetFileNameWithoutExtension(path);
-        string? dir = Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(path)));
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        if (Directory.Exists(full)) full = Path.Combine(full, "model.safetensors");
+        string stem = Path.GetFileNameWithoutExtension(full);
+        string? folder = Path.GetDirectoryName(full);
+        string? dir = Path.GetFileName(folder);
+        // The Hugging Face cache: models--org--name/snapshots/<rev>/ — the revision hash names nothing.
+        if (folder is not null && Path.GetFileName(Path.GetDirectoryName(folder)) == "snapshots"
+            && Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(folder))) is { } repo && repo.StartsWith("models--", StringComparison.Ordinal))
+            dir = repo[(repo.LastIndexOf("--", StringComparison.Ordinal) + 2)..];
         // HF checkpoints are all called model.safetensors: the folder names the model.
         return stem.StartsWith("model", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrEmpty(dir) ? dir : stem;
     }
@@ -292,11 +310,13 @@ public static class ModelQuantizer
             throw new InvalidDataException($"{path}: model lacks {missing.Count} tensor(s) llama.cpp needs, e.g. {string.Join(", ", missing.Take(4))}");
     }
 
-    static List<(string, string, long[], Func<float[]>)> FromHf(TensorFile f, ModelConfig hp, SafeFileHandle h, string path, List<string> notes)
+    static List<(string, string, long[], Func<float[]>)> FromHf(ModelFiles model, ModelConfig hp, IReadOnlyList<SafeFileHandle> handles, List<string> notes)
     {
         var list = new List<(string, string, long[], Func<float[]>)>();
-        foreach (var t in f.Tensors)
+        foreach (var (t, shard) in model.Tensors)
         {
+            var h = handles[shard];
+            string path = model.Files[shard];
             if (!TensorNames.TryParse(TensorNaming.HuggingFace, t.Name, out var role, out int layer))
             {
                 notes.Add($"{t.Name}: not a llama.cpp tensor, skipped");

@@ -14,7 +14,12 @@ namespace TensorCodec.Containers.Tcz;
 public sealed record TensorReportRow(
     string Name, string DType, long[] Shape, long Values, long RawBytes, long EncodedBytes,
     double ExponentEntropyBitsPerValue, double ExponentOrder1EntropyBitsPerValue, double EntropyBoundBitsPerValue, double BitsPerValue,
-    double ExponentCodedBitsPerValue);
+    double ExponentCodedBitsPerValue)
+{
+    /// <summary>For a sharded model, the shard file (name within the model folder) that holds the tensor; else null (and left out of JSON).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Shard { get; init; }
+}
 
 /// <summary>What <see cref="TczInspector"/> found in one file.</summary>
 /// <param name="Path">The file inspected.</param>
@@ -56,7 +61,43 @@ public static class TczInspector
     /// <param name="progress">Receives the raw bytes processed so far.</param>
     /// <exception cref="TensorFormatException">The file claims a format it does not follow.</exception>
     public static FileReport Inspect(string path, int threads = 1, IProgress<long>? progress = null)
-        => IsTcz(path) ? InspectTcz(path, progress) : InspectSource(path, threads, progress);
+    {
+        if (Directory.Exists(path)) path = ShardedSafetensors.FileInFolder(path);
+        if (ShardedSafetensors.IsIndexName(path)) return InspectSharded(path, threads, progress);
+        return IsTcz(path) ? InspectTcz(path, progress) : InspectSource(path, threads, progress);
+    }
+
+    /// <summary>
+    /// Inspects every shard of the model indexed by <paramref name="indexPath"/> (after checking that index and
+    /// shards agree), one report row per tensor across all shards, each naming its shard.
+    /// </summary>
+    /// <param name="indexPath">A <c>model.safetensors.index.json</c>.</param>
+    /// <param name="threads">Coding threads.</param>
+    /// <param name="progress">Receives the raw bytes coded so far, over all shards.</param>
+    /// <exception cref="TensorFormatException">The index or a shard is malformed, or they disagree.</exception>
+    /// <exception cref="FileNotFoundException">The index names a shard that does not exist.</exception>
+    public static FileReport InspectSharded(string indexPath, int threads = 1, IProgress<long>? progress = null)
+    {
+        var model = ShardedSafetensors.Open(indexPath);
+        var rows = new List<TensorReportRow>();
+        long bytes = 0, encoded = 0;
+        foreach (var shard in model.Shards)
+        {
+            long before = bytes;
+            var one = InspectSource(shard, threads, progress is null ? null : new Progress(p => progress.Report(before + p)));
+            string name = System.IO.Path.GetFileName(shard);
+            rows.AddRange(one.Tensors.Select(r => r with { Shard = name }));
+            bytes += one.FileBytes;
+            encoded += one.EncodedBytes;
+        }
+        return new FileReport(indexPath, TensorFileFormat.Safetensors.ToString(), bytes, bytes, encoded, rows, model.Metadata);
+    }
+
+    /// <summary>Synchronous, unlike <see cref="Progress{T}"/>, so the reports arrive in order on the caller's thread.</summary>
+    sealed class Progress(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
+    }
 
     /// <summary>Codes a safetensors, GGUF, llama2.c or opaque file in memory, as <c>tcodec compress</c> would, and reports each tensor; nothing is written.</summary>
     /// <param name="path">The file.</param>
