@@ -55,13 +55,13 @@ static class InspectCommand
     {
         input = report.Path, format = report.Format, file_bytes = report.FileBytes, original_bytes = report.OriginalBytes,
         compressed_bytes = report.EncodedBytes, tensors = report.Tensors.Count, values = report.TotalValues, metadata = report.Metadata,
-        tensor_list = report.Tensors.Select(t => new
+        tensor_list = report.Tensors.Select(t => JsonOutput.Object(null, new
         {
             name = t.Name, dtype = JsonOutput.DType(t.DType), shape = t.Shape, values = t.Values, raw_bytes = t.RawBytes,
             compressed_bytes = t.EncodedBytes, exponent_entropy_bits_per_value = t.ExponentEntropyBitsPerValue,
             exponent_order1_entropy_bits_per_value = t.ExponentOrder1EntropyBitsPerValue,
             entropy_bound_bits_per_value = t.EntropyBoundBitsPerValue, bits_per_value = t.BitsPerValue,
             exponent_coded_bits_per_value = t.ExponentCodedBitsPerValue,
-        }),
+        }, t.Shard is null ? new { } : new { shard = t.Shard })), // a shard only for a sharded model
     });
 }

@@ -286,6 +286,21 @@ public class JsonSchemaTests
     }
 
     [Fact]
+    public void Inspect_of_a_sharded_folder_names_each_shard()
+    {
+        using var dir = new ScratchDir();
+        string model = TensorCodec.Tests.Models.ModelDirectoryTests.Shard(Bard, TestFiles.Sample("config.json"), dir.File("bard"), 2);
+        using var doc = Run("inspect", "inspect", model);
+        var shapes = JsonSchema.SafetensorsShapes(Bard);
+        foreach (var t in doc.RootElement.GetProperty("tensor_list").EnumerateArray())
+        {
+            Assert.StartsWith("model-0000", t.GetProperty("shard").GetString());
+            Assert.Equal(shapes[t.GetProperty("name").GetString()!], JsonSchema.Shape(t));
+        }
+        Assert.Equal(shapes.Count, doc.RootElement.GetProperty("tensors").GetInt32());
+    }
+
+    [Fact]
     public void Inspect_of_a_tcz_matches_the_schema()
     {
         using var dir = new ScratchDir();
