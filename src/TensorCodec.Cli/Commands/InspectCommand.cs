@@ -19,7 +19,7 @@ static class InspectCommand
             long size = CliCommon.InputLength(path);
             var report = CliCommon.WithProgress(asJson, "inspect " + Path.GetFileName(path), size,
                 progress => TczInspector.Inspect(path, CliCommon.ResolveThreads(p.GetValue(threads)), progress));
-            if (asJson) { CliCommon.WriteJson(report); return 0; }
+            if (asJson) { WriteJson(report); return 0; }
 
             WriteText(AnsiConsole.Console, report);
             return 0;
@@ -91,4 +91,19 @@ static class InspectCommand
         }
         return total;
     }
+
+    /// <summary>The report as docs/JSON.md's <c>inspect</c> object.</summary>
+    static void WriteJson(FileReport report) => JsonOutput.Write("inspect", new
+    {
+        input = report.Path, format = report.Format, file_bytes = report.FileBytes, original_bytes = report.OriginalBytes,
+        compressed_bytes = report.EncodedBytes, tensors = report.Tensors.Count, values = report.TotalValues, metadata = report.Metadata,
+        tensor_list = report.Tensors.Select(t => JsonOutput.Object(null, new
+        {
+            name = t.Name, dtype = JsonOutput.DType(t.DType), shape = t.Shape, values = t.Values, raw_bytes = t.RawBytes,
+            compressed_bytes = t.EncodedBytes, exponent_entropy_bits_per_value = t.ExponentEntropyBitsPerValue,
+            exponent_order1_entropy_bits_per_value = t.ExponentOrder1EntropyBitsPerValue,
+            entropy_bound_bits_per_value = t.EntropyBoundBitsPerValue, bits_per_value = t.BitsPerValue,
+            exponent_coded_bits_per_value = t.ExponentCodedBitsPerValue,
+        }, t.Shard is null ? new { } : new { shard = t.Shard })), // a shard only for a sharded model
+    }, report.Verified is null ? new { } : new { verified = report.Verified }); // a .tcz's inspect does not decode every byte
 }
