@@ -92,7 +92,7 @@ run_c() {
 run_tcodec() {
     "${tcodec[@]}" logits "$model" --generate "$steps" -T 1 --runs 1 --json | tr -d ' \r\n' > "$work/tcodec.json" \
         || { echo "tcodec failed" >&2; exit 1; }
-    grep -o '[{,]"tokens_per_second":[-0-9.eE+]*' "$work/tcodec.json" | cut -d: -f2
+    grep -o '[{,]"tokens_per_s":[-0-9.eE+]*' "$work/tcodec.json" | cut -d: -f2
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -107,7 +107,7 @@ for ((p = 1; p <= pairs; p++)); do
     if ((p == 1)); then
         # Same greedy ids? run.c stops early if it samples BOS (1); then the counts would differ.
         ids_c=$(tr -d '\n' < "$work/runc.out"); ids_c=${ids_c%,}
-        ids_t=$(grep -o '"tokens":\[[0-9,]*\]' "$work/tcodec.json" | sed 's/.*\[//; s/\]//')
+        ids_t=$(grep -o '"generated_token_ids":\[[0-9,]*\]' "$work/tcodec.json" | sed 's/.*\[//; s/\]//')
         n_c=$(tr ',' '\n' <<< "$ids_c" | grep -c .)
         [[ $n_c -eq $steps ]] || { echo "run.c emitted $n_c tokens, not $steps (sampled BOS?): counts differ" >&2; exit 1; }
         if [[ $ids_c == "$ids_t" ]]; then same="identical ($n_c ids)"; else same="DIFFERENT"; fi

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using TensorCodec.Cli.Reports;
 using TensorCodec.Eval;
 
 namespace TensorCodec.Cli.Commands;
@@ -45,7 +46,23 @@ static class DemoCommand
             }
 
             bool ok = rows.All(r => r.RoundTripExact);
-            if (asJson) { CliCommon.WriteJson(new { lossless = rows, lossy = sweep }); return ok ? 0 : 1; }
+            if (asJson)
+            {
+                JsonOutput.Write("demo", new
+                {
+                    input = samples, ok,
+                    lossless = rows.Select((r, i) => new
+                    {
+                        input = models[i], format = r.Format, original_bytes = r.OriginalBytes, compressed_bytes = r.TczBytes,
+                        ratio = r.OriginalBytes == 0 ? 1 : (double)r.TczBytes / r.OriginalBytes, values = r.Values, bits_per_value = r.BitsPerValue,
+                        entropy_bound_bits_per_value = r.EntropyBoundBitsPerValue, zstd3_bytes = r.Zstd3Bytes, zstd19_bytes = r.Zstd19Bytes,
+                        ratio_vs_zstd19 = r.TczVsZstd19, round_trip_exact = r.RoundTripExact, compress_seconds = r.CompressSeconds,
+                        decompress_seconds = r.DecompressSeconds,
+                    }),
+                    lossy = sweep is null ? null : JsonOutput.Object(null, new { input = lossyModel, tokens_file = lossyTokens }, SweepReport.Json(sweep)),
+                });
+                return ok ? 0 : 1;
+            }
 
             var table = new Table().Border(TableBorder.Rounded).Title("[bold]Lossless: .tcz[/]");
             table.AddColumns("file", "format", "original", ".tcz", "bits/value", "H0 bound", "zstd -3", "zstd -19", ".tcz vs zstd -19", "round trip");

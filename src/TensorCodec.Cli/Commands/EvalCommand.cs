@@ -55,11 +55,20 @@ static class EvalCommand
 
             if (asJson)
             {
-                CliCommon.WriteJson(new
+                var kl = result.Kl;
+                JsonOutput.Write("eval", new
                 {
-                    model = modelPath, @base = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(),
-                    tokens = data.Length, result.Ctx, result.ScoreFrom, result.Windows, result.Scored, result.MeanNll, result.Ppl, result.PplStdErr,
-                    kl = result.Kl, kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), threads = options.Threads, result.Seconds, result.TokensPerSecond,
+                    input = modelPath, base_model = p.GetValue(baseModel), base_logits = p.GetValue(baseLogits), save_logits = p.GetValue(saveLogits),
+                    config = p.GetValue(config), base_config = p.GetValue(baseConfig),
+                }, evalText.JsonPaths(p), new
+                {
+                    split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), tokens = data.Length, ctx = result.Ctx, score_from = result.ScoreFrom,
+                    windows = result.Windows, scored = result.Scored, mean_nll = result.MeanNll, ppl = result.Ppl, ppl_std_err = result.PplStdErr,
+                    base_ppl = kl?.BasePpl, base_ppl_std_err = kl?.BasePplStdErr, kl_mean = kl?.Mean, kl_mean_std_err = kl?.MeanStdErr, kl_median = kl?.Median,
+                    kl_p90 = kl?.P90, kl_p99 = kl?.P99, kl_max = kl?.Max, top1_agreement = kl is null ? (double?)null : JsonOutput.Fraction(kl.Top1AgreementPercent),
+                    top1_agreement_std_err = kl is null ? (double?)null : JsonOutput.Fraction(kl.Top1StdErrPercent), mean_delta_p = kl?.MeanDeltaP, rms_delta_p = kl?.RmsDeltaP,
+                    kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), threads = options.Threads,
+                    seconds = result.Seconds, tokens_per_s = result.TokensPerSecond,
                 });
                 return 0;
             }

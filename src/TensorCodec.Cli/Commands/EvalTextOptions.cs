@@ -12,6 +12,9 @@ sealed class EvalTextOptions
     public Option<string?> Tokens { get; } = new("--tokens") { Description = "Token ids: raw uint16 file (.u16) or comma-separated (.csv)" };
     public Option<TokenSplit> Split { get; } = new("--split") { Description = "Part of the tokens to evaluate: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
 
+    /// <summary>The paths the options name, as docs/JSON.md's <c>text</c>, <c>tokenizer</c> and <c>tokens_file</c> (null when not given).</summary>
+    public object JsonPaths(ParseResult p) => new { text = p.GetValue(Text), tokenizer = p.GetValue(Tokenizer), tokens_file = p.GetValue(Tokens) };
+
     /// <summary>The selected split of the token ids the options name.</summary>
     public ReadOnlyMemory<int> Read(ParseResult p)
     {

@@ -82,11 +82,12 @@ static class KvCommand
                 }
             double perToken = stats.FileBytes / (double)ctx.Positions;
             if (p.GetValue(json))
-                CliCommon.WriteJson(new
+                JsonOutput.Write("kv save", new
                 {
-                    model = modelPath, output = outPath, codec = spec.Name, lossless = spec.Lossless, tokens = n, positions = ctx.Positions,
-                    file_bytes = stats.FileBytes, bytes_per_token = perToken, raw_f16_bytes = stats.RawF16Bytes,
-                    ratio_vs_f16 = stats.RawF16Bytes / (double)stats.FileBytes, key_bytes = stats.KeyBytes, value_bytes = stats.ValueBytes,
+                    input = modelPath, config = p.GetValue(config), text = p.GetValue(text), tokenizer = p.GetValue(tok), tokens_file = p.GetValue(tokens),
+                    output = outPath, dump_f16 = p.GetValue(dump), codec = spec.Name, lossless = spec.Lossless, tokens = n, positions = ctx.Positions,
+                    output_bytes = stats.FileBytes, bytes_per_token = perToken, raw_f16_bytes = stats.RawF16Bytes,
+                    ratio = stats.FileBytes / (double)stats.RawF16Bytes, key_bytes = stats.KeyBytes, value_bytes = stats.ValueBytes,
                     prompt_seconds = runSeconds, save_seconds = saveSeconds,
                 });
             else
@@ -128,12 +129,14 @@ static class KvCommand
             string generated = tokenizer?.Decode(r.Tokens.AsSpan(continuation.Length)) ?? "";
             if (p.GetValue(json))
             {
-                CliCommon.WriteJson(new
+                JsonOutput.Write("kv load", new
                 {
-                    model = modelPath, context = path, codec = ctx.Codec, prompt_tokens = ctx.Tokens.Length, continuation_tokens = continuation.Length,
-                    generated_tokens = r.Tokens.Length - continuation.Length, tokens = r.Tokens, text = generated, read_seconds = readSeconds,
-                    restore_seconds = r.RestoreSeconds, fresh_prompt_seconds = r.FreshSeconds, compared = r.Compared, bit_identical = r.BitIdentical,
-                    same_tokens = r.SameTokens, kl_mean = r.KlMean, kl_max = r.KlMax, top1_agreement_percent = r.Top1Percent,
+                    input = modelPath, context = path, config = p.GetValue(config), tokenizer = p.GetValue(tok), codec = ctx.Codec,
+                    prompt_tokens = ctx.Tokens.Length, continuation_tokens = continuation.Length, generated_tokens = r.Tokens.Length - continuation.Length,
+                    continuation_token_ids = r.Tokens[..continuation.Length], generated_token_ids = r.Tokens[continuation.Length..],
+                    generated_text = generated, read_seconds = readSeconds, restore_seconds = r.RestoreSeconds, fresh_prompt_seconds = r.FreshSeconds,
+                    compared = r.Compared, bit_identical = r.BitIdentical, same_generated_ids = r.SameTokens, kl_mean = r.KlMean, kl_max = r.KlMax,
+                    top1_agreement = JsonOutput.Fraction(r.Top1Percent),
                 });
                 return 0;
             }
@@ -172,7 +175,23 @@ static class KvCommand
             var data = EvalData.Split(all, p.GetValue(split));
             var specs = p.GetValue(codecs)!.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => KvCodecSpec.Parse(s, m.Config.Layers)).ToArray();
             var rows = KvBench.Run(m, data.Span, p.GetValue(ctxOpt), p.GetValue(promptOpt), p.GetValue(windows), specs, CliCommon.ResolveThreads(p.GetValue(threads)), ct);
-            if (p.GetValue(json)) { CliCommon.WriteJson(rows); return 0; }
+            if (p.GetValue(json))
+            {
+                JsonOutput.Write("kv bench", new
+                {
+                    input = modelPath, config = p.GetValue(config), tokens_file = tf, split = p.GetValue(split).ToString().ToLowerInvariant(), tokens = data.Length,
+                    ctx = p.GetValue(ctxOpt), prompt_tokens = p.GetValue(promptOpt), windows = rows.Count > 0 ? rows[0].Windows : 0,
+                    entries = rows.Select(r => new
+                    {
+                        codec = r.Codec, lossless = r.Lossless, positions_per_window = r.PositionsPerWindow, bytes_per_token = r.BytesPerToken,
+                        f16_bytes_per_token = r.F16BytesPerToken, zstd19_bytes_per_token = r.ZstdBytesPerToken,
+                        ratio = r.BytesPerToken / r.F16BytesPerToken, ratio_vs_zstd19 = r.BytesPerToken / r.ZstdBytesPerToken,
+                        kl_mean = r.KlMean, kl_max = r.KlMax, top1_agreement = JsonOutput.Fraction(r.Top1Percent), bit_identical = r.BitIdentical,
+                        save_mb_per_s = r.SaveMBps, load_mb_per_s = r.LoadMBps, save_ms = r.SaveMsPerContext, load_ms = r.LoadMsPerContext,
+                    }),
+                });
+                return 0;
+            }
             var table = new Table().AddColumns("codec", "bytes/token", "× vs f16", "× vs zstd-19(f16)", "KL mean", "KL max", "top-1 %", "save MB/s", "load MB/s");
             foreach (var r in rows)
                 table.AddRow(Markup.Escape(r.Codec), $"{r.BytesPerToken:F1}", $"{r.RatioVsF16:F2}", $"{r.RatioVsZstd:F2}", $"{r.KlMean:G3}", $"{r.KlMax:G3}", $"{r.Top1Percent:F2}",

@@ -39,12 +39,23 @@ static class LogitsCommand
                 int r = p.GetValue(runs);
                 if (r < 1) throw new ArgumentException($"--runs must be at least 1, got {r}");
                 var g = GenerationBenchmark.Run(m, ids, n, t, r, kvSpec.Kind == KvKind.F32 ? null : kvSpec);
+                // The last generated token is never fed back, so the cache holds the prompt and one fewer than were generated.
                 long kvBytes = kvSpec.BytesFor(m.Config, g.PromptTokens + g.GeneratedTokens);
-                if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, g.PromptTokens, g.GeneratedTokens, g.PromptTokensPerSecond, g.TokensPerSecond, g.TokensPerCpuSecond, g.Runs, g.MinTokensPerSecond, g.MaxTokensPerSecond, tokens = g.Tokens });
+                // g.GeneratedTokens counts the timed forward passes, one fewer than the ids generated (the first
+                // comes from the prompt's logits); the count reported beside the ids is the ids' own.
+                int generated = g.Tokens.Length;
+                if (p.GetValue(json))
+                    JsonOutput.Write("logits", new
+                    {
+                        input = modelPath, config = p.GetValue(config), threads = t, kv = kvSpec.Name, kv_bytes = kvBytes, prompt_tokens = g.PromptTokens,
+                        generated_tokens = generated, timed_tokens = g.GeneratedTokens, runs = g.Runs, prompt_tokens_per_s = g.PromptTokensPerSecond,
+                        tokens_per_s = g.TokensPerSecond, tokens_per_cpu_s = g.TokensPerCpuSecond, min_tokens_per_s = g.MinTokensPerSecond,
+                        max_tokens_per_s = g.MaxTokensPerSecond, generated_token_ids = g.Tokens,
+                    });
                 else
                 {
                     Console.WriteLine(string.Join(",", g.Tokens));
-                    AnsiConsole.MarkupLine($"{g.GeneratedTokens} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, median of {g.Runs}); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s; KV cache {Markup.Escape(kvSpec.Name)} {kvBytes:N0} bytes");
+                    AnsiConsole.MarkupLine($"{generated} tokens generated at [bold]{g.TokensPerSecond:F0} tokens/s[/] ({g.TokensPerCpuSecond:F0} per CPU-second; -T {t}, median of {g.Runs}); prompt {g.PromptTokens} tokens at {g.PromptTokensPerSecond:F0} tokens/s; KV cache {Markup.Escape(kvSpec.Name)} {kvBytes:N0} bytes");
                 }
                 return 0;
             }
@@ -60,7 +71,8 @@ static class LogitsCommand
                 w.Stream.Write(MemoryMarshal.AsBytes(logits.AsSpan()));
                 w.Commit();
             }
-            if (p.GetValue(json)) CliCommon.WriteJson(new { model = modelPath, output = outPath, tokens = ids.Length, vocab = m.Config.VocabSize });
+            if (p.GetValue(json))
+                JsonOutput.Write("logits", new { input = modelPath, config = p.GetValue(config), output = outPath, kv = kvSpec.Name, tokens = ids.Length, vocab = m.Config.VocabSize });
             else AnsiConsole.MarkupLine($"wrote [bold]{Markup.Escape(outPath)}[/]: [[{ids.Length}]][[{m.Config.VocabSize}]] float32 logits");
             return 0;
         });

@@ -69,16 +69,16 @@ static class QuantizeCommand
 
             if (asJson)
             {
-                CliCommon.WriteJson(new
+                JsonOutput.Write("quantize", new
                 {
-                    input = result.Input, output = result.Output, input_format = result.InputFormat.ToString(), type = result.Mix.Name,
-                    output_bytes = result.OutputBytes, tensor_bytes = result.TensorBytes, elements = result.Elements,
-                    bits_per_weight = result.BitsPerWeight, tokenizer = result.TokenizerEmbedded, imatrix = result.ImatrixUsed,
-                    seconds = result.Elapsed.TotalSeconds, notes = result.Notes,
-                    tensors = result.Tensors.Select(t => new
+                    input = result.Input, output = result.Output, config = p.GetValue(config), tokenizer = p.GetValue(tokenizer), imatrix = p.GetValue(imatrix),
+                    input_format = result.InputFormat.ToString(), mix = result.Mix.Name, output_bytes = result.OutputBytes, tensor_bytes = result.TensorBytes,
+                    tensors = result.Tensors.Count, values = result.Elements, bits_per_value = result.BitsPerWeight,
+                    tokenizer_embedded = result.TokenizerEmbedded, imatrix_used = result.ImatrixUsed, seconds = result.Elapsed.TotalSeconds, notes = result.Notes,
+                    tensor_list = result.Tensors.Select(t => new
                     {
-                        name = t.Name, source = t.SourceName, type = t.Type, dims = t.Dims, elements = t.Elements, bytes = t.Bytes,
-                        bits_per_weight = t.BitsPerWeight, fallback_from = t.FallbackFrom,
+                        name = t.Name, source_name = t.SourceName, dtype = JsonOutput.DType(t.Type), shape = JsonOutput.Shape(t.Dims), values = t.Elements,
+                        bytes = t.Bytes, bits_per_value = t.BitsPerWeight, fallback_from = t.FallbackFrom is { } f ? JsonOutput.DType(f) : null,
                     }),
                 });
                 return 0;

@@ -59,16 +59,8 @@ static class SweepCommand
 
             if (p.GetValue(json))
             {
-                CliCommon.WriteJson(new
-                {
-                    model = modelPath, tokens = result.Tokens, report = md, plot = svg, result.Seconds,
-                    @base = new { result.Base.Result.Ppl, result.Base.Result.PplStdErr, result.Base.BitsPerWeight, result.Base.Bytes },
-                    types = result.Entries.Select(e => new
-                    {
-                        type = e.Type, method = e.Method, bits_per_weight = e.BitsPerWeight, bytes = e.Bytes, e.Result.Ppl, e.Result.PplStdErr,
-                        kl_mean = e.Result.Kl!.Mean, kl_p99 = e.Result.Kl.P99, top1_percent = e.Result.Kl.Top1AgreementPercent, notes = e.Notes,
-                    }),
-                });
+                JsonOutput.Write("sweep", new { input = modelPath, config = p.GetValue(config) }, evalText.JsonPaths(p),
+                    new { split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), report = md, plot = svg }, SweepReport.Json(result));
                 return 0;
             }
             var table = new Table().AddColumns("type", "bits/weight", "size", "PPL", "KLD mean", "KLD p99", "top-1 %");

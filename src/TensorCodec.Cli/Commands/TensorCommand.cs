@@ -32,11 +32,21 @@ static class TensorCommand
         var type = Type(); var row = Row(); var imatrix = Imatrix(); var allow = AllowNonfinite();
         var output = CliCommon.Output(); output.Required = true;
         var force = CliCommon.Force();
-        var cmd = new Command("quantize", "Quantize raw float32 rows to the type's bytes") { input, type, row, imatrix, allow, output, force };
+        var json = CliCommon.Json();
+        var cmd = new Command("quantize", "Quantize raw float32 rows to the type's bytes") { input, type, row, imatrix, allow, output, force, json };
         cmd.SetGuardedAction((p, _) =>
         {
             var r = RawTensorTool.Quantize(p.GetValue(type)!, p.GetValue(row), p.GetValue(input)!, p.GetValue(output)!,
                 p.GetValue(imatrix), p.GetValue(force), p.GetValue(allow));
+            if (p.GetValue(json))
+            {
+                JsonOutput.Write("tensor quantize", new
+                {
+                    input = p.GetValue(input), output = p.GetValue(output), imatrix = p.GetValue(imatrix), dtype = JsonOutput.DType(r.Type),
+                    rows = r.Rows, values = r.Values, output_bytes = r.Bytes, bits_per_value = 8.0 * r.Bytes / r.Values,
+                });
+                return 0;
+            }
             AnsiConsole.MarkupLine($"{Markup.Escape(p.GetValue(input)!)} : {r.Rows} × {r.Values / r.Rows} → {r.Type}, {CliCommon.Bytes(r.Bytes)} ({8.0 * r.Bytes / r.Values:0.####} bits/value) ==> {Markup.Escape(p.GetValue(output)!)}");
             return 0;
         });
@@ -49,10 +59,20 @@ static class TensorCommand
         var type = Type(); var row = Row();
         var output = CliCommon.Output(); output.Required = true;
         var force = CliCommon.Force();
-        var cmd = new Command("dequantize", "Decode quantized bytes back to raw float32 rows") { input, type, row, output, force };
+        var json = CliCommon.Json();
+        var cmd = new Command("dequantize", "Decode quantized bytes back to raw float32 rows") { input, type, row, output, force, json };
         cmd.SetGuardedAction((p, _) =>
         {
             var r = RawTensorTool.Dequantize(p.GetValue(type)!, p.GetValue(row), p.GetValue(input)!, p.GetValue(output)!, p.GetValue(force));
+            if (p.GetValue(json))
+            {
+                JsonOutput.Write("tensor dequantize", new
+                {
+                    input = p.GetValue(input), output = p.GetValue(output), dtype = JsonOutput.DType(r.Type), rows = r.Rows, values = r.Values,
+                    input_bytes = r.Bytes, output_bytes = r.Values * sizeof(float),
+                });
+                return 0;
+            }
             AnsiConsole.MarkupLine($"{Markup.Escape(p.GetValue(input)!)} : {r.Type}, {r.Rows} × {r.Values / r.Rows} values ==> {Markup.Escape(p.GetValue(output)!)}");
             return 0;
         });
@@ -68,7 +88,16 @@ static class TensorCommand
         cmd.SetGuardedAction((p, _) =>
         {
             var s = RawTensorTool.Stats(p.GetValue(type)!, p.GetValue(row), p.GetValue(input)!, p.GetValue(imatrix), p.GetValue(allow));
-            if (p.GetValue(json)) { CliCommon.WriteJson(s); return 0; }
+            if (p.GetValue(json))
+            {
+                JsonOutput.Write("tensor stats", new
+                {
+                    input = p.GetValue(input), imatrix = p.GetValue(imatrix), dtype = JsonOutput.DType(s.Type), values = s.Count,
+                    quantized_bytes = s.EncodedBytes, bits_per_value = s.BitsPerWeight, mse = s.Mse, sqnr_db = s.SqnrDb,
+                    max_abs_error = s.MaxAbsError, cosine = s.Cosine,
+                });
+                return 0;
+            }
             var t = new Table().Border(TableBorder.Simple);
             t.AddColumns("type", "values", "bytes", "bits/weight", "MSE", "SQNR (dB)", "max |err|", "cosine");
             foreach (var c in t.Columns.Skip(1)) c.RightAligned();

@@ -48,6 +48,24 @@ internal static class SweepReport
     }
 
     /// <summary>
+    /// The measurements as docs/JSON.md's <c>sweep</c> keys (from <c>tokens</c> on), flat: the base's
+    /// figures prefixed <c>base_</c>, one entry per type; KL in nats, top-1 agreement as a fraction.
+    /// </summary>
+    public static object Json(SweepResult r) => new
+    {
+        tokens = r.Tokens, ctx = r.Base.Result.Ctx, score_from = r.Base.Result.ScoreFrom, windows = r.Base.Result.Windows, scored = r.Base.Result.Scored,
+        seconds = r.Seconds, base_method = r.Base.Method, base_bytes = r.Base.Bytes, base_values = r.Base.Elements, base_bits_per_value = r.Base.BitsPerWeight,
+        base_ppl = r.Base.Result.Ppl, base_ppl_std_err = r.Base.Result.PplStdErr,
+        entries = r.Entries.Select(e => new
+        {
+            quant_type = e.Type, method = e.Method, bytes = e.Bytes, values = e.Elements, bits_per_value = e.BitsPerWeight,
+            ppl = e.Result.Ppl, ppl_std_err = e.Result.PplStdErr, kl_mean = e.Result.Kl!.Mean, kl_median = e.Result.Kl.Median,
+            kl_p90 = e.Result.Kl.P90, kl_p99 = e.Result.Kl.P99, kl_max = e.Result.Kl.Max, top1_agreement = e.Result.Kl.Top1AgreementPercent / 100,
+            notes = e.Notes,
+        }),
+    };
+
+    /// <summary>
     /// The rate–distortion chart as SVG, two panels: mean and p99 KL (log scale) against bits per
     /// weight, and perplexity against bits per weight with the base's as a dashed line. Every point
     /// is labelled with its type.

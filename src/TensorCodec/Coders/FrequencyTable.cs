@@ -81,12 +81,19 @@ internal static class FrequencyTable
     internal static double Order1Bits(ReadOnlySpan<byte> data, uint[] counts)
     {
         if (data.IsEmpty) return 0;
-        Array.Clear(counts, 0, 65536);
+        // Only the contexts that occur are cleared and summed (an unseen one adds exactly 0), so a tiny
+        // stream costs its length, not the 65,536-entry table: a file of 200,000 one-value tensors stays fast.
+        Span<bool> seen = stackalloc bool[256];
+        seen.Clear();
+        seen[0] = true;
+        foreach (byte b in data) seen[b] = true;
+        for (int ctx = 0; ctx < 256; ctx++)
+            if (seen[ctx]) Array.Clear(counts, ctx << 8, 256);
         int prev = 0;
         foreach (byte b in data) { counts[(prev << 8) | b]++; prev = b; }
         double bits = 0;
         for (int ctx = 0; ctx < 256; ctx++)
-            bits += Order0Bits(new ReadOnlySpan<uint>(counts, ctx << 8, 256));
+            if (seen[ctx]) bits += Order0Bits(new ReadOnlySpan<uint>(counts, ctx << 8, 256));
         return bits;
     }
 }

@@ -1,5 +1,3 @@
-using System.Buffers.Binary;
-
 namespace TensorCodec.Containers;
 
 /// <summary>
@@ -77,7 +75,7 @@ public static class TensorFileReader
         if (!stream.CanSeek) throw new ArgumentException("format detection needs a seekable stream", nameof(stream));
         long length = stream.Length;
         long pos = stream.Position;
-        Span<byte> head = stackalloc byte[9];
+        Span<byte> head = stackalloc byte[ContainerSniff.HeadBytes];
         int n;
         try
         {
@@ -86,13 +84,10 @@ public static class TensorFileReader
         }
         finally { stream.Position = pos; }
 
-        if (n >= 4 && head[..4].SequenceEqual("GGUF"u8)) return TensorFileFormat.Gguf;
-        if (n == 9)
+        switch (ContainerSniff.Sniff(head[..n], length))
         {
-            ulong headerLen = BinaryPrimitives.ReadUInt64LittleEndian(head);
-            if (headerLen >= 2 && headerLen <= (ulong)SafetensorsFile.MaxHeaderLength
-                && headerLen <= (ulong)(length - 8) && head[8] == (byte)'{')
-                return TensorFileFormat.Safetensors;
+            case ContainerKind.Gguf: return TensorFileFormat.Gguf;
+            case ContainerKind.Safetensors: return TensorFileFormat.Safetensors;
         }
         if (Llama2cFile.TryDetect(stream, length)) return TensorFileFormat.Llama2c;
         return TensorFileFormat.Opaque;

@@ -23,6 +23,7 @@ public static class EvalData
     {
         InputFile.EnsureRegular(path);
         var bytes = File.ReadAllBytes(path);
+        RefuseNonTokens(bytes, path);
         if (bytes.Length % 2 != 0) throw new InvalidDataException($"{path}: {bytes.Length} bytes is not a whole number of uint16 tokens");
         var u16 = MemoryMarshal.Cast<byte, ushort>(bytes);
         var ids = new int[u16.Length];
@@ -39,8 +40,26 @@ public static class EvalData
         string ext = Path.GetExtension(path);
         if (ext.Equals(".u16", StringComparison.OrdinalIgnoreCase)) return ReadU16(path);
         InputFile.EnsureRegular(path);
-        if (ext.Equals(".csv", StringComparison.OrdinalIgnoreCase)) return ParseCsv(File.ReadAllText(path), path);
+        if (ext.Equals(".csv", StringComparison.OrdinalIgnoreCase))
+        {
+            ContainerSniff.RefuseContainer(path, "comma-separated token ids");
+            return ParseCsv(File.ReadAllText(path), path);
+        }
+        if (TextExtensions.Contains(ext, StringComparer.OrdinalIgnoreCase))
+            throw new ArgumentException($"{path}: a {ext} file is text, not token ids; give text with --text FILE --tokenizer TOK, or ids as .u16 (raw uint16 little-endian) or .csv (comma-separated)");
         throw new ArgumentException($"{path}: unknown token file type '{ext}'; use .u16 (raw uint16 little-endian) or .csv (comma-separated ids)");
+    }
+
+    static readonly string[] TextExtensions = [".txt", ".text", ".md"];
+
+    /// <summary>Refuses a container or a text file given where raw uint16 ids are expected: its bytes would
+    /// read as ids (a text file's "Fi" is id 26950) and fail later as out of range, or not at all.</summary>
+    static void RefuseNonTokens(ReadOnlySpan<byte> bytes, string path)
+    {
+        ContainerSniff.RefuseContainer(bytes, bytes.Length, path, "raw uint16 token ids");
+        // Short files are left to the range check: a few ids can read as text by chance.
+        if (bytes.Length >= 32 && ContainerSniff.LooksLikeText(bytes[..Math.Min(bytes.Length, 64 * 1024)]))
+            throw new InvalidDataException($"{path}: reads as text, not raw uint16 token ids; give text with --text FILE --tokenizer TOK");
     }
 
     /// <summary>Comma-separated ids (whitespace and newlines allowed), from a string.</summary>

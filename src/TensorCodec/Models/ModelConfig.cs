@@ -204,7 +204,11 @@ public sealed record ModelConfig
     {
         JsonDocument doc;
         InputFile.EnsureRegular(path);
-        try { doc = JsonDocument.Parse(File.ReadAllBytes(path)); }
+        var bytes = File.ReadAllBytes(path);
+        // The JSON reader checks UTF-8 only when a string is read, and then throws InvalidOperationException.
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new TensorFormatException(path, null, null, "not valid UTF-8 text, so not a config.json");
+        try { doc = JsonDocument.Parse(bytes); }
         catch (JsonException e)
         {
             throw new TensorFormatException(path, null, null, $"not valid JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {e.Message}", e);

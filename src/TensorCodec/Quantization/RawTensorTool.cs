@@ -36,6 +36,7 @@ public static class RawTensorTool
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file");
         InputFile.EnsureRegular(path);
         var bytes = File.ReadAllBytes(path);
+        ContainerSniff.RefuseContainer(bytes, bytes.Length, path, "raw float32 values");
         if (bytes.Length % 4 != 0) throw new InvalidDataException($"{path}: {bytes.Length} bytes is not a whole number of float32 values");
         var x = MemoryMarshal.Cast<byte, float>(bytes).ToArray();
         if (!BitConverter.IsLittleEndian)
@@ -104,6 +105,7 @@ public static class RawTensorTool
         if (!File.Exists(input)) throw new FileNotFoundException($"{input}: no such file");
         InputFile.EnsureRegular(input);
         var q = File.ReadAllBytes(input);
+        ContainerSniff.RefuseContainer(q, q.Length, input, $"raw {f.Name} blocks");
         long count = f.GetDecodedLength(q, nPerRow);
         var y = new float[checked((int)count)];
         f.Decode(q, nPerRow, y);

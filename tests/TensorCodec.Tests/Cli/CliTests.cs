@@ -57,7 +57,7 @@ public class CliTests
         (code, stdout, err) = Tcodec("inspect", dir.File("m.tcz"), "--json");
         Assert.True(code == 0, err);
         using var inspect = JsonDocument.Parse(stdout);
-        var tensors = inspect.RootElement.GetProperty("tensors");
+        var tensors = inspect.RootElement.GetProperty("tensor_list");
         Assert.True(tensors.GetArrayLength() > 10);
         var embed = tensors.EnumerateArray().Single(t => t.GetProperty("name").GetString() == "model.embed_tokens.weight");
         var exp = embed.GetProperty("exponent_entropy_bits_per_value").GetDouble();
@@ -111,17 +111,17 @@ public class CliTests
     {
         var (code, stdout, err) = Tcodec("demo", "--json");
         Assert.True(code == 0, err);
-        using var doc = JsonDocument.Parse(stdout);
+        using var doc = JsonSchema.Check(stdout, "demo");
         var lossless = doc.RootElement.GetProperty("lossless");
         Assert.Equal(2, lossless.GetArrayLength());
         foreach (var row in lossless.EnumerateArray())
         {
             Assert.True(row.GetProperty("round_trip_exact").GetBoolean());
-            Assert.True(row.GetProperty("tcz_bytes").GetInt64() < row.GetProperty("zstd19_bytes").GetInt64());
+            Assert.True(row.GetProperty("compressed_bytes").GetInt64() < row.GetProperty("zstd19_bytes").GetInt64());
         }
         var entries = doc.RootElement.GetProperty("lossy").GetProperty("entries");
-        var kl = entries.EnumerateArray().ToDictionary(e => e.GetProperty("type").GetString()!,
-            e => e.GetProperty("result").GetProperty("kl").GetProperty("mean").GetDouble());
+        var kl = entries.EnumerateArray().ToDictionary(e => e.GetProperty("quant_type").GetString()!,
+            e => e.GetProperty("kl_mean").GetDouble());
         // Fewer bits, more damage: the ordering every rate–distortion curve must show.
         Assert.True(kl["q8_0"] < kl["q4_K_M"] && kl["q4_K_M"] < kl["q2_K"], string.Join(", ", kl));
     }

@@ -57,7 +57,7 @@ public class TensorCommandTests
         var (c, stdout, e) = Tcodec("tensor", "stats", "--type", "q4_K", "--row", "256", G("stories260k.f32"), "--json");
         Assert.True(c == 0, e);
         using var doc = JsonDocument.Parse(stdout);
-        Assert.Equal(4.5, doc.RootElement.GetProperty("bits_per_weight").GetDouble(), 6);
+        Assert.Equal(4.5, doc.RootElement.GetProperty("bits_per_value").GetDouble(), 6);
         Assert.True(doc.RootElement.GetProperty("sqnr_db").GetDouble() > 15);
         Assert.True(doc.RootElement.GetProperty("cosine").GetDouble() > 0.98);
         (c, stdout, e) = Tcodec("tensor", "stats", "--type", "nf4", "--row", "256", G("stories260k.f32"));

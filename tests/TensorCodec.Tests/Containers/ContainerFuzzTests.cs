@@ -16,10 +16,10 @@ namespace TensorCodec.Tests.Containers;
 /// </summary>
 public class ContainerFuzzTests
 {
-    static int Iterations =>
+    internal static int Iterations =>
         int.TryParse(Environment.GetEnvironmentVariable("TCODEC_FUZZ_ITERATIONS"), out int n) && n > 0 ? n : 3000;
 
-    static int Seed =>
+    internal static int Seed =>
         int.TryParse(Environment.GetEnvironmentVariable("TCODEC_FUZZ_SEED"), out int s) ? s : 20240611;
 
     public static TheoryData<string> Formats => new() { "safetensors", "gguf", "llama2c" };
@@ -96,7 +96,7 @@ public class ContainerFuzzTests
         return result;
     }
 
-    static byte[] Mutate(byte[] original, Random rng)
+    internal static byte[] Mutate(byte[] original, Random rng)
     {
         var b = new List<byte>(original);
         int edits = rng.Next(1, 5);

@@ -43,9 +43,9 @@ public class EngineCliTests
         (code, stdout, err) = Tcodec("eval", model, "--tokens", tokens, "--ctx", "64", "--base-logits", cache, "--json");
         Assert.True(code == 0, err);
         using var second = JsonDocument.Parse(stdout);
-        var kl = second.RootElement.GetProperty("kl");
-        Assert.Equal(0, kl.GetProperty("mean").GetDouble(), 1e-9);
-        Assert.Equal(100, kl.GetProperty("top1_agreement_percent").GetDouble());
+        var kl = second.RootElement;
+        Assert.Equal(0, kl.GetProperty("kl_mean").GetDouble(), 1e-9);
+        Assert.Equal(1, kl.GetProperty("top1_agreement").GetDouble());
         Assert.Equal(ppl, kl.GetProperty("base_ppl").GetDouble(), 1e-9);
 
         // Failure prints no JSON at all.

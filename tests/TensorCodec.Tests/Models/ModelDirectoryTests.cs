@@ -173,7 +173,7 @@ public class ModelDirectoryTests
         Assert.True(code == 0, err);
         using (var doc = JsonDocument.Parse(stdout))
         {
-            var tensors = doc.RootElement.GetProperty("tensors").EnumerateArray().ToList();
+            var tensors = doc.RootElement.GetProperty("tensor_list").EnumerateArray().ToList();
             Assert.Equal(TensorFileReader.Open(Bard).Tensors.Count, tensors.Count);
             Assert.All(tensors, t => Assert.StartsWith("model-0000", t.GetProperty("shard").GetString()));
         }

@@ -17,11 +17,12 @@ public class QuantizeCliTests
         Assert.True(code == 0, err);
         using var doc = JsonDocument.Parse(stdout);
         var root = doc.RootElement;
-        Assert.Equal("q4_K_M", root.GetProperty("type").GetString());
-        Assert.True(root.GetProperty("tokenizer").GetBoolean());
+        Assert.Equal("q4_K_M", root.GetProperty("mix").GetString());
+        Assert.True(root.GetProperty("tokenizer_embedded").GetBoolean());
         Assert.Equal(new FileInfo(outPath).Length, root.GetProperty("output_bytes").GetInt64());
-        Assert.Equal(39, root.GetProperty("tensors").GetArrayLength());
-        double bpw = root.GetProperty("bits_per_weight").GetDouble();
+        Assert.Equal(39, root.GetProperty("tensors").GetInt32());
+        Assert.Equal(39, root.GetProperty("tensor_list").GetArrayLength());
+        double bpw = root.GetProperty("bits_per_value").GetDouble();
         Assert.InRange(bpw, 4.5, 5.5);
 
         // Human-readable: a table with a total row; refuses to overwrite without -f.

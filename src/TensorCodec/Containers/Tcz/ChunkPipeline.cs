@@ -12,6 +12,18 @@ namespace TensorCodec.Containers.Tcz;
 /// </summary>
 internal static class ChunkPipeline
 {
+    /// <summary>Chunk buffers in flight stay under this many bytes however many threads are asked for
+    /// (at least one worker always runs): 16 workers of 64 MiB chunks would otherwise hold 2 GiB.</summary>
+    internal const long SlotBudgetBytes = 512L << 20;
+
+    /// <summary>Workers for <paramref name="count"/> chunks whose buffers take <paramref name="bytesPerSlot"/>: no more
+    /// than asked, than there are chunks, or than <see cref="SlotBudgetBytes"/> holds (threads + 1 slots).</summary>
+    internal static int Workers(int threads, int count, long bytesPerSlot)
+    {
+        long byBudget = bytesPerSlot <= 0 ? int.MaxValue : SlotBudgetBytes / bytesPerSlot - 1;
+        return (int)Math.Max(1, Math.Min(Math.Min(threads, count), byBudget));
+    }
+
     public static void Run<TSlot, TWorker>(int count, int threads, Func<TSlot> createSlot, Func<TWorker> createWorker,
         Action<int, TSlot> read, Action<int, TSlot, TWorker> code, Action<int, TSlot> write, CancellationToken cancellation)
         where TWorker : IDisposable =>

@@ -11,7 +11,7 @@ namespace TensorCodec.Containers.Tcz;
 public static class TczConstants
 {
     /// <summary>PNG-style magic: a high byte and CR/LF/EOF characters catch text-mode transfers.</summary>
-    public static ReadOnlySpan<byte> Magic => [0x89, (byte)'T', (byte)'C', (byte)'Z', 0x0D, 0x0A, 0x1A, 0x0A];
+    public static ReadOnlySpan<byte> Magic => ContainerSniff.TczMagic;
     /// <summary>The last 8 bytes of every .tcz file; a file without them is truncated.</summary>
     public static ReadOnlySpan<byte> TrailerMagic => [(byte)'T', (byte)'C', (byte)'Z', (byte)'-', (byte)'E', (byte)'N', (byte)'D', 0x00];
     /// <summary>Format major version this build writes and reads; a reader refuses any other major version.</summary>
@@ -110,6 +110,13 @@ public sealed class TczIndex
 
     /// <summary>The tensor segments, in file order.</summary>
     public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
+
+    /// <summary>The largest raw length of any chunk (0 for an empty file). Readers size their buffers from the
+    /// chunks a file has, not from <see cref="NominalChunkSize"/>: a small file may declare the largest chunk size.</summary>
+    internal int MaxChunkRawLength => Segments.SelectMany(s => s.Chunks).Select(c => c.RawLength).DefaultIfEmpty(0).Max();
+
+    /// <summary>The largest encoded length of any chunk (0 for an empty file).</summary>
+    internal int MaxChunkEncodedLength => Segments.SelectMany(s => s.Chunks).Select(c => c.EncodedLength).DefaultIfEmpty(0).Max();
 
     internal byte[] Serialize()
     {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text.Json.Serialization;
 using TensorCodec.Coders;
 using TensorCodec.Numerics;
 
@@ -34,7 +35,26 @@ public sealed record FileReport(
     IReadOnlyList<TensorReportRow> Tensors, IReadOnlyDictionary<string, string> Metadata)
 {
     /// <summary>Values over all tensors.</summary>
-    public long TotalValues => Tensors.Sum(t => t.Values);
+    /// <exception cref="TensorFormatException">The sum overflows a 64-bit count (a crafted file); names the tensor where it does.</exception>
+    public long TotalValues
+    {
+        get
+        {
+            long total = 0;
+            foreach (var t in Tensors)
+            {
+                if (t.Values < 0 || t.Values > long.MaxValue - total)
+                    throw new TensorFormatException(Path, null, t.Name.Length > 120 ? t.Name[..120] + "…" : t.Name, $"the tensors' value counts overflow a 64-bit sum here ({t.Values} more after {total})");
+                total += t.Values;
+            }
+            return total;
+        }
+    }
+
+    /// <summary>For a .tcz: false, because inspect checks the index and the tensor chunks it decodes but not the
+    /// opaque bytes or the whole-file checksum (<c>tcodec verify</c> does). Null for a source file, which is not checked.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? Verified { get; init; }
 }
 
 /// <summary>
@@ -113,7 +133,8 @@ public static class TczInspector
         return new FileReport(path, layout.Format.ToString(), layout.FileLength, layout.FileLength, result.CompressedBytes, rows, layout.Metadata);
     }
 
-    /// <summary>Reports a .tcz file's stored sizes, and decodes every tensor to measure its entropy; checksums are verified on the way.</summary>
+    /// <summary>Reports a .tcz file's stored sizes, and decodes every tensor to measure its entropy; the tensor chunks'
+    /// checksums are checked on the way, the opaque segments and the whole-file checksum are not (<see cref="FileReport.Verified"/>).</summary>
     /// <param name="path">The .tcz file.</param>
     /// <param name="progress">Receives the raw bytes decoded so far.</param>
     /// <exception cref="TensorFormatException">The file is damaged (names the field or chunk).</exception>
@@ -121,8 +142,9 @@ public static class TczInspector
     {
         using var reader = TczReader.Open(path);
         var rows = new List<TensorReportRow>();
-        int cap = reader.Index.NominalChunkSize;
-        var enc = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
+        // Sized from the file's chunks, not the chunk size it declares (see TczReader.DecompressTo).
+        int cap = reader.Index.MaxChunkRawLength;
+        var enc = ArrayPool<byte>.Shared.Rent(reader.Index.MaxChunkEncodedLength);
         var raw = ArrayPool<byte>.Shared.Rent(cap);
         var scratch = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(cap));
         using var decoder = new ChunkDecoder();
@@ -157,7 +179,7 @@ public static class TczInspector
             ["chunk_size"] = reader.Index.NominalChunkSize.ToString(),
             ["original_hash_xxh3"] = reader.Index.OriginalHash.ToString("x16"),
         };
-        return new FileReport(path, "Tcz", reader.FileLength, reader.Index.OriginalLength, reader.FileLength, rows, meta);
+        return new FileReport(path, "Tcz", reader.FileLength, reader.Index.OriginalLength, reader.FileLength, rows, meta) { Verified = false };
     }
 
     static TensorReportRow Row(TczSegment seg, long encodedBytes, ChunkStats stats)

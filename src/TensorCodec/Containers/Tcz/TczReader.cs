@@ -140,7 +140,7 @@ public sealed class TczReader : IDisposable
         var result = new byte[seg.Length];
         int pos = 0;
         using var decoder = new ChunkDecoder();
-        var encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(Index.NominalChunkSize));
+        var encoded = ArrayPool<byte>.Shared.Rent(MaxEncoded(seg));
         try
         {
             for (int c = 0; c < seg.Chunks.Count; c++)
@@ -158,8 +158,8 @@ public sealed class TczReader : IDisposable
     {
         var seg = FindTensor(name);
         using var decoder = new ChunkDecoder();
-        var encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(Index.NominalChunkSize));
-        var raw = ArrayPool<byte>.Shared.Rent(Index.NominalChunkSize);
+        var encoded = ArrayPool<byte>.Shared.Rent(MaxEncoded(seg));
+        var raw = ArrayPool<byte>.Shared.Rent(MaxRaw(seg));
         try
         {
             for (int c = 0; c < seg.Chunks.Count; c++)
@@ -175,6 +175,10 @@ public sealed class TczReader : IDisposable
             ArrayPool<byte>.Shared.Return(raw);
         }
     }
+
+    // Buffers are sized from the chunks at hand, never from the declared chunk size.
+    static int MaxRaw(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.RawLength);
+    static int MaxEncoded(TczSegment seg) => seg.Chunks.Count == 0 ? 0 : seg.Chunks.Max(c => c.EncodedLength);
 
     /// <summary>Reads, checks and decodes one chunk into <paramref name="raw"/> (exactly its raw length) with the
     /// caller's <paramref name="decoder"/>; <paramref name="encodedScratch"/> holds the chunk's encoded bytes.</summary>
@@ -216,12 +220,16 @@ public sealed class TczReader : IDisposable
         foreach (var s in Index.Segments)
             for (int c = 0; c < s.Chunks.Count; c++) work.Add((s, c));
 
-        int chunkCap = Index.NominalChunkSize;
+        // Memory is bounded by what the file holds: buffers fit its largest chunk (not the chunk size it
+        // declares), with no more workers than chunks or than ChunkPipeline.SlotBudgetBytes holds, so a
+        // small file cannot make verify -T 16 allocate 17 × 2 × 64 MiB.
+        int rawCap = Index.MaxChunkRawLength, encCap = Index.MaxChunkEncodedLength;
+        threads = ChunkPipeline.Workers(threads, work.Count, (long)rawCap + encCap);
         var fileHash = new XxHash3();
         long done = 0;
         ChunkPipeline.Run(work.Count, threads,
             // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
-            createSlot: () => (Encoded: GC.AllocateUninitializedArray<byte>(ChunkCodec.MaxEncodedLength(chunkCap)), Raw: GC.AllocateUninitializedArray<byte>(chunkCap)),
+            createSlot: () => (Encoded: GC.AllocateUninitializedArray<byte>(encCap), Raw: GC.AllocateUninitializedArray<byte>(rawCap)),
             createWorker: () => new ChunkDecoder(),
             read: (i, slot) =>
             {

@@ -186,7 +186,7 @@ public static class TczWriter
     static TczCompressResult Compress(SafeFileHandle input, string path, TensorFile layout, Stream output, TczCompressOptions options)
     {
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
-            throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
+            throw new ArgumentOutOfRangeException(nameof(options), $"chunk size {options.ChunkSize} is outside 64..{TczConstants.MaxChunkSize} bytes (the largest chunk a .tcz reader accepts)");
         int threads = Math.Clamp(options.Threads, 1, 256);
         var segments = PlanSegments(layout, path).ToList();
         foreach (var s in segments) TczIndex.CheckWritable(s, path);
@@ -206,11 +206,14 @@ public static class TczWriter
 
         var stats = segments.Select(_ => new ChunkStats()).ToArray();
         var fileHash = new XxHash3();
-        int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
+        // As in the reader: buffers fit the largest chunk this file has, and no more workers than chunks.
+        int rawCap = work.Count == 0 ? 0 : work.Max(w => w.Length);
+        int encCap = ChunkCodec.MaxEncodedLength(rawCap);
+        threads = ChunkPipeline.Workers(threads, work.Count, (long)rawCap + encCap);
         long written = TczConstants.HeaderSize, done = 0;
         ChunkPipeline.Run(work.Count, threads,
             // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
-            createSlot: () => new Slot(GC.AllocateUninitializedArray<byte>(options.ChunkSize), GC.AllocateUninitializedArray<byte>(encCap)),
+            createSlot: () => new Slot(GC.AllocateUninitializedArray<byte>(rawCap), GC.AllocateUninitializedArray<byte>(encCap)),
             createWorker: () => new ChunkEncoder(options.Codec),
             // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
             read: (i, slot) =>

@@ -10,7 +10,7 @@ internal sealed record TkvHeader(byte[] ModelId, int Layers, int KvHeads, int He
     /// <summary>The only version this library reads and writes.</summary>
     public const int Version = 1;
     internal const int FixedSize = 56;
-    internal static ReadOnlySpan<byte> Magic => "TCODECKV"u8;
+    internal static ReadOnlySpan<byte> Magic => ContainerSniff.TkvMagic;
 
     /// <summary>Cached positions: all tokens but the last.</summary>
     public int Positions => Tokens.Length - 1;
