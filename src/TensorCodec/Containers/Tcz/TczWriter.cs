@@ -101,6 +101,8 @@ public static class TczWriter
         var stats = new ChunkStats();
         var fileHash = new XxHash3();
         int encCap = ChunkCodec.MaxEncodedLength(options.ChunkSize);
+        // The length is unknown, so buffers are full chunks; the slot budget still bounds their number.
+        threads = ChunkPipeline.Workers(threads, int.MaxValue, (long)options.ChunkSize + encCap);
         // An index entry per chunk is at most 26 bytes: stop before the index could outgrow what a reader accepts.
         int maxChunks = (int.MaxValue - 1024) / 26;
         long written = TczConstants.HeaderSize, total = 0;
