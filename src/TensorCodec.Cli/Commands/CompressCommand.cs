@@ -9,11 +9,12 @@ static class CompressCommand
 {
     public static Command Create() => FileFlags.CreateCommand("compress",
         "Compress files losslessly into .tcz (default output: INPUT.tcz; standard input goes to standard output)",
-        "Files to compress (safetensors, GGUF, llama2.c, or any file; - for standard input)", FileOp.Compress);
+        "Files to compress (safetensors, GGUF, llama2.c, or any file; a model folder, each shard to its own .tcz; - for standard input)", FileOp.Compress);
 
     /// <summary>Compresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)
     {
+        if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: true, ct);
         var s = job.S;
         string inPath = job.Input;
         string outPath = job.OutputFor(job.FromStdin ? null : inPath + ".tcz", "standard input has no name to derive an output name from; use -o FILE or -c");

@@ -8,7 +8,7 @@ static class DecompressCommand
 {
     public static Command Create() => FileFlags.CreateCommand("decompress",
         "Restore the original files byte for byte (default output: INPUT without .tcz; standard input goes to standard output)",
-        ".tcz files (- for standard input)", FileOp.Decompress);
+        ".tcz files, or a folder written by compress DIR (- for standard input)", FileOp.Decompress);
 
     /// <summary>Opens a .tcz input: a file, or standard input copied to a temporary file that is always removed
     /// (the index sits at the end of a .tcz, and chunks are read where it says).</summary>
@@ -25,6 +25,7 @@ static class DecompressCommand
     /// <summary>Decompresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)
     {
+        if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: false, ct);
         var s = job.S;
         string inPath = job.Input;
         string? defaultName = job.FromStdin || !inPath.EndsWith(".tcz", StringComparison.OrdinalIgnoreCase) ? null : inPath[..^4];

@@ -380,27 +380,22 @@ public class JsonSchemaTests
     }
 }
 
-/// <summary>compress, decompress and verify --json (implemented on the zstd branch) against docs/JSON.md.</summary>
+/// <summary>compress, decompress and verify --json against docs/JSON.md.</summary>
 public class JsonSchemaLosslessTests
 {
-    const string NotYet = "converted by the zstd branch; enabled at merge";
-
     static JsonElement Run(string section, params string[] args)
     {
         var (code, stdout, err) = Tcodec([.. args, "--json"]);
-        Skip.If(code != 0 && (err.Contains("Unrecognized command or argument") || err.Contains("--json")), NotYet + ": " + err.Trim());
         Assert.True(code == 0, $"tcodec {string.Join(' ', args)}: exit {code}: {err}");
         using var doc = JsonDocument.Parse(stdout);
         var root = doc.RootElement.Clone();
-        // Until the merge these commands print their old objects (no "command" key): skipped, not passed.
-        Skip.If(root.ValueKind == JsonValueKind.Object && !root.TryGetProperty("command", out _), NotYet);
         if (root.ValueKind == JsonValueKind.Array)
             foreach (var e in root.EnumerateArray()) JsonSchema.CheckObject(e, section);
         else JsonSchema.CheckObject(root, section);
         return root;
     }
 
-    [SkippableFact]
+    [Fact]
     public void Compress_decompress_verify_match_the_schema()
     {
         using var dir = new ScratchDir();
@@ -416,7 +411,7 @@ public class JsonSchemaLosslessTests
         Assert.Equal(new FileInfo(back).Length, d.GetProperty("original_bytes").GetInt64());
     }
 
-    [SkippableFact]
+    [Fact]
     public void Several_inputs_give_an_array_of_objects()
     {
         using var dir = new ScratchDir();

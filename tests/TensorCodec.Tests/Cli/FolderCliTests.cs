@@ -1,0 +1,56 @@
+using System.Text.Json;
+using TensorCodec.Tests.Models;
+using Xunit;
+
+namespace TensorCodec.Tests.Cli;
+
+/// <summary>compress/decompress of a sharded model folder through the CLI, held to docs/JSON.md.</summary>
+public class FolderCliTests
+{
+    [Fact]
+    public void Sharded_folder_round_trips_through_compress_and_decompress()
+    {
+        using var dir = new ScratchDir();
+        string model = TinyHfModel.Write(dir.File("model"), shards: 3);
+        File.WriteAllText(Path.Combine(model, "README.md"), "tiny model\n");
+        string packed = dir.File("packed"), back = dir.File("back");
+
+        var (code, stdout, err) = CliTests.Tcodec("compress", model, "-o", packed, "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            JsonSchema.CheckObject(doc.RootElement, "compress");
+            Assert.Equal("Folder", doc.RootElement.GetProperty("format").GetString());
+            var actions = doc.RootElement.GetProperty("files").EnumerateArray().Select(f => f.GetProperty("action").GetString()).ToList();
+            Assert.Equal(3, actions.Count(a => a == "compressed"));
+            Assert.Equal(3, actions.Count(a => a == "copied")); // config.json, the index, README.md
+        }
+        Assert.Equal(3, Directory.GetFiles(packed, "*.safetensors.tcz").Length);
+        Assert.Empty(Directory.GetFiles(packed, "*.safetensors"));
+
+        (code, stdout, err) = CliTests.Tcodec("-d", packed, "-o", back, "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonDocument.Parse(stdout))
+        {
+            JsonSchema.CheckObject(doc.RootElement, "decompress");
+            Assert.True(doc.RootElement.GetProperty("verified").GetBoolean());
+        }
+        foreach (var f in Directory.GetFiles(model))
+            Assert.Equal(File.ReadAllBytes(f), File.ReadAllBytes(Path.Combine(back, Path.GetFileName(f))));
+        Assert.Equal(Directory.GetFiles(model).Length, Directory.GetFiles(back).Length);
+    }
+
+    [Fact]
+    public void Folder_refuses_stdout_and_rm()
+    {
+        using var dir = new ScratchDir();
+        string model = TinyHfModel.Write(dir.File("model"), shards: 2);
+        var (code, _, err) = CliTests.Tcodec("compress", model, "-c");
+        Assert.Equal(1, code);
+        Assert.Contains("cannot share standard output", err);
+        (code, _, err) = CliTests.Tcodec("compress", model, "--rm");
+        Assert.Equal(1, code);
+        Assert.Contains("--rm is not supported for a folder", err);
+        Assert.Empty(Directory.GetFiles(model, "*.tcz"));
+    }
+}
