@@ -53,4 +53,20 @@ public class FolderCliTests
         Assert.Contains("--rm is not supported for a folder", err);
         Assert.Empty(Directory.GetFiles(model, "*.tcz"));
     }
+
+    [Fact]
+    public void A_folder_without_tensor_files_is_refused_and_nothing_is_created()
+    {
+        using var dir = new ScratchDir();
+        Directory.CreateDirectory(dir.File("notes"));
+        File.WriteAllText(dir.File("notes/a.txt"), "hello");
+        var (code, _, err) = CliTests.Tcodec("compress", dir.File("notes"), "-o", dir.File("out"));
+        Assert.Equal(1, code);
+        Assert.Contains("no safetensors, GGUF or llama2.c file in this folder", err);
+        Assert.False(Directory.Exists(dir.File("out")));
+        (code, _, err) = CliTests.Tcodec("decompress", dir.File("notes"), "-o", dir.File("out"));
+        Assert.Equal(1, code);
+        Assert.Contains("no .tcz file in this folder", err);
+        Assert.False(Directory.Exists(dir.File("out")));
+    }
 }

@@ -90,8 +90,10 @@ public class InputFileTests
                 var args = cmd == "compress" ? new[] { cmd, input, "-o", dir.File("out.tcz") } : [cmd, input];
                 var (code, err) = TcodecWithin(Quick, args);
                 Assert.True(code != 0, $"{cmd} {input} exited 0");
-                Assert.Contains($"{input} is not a regular file", err);
-                Assert.Contains(kind, err);
+                // compress takes a model folder: this one is refused for the FIFO inside it, before anything is written.
+                var (named, what) = cmd == "compress" && input == dir.Path ? (fifo, "FIFO") : (input, kind);
+                Assert.Contains($"{named} is not a regular file", err);
+                Assert.Contains(what, err);
                 Assert.Single(err.Trim().Split('\n'));
             }
             Assert.False(File.Exists(dir.File("out.tcz")));

@@ -50,19 +50,24 @@ public static class TczFolder
     public static IReadOnlyList<TczFolderEntry> Compress(string inputDir, string? outputDir, bool overwrite, TczCompressOptions? options = null)
     {
         options ??= new TczCompressOptions();
+        if (!Directory.Exists(inputDir)) throw new DirectoryNotFoundException($"{inputDir}: no such folder");
         string index = Path.Combine(inputDir, ShardedSafetensors.IndexFileName);
         if (File.Exists(index)) ShardedSafetensors.Open(index); // before creating anything
+        var items = RegularItems(inputDir);
+        var isTensorFile = items.ToDictionary(i => i, i => !Directory.Exists(i)
+            && !Path.GetFileName(i).EndsWith(".tcz", StringComparison.OrdinalIgnoreCase)
+            && TensorFileReader.Detect(i) != TensorFileFormat.Opaque);
+        if (!isTensorFile.Values.Any(t => t))
+            throw new InvalidDataException($"{inputDir}: no safetensors, GGUF or llama2.c file in this folder; compress its files by name, or archive the folder first (tar c DIR | tcodec -c - > DIR.tar.tcz)");
         var (inPlace, outDir) = Prepare(inputDir, outputDir);
 
         var entries = new List<TczFolderEntry>();
-        foreach (var item in Items(inputDir))
+        foreach (var item in items)
         {
             options.Cancellation.ThrowIfCancellationRequested();
             if (Directory.Exists(item)) { entries.Add(new(item, null, TczFolderAction.Skipped, 0, 0, null)); continue; }
             string name = Path.GetFileName(item);
-            bool tensors = !name.EndsWith(".tcz", StringComparison.OrdinalIgnoreCase)
-                && TensorFileReader.Detect(item) != TensorFileFormat.Opaque;
-            if (tensors)
+            if (isTensorFile[item])
             {
                 string target = Path.Combine(outDir, name + ".tcz");
                 var r = TczWriter.CompressFile(item, target, overwrite, options);
@@ -90,9 +95,13 @@ public static class TczFolder
     /// <exception cref="IOException">An output exists and <paramref name="overwrite"/> is false.</exception>
     public static IReadOnlyList<TczFolderEntry> Decompress(string inputDir, string? outputDir, bool overwrite, int threads = 1, CancellationToken cancellation = default)
     {
+        if (!Directory.Exists(inputDir)) throw new DirectoryNotFoundException($"{inputDir}: no such folder");
+        var items = RegularItems(inputDir);
+        if (!items.Any(i => i.EndsWith(".tcz", StringComparison.OrdinalIgnoreCase) && File.Exists(i)))
+            throw new InvalidDataException($"{inputDir}: no .tcz file in this folder (decompress takes a folder written by tcodec compress DIR)");
         var (inPlace, outDir) = Prepare(inputDir, outputDir);
         var entries = new List<TczFolderEntry>();
-        foreach (var item in Items(inputDir))
+        foreach (var item in items)
         {
             cancellation.ThrowIfCancellationRequested();
             if (Directory.Exists(item)) { entries.Add(new(item, null, TczFolderAction.Skipped, 0, 0, null)); continue; }
@@ -119,6 +128,16 @@ public static class TczFolder
         if (File.Exists(outputDir)) throw new IOException($"{outputDir}: output folder is a file");
         Directory.CreateDirectory(outputDir);
         return (false, outputDir);
+    }
+
+    /// <summary>Top-level entries in ordinal order, each a folder or a regular file (a FIFO or device would block
+    /// or never end): checked before any output exists, so a refused folder leaves nothing behind.</summary>
+    static List<string> RegularItems(string dir)
+    {
+        var items = Items(dir).ToList();
+        foreach (var item in items)
+            if (!Directory.Exists(item)) InputFile.EnsureRegular(item);
+        return items;
     }
 
     /// <summary>Top-level entries in ordinal order, so results (and batch job lists) are reproducible.</summary>
