@@ -10,6 +10,8 @@
 //     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
 //     [--top1-tokens ids.csv --top1-positions 0,4,8,…]   (report llama.cpp's two most likely next
 //      tokens and their probabilities after each prefix tokens[0..pos], for a caller to compare)
+//     [--logprob-tokens ids.csv --logprob-positions 0,4,8,… --logprob-vocab N]   (report llama.cpp's full next-token
+//      distribution after each prefix as natural-log probabilities, renormalised, for a caller to compare)
 //
 // DIR is the folder where `npm install node-llama-cpp @node-llama-cpp/linux-x64` ran.
 // Prints one JSON object per model on stdout; exits 1 if any check fails.
@@ -34,6 +36,9 @@ function parseArgs(argv) {
         else if (k === "--positions") a.positions = v().split(",").map(Number);
         else if (k === "--top1-tokens") a.top1Tokens = v();
         else if (k === "--top1-positions") a.top1Positions = v().split(",").map(Number);
+        else if (k === "--logprob-tokens") a.logprobTokens = v();
+        else if (k === "--logprob-vocab") a.logprobVocab = Number(v());
+        else if (k === "--logprob-positions") a.logprobPositions = v().split(",").map(Number);
         else if (k === "--kl-max") { const [m, x] = v().split("="); a.klMax.set(basename(m), Number(x)); }
         else throw new Error(`unknown argument ${k}`);
     }
@@ -144,6 +149,24 @@ for (const modelPath of args.models) {
                 }
                 const best = [...probs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 2);
                 report.top1[pos] = [best[0][0], best[0][1], best[1]?.[0] ?? -1, best[1]?.[1] ?? 0];
+            }
+        }
+        if (args.logprobTokens) {
+            // logprobs[pos][id] = ln p(id | tokens[0..pos]); a token missing from llama.cpp's map is null.
+            const ids = readFileSync(args.logprobTokens, "utf8").trim().split(",").map(Number);
+            report.logprobs = {};
+            for (const pos of args.logprobPositions ?? ids.map((_, i) => i)) {
+                await sequence.clearHistory();
+                let probs;
+                for await (const step of sequence.evaluateWithMetadata(ids.slice(0, pos + 1), { probabilities: true }, { temperature: 0 })) {
+                    probs = step.probabilities;
+                    break;
+                }
+                let sum = 0;
+                for (const q of probs.values()) sum += q;
+                const row = new Array(args.logprobVocab ?? probs.size).fill(null);
+                for (const [id, q] of probs.entries()) row[id] = Math.log(q / sum);
+                report.logprobs[pos] = row;
             }
         }
         await context.dispose();
