@@ -10,6 +10,7 @@
 //     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
 //     [--top1-tokens ids.csv --top1-positions 0,4,8,…]   (report llama.cpp's two most likely next
 //      tokens and their probabilities after each prefix tokens[0..pos], for a caller to compare)
+//     [--kv-f32]   (F32 KV cache and no flash attention, for exact comparisons)
 //     [--logprob-tokens ids.csv --logprob-positions 0,4,8,… --logprob-vocab N]   (report llama.cpp's full next-token
 //      distribution after each prefix as natural-log probabilities, renormalised, for a caller to compare)
 //
@@ -37,6 +38,7 @@ function parseArgs(argv) {
         else if (k === "--top1-tokens") a.top1Tokens = v();
         else if (k === "--top1-positions") a.top1Positions = v().split(",").map(Number);
         else if (k === "--logprob-tokens") a.logprobTokens = v();
+        else if (k === "--kv-f32") a.kvF32 = true;
         else if (k === "--logprob-vocab") a.logprobVocab = Number(v());
         else if (k === "--logprob-positions") a.logprobPositions = v().split(",").map(Number);
         else if (k === "--kl-max") { const [m, x] = v().split("="); a.klMax.set(basename(m), Number(x)); }
@@ -94,7 +96,10 @@ for (const modelPath of args.models) {
         const model = await llama.loadModel({ modelPath });
         // One thread: the model is tiny, and on a busy 2-core CI box llama.cpp's default thread
         // count spends 10x longer spinning in its barriers than computing.
-        const context = await model.createContext({ contextSize: 256, threads: 1 });
+        // --kv-f32: llama.cpp's default F16 KV cache rounds keys and values to 11 bits, which alone
+        // moves logits by ~1e-4 of their size; an exact comparison needs F32 and no flash attention.
+        const kv = args.kvF32 ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false } : {};
+        const context = await model.createContext({ contextSize: 256, threads: 1, ...kv });
         const sequence = context.getSequence();
 
         const ids = args.promptIds ?? Array.from(model.tokenize(args.text));
