@@ -187,6 +187,8 @@ public static class ModelQuantizer
                     hp = model.ReadConfig();
                     model.CheckShapes(hp);
                     raw = FromHf(model, hp, handles, notes);
+                    if (hp.SlidingWindow is int window)
+                        notes.Add($"sliding_window {window} not written: llama.cpp's converter drops it and its llama graph attends to the whole context");
                     // llama.cpp's converter stores Llama 3's per-pair RoPE divisors as a tensor, written first.
                     if (hp.RopeScaling is { Type: RopeScalingType.Llama3 } && hp.FrequencyFactors() is float[] factors)
                         raw.Insert(0, (ModelConfig.RopeFreqsTensor, "rope_scaling", new long[] { factors.Length }, () => (float[])factors.Clone()));

@@ -119,6 +119,21 @@ public class ArchitectureTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(VariantNames))]
+    public void A_sweep_model_in_memory_is_the_gguf_quantize_writes(string variant)
+    {
+        var o = Variants[variant];
+        using var dir = new ScratchDir();
+        string hf = TinyHfModel.Write(dir.File("hf"), o);
+        string gguf = dir.File("q8.gguf");
+        ModelQuantizer.Quantize(hf, gguf, new ModelQuantizeOptions { Mix = QuantMix.Get("q8_0") });
+        using var baseModel = LlamaModel.Load(hf);
+        using var mem = TensorCodec.Eval.Sweep.Build(hf, "q8_0", new TensorCodec.Eval.SweepOptions { Types = ["q8_0"] }, baseModel.Config, [], out _, out _, out _);
+        using var file = LlamaModel.Load(gguf);
+        Assert.Equal(ModelDirectoryTests.Logits(file, Tokens), ModelDirectoryTests.Logits(mem, Tokens));
+    }
+
     [Fact]
     public void Neox_rope_rotates_i_with_i_plus_half_and_adjacent_rope_rotates_pairs()
     {
