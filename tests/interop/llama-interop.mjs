@@ -87,6 +87,13 @@ function kl(p, qMap) {
     return { kl: d, qSum: sum };
 }
 
+// llama.cpp's next-token distribution (id → probability) after prompt, from an empty history.
+async function nextDistribution(sequence, prompt) {
+    await sequence.clearHistory();
+    for await (const step of sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 }))
+        return step.probabilities;
+}
+
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 let failed = false;
 for (const modelPath of args.models) {
@@ -123,13 +130,7 @@ for (const modelPath of args.models) {
             report.kl = {};
             let worst = 0;
             for (const pos of args.positions) {
-                await sequence.clearHistory();
-                const prompt = refTokens.slice(0, pos + 1);
-                let probs;
-                for await (const step of sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 })) {
-                    probs = step.probabilities;
-                    break;
-                }
+                const probs = await nextDistribution(sequence, refTokens.slice(0, pos + 1));
                 const p = softmax64(refLogits.subarray(pos * vocab, (pos + 1) * vocab));
                 const { kl: d, qSum } = kl(p, probs);
                 report.kl[pos] = d;
@@ -146,12 +147,7 @@ for (const modelPath of args.models) {
             const ids = readFileSync(args.top1Tokens, "utf8").trim().split(",").map(Number);
             report.top1 = {};
             for (const pos of args.top1Positions ?? ids.map((_, i) => i)) {
-                await sequence.clearHistory();
-                let probs;
-                for await (const step of sequence.evaluateWithMetadata(ids.slice(0, pos + 1), { probabilities: true }, { temperature: 0 })) {
-                    probs = step.probabilities;
-                    break;
-                }
+                const probs = await nextDistribution(sequence, ids.slice(0, pos + 1));
                 const best = [...probs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 2);
                 report.top1[pos] = [best[0][0], best[0][1], best[1]?.[0] ?? -1, best[1]?.[1] ?? 0];
             }
@@ -161,12 +157,7 @@ for (const modelPath of args.models) {
             const ids = readFileSync(args.logprobTokens, "utf8").trim().split(",").map(Number);
             report.logprobs = {};
             for (const pos of args.logprobPositions ?? ids.map((_, i) => i)) {
-                await sequence.clearHistory();
-                let probs;
-                for await (const step of sequence.evaluateWithMetadata(ids.slice(0, pos + 1), { probabilities: true }, { temperature: 0 })) {
-                    probs = step.probabilities;
-                    break;
-                }
+                const probs = await nextDistribution(sequence, ids.slice(0, pos + 1));
                 let sum = 0;
                 for (const q of probs.values()) sum += q;
                 const row = new Array(args.logprobVocab ?? probs.size).fill(null);

@@ -335,16 +335,7 @@ public class ArchitectureInteropTests(ITestOutputHelper output)
     public void LlamaCppAgreesWithOurEngineOnEachArchitecture()
     {
         using var dir = new ScratchDir();
-        var tok = dir.File("placeholder.bin");
-        using (var s = File.Create(tok))
-        {
-            var bw = new BinaryWriter(s);
-            bw.Write(8);
-            var pieces = new List<string> { "<unk>", "<s>", "</s>" };
-            pieces.AddRange(Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"));
-            while (pieces.Count < InteropVocab) pieces.Add($"w{pieces.Count}");
-            foreach (var piece in pieces) { bw.Write(0f); bw.Write(piece.Length); bw.Write(System.Text.Encoding.ASCII.GetBytes(piece)); }
-        }
+        var tok = NodeLlamaFactAttribute.WritePlaceholderTokenizer(dir.File("placeholder.bin"), InteropVocab);
         var ids = dir.File("ids.csv");
         int[] tokens = [1, 5, 17, 40, 95, 3, 260, 261, 262, 7, 9, 300, 80, 2, 33, 44];
         File.WriteAllText(ids, string.Join(",", tokens));
