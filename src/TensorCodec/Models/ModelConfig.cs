@@ -450,7 +450,7 @@ public sealed record ModelConfig
     static RopeScaling? HfRopeScaling(JsonElement rs, string path)
     {
         if (rs.ValueKind != JsonValueKind.Object) throw new TensorFormatException(path, null, "rope_scaling", $"is {rs.GetRawText()}, not an object");
-        var j = new JsonFields(rs, path);
+        var j = new JsonFields(rs, path, "rope_scaling.");
         string? type = j.String("rope_type") ?? j.String("type");
         double Factor() => j.Number("factor") ?? throw new TensorFormatException(path, null, "rope_scaling.factor", "is missing");
         switch (type)
@@ -539,7 +539,7 @@ internal static class ConfigOriginNames
 }
 
 /// <summary>Typed reads of config.json fields: absent or null is "not given"; a value of the wrong kind is an error naming the field.</summary>
-internal readonly struct JsonFields(JsonElement root, string path)
+internal readonly struct JsonFields(JsonElement root, string path, string prefix = "")
 {
     JsonElement? Get(string key) => root.TryGetProperty(key, out var e) && e.ValueKind != JsonValueKind.Null ? e : null;
 
@@ -549,13 +549,13 @@ internal readonly struct JsonFields(JsonElement root, string path)
         JsonValueKind.True or JsonValueKind.False => $"the boolean {e.GetRawText()}", _ => e.GetRawText(),
     };
 
-    TensorFormatException Wrong(string key, JsonElement e, string want) => new(path, null, key, $"is {Kind(e)}, not {want}");
+    TensorFormatException Wrong(string key, JsonElement e, string want) => new(path, null, prefix + key, $"is {Kind(e)}, not {want}");
 
     public int? Int(string key) => Get(key) is { } e ? AsInt(key, e) : null;
 
     int AsInt(string key, JsonElement e) =>
         e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v
-        : e.ValueKind == JsonValueKind.Number ? throw new TensorFormatException(path, null, key, $"is {e.GetRawText()}, not a 32-bit integer")
+        : e.ValueKind == JsonValueKind.Number ? throw new TensorFormatException(path, null, prefix + key, $"is {e.GetRawText()}, not a 32-bit integer")
         : throw Wrong(key, e, "an integer");
 
     /// <summary>An integer, or the first of an array of integers (transformers allows several EOS ids).</summary>

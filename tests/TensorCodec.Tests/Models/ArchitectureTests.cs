@@ -173,6 +173,30 @@ public class ArchitectureTests
     }
 
     [Fact]
+    public void Qwen_gguf_keys_are_read_and_named_under_their_architecture()
+    {
+        var o = Variants["qwen3"];
+        using var dir = new ScratchDir();
+        string gguf = dir.File("q.gguf");
+        ModelQuantizer.Quantize(TinyHfModel.Write(dir.File("hf"), o), gguf, new ModelQuantizeOptions { Mix = QuantMix.Get("f32") });
+        GgufFile g;
+        using (var s = File.OpenRead(gguf)) g = GgufFile.Parse(s, gguf);
+        var c = ModelConfig.FromGguf(g, gguf);
+        Assert.Equal((ModelArchitecture.Qwen3, 32, 1000000f, true, false), (c.Architecture, c.HeadDim, c.RopeTheta, c.QkNorm, c.QkvBias));
+        Assert.Null(g.Find("llama.embedding_length"));
+        // No tensors and no tokenizer in these copies: the vocabulary size has to be a key.
+        var meta = g.Metadata.Where(kv => kv.Key != "qwen3.embedding_length").Append(new("qwen3.vocab_size", GgufValue.UInt32(96))).ToList();
+        var path = dir.File("broken.gguf");
+        File.WriteAllBytes(path, GgufWriter.ToBytes(meta, []));
+        var e = Assert.Throws<TensorFormatException>(() => LlamaModel.Load(path));
+        Assert.Equal("qwen3.embedding_length", e.Field);
+        meta = g.Metadata.Select(kv => kv.Key == "qwen3.attention.head_count_kv" ? new KeyValuePair<string, GgufValue>(kv.Key, GgufValue.UInt32(3)) : kv)
+            .Append(new("qwen3.vocab_size", GgufValue.UInt32(96))).ToList();
+        File.WriteAllBytes(path, GgufWriter.ToBytes(meta, []));
+        Assert.Equal("qwen3.attention.head_count_kv", Assert.Throws<TensorFormatException>(() => LlamaModel.Load(path)).Field);
+    }
+
+    [Fact]
     public void An_unsupported_architecture_is_refused_by_name_listing_the_supported_ones()
     {
         using var dir = new ScratchDir();

@@ -194,7 +194,7 @@ public class ModelConfigTests
             try
             {
                 var c = ModelConfig.FromHfConfig(path);
-                Assert.True(c.Dim > 0 && c.Dim % c.Heads == 0 && c.Heads % c.KvHeads == 0 && c.HeadDim % 2 == 0 && c.NormEps > 0 && c.RopeTheta > 0);
+                Assert.True(c.Dim > 0 && (c.HeadDimGiven || c.Dim % c.Heads == 0) && c.Heads % c.KvHeads == 0 && c.HeadDim % 2 == 0 && c.NormEps > 0 && c.RopeTheta > 0);
             }
             catch (TensorFormatException e)
             {
