@@ -10,6 +10,9 @@
 //     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
 //     [--top1-tokens ids.csv --top1-positions 0,4,8,…]   (report llama.cpp's two most likely next
 //      tokens and their probabilities after each prefix tokens[0..pos], for a caller to compare)
+//     [--kv-f32]   (F32 KV cache and no flash attention, for exact comparisons)
+//     [--logprob-tokens ids.csv --logprob-positions 0,4,8,… --logprob-vocab N]   (report llama.cpp's full next-token
+//      distribution after each prefix as natural-log probabilities, renormalised, for a caller to compare)
 //
 // DIR is the folder where `npm install node-llama-cpp @node-llama-cpp/linux-x64` ran.
 // Prints one JSON object per model on stdout; exits 1 if any check fails.
@@ -34,6 +37,10 @@ function parseArgs(argv) {
         else if (k === "--positions") a.positions = v().split(",").map(Number);
         else if (k === "--top1-tokens") a.top1Tokens = v();
         else if (k === "--top1-positions") a.top1Positions = v().split(",").map(Number);
+        else if (k === "--logprob-tokens") a.logprobTokens = v();
+        else if (k === "--kv-f32") a.kvF32 = true;
+        else if (k === "--logprob-vocab") a.logprobVocab = Number(v());
+        else if (k === "--logprob-positions") a.logprobPositions = v().split(",").map(Number);
         else if (k === "--kl-max") { const [m, x] = v().split("="); a.klMax.set(basename(m), Number(x)); }
         else throw new Error(`unknown argument ${k}`);
     }
@@ -80,6 +87,13 @@ function kl(p, qMap) {
     return { kl: d, qSum: sum };
 }
 
+// llama.cpp's next-token distribution (id → probability) after prompt, from an empty history.
+async function nextDistribution(sequence, prompt) {
+    await sequence.clearHistory();
+    for await (const step of sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 }))
+        return step.probabilities;
+}
+
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
 let failed = false;
 for (const modelPath of args.models) {
@@ -89,7 +103,10 @@ for (const modelPath of args.models) {
         const model = await llama.loadModel({ modelPath });
         // One thread: the model is tiny, and on a busy 2-core CI box llama.cpp's default thread
         // count spends 10x longer spinning in its barriers than computing.
-        const context = await model.createContext({ contextSize: 256, threads: 1 });
+        // --kv-f32: llama.cpp's default F16 KV cache rounds keys and values to 11 bits, which alone
+        // moves logits by ~1e-4 of their size; an exact comparison needs F32 and no flash attention.
+        const kv = args.kvF32 ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false } : {};
+        const context = await model.createContext({ contextSize: 256, threads: 1, ...kv });
         const sequence = context.getSequence();
 
         const ids = args.promptIds ?? Array.from(model.tokenize(args.text));
@@ -113,13 +130,7 @@ for (const modelPath of args.models) {
             report.kl = {};
             let worst = 0;
             for (const pos of args.positions) {
-                await sequence.clearHistory();
-                const prompt = refTokens.slice(0, pos + 1);
-                let probs;
-                for await (const step of sequence.evaluateWithMetadata(prompt, { probabilities: true }, { temperature: 0 })) {
-                    probs = step.probabilities;
-                    break;
-                }
+                const probs = await nextDistribution(sequence, refTokens.slice(0, pos + 1));
                 const p = softmax64(refLogits.subarray(pos * vocab, (pos + 1) * vocab));
                 const { kl: d, qSum } = kl(p, probs);
                 report.kl[pos] = d;
@@ -136,14 +147,22 @@ for (const modelPath of args.models) {
             const ids = readFileSync(args.top1Tokens, "utf8").trim().split(",").map(Number);
             report.top1 = {};
             for (const pos of args.top1Positions ?? ids.map((_, i) => i)) {
-                await sequence.clearHistory();
-                let probs;
-                for await (const step of sequence.evaluateWithMetadata(ids.slice(0, pos + 1), { probabilities: true }, { temperature: 0 })) {
-                    probs = step.probabilities;
-                    break;
-                }
+                const probs = await nextDistribution(sequence, ids.slice(0, pos + 1));
                 const best = [...probs.entries()].sort((x, y) => y[1] - x[1]).slice(0, 2);
                 report.top1[pos] = [best[0][0], best[0][1], best[1]?.[0] ?? -1, best[1]?.[1] ?? 0];
+            }
+        }
+        if (args.logprobTokens) {
+            // logprobs[pos][id] = ln p(id | tokens[0..pos]); a token missing from llama.cpp's map is null.
+            const ids = readFileSync(args.logprobTokens, "utf8").trim().split(",").map(Number);
+            report.logprobs = {};
+            for (const pos of args.logprobPositions ?? ids.map((_, i) => i)) {
+                const probs = await nextDistribution(sequence, ids.slice(0, pos + 1));
+                let sum = 0;
+                for (const q of probs.values()) sum += q;
+                const row = new Array(args.logprobVocab ?? probs.size).fill(null);
+                for (const [id, q] of probs.entries()) row[id] = Math.log(q / sum);
+                report.logprobs[pos] = row;
             }
         }
         await context.dispose();

@@ -14,7 +14,7 @@ internal sealed record KvGeometry(int Layers, int KvHeads, int HeadDim, int Capa
 
     /// <summary>The geometry of a session of <paramref name="config"/> holding <paramref name="capacity"/> positions.</summary>
     public static KvGeometry For(ModelConfig config, int capacity, int maxBatch = 64) =>
-        new(config.Layers, config.KvHeads, config.HeadDim, capacity, Math.Max(1, maxBatch), new RopeTable(config.Rope, config.RopeTheta, config.HeadDim, capacity));
+        new(config.Layers, config.KvHeads, config.HeadDim, capacity, Math.Max(1, maxBatch), RopeTable.For(config, capacity));
 
     /// <summary>A geometry without a model (tests, tools): adjacent-pair RoPE with θ = 10000 unless given.</summary>
     public static KvGeometry Of(int layers, int kvHeads, int headDim, int capacity, int maxBatch = 64, RopeStyle rope = RopeStyle.AdjacentPairs, float ropeTheta = 10000f) =>

@@ -29,11 +29,20 @@ internal sealed class LlamaLayer
     public required IWeightMatrix Up { get; init; }
     /// <summary>w2, HF down_proj.</summary>
     public required IWeightMatrix Down { get; init; }
+    /// <summary>q/k/v biases (Qwen2, Llama attention_bias), else null.</summary>
+    public float[]? Bq { get; init; }
+    public float[]? Bk { get; init; }
+    public float[]? Bv { get; init; }
+    /// <summary>Attention output bias (Llama attention_bias), else null.</summary>
+    public float[]? Bo { get; init; }
+    /// <summary>Per-head RMSNorm weights of q and k (Qwen3), else null.</summary>
+    public float[]? QNorm { get; init; }
+    public float[]? KNorm { get; init; }
 }
 
 /// <summary>
-/// A Llama-architecture model: config plus weights, memory-mapped from a llama2.c checkpoint,
-/// HF safetensors (+ config.json) or a GGUF of architecture llama (block-quantized weights stay packed). Weights come from a <see cref="TensorFile"/> (names, dtypes,
+/// A Llama-family model (Llama 2/3, Mistral, Qwen2, Qwen3): config plus weights, memory-mapped from a llama2.c checkpoint,
+/// HF safetensors (+ config.json) or a GGUF of architecture llama, qwen2 or qwen3 (block-quantized weights stay packed). Weights come from a <see cref="TensorFile"/> (names, dtypes,
 /// byte ranges) over the mapped file, so a new container only needs a name map here.
 /// Inference state lives in <see cref="LlamaSession"/>; one model serves many sessions.
 /// </summary>
@@ -104,10 +113,16 @@ public sealed class LlamaModel : IDisposable
                 layers[l] = new LlamaLayer
                 {
                     AttnNorm = loader.Vector(TensorRole.AttentionNorm, l, config.Dim),
-                    Wq = loader.Matrix(TensorRole.Query, l, config.Dim, config.Dim),
+                    Wq = loader.Matrix(TensorRole.Query, l, config.QDim, config.Dim),
                     Wk = loader.Matrix(TensorRole.Key, l, config.KvDim, config.Dim),
                     Wv = loader.Matrix(TensorRole.Value, l, config.KvDim, config.Dim),
-                    Wo = loader.Matrix(TensorRole.AttentionOutput, l, config.Dim, config.Dim),
+                    Wo = loader.Matrix(TensorRole.AttentionOutput, l, config.Dim, config.QDim),
+                    Bq = config.QkvBias ? loader.Vector(TensorRole.QueryBias, l, config.QDim) : null,
+                    Bk = config.QkvBias ? loader.Vector(TensorRole.KeyBias, l, config.KvDim) : null,
+                    Bv = config.QkvBias ? loader.Vector(TensorRole.ValueBias, l, config.KvDim) : null,
+                    Bo = config.OutputBias ? loader.Vector(TensorRole.AttentionOutputBias, l, config.Dim) : null,
+                    QNorm = config.QkNorm ? loader.Vector(TensorRole.QueryNorm, l, config.HeadDim) : null,
+                    KNorm = config.QkNorm ? loader.Vector(TensorRole.KeyNorm, l, config.HeadDim) : null,
                     FfnNorm = loader.Vector(TensorRole.FfnNorm, l, config.Dim),
                     Gate = loader.Matrix(TensorRole.FfnGate, l, config.HiddenDim, config.Dim),
                     Up = loader.Matrix(TensorRole.FfnUp, l, config.HiddenDim, config.Dim),

@@ -50,12 +50,12 @@ public sealed unsafe class LlamaSession : IDisposable
         if (Capacity <= 0) throw new ArgumentOutOfRangeException(nameof(o), "session capacity must be positive");
         _maxBatch = Math.Max(1, o.MaxBatch);
         // One angle table serves the session's rotation and a pre-RoPE cache's re-rotation.
-        _rope = new RopeTable(_c.Rope, _c.RopeTheta, _c.HeadDim, Capacity);
+        _rope = RopeTable.For(_c, Capacity);
         Cache = (o.Kv ?? KvSpec.F32).Create(new KvGeometry(_c.Layers, _c.KvHeads, _c.HeadDim, Capacity, _maxBatch, _rope));
         _pool = new WorkerPool(o.Threads);
         float[] A(int n) => GC.AllocateArray<float>(n, pinned: true);
         int b = _maxBatch;
-        _x = A(b * _c.Dim); _xb = A(b * _c.Dim); _xb2 = A(b * _c.Dim); _q = A(b * _c.Dim);
+        _x = A(b * _c.Dim); _xb = A(b * _c.Dim); _xb2 = A(b * _c.QDim); _q = A(b * _c.QDim);
         _k = A(b * _c.KvDim); _v = A(b * _c.KvDim);
         _hb = A(b * _c.HiddenDim); _hb2 = A(b * _c.HiddenDim);
         _logits = A(b * _c.VocabSize);
@@ -126,7 +126,7 @@ public sealed unsafe class LlamaSession : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Step(ReadOnlySpan<int> tokens, int logitsFrom)
     {
-        int n = tokens.Length, dim = _c.Dim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        int n = tokens.Length, dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
         if (Position + n > Capacity)
             throw new InvalidOperationException($"sequence of {Position + n} positions exceeds the session capacity {Capacity}");
         for (int t = 0; t < n; t++)
@@ -145,17 +145,21 @@ public sealed unsafe class LlamaSession : IDisposable
             Linear(w.Wq, _xb, _q, n);
             Linear(w.Wk, _xb, _k, n);
             Linear(w.Wv, _xb, _v, n);
+            if (w.Bq is not null) { AddBias(_q, w.Bq, n); AddBias(_k, w.Bk!, n); AddBias(_v, w.Bv!, n); }
+            // Qwen3: RMSNorm over each head of q and k, before RoPE.
+            if (w.QNorm is not null) { RmsNorm(_q, _q, w.QNorm, n * _c.Heads, _c.HeadDim); RmsNorm(_k, _k, w.KNorm!, n * _c.KvHeads, _c.HeadDim); }
             for (int t = 0; t < n; t++)
             {
-                _rope.Apply(_q.AsSpan(t * dim, dim), Position + t);
+                _rope.Apply(_q.AsSpan(t * qDim, qDim), Position + t);
                 _rope.Apply(_k.AsSpan(t * kvDim, kvDim), Position + t);
             }
             Cache.Store(l, Position, n, _k.AsSpan(0, n * kvDim), _v.AsSpan(0, n * kvDim));
             // Pre-scale q by 1/sqrt(head) once, instead of every score row.
-            TensorPrimitives.Multiply(_q.AsSpan(0, n * dim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * dim));
+            TensorPrimitives.Multiply(_q.AsSpan(0, n * qDim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * qDim));
             _attention.Layer = l; _attention.Tokens = n;
             _pool.Run(_attention, _attention.Items(n));
             Linear(w.Wo, _xb2, _xb, n);
+            if (w.Bo is not null) AddBias(_xb, w.Bo, n);
             TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
 
             // FFN block: x += Down · (silu(Gate·norm(x)) ⊙ Up·norm(x))
@@ -190,6 +194,16 @@ public sealed unsafe class LlamaSession : IDisposable
             float scale = 1f / MathF.Sqrt(ss + _c.NormEps);
             TensorPrimitives.Multiply(row, scale, o);
             TensorPrimitives.Multiply(o, weight, o);
+        }
+    }
+
+    /// <summary>Adds <paramref name="bias"/> to each of the n rows of <paramref name="y"/>.</summary>
+    static void AddBias(float[] y, float[] bias, int n)
+    {
+        for (int t = 0; t < n; t++)
+        {
+            var row = y.AsSpan(t * bias.Length, bias.Length);
+            TensorPrimitives.Add(row, bias, row);
         }
     }
 
@@ -271,6 +285,7 @@ public sealed unsafe class LlamaSession : IDisposable
                     var scores = att[..count];
                     var q = s._q.AsSpan(h * hd, hd);
                     s.Cache.Scores(Layer, h / group, q, count, scores);
+                    MaskWindow(scores, count);
                     float sum = Softmax(scores);
                     var o = s._xb2.AsSpan(h * hd, hd);
                     s.Cache.AccumulateValues(Layer, h / group, scores, count, o);
@@ -287,18 +302,31 @@ public sealed unsafe class LlamaSession : IDisposable
                     {
                         int j = (t - t0) * group + g;
                         counts[j] = s.Position + t + 1; // this token attends to itself and everything before it
-                        s._q.AsSpan(t * c.Dim + (kh * group + g) * hd, hd).CopyTo(qs.Slice(j * hd, hd));
+                        s._q.AsSpan(t * c.QDim + (kh * group + g) * hd, hd).CopyTo(qs.Slice(j * hd, hd));
                     }
                 s.Cache.Scores(Layer, kh, qs, counts, att, cap);
-                for (int j = 0; j < n; j++) sums[j] = Softmax(att.Slice(j * cap, counts[j]));
+                for (int j = 0; j < n; j++)
+                {
+                    MaskWindow(att.Slice(j * cap, counts[j]), counts[j]);
+                    sums[j] = Softmax(att.Slice(j * cap, counts[j]));
+                }
                 s.Cache.AccumulateValues(Layer, kh, att, cap, counts, os);
                 for (int t = t0; t < t1; t++)
                     for (int g = 0; g < group; g++)
                     {
                         int j = (t - t0) * group + g;
-                        TensorPrimitives.Multiply(os.Slice(j * hd, hd), 1f / sums[j], s._xb2.AsSpan(t * c.Dim + (kh * group + g) * hd, hd));
+                        TensorPrimitives.Multiply(os.Slice(j * hd, hd), 1f / sums[j], s._xb2.AsSpan(t * c.QDim + (kh * group + g) * hd, hd));
                     }
             }
+        }
+
+        /// <summary>
+        /// Sliding-window attention (Mistral): a query at position count−1 sees only the last W positions,
+        /// transformers' and llama.cpp's standard SWA rule (visible iff q_pos − k_pos &lt; W). exp(−∞) = 0 drops the rest.
+        /// </summary>
+        void MaskWindow(Span<float> scores, int count)
+        {
+            if (s._c.SlidingWindow is int w && count > w) scores[..(count - w)].Fill(float.NegativeInfinity);
         }
 
         /// <summary>exp(x − max) in place; returns the sum (the normalisation is applied to the short output row).</summary>

@@ -193,10 +193,13 @@ public static class Sweep
                 Wq = Mat(TensorRole.Query, l), Wk = Mat(TensorRole.Key, l), Wv = Mat(TensorRole.Value, l),
                 Wo = Mat(TensorRole.AttentionOutput, l), Gate = Mat(TensorRole.FfnGate, l), Up = Mat(TensorRole.FfnUp, l),
                 Down = Mat(TensorRole.FfnDown, l),
+                Bq = config.QkvBias ? Vec(TensorRole.QueryBias, l) : null, Bk = config.QkvBias ? Vec(TensorRole.KeyBias, l) : null,
+                Bv = config.QkvBias ? Vec(TensorRole.ValueBias, l) : null, Bo = config.OutputBias ? Vec(TensorRole.AttentionOutputBias, l) : null,
+                QNorm = config.QkNorm ? Vec(TensorRole.QueryNorm, l) : null, KNorm = config.QkNorm ? Vec(TensorRole.KeyNorm, l) : null,
             };
         var embedding = Mat(TensorRole.TokenEmbedding);
         bool tied = !matrices.ContainsKey(TensorNames.Name(TensorNaming.Gguf, TensorRole.Output));
-        var cfg = config with { Rope = TensorNames.Rope(TensorNaming.Gguf), TiedEmbeddings = tied };
+        var cfg = config with { Rope = TensorNames.Rope(TensorNaming.Gguf, config.Architecture), TiedEmbeddings = tied };
         return new LlamaModel(cfg, embedding, layers, Vec(TensorRole.OutputNorm), tied ? embedding : Mat(TensorRole.Output), $"{modelPath} as {type}");
     }
 

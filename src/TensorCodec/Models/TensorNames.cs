@@ -30,6 +30,18 @@ internal enum TensorRole : byte
     OutputNorm,
     /// <summary>Classifier, [vocab, dim]; absent when tied to the embedding.</summary>
     Output,
+    /// <summary>Query bias, [heads·head_dim] (Qwen2, Llama attention_bias); RoPE-permuted like the query rows.</summary>
+    QueryBias,
+    /// <summary>Key bias, [kv_heads·head_dim]; RoPE-permuted like the key rows.</summary>
+    KeyBias,
+    /// <summary>Value bias, [kv_heads·head_dim].</summary>
+    ValueBias,
+    /// <summary>Attention output bias, [dim] (Llama attention_bias).</summary>
+    AttentionOutputBias,
+    /// <summary>RMSNorm weight over each query head, [head_dim] (Qwen3).</summary>
+    QueryNorm,
+    /// <summary>RMSNorm weight over each key head, [head_dim] (Qwen3).</summary>
+    KeyNorm,
 }
 
 /// <summary>A tensor-naming convention.</summary>
@@ -52,8 +64,8 @@ internal enum TensorNaming : byte
 /// </summary>
 internal static class TensorNames
 {
-    // Per role: HF, GGUF, llama2.c. {0} is the layer.
-    static readonly string[][] Table =
+    // Per role: HF, GGUF, llama2.c (null: llama2.c has no such tensor). {0} is the layer.
+    static readonly string?[][] Table =
     [
         ["model.embed_tokens.weight", "token_embd.weight", "token_embedding_table"],
         ["model.layers.{0}.input_layernorm.weight", "blk.{0}.attn_norm.weight", "rms_att_weight"],
@@ -67,6 +79,12 @@ internal static class TensorNames
         ["model.layers.{0}.mlp.down_proj.weight", "blk.{0}.ffn_down.weight", "w2"],
         ["model.norm.weight", "output_norm.weight", "rms_final_weight"],
         ["lm_head.weight", "output.weight", "wcls"],
+        ["model.layers.{0}.self_attn.q_proj.bias", "blk.{0}.attn_q.bias", null],
+        ["model.layers.{0}.self_attn.k_proj.bias", "blk.{0}.attn_k.bias", null],
+        ["model.layers.{0}.self_attn.v_proj.bias", "blk.{0}.attn_v.bias", null],
+        ["model.layers.{0}.self_attn.o_proj.bias", "blk.{0}.attn_output.bias", null],
+        ["model.layers.{0}.self_attn.q_norm.weight", "blk.{0}.attn_q_norm.weight", null],
+        ["model.layers.{0}.self_attn.k_norm.weight", "blk.{0}.attn_k_norm.weight", null],
     ];
 
     /// <summary>The nine tensors of each transformer block, in the order llama.cpp's converter writes them.</summary>
@@ -75,6 +93,19 @@ internal static class TensorNames
         TensorRole.AttentionNorm, TensorRole.Query, TensorRole.Key, TensorRole.Value, TensorRole.AttentionOutput,
         TensorRole.FfnNorm, TensorRole.FfnGate, TensorRole.FfnUp, TensorRole.FfnDown,
     ];
+
+    /// <summary>
+    /// Every tensor of one block of <paramref name="config"/>: <see cref="LayerRoles"/> plus the biases and q/k norms
+    /// its architecture has.
+    /// </summary>
+    public static IReadOnlyList<TensorRole> LayerRolesOf(ModelConfig config)
+    {
+        var roles = new List<TensorRole>(LayerRoles);
+        if (config.QkvBias) roles.AddRange([TensorRole.QueryBias, TensorRole.KeyBias, TensorRole.ValueBias]);
+        if (config.OutputBias) roles.Add(TensorRole.AttentionOutputBias);
+        if (config.QkNorm) roles.AddRange([TensorRole.QueryNorm, TensorRole.KeyNorm]);
+        return roles;
+    }
 
     /// <summary>The naming convention of a model file format (safetensors models are Hugging Face's).</summary>
     public static TensorNaming NamingOf(TensorFileFormat format) => format switch
@@ -91,17 +122,24 @@ internal static class TensorNames
     /// <summary>True when one tensor holds every layer's slice, the layer outermost (llama2.c).</summary>
     public static bool IsStacked(TensorNaming naming) => naming == TensorNaming.Llama2c;
 
-    /// <summary>The RoPE pairing Q/K rows are stored in under <paramref name="naming"/>.</summary>
+    /// <summary>The RoPE pairing Llama Q/K rows are stored in under <paramref name="naming"/>.</summary>
     public static RopeStyle Rope(TensorNaming naming) => naming == TensorNaming.HuggingFace ? RopeStyle.HalfSplit : RopeStyle.AdjacentPairs;
+
+    /// <summary>
+    /// The RoPE pairing of <paramref name="arch"/>'s Q/K rows under <paramref name="naming"/>: llama.cpp permutes
+    /// only Llama's rows; Qwen GGUFs keep Hugging Face's order and rotate NEOX-style (pairs i, i + head_dim/2).
+    /// </summary>
+    public static RopeStyle Rope(TensorNaming naming, ModelArchitecture arch) =>
+        arch == ModelArchitecture.Llama ? Rope(naming) : RopeStyle.HalfSplit;
 
     /// <summary>
     /// The heads whose rows <see cref="RopePermutation"/> reorders when converting <paramref name="role"/>
     /// between RoPE conventions: attention heads for Q, KV heads for K, 0 for every other tensor.
     /// </summary>
-    public static int RopeHeads(TensorRole role, ModelConfig config) => role switch
+    public static int RopeHeads(TensorRole role, ModelConfig config) => config.Architecture != ModelArchitecture.Llama ? 0 : role switch
     {
-        TensorRole.Query => config.Heads,
-        TensorRole.Key => config.KvHeads,
+        TensorRole.Query or TensorRole.QueryBias => config.Heads,
+        TensorRole.Key or TensorRole.KeyBias => config.KvHeads,
         _ => 0,
     };
 
@@ -110,8 +148,13 @@ internal static class TensorNames
     {
         TensorRole.TokenEmbedding or TensorRole.Output => [config.VocabSize, config.Dim],
         TensorRole.AttentionNorm or TensorRole.FfnNorm or TensorRole.OutputNorm => [config.Dim],
-        TensorRole.Query or TensorRole.AttentionOutput => [config.Dim, config.Dim],
+        TensorRole.Query => [config.QDim, config.Dim],
+        TensorRole.AttentionOutput => [config.Dim, config.QDim],
         TensorRole.Key or TensorRole.Value => [config.KvDim, config.Dim],
+        TensorRole.QueryBias => [config.QDim],
+        TensorRole.KeyBias or TensorRole.ValueBias => [config.KvDim],
+        TensorRole.AttentionOutputBias => [config.Dim],
+        TensorRole.QueryNorm or TensorRole.KeyNorm => [config.HeadDim],
         TensorRole.FfnGate or TensorRole.FfnUp => [config.HiddenDim, config.Dim],
         TensorRole.FfnDown => [config.Dim, config.HiddenDim],
         _ => throw new ArgumentOutOfRangeException(nameof(role)),
@@ -123,7 +166,8 @@ internal static class TensorNames
     /// </summary>
     public static string Name(TensorNaming naming, TensorRole role, int layer = -1)
     {
-        string pattern = Table[(int)role][(int)naming];
+        string pattern = Table[(int)role][(int)naming]
+            ?? throw new ArgumentException($"{naming} files have no {role} tensor", nameof(role));
         if (!IsPerLayer(role) || IsStacked(naming)) return pattern;
         if (layer < 0) throw new ArgumentOutOfRangeException(nameof(layer), $"{role} is per layer: give the layer");
         return string.Format(CultureInfo.InvariantCulture, pattern, layer);
@@ -140,7 +184,7 @@ internal static class TensorNames
         for (int r = 0; r < Table.Length; r++)
         {
             role = (TensorRole)r;
-            string pattern = Table[r][(int)naming];
+            if (Table[r][(int)naming] is not string pattern) continue;
             if (!IsPerLayer(role) || IsStacked(naming))
             {
                 if (name == pattern) return true;

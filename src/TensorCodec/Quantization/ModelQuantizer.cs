@@ -187,6 +187,11 @@ public static class ModelQuantizer
                     hp = model.ReadConfig();
                     model.CheckShapes(hp);
                     raw = FromHf(model, hp, handles, notes);
+                    if (hp.SlidingWindow is int window)
+                        notes.Add($"sliding_window {window} not written: llama.cpp's converter drops it and its llama graph attends to the whole context");
+                    // llama.cpp's converter stores Llama 3's per-pair RoPE divisors as a tensor, written first.
+                    if (hp.RopeScaling is { Type: RopeScalingType.Llama3 } && hp.FrequencyFactors() is float[] factors)
+                        raw.Insert(0, (ModelConfig.RopeFreqsTensor, "rope_scaling", new long[] { factors.Length }, () => (float[])factors.Clone()));
                     name ??= DefaultName(inputPath);
                     break;
                 case TensorFileFormat.Llama2c:
@@ -244,7 +249,7 @@ public static class ModelQuantizer
             }
             else
             {
-                meta.Add(new("general.architecture", GgufValue.String("llama")));
+                meta.Add(new("general.architecture", GgufValue.String(hp.GgufArchitecture)));
                 meta.Add(new("general.name", GgufValue.String(name!)));
                 meta.AddRange(hp.ToGgufMetadata());
             }
@@ -292,6 +297,7 @@ public static class ModelQuantizer
     /// </summary>
     static int SortKey(string ggufName)
     {
+        if (ggufName == ModelConfig.RopeFreqsTensor) return -2;
         if (ggufName == TensorNames.Name(TensorNaming.Gguf, TensorRole.TokenEmbedding)) return -1;
         int layer = TensorTypeRules.LayerOf(ggufName);
         return layer >= 0 ? layer : int.MaxValue;
@@ -303,7 +309,7 @@ public static class ModelQuantizer
         var have = names.ToHashSet(StringComparer.Ordinal);
         var need = new List<string> { TensorNames.Name(TensorNaming.Gguf, TensorRole.TokenEmbedding), TensorNames.Name(TensorNaming.Gguf, TensorRole.OutputNorm) };
         for (int l = 0; l < hp.Layers; l++)
-            foreach (var role in TensorNames.LayerRoles)
+            foreach (var role in TensorNames.LayerRolesOf(hp))
                 need.Add(TensorNames.Name(TensorNaming.Gguf, role, l));
         var missing = need.Where(n => !have.Contains(n)).ToList();
         if (missing.Count > 0)
@@ -322,6 +328,8 @@ public static class ModelQuantizer
                 notes.Add($"{t.Name}: not a llama.cpp tensor, skipped");
                 continue;
             }
+            if (TensorNames.IsPerLayer(role) && !TensorNames.LayerRolesOf(hp).Contains(role))
+                throw new InvalidDataException($"{path}: tensor '{t.Name}' is not part of the architecture {model.ConfigPath} describes (check attention_bias and model_type)");
             string gguf = TensorNames.Name(TensorNaming.Gguf, role, layer);
             var dims = t.Shape.Reverse().ToArray();
             var info = t;
@@ -329,9 +337,10 @@ public static class ModelQuantizer
             int heads = TensorNames.RopeHeads(role, hp);
             if (heads > 0)
             {
-                if (t.Shape.Length != 2 || t.Shape[0] % heads != 0 || t.Shape[0] / heads % 2 != 0)
+                // Biases permute like their rows (llama.cpp's converter permutes q_proj.bias and k_proj.bias too).
+                if (t.Shape.Length is not (1 or 2) || t.Shape[0] % heads != 0 || t.Shape[0] / heads % 2 != 0)
                     throw new InvalidDataException($"{path}: {t.Name} has shape [{string.Join(", ", t.Shape)}], which is not {heads} heads of an even size");
-                int rows = (int)t.Shape[0], cols = (int)t.Shape[1];
+                int rows = (int)t.Shape[0], cols = t.Shape.Length == 2 ? (int)t.Shape[1] : 1;
                 var inner = load;
                 load = () => RopePermutation.ToGguf(inner(), rows, cols, heads);
             }

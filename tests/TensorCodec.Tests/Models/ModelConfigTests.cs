@@ -88,14 +88,14 @@ public class ModelConfigTests
     }
 
     [Theory]
-    [InlineData("model_type", "\"mistral\"")]
+    [InlineData("model_type", "\"gemma\"")]
     [InlineData("architectures", "[\"MistralForCausalLM\"]")]
-    [InlineData("rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}")]
-    [InlineData("rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0}")]
-    [InlineData("head_dim", "64")]
+    [InlineData("rope_scaling", "{\"type\": \"dynamic\", \"factor\": 2.0}")]
+    [InlineData("rope_scaling", "{\"rope_type\": \"yarn\", \"factor\": 4.0}")]
     [InlineData("hidden_act", "\"gelu\"")]
-    [InlineData("attention_bias", "true")]
     [InlineData("mlp_bias", "true")]
+    [InlineData("partial_rotary_factor", "0.5")]
+    [InlineData("num_local_experts", "8")]
     public void An_unimplemented_feature_is_refused_by_engine_and_quantizer_alike(string field, string value)
     {
         using var dir = new ScratchDir();
@@ -118,15 +118,35 @@ public class ModelConfigTests
     [InlineData("attention_bias", "false")]
     [InlineData("model_type", null)]
     [InlineData("architectures", null)]
+    [InlineData("model_type", "\"mistral\"")]
+    [InlineData("rope_scaling", "{\"type\": \"linear\", \"factor\": 2.0}")]
+    [InlineData("rope_scaling", "{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}")]
     public void What_the_engine_accepts_from_config_json_the_quantizer_accepts(string field, string? value)
     {
         using var dir = new ScratchDir();
         var path = Mutated(dir, field, value);
+        if (value == "\"mistral\"") File.WriteAllText(path, File.ReadAllText(path).Replace("LlamaForCausalLM", "MistralForCausalLM"));
         var c = ModelConfig.FromHfConfig(path);
         using (var m = LlamaModel.Load(BardModel, new LlamaLoadOptions { ConfigPath = path })) Assert.Equal(c, m.Config);
         using var plan = ModelQuantizer.CreatePlan(BardModel, new ModelQuantizeOptions { Mix = QuantMix.Get("q8_0"), ConfigPath = path });
-        Assert.Equal(2 + 9 * c.Layers + (c.TiedEmbeddings ? 0 : 1), plan.Tensors.Count);
+        Assert.Equal(2 + 9 * c.Layers + (c.TiedEmbeddings ? 0 : 1) + (c.RopeScaling?.Type == RopeScalingType.Llama3 ? 1 : 0), plan.Tensors.Count);
         if (field == "eos_token_id") Assert.Equal(2, c.EosId);
+    }
+
+    /// <summary>A config asking for tensors or shapes bard's weights do not have: a missing or misshapen tensor, named.</summary>
+    [Theory]
+    [InlineData("attention_bias", "true", "q_proj.bias", "attn_q.bias")]
+    [InlineData("head_dim", "64", "self_attn.q_proj.weight", "self_attn.q_proj.weight")]
+    [InlineData("model_type", "\"qwen3\"", "self_attn.q_proj.weight", "self_attn.q_proj.weight")]
+    public void A_config_whose_architecture_the_weights_lack_names_the_tensor(string field, string value, string tensor, string ggufTensor)
+    {
+        using var dir = new ScratchDir();
+        var path = Mutated(dir, field, value);
+        if (field == "model_type") File.WriteAllText(path, File.ReadAllText(path).Replace("LlamaForCausalLM", "Qwen3ForCausalLM"));
+        ModelConfig.FromHfConfig(path);
+        Assert.Contains(tensor, Assert.Throws<InvalidDataException>(() => LlamaModel.Load(BardModel, new LlamaLoadOptions { ConfigPath = path })).Message);
+        Assert.Contains(ggufTensor, Assert.Throws<InvalidDataException>(() =>
+            ModelQuantizer.CreatePlan(BardModel, new ModelQuantizeOptions { Mix = QuantMix.Get("q8_0"), ConfigPath = path }).Dispose()).Message);
     }
 
     [Fact]
@@ -174,7 +194,7 @@ public class ModelConfigTests
             try
             {
                 var c = ModelConfig.FromHfConfig(path);
-                Assert.True(c.Dim > 0 && c.Dim % c.Heads == 0 && c.Heads % c.KvHeads == 0 && c.HeadDim % 2 == 0 && c.NormEps > 0 && c.RopeTheta > 0);
+                Assert.True(c.Dim > 0 && (c.HeadDimGiven || c.Dim % c.Heads == 0) && c.Heads % c.KvHeads == 0 && c.HeadDim % 2 == 0 && c.NormEps > 0 && c.RopeTheta > 0);
             }
             catch (TensorFormatException e)
             {
@@ -249,9 +269,8 @@ public class ModelConfigTests
     {
         { "general.architecture", GgufValue.String("gpt2") },
         { "llama.expert_count", GgufValue.UInt32(8) },
-        { "llama.rope.scaling.type", GgufValue.String("linear") },
-        { "llama.rope.scaling.factor", GgufValue.Float32(4) },
-        { "llama.attention.key_length", GgufValue.UInt32(64) },
+        { "general.architecture", GgufValue.String("gemma3") },
+        { "llama.rope.scaling.type", GgufValue.String("yarn") },
         { "llama.attention.value_length", GgufValue.UInt32(16) },
         { "llama.rope.dimension_count", GgufValue.UInt32(16) },
     };

@@ -82,6 +82,22 @@ public sealed class NodeLlamaFactAttribute : FactAttribute
         return stdout.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l)).ToList();
     }
 
+    /// <summary>
+    /// A llama2.c tokenizer.bin of <paramref name="vocab"/> placeholder pieces (the specials, the 256 byte tokens
+    /// llama.cpp's SPM vocabulary needs, then "wN"), for models without a real tokenizer; returns <paramref name="path"/>.
+    /// </summary>
+    public static string WritePlaceholderTokenizer(string path, int vocab)
+    {
+        using var s = File.Create(path);
+        var w = new BinaryWriter(s);
+        w.Write(8);
+        var pieces = new List<string> { "<unk>", "<s>", "</s>" };
+        pieces.AddRange(Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"));
+        while (pieces.Count < vocab) pieces.Add($"w{pieces.Count}");
+        foreach (var piece in pieces) { w.Write(0f); w.Write(piece.Length); w.Write(System.Text.Encoding.ASCII.GetBytes(piece)); }
+        return path;
+    }
+
     public NodeLlamaFactAttribute()
     {
         var dir = Environment.GetEnvironmentVariable(Variable);
@@ -149,16 +165,7 @@ public class LlamaCppInteropTests(ITestOutputHelper output)
         var reference = TestFiles.Shared("data/models/stories260K/reference/greedy.tokens.csv");
         if (reference is null) { output.WriteLine("shared stories260K reference not found; only loading is checked"); }
         using var dir = new ScratchDir();
-        var tok = dir.File("placeholder.bin");
-        using (var s = File.Create(tok))
-        {
-            var w = new BinaryWriter(s);
-            w.Write(8);
-            var pieces = new List<string> { "<unk>", "<s>", "</s>" };
-            pieces.AddRange(Enumerable.Range(0, 256).Select(b => $"<0x{b:X2}>"));
-            while (pieces.Count < 512) pieces.Add($"w{pieces.Count}");
-            foreach (var piece in pieces) { w.Write(0f); w.Write(piece.Length); w.Write(System.Text.Encoding.ASCII.GetBytes(piece)); }
-        }
+        var tok = NodeLlamaFactAttribute.WritePlaceholderTokenizer(dir.File("placeholder.bin"), 512);
         var path = dir.File("stories-f32.gguf");
         TensorCodec.Quantization.ModelQuantizer.Quantize(TestFiles.Sample("stories260K.bin"), path, new TensorCodec.Quantization.ModelQuantizeOptions
         {
