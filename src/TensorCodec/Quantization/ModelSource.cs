@@ -258,7 +258,7 @@ internal sealed class ModelSource : IDisposable
 
     /// <summary>The name a tensor's stored type goes by in the CLI and JSON: <c>f32</c>, <c>bf16</c>, <c>q8_0</c>….</summary>
     public static string TypeName(TensorInfo info) => info.DType == DType.Packed
-        ? GgmlTypes.Get(info.GgmlType).Name
+        ? BlockFormats.FromGgmlType(info.GgmlType)?.Name ?? GgmlTypes.Get(info.GgmlType).Name.ToLower(CultureInfo.InvariantCulture)
         : info.DType.ToString().ToLower(CultureInfo.InvariantCulture);
 
     /// <summary>Closes the files.</summary>
