@@ -21,8 +21,6 @@ public sealed class HfExportOptions
     public string? ConfigPath { get; init; }
     /// <summary>Replace existing output files.</summary>
     public bool Overwrite { get; init; }
-    /// <summary>Reports bytes of tensor data written so far.</summary>
-    public IProgress<long>? Progress { get; init; }
     /// <summary>Checked between tensors and row groups; on cancellation no output file is left.</summary>
     public CancellationToken Cancellation { get; init; }
 }
@@ -124,6 +122,12 @@ public static class HfExport
             if (inputs.Any(i => FileIdentity.Same(i, path)))
                 throw new IOException($"{path}: output would overwrite the input");
 
+        // One file where an index already lists shards: loaders would follow the stale index, so it goes (with -f only).
+        string staleIndex = Path.Combine(dir, stem + ".safetensors.index.json");
+        bool removeIndex = shards.Count == 1 && File.Exists(staleIndex);
+        if (removeIndex && !options.Overwrite)
+            throw new IOException($"{staleIndex}: already exists (use -f to overwrite; it would point loaders at the old shards)");
+
         bool created = folder && !Directory.Exists(dir);
         if (created) Directory.CreateDirectory(dir);
         var writers = new List<AtomicFileWriter>();
@@ -137,6 +141,7 @@ public static class HfExport
             }
             // All complete: only now do the final names appear.
             foreach (var w in writers) w.Commit();
+            if (removeIndex) File.Delete(staleIndex);
         }
         catch
         {
@@ -263,14 +268,8 @@ public static class HfExport
 
     static void WriteShard(ModelSource source, List<ExportTensor> shard, Stream stream, HfExportOptions options)
     {
-        long done = 0;
         var tensors = shard.Select(t => new SafetensorsTensor(t.Name, t.DType, t.Shape,
-            TensorByteSource.FromCallback(t.Bytes, s =>
-            {
-                WriteRows(source, t, s, options.Cancellation);
-                done += t.Bytes;
-                options.Progress?.Report(done);
-            })));
+            TensorByteSource.FromCallback(t.Bytes, s => WriteRows(source, t, s, options.Cancellation))));
         // transformers refuses a safetensors file whose metadata lacks format=pt.
         SafetensorsWriter.Write(stream, tensors, [new("format", "pt")]);
     }

@@ -190,6 +190,12 @@ public class HfExportTests
         AssertSameTensors(hf, dir.File("out")); // ShardedSafetensors checked index against shards
         Assert.Equal(Logits(hf), Logits(dir.File("out")));
 
+        // One file over a sharded output: the old index would mislead loaders, so it is refused, and removed with -f.
+        Assert.Contains("index.json: already exists", Assert.Throws<IOException>(() => Convert(dir.File("m.gguf"), dir.File("out"), DType.F32)).Message);
+        HfExport.Convert(dir.File("m.gguf"), dir.File("out"), new HfExportOptions { DType = DType.F32, Overwrite = true });
+        Assert.False(File.Exists(Path.Combine(dir.File("out"), ShardedSafetensors.IndexFileName)));
+        AssertSameTensors(hf, dir.File("out"));
+
         // NAME.safetensors with shards: NAME-0000k-of-0000N.safetensors and NAME.safetensors.index.json beside it.
         Directory.CreateDirectory(dir.File("named"));
         var r2 = Convert(dir.File("m.gguf"), dir.File("named/tiny.safetensors"), DType.F32, maxShard: 100_000);
