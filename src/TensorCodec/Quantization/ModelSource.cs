@@ -19,6 +19,7 @@ internal sealed class ModelSource : IDisposable
 {
     readonly Stream[] _streams;
     readonly TczReader? _tcz;
+    readonly IReadOnlyList<TczReader> _shardReaders;
 
     /// <summary>The model's files and tensors (for a .tcz: the .tcz itself, with the original file's tensor table).</summary>
     public ModelFiles Model { get; }
@@ -27,9 +28,9 @@ internal sealed class ModelSource : IDisposable
     /// <summary>The tensor-data stream of the .tcz, for tests of random access; else null.</summary>
     internal TczOriginalStream? TczStream => _tcz is null ? null : (TczOriginalStream)_streams[0];
 
-    ModelSource(ModelFiles model, Stream[] streams, TczReader? tcz)
+    ModelSource(ModelFiles model, Stream[] streams, TczReader? tcz, IReadOnlyList<TczReader>? shardReaders = null)
     {
-        Model = model; _streams = streams; _tcz = tcz;
+        Model = model; _streams = streams; _tcz = tcz; _shardReaders = shardReaders ?? [];
         TczPath = tcz?.Path;
     }
 
@@ -45,7 +46,10 @@ internal sealed class ModelSource : IDisposable
     public static ModelSource Open(string path, bool withConfig, string? configPath = null, bool tczHeader = true)
     {
         if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file", path);
-        if (File.Exists(path) && IsTcz(path)) return OpenTcz(path, withConfig, configPath, tczHeader);
+        if (File.Exists(path) && TczInspector.IsTcz(path)) return OpenTcz(path, withConfig, configPath, tczHeader);
+        if (CompressedFolder(path) is { } compressed)
+            return compressed.Index is null ? OpenTcz(compressed.Single!, withConfig, configPath, tczHeader)
+                : OpenTczShards(path, compressed.Index, withConfig, configPath);
 
         ModelFiles model;
         if (withConfig) model = ModelFiles.Resolve(path, configPath);
@@ -84,14 +88,6 @@ internal sealed class ModelSource : IDisposable
         return new ModelSource(model, streams.ToArray(), null);
     }
 
-    static bool IsTcz(string path)
-    {
-        InputFile.EnsureRegular(path);
-        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
-        Span<byte> head = stackalloc byte[8];
-        return s.ReadAtLeast(head, 8, throwOnEndOfStream: false) == 8 && TczReader.HasMagic(head);
-    }
-
     static ModelSource OpenTcz(string path, bool withConfig, string? configPath, bool header)
     {
         var reader = TczReader.Open(path);
@@ -127,6 +123,106 @@ internal sealed class ModelSource : IDisposable
         {
             stream?.Dispose();
             reader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A model folder as <c>tcodec compress DIR</c> leaves it: <c>model.safetensors.tcz</c>, or the index with its
+    /// shards as <c>NAME.tcz</c>. Null for anything else (including a folder whose shards are there uncompressed).
+    /// </summary>
+    static (string? Index, string? Single)? CompressedFolder(string path)
+    {
+        string dir = Directory.Exists(path) ? path : ShardedSafetensors.IsIndexName(path) ? Path.GetDirectoryName(Path.GetFullPath(path))! : "";
+        if (dir.Length == 0) return null;
+        string index = Directory.Exists(path) ? Path.Combine(dir, ShardedSafetensors.IndexFileName) : path;
+        if (File.Exists(index))
+        {
+            var shards = IndexShards(index);
+            return shards.Count > 0 && shards.All(s => !File.Exists(Path.Combine(dir, s)) && File.Exists(Path.Combine(dir, s + ".tcz"))) ? (index, null) : null;
+        }
+        string single = Path.Combine(dir, "model.safetensors");
+        return Directory.Exists(path) && !File.Exists(single) && File.Exists(single + ".tcz") ? (null, single + ".tcz") : null;
+    }
+
+    /// <summary>The shard names an index's weight_map lists; empty when it is not readable (the regular path then reports why).</summary>
+    static List<string> IndexShards(string index)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(index));
+            if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != System.Text.Json.JsonValueKind.Object) return [];
+            return map.EnumerateObject().Select(p => p.Value.ValueKind == System.Text.Json.JsonValueKind.String ? p.Value.GetString()! : "")
+                .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        }
+        catch (System.Text.Json.JsonException) { return []; }
+    }
+
+    /// <summary>A compressed sharded folder: each shard read from its .tcz, checked to hold what the index assigns it.</summary>
+    static ModelSource OpenTczShards(string path, string index, bool withConfig, string? configPath)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(index))!;
+        var shards = IndexShards(index);
+        var owner = new Dictionary<string, string>(StringComparer.Ordinal);
+        using (var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(index)))
+            foreach (var p in doc.RootElement.GetProperty("weight_map").EnumerateObject())
+                if (!owner.TryAdd(p.Name, p.Value.GetString()!))
+                    throw new TensorFormatException(index, null, $"weight_map.{p.Name}", $"tensor '{p.Name}' is listed twice");
+        var readers = new List<TczReader>();
+        var streams = new List<TczOriginalStream>();
+        try
+        {
+            var files = new List<string>();
+            var layouts = new List<TensorFile>();
+            var tensors = new List<ShardTensor>();
+            for (int s = 0; s < shards.Count; s++)
+            {
+                if (shards[s].Length == 0 || Path.IsPathRooted(shards[s]) || shards[s].Split('/', '\\').Contains(".."))
+                    throw new TensorFormatException(index, null, "weight_map", $"shard name '{shards[s]}' must be a file name inside the model folder");
+                string file = Path.Combine(dir, shards[s] + ".tcz");
+                var reader = TczReader.Open(file);
+                readers.Add(reader);
+                var stream = new TczOriginalStream(reader);
+                streams.Add(stream);
+                var layout = TensorFileReader.Read(stream, file);
+                if (layout.Format != TensorFileFormat.Safetensors)
+                    throw new TensorFormatException(file, null, null, $"shard named by {index} does not hold a safetensors file ({layout.Format})");
+                foreach (var t in layout.Tensors)
+                {
+                    if (!owner.TryGetValue(t.Name, out var listed) || listed != shards[s])
+                    {
+                        string says = listed is null ? "does not list it" : $"assigns it to '{listed}'";
+                        throw new TensorFormatException(file, t.Offset, t.Name, $"tensor '{t.Name}' is in this shard but {index} {says}");
+                    }
+                    owner.Remove(t.Name);
+                    tensors.Add(new ShardTensor(t, s));
+                }
+                files.Add(file);
+                layouts.Add(layout);
+            }
+            if (owner.Count > 0)
+            {
+                var (name, shard) = owner.First();
+                throw new TensorFormatException(Path.Combine(dir, shard + ".tcz"), null, name, $"tensor '{name}' is assigned to this shard by {index} but the shard does not hold it");
+            }
+            string? config = null;
+            if (withConfig)
+            {
+                config = ModelConfig.HfConfigPathFor(index, configPath);
+                if (!File.Exists(config))
+                    throw new FileNotFoundException($"{index}: a safetensors model needs its Hugging Face config.json ({config} does not exist; pass the config path)", config);
+            }
+            var model = new ModelFiles
+            {
+                Input = path, Format = TensorFileFormat.Safetensors, Files = files, Layouts = layouts, Tensors = tensors,
+                IndexPath = index, ConfigPath = config,
+            };
+            return new ModelSource(model, [.. streams], null, readers);
+        }
+        catch
+        {
+            foreach (var x in streams) x.Dispose();
+            foreach (var r in readers) r.Dispose();
             throw;
         }
     }
@@ -266,5 +362,6 @@ internal sealed class ModelSource : IDisposable
     {
         foreach (var s in _streams) s.Dispose();
         _tcz?.Dispose();
+        foreach (var r in _shardReaders) r.Dispose();
     }
 }

@@ -240,6 +240,27 @@ public class HfExportTests
     }
 
     [Fact]
+    public void A_folder_compressed_shard_by_shard_converts_and_extracts_like_the_folder()
+    {
+        using var dir = new ScratchDir();
+        string hf = TinyHfModel.Write(dir.File("hf"), shards: 3);
+        TczFolder.Compress(hf, dir.File("tcz"), overwrite: false);
+        Assert.False(File.Exists(dir.File("tcz/model-00001-of-00003.safetensors")));
+        Convert(hf, dir.File("a"), DType.BF16);
+        Convert(dir.File("tcz"), dir.File("b"), DType.BF16);
+        AssertSameTensors(dir.File("a"), dir.File("b"));
+        AssertSameTensors(hf, dir.File("tcz"));
+        TensorExtractor.Extract(dir.File("tcz"), "lm_head.weight", dir.File("x.bin"), decodeToF32: false, overwrite: false);
+        Assert.Equal(ReadAll(hf)["lm_head.weight"].Bytes, File.ReadAllBytes(dir.File("x.bin")));
+
+        string one = TinyHfModel.Write(dir.File("one"));
+        TczFolder.Compress(one, null, overwrite: false);
+        File.Delete(Path.Combine(one, "model.safetensors"));
+        Convert(one, dir.File("c"), DType.BF16);
+        AssertSameTensors(dir.File("a"), dir.File("c"));
+    }
+
+    [Fact]
     public void Extract_reads_sharded_folders_and_names_close_tensors_when_asked_for_a_missing_one()
     {
         using var dir = new ScratchDir();
