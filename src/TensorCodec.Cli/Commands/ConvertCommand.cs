@@ -14,7 +14,7 @@ static class ConvertCommand
         var output = CliCommon.Output();
         output.Description = "NAME.safetensors (config.json beside it) or a folder (created if missing); shards NAME-00001-of-0000N.safetensors + NAME.safetensors.index.json when larger than --max-shard-size";
         output.Required = true;
-        var dtype = new Option<string?>("--dtype") { Description = "bf16, f16 or f32 (default: the input's float type if it has one, else bf16)" };
+        var dtype = new Option<string?>("--dtype") { Description = "bf16, f16 or f32 (default: the float type of the input's matrices if they share one, else bf16)" };
         var maxShard = new Option<string>("--max-shard-size") { Description = "Largest shard (5GB = 5·10^9 bytes, as transformers; MB, GiB… also)", DefaultValueFactory = _ => "5GB" };
         var config = new Option<string?>("--config") { Description = "Hugging Face config.json of a safetensors input (default: beside the model)" };
         var force = CliCommon.Force();

@@ -13,7 +13,7 @@ namespace TensorCodec.Quantization;
 public sealed class HfExportOptions
 {
     /// <summary>Element type of the output's float tensors (F32, F16 or BF16); null: the input's float type when
-    /// every float tensor has the same plain one (F32, F16 or BF16), else BF16.</summary>
+    /// all its matrices have the same plain one (F32, F16 or BF16; 1-D norms may differ), else BF16.</summary>
     public DType? DType { get; init; }
     /// <summary>Largest shard in bytes (tensor data; a tensor larger than this gets a shard of its own). Default 5 GB, as transformers.</summary>
     public long MaxShardBytes { get; init; } = 5_000_000_000;
@@ -180,7 +180,8 @@ public static class HfExport
         var naming = TensorNames.NamingOf(model.Format);
         // Stored Q/K rows in adjacent-pair order (GGUF, llama2.c) go back to rotate_half order.
         bool permute = config.Rope != TensorNames.Rope(TensorNaming.HuggingFace);
-        var floats = model.Tensors.Where(t => ModelSource.Decodable(t.Info)).Select(t => t.Info.DType).Distinct().ToList();
+        // The matrices say what the model is: llama.cpp keeps norms in F32 even in an F16 or BF16 GGUF.
+        var floats = model.Tensors.Where(t => ModelSource.Decodable(t.Info) && t.Info.Shape.Length >= 2).Select(t => t.Info.DType).Distinct().ToList();
         dtype = requested ?? (floats is [var only] && only is DType.F32 or DType.F16 or DType.BF16 ? floats[0] : DType.BF16);
 
         var list = new List<(int Group, int Layer, int Role, ExportTensor T)>();

@@ -321,22 +321,27 @@ internal sealed class ModelSource : IDisposable
     /// <summary>Decodes stored rows of <paramref name="info"/>'s type in <paramref name="src"/> to float32 values.</summary>
     public static void Decode(TensorInfo info, ReadOnlySpan<byte> src, Span<float> dst)
     {
-        switch (info.DType)
+        if (DecodeFloats(info.DType, src, dst)) return;
+        if (info.DType != DType.Packed)
+            throw new NotSupportedException($"tensor '{info.Name}' is {info.DType}; only float tensors (F32, F16, BF16, F64) and ggml block types decode to float32");
+        var fmt = BlockFormats.FromGgmlType(info.GgmlType)
+            ?? throw new NotSupportedException($"tensor '{info.Name}' has ggml type {GgmlTypes.Get(info.GgmlType).Name}, which cannot be decoded");
+        fmt.Dequantize(src, dst);
+    }
+
+    /// <summary>Decodes F32, F16, BF16 or F64 values to float32; false (nothing written) for any other type.</summary>
+    internal static bool DecodeFloats(DType dtype, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        switch (dtype)
         {
-            case DType.F32: MemoryMarshal.Cast<byte, float>(src).CopyTo(dst); break;
-            case DType.F16: Fp16.ToFloat(MemoryMarshal.Cast<byte, ushort>(src), dst); break;
-            case DType.BF16: BFloat16.ToFloat(MemoryMarshal.Cast<byte, ushort>(src), dst); break;
+            case DType.F32: MemoryMarshal.Cast<byte, float>(src).CopyTo(dst); return true;
+            case DType.F16: Fp16.ToFloat(MemoryMarshal.Cast<byte, ushort>(src), dst); return true;
+            case DType.BF16: BFloat16.ToFloat(MemoryMarshal.Cast<byte, ushort>(src), dst); return true;
             case DType.F64:
                 var d = MemoryMarshal.Cast<byte, double>(src);
                 for (int i = 0; i < d.Length; i++) dst[i] = (float)d[i];
-                break;
-            case DType.Packed:
-                var fmt = BlockFormats.FromGgmlType(info.GgmlType)
-                    ?? throw new NotSupportedException($"tensor '{info.Name}' has ggml type {GgmlTypes.Get(info.GgmlType).Name}, which cannot be decoded");
-                fmt.Dequantize(src, dst);
-                break;
-            default:
-                throw new NotSupportedException($"tensor '{info.Name}' is {info.DType}; only float tensors (F32, F16, BF16, F64) and ggml block types decode to float32");
+                return true;
+            default: return false;
         }
     }
 

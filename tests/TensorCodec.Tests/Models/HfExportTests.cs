@@ -156,6 +156,9 @@ public class HfExportTests
         for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-5f, $"logit {i}: {a[i]} vs {b[i]}");
         // Default dtype for a quantized input: bf16.
         Assert.Equal(DType.BF16, Convert(gguf, dir.File("bf")).DType);
+        // An F16 GGUF (norms in F32, as llama.cpp keeps them) stays F16.
+        Quantize(hf, dir.File("f16.gguf"), "f16");
+        Assert.Equal(DType.F16, Convert(dir.File("f16.gguf"), dir.File("f16")).DType);
     }
 
     [SkippableFact]
