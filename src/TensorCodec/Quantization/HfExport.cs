@@ -112,7 +112,7 @@ public static class HfExport
         foreach (var name in TokenizerFiles)
         {
             string from = Path.Combine(inputDir, name);
-            if (!File.Exists(from)) continue;
+            if (!File.Exists(from) || FileIdentity.Same(from, Path.Combine(dir, name))) continue; // converting into the input's folder
             outputs.Add((Path.Combine(dir, name), s => { using var f = File.OpenRead(from); f.CopyTo(s); }));
         }
 

@@ -320,6 +320,16 @@ public class HfExportTests
         Assert.False(Directory.Exists(dir.File("new")), "the folder the run created is removed again");
 
         Assert.Throws<IOException>(() => Convert(hf, hf)); // would overwrite the input's config.json
+
+        // Tokenizer files beside the input are copied, except onto themselves when converting into the input's folder.
+        File.WriteAllText(dir.File("tokenizer.json"), "{\"model\": {}}");
+        File.WriteAllBytes(dir.File("tokenizer.bin"), [1, 2, 3]);
+        Convert(dir.File("m.gguf"), dir.File("tok"));
+        Assert.Equal(File.ReadAllBytes(dir.File("tokenizer.json")), File.ReadAllBytes(dir.File("tok/tokenizer.json")));
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(dir.File("tok/tokenizer.bin")));
+        var r = Convert(dir.File("m.gguf"), dir.Path);
+        Assert.DoesNotContain(r.Files, f => Path.GetFileName(f).StartsWith("tokenizer", StringComparison.Ordinal));
+        Assert.True(File.Exists(dir.File("model.safetensors")));
         Assert.Throws<ArgumentException>(() => Convert(hf, dir.File("x.gguf")));
     }
 
