@@ -20,6 +20,8 @@ root.Subcommands.Add(EvalCommand.Create());
 root.Subcommands.Add(LogitsCommand.Create());
 root.Subcommands.Add(SweepCommand.Create());
 root.Subcommands.Add(KvCommand.Create());
+root.Subcommands.Add(ConvertCommand.Create());
+root.Subcommands.Add(ExtractCommand.Create());
 RootFiles.Add(root);
 // Signals are ours (see Interrupts), not System.CommandLine's: it would exit after 2 s without cleanup.
 using var interrupts = new Interrupts();

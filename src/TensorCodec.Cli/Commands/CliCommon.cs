@@ -17,6 +17,18 @@ static class CliCommon
     public static Option<bool> Json() => new("--json") { Description = "Machine-readable JSON on stdout" };
     public static Option<string?> Output() => new("--output", "-o") { Description = "Output file" };
 
+    /// <summary>
+    /// Refuses an output whose name says another format than the command writes (<c>quantize -o x.safetensors</c>
+    /// would hold GGUF bytes): it must end in <paramref name="extension"/>, or be a folder when
+    /// <paramref name="folderAllowed"/>; a device or pipe (<c>/dev/null</c>) takes any name.
+    /// </summary>
+    public static void CheckOutputName(string command, string? output, string extension, bool folderAllowed = false)
+    {
+        if (output is null || output.EndsWith(extension, StringComparison.OrdinalIgnoreCase) || TensorCodec.Containers.AtomicFileWriter.IsDeviceOrPipe(output)) return;
+        if (folderAllowed && (Directory.Exists(output) || (Path.GetExtension(Path.TrimEndingDirectorySeparator(output)).Length == 0 && !File.Exists(output)))) return;
+        throw new ArgumentException($"{output}: {command} writes {extension} files; name the output *{extension}{(folderAllowed ? " or a folder" : "")}");
+    }
+
     public static int ResolveThreads(int t) => t <= 0 ? Environment.ProcessorCount : t;
 
     static readonly JsonSerializerOptions JsonOptions = new()

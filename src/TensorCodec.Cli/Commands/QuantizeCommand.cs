@@ -36,6 +36,7 @@ static class QuantizeCommand
         {
             string inPath = p.GetValue(input)!;
             if (!File.Exists(inPath) && !Directory.Exists(inPath)) throw new FileNotFoundException($"{inPath}: no such file");
+            CliCommon.CheckOutputName("quantize", p.GetValue(output), ".gguf");
             bool asJson = p.GetValue(json);
             var mix = QuantMix.Get(p.GetValue(type)!);
             ModelQuantizeOptions Options(IProgress<QuantizeProgress>? progress) => new()

@@ -109,6 +109,10 @@ public sealed class AtomicFileWriter : IDisposable
         Pending.TryRemove(TempPath, out _);
     }
 
+    /// <summary>True when <paramref name="path"/> is a character device or FIFO (<c>/dev/null</c>, a pipe): written
+    /// directly, so its name says nothing about what is written to it.</summary>
+    public static bool IsDeviceOrPipe(string path) => FileIdentity.Kind(path) is FileKind.CharDevice or FileKind.Fifo;
+
     /// <summary>Deletes every temporary file this process has not yet committed. For a signal handler that
     /// is about to end the process while writers may still be open; safe to call from any thread.</summary>
     public static void AbandonAll()

@@ -360,7 +360,7 @@ public sealed record ModelConfig
     internal const string RopeFreqsTensor = "rope_freqs.weight";
 
     /// <summary>A GGUF config with <c>rope_freqs.weight</c>'s values, which the engine needs to rotate.</summary>
-    static ModelConfig WithStoredFrequencies(ModelConfig c, GgufFile gguf, Stream s, string path)
+    internal static ModelConfig WithStoredFrequencies(ModelConfig c, GgufFile gguf, Stream s, string path)
     {
         if (gguf.Tensors.FirstOrDefault(t => t.Name == RopeFreqsTensor) is not { } t) return c;
         if (t.GgmlType != GgmlTypes.F32 || t.Dims.Length != 1 || t.Dims[0] != c.HeadDim / 2)

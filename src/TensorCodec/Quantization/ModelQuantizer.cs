@@ -424,17 +424,8 @@ public static class ModelQuantizer
         var bytes = new byte[checked(count * size)];
         ReadExactly(h, bytes, offset, path);
         var result = new float[count];
-        switch (dtype)
-        {
-            case DType.F32: MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result); break;
-            case DType.F16: Fp16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), result); break;
-            case DType.BF16: BFloat16.ToFloat(MemoryMarshal.Cast<byte, ushort>(bytes), result); break;
-            case DType.F64:
-                var d = MemoryMarshal.Cast<byte, double>(bytes);
-                for (int i = 0; i < d.Length; i++) result[i] = (float)d[i];
-                break;
-            default: throw new NotSupportedException($"{path}: tensor '{name}' is {dtype}; only F32, F16, BF16 and F64 weights can be quantized");
-        }
+        if (!ModelSource.DecodeFloats(dtype, bytes, result))
+            throw new NotSupportedException($"{path}: tensor '{name}' is {dtype}; only F32, F16, BF16 and F64 weights can be quantized");
         return result;
     }
 
