@@ -31,17 +31,11 @@ static class CliCommon
 
     public static int ResolveThreads(int t) => t <= 0 ? Environment.ProcessorCount : t;
 
-    static readonly JsonSerializerOptions JsonOptions = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+    /// <summary>JSON on stdout, with docs/JSON.md's number rules (<see cref="JsonOutput"/>).</summary>
+    public static void WriteJson<T>(T value) => WriteJson(value, Console.Out);
 
     /// <summary>JSON to <paramref name="writer"/> (stderr when stdout carries a command's data).</summary>
-    public static void WriteJson<T>(T value, TextWriter writer) => writer.WriteLine(JsonSerializer.Serialize(value, JsonOptions));
+    public static void WriteJson<T>(T value, TextWriter writer) => writer.WriteLine(JsonOutput.Serialize(value));
 
     /// <summary>Failures that are the input's or the environment's, reported as one line; anything else is a bug and propagates.</summary>
     public static bool IsUserError(Exception e) =>

@@ -104,6 +104,8 @@ sealed class FileFlags
             s.Level = level ?? Levels.Default;
             if (s.Level < 1 || s.Level > Levels.Max) throw new ArgumentException($"level {s.Level} is outside 1..{Levels.Max}");
             s.ChunkSize = Get(Chunk, null) ?? Levels.ChunkSize(s.Level);
+            if (s.ChunkSize < TczConstants.MinChunkSize || s.ChunkSize > TczConstants.MaxChunkSize)
+                throw new ArgumentException($"--chunk-size {s.ChunkSize} is outside {TczConstants.MinChunkSize}..{TczConstants.MaxChunkSize} bytes (the largest chunk a .tcz reader accepts)");
         }
         if (s.Output is not null && IsStdoutPath(s.Output)) { s.Output = null; s.ToStdout = true; }
         if (s.Output is not null && (s.ToStdout || s.OutputDir is not null))

@@ -17,6 +17,9 @@ static class JsonOutput
         Converters = { new FiniteDouble(), new FiniteSingle() },
     };
 
+    /// <summary>Any value (an object, or an array of per-input objects) with these rules.</summary>
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+
     /// <summary>Prints one object: <c>"command"</c>, then the properties of each part in order.</summary>
     public static void Write(string command, params object[] parts) =>
         Console.Out.WriteLine(Object(command, parts).ToJsonString(Options));

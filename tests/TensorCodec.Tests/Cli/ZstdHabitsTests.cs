@@ -367,4 +367,16 @@ public class ZstdHabitsTests
         Assert.Empty(Directory.GetFiles(dir.Path, ".*.tmp"));
         Assert.False(File.Exists(output));
     }
+
+    [Fact]
+    public void A_chunk_size_outside_the_readers_limit_is_one_line_naming_the_option()
+    {
+        using var dir = new ScratchDir();
+        var (code, _, err) = Tcodec("compress", TestFiles.Sample("stories260K.bin"), "-o", dir.File("x.tcz"), "--chunk-size", (TczConstants.MaxChunkSize + 1).ToString());
+        Assert.Equal(1, code);
+        Assert.Contains($"--chunk-size {TczConstants.MaxChunkSize + 1} is outside", err);
+        Assert.DoesNotContain("Parameter", err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.False(File.Exists(dir.File("x.tcz")));
+    }
 }

@@ -26,6 +26,8 @@ public static class TczConstants
     public const int DefaultChunkSize = 1 << 20;
     /// <summary>Upper bound on any chunk's raw size a reader accepts, so a corrupt index cannot make it allocate gigabytes.</summary>
     public const int MaxChunkSize = 64 << 20;
+    /// <summary>Smallest chunk size the writer accepts (smaller chunks would cost more in index than they hold).</summary>
+    public const int MinChunkSize = 64;
     /// <summary>Longest tensor name, in UTF-8 bytes, an index may hold.</summary>
     public const int MaxNameBytes = 64 * 1024;
     /// <summary>Most dimensions a tensor's shape may have in an index.</summary>

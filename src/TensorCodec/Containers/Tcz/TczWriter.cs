@@ -185,10 +185,14 @@ public static class TczWriter
         return written + indexBytes.Length + TczConstants.TrailerSize;
     }
 
+    /// <summary>Why a chunk size is refused: one message for the writer and the CLI's option check.</summary>
+    internal static string ChunkSizeProblem(long chunkSize) =>
+        $"chunk size {chunkSize} is outside {TczConstants.MinChunkSize}..{TczConstants.MaxChunkSize} bytes (the largest chunk a .tcz reader accepts)";
+
     static TczCompressResult Compress(SafeFileHandle input, string path, TensorFile layout, Stream output, TczCompressOptions options)
     {
-        if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
-            throw new ArgumentOutOfRangeException(nameof(options), $"chunk size {options.ChunkSize} is outside 64..{TczConstants.MaxChunkSize} bytes (the largest chunk a .tcz reader accepts)");
+        if (options.ChunkSize < TczConstants.MinChunkSize || options.ChunkSize > TczConstants.MaxChunkSize)
+            throw new ArgumentOutOfRangeException(nameof(options), ChunkSizeProblem(options.ChunkSize));
         int threads = Math.Clamp(options.Threads, 1, 256);
         var segments = PlanSegments(layout, path).ToList();
         foreach (var s in segments) TczIndex.CheckWritable(s, path);
