@@ -44,13 +44,23 @@ static class InspectCommand
             console.MarkupLine($"  [grey]{Markup.Escape(Cut(k, MaxNameChars))}[/] = {Markup.Escape(Cut(v, 100))}");
         var table = new Table().Border(TableBorder.Simple);
         // Entropies are per chunk (each chunk's own histogram, as each chunk has its own code table), summed per tensor.
+        // A sharded model says which shard holds each tensor (the column is absent for one file).
+        bool sharded = report.Tensors.Any(t => t.Shard is not null);
         table.AddColumns("tensor", "dtype", "shape", "bytes", "exp H0 (bits/v)", "exp H1 (bits/v)", "H0 bound (bits/v)", "coded (bits/v)");
         foreach (var c in table.Columns.Skip(3)) c.RightAligned();
+        if (sharded) table.AddColumn("shard");
         foreach (var t in report.Tensors.Take(MaxTableRows))
-            table.AddRow(Markup.Escape(Cut(t.Name, MaxNameChars)), t.DType, Markup.Escape(ShapeText(t.Shape)), CliCommon.Bytes(t.RawBytes),
+        {
+            var cells = new List<string>
+            {
+                Markup.Escape(Cut(t.Name, MaxNameChars)), t.DType, Markup.Escape(ShapeText(t.Shape)), CliCommon.Bytes(t.RawBytes),
                 t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentEntropyBitsPerValue:0.000}" : "-",
                 t.ExponentEntropyBitsPerValue > 0 ? $"{t.ExponentOrder1EntropyBitsPerValue:0.000}" : "-",
-                $"{t.EntropyBoundBitsPerValue:0.000}", $"{t.BitsPerValue:0.000}");
+                $"{t.EntropyBoundBitsPerValue:0.000}", $"{t.BitsPerValue:0.000}",
+            };
+            if (sharded) cells.Add(Markup.Escape(Cut(Path.GetFileName(t.Shard ?? ""), MaxNameChars)));
+            table.AddRow(cells.ToArray());
+        }
         console.Write(table);
         if (report.Tensors.Count > MaxTableRows)
         {

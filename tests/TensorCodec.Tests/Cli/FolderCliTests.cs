@@ -69,4 +69,20 @@ public class FolderCliTests
         Assert.Contains("no .tcz file in this folder", err);
         Assert.False(Directory.Exists(dir.File("out")));
     }
+
+    [Fact]
+    public void Inspect_text_of_a_sharded_folder_has_a_shard_column()
+    {
+        using var dir = new ScratchDir();
+        string model = TinyHfModel.Write(dir.File("model"), shards: 3);
+        var (code, stdout, err) = CliTests.Tcodec("inspect", model);
+        Assert.True(code == 0, err);
+        static string Header(string text) => text.Split('\n').First(l => l.Contains("dtype") && l.Contains("shape"));
+        Assert.Contains("shard", Header(stdout));
+        foreach (var shard in Directory.GetFiles(model, "*.safetensors"))
+            Assert.Contains(Path.GetFileName(shard), stdout);
+        (code, stdout, err) = CliTests.Tcodec("inspect", Path.Combine(model, "model-00001-of-00003.safetensors"));
+        Assert.True(code == 0, err);
+        Assert.DoesNotContain("shard", Header(stdout));
+    }
 }
