@@ -220,7 +220,7 @@ internal static partial class IQ2Grids
 
     /// <summary>The refusal ggml gives as an assertion ("missing quantization weights").</summary>
     public static ArgumentException NeedsImportance(string name) =>
-        new($"{name}: quantizing needs an importance matrix (pass one, e.g. --imatrix); ggml refuses {name} without quantization weights", "importance");
+        new($"{name}: quantizing needs an importance matrix (pass one, e.g. --imatrix); ggml refuses {name} without quantization weights");
 
     /// <summary>
     /// The search iq2_xs and iq2_s share (ggml's quantize_row_iq2_xs_impl / quantize_row_iq2_s_impl): per group
