@@ -232,7 +232,7 @@ internal static partial class IQ2Grids
     public static float QuantizeGroups16(IQGrid grid, ReadOnlySpan<float> xbl, ReadOnlySpan<float> qw, float sigma2, float eps,
         bool evenParity, Span<float> scales, Span<int> index, Span<byte> signs)
     {
-        const int kMaxQ = 3;
+        const int kMaxQ = 3; // levels 0..kMaxQ−1 (SnapLevels clamps to 2)
         Span<float> weight = stackalloc float[16];
         Span<float> xval = stackalloc float[16];
         Span<float> waux = stackalloc float[16];
@@ -267,12 +267,7 @@ internal static partial class IQ2Grids
                 float thisScale = 1 / id;
                 for (int k = 0; k < 2; k++)
                 {
-                    for (int i = 0; i < 8; i++)
-                    {
-                        int l = QuantMath.NearestInt(0.5f * (id * xval[8 * k + i] - 1));
-                        Laux[8 * k + i] = (sbyte)Math.Max(0, Math.Min(kMaxQ - 1, l));
-                    }
-                    int u = IQGrid.Code(Laux.Slice(8 * k, 8));
+                    int u = SnapLevels(xval.Slice(8 * k, 8), id, Laux.Slice(8 * k, 8));
                     onGridAux[k] = true;
                     if (grid.Map[u] < 0)
                     {
@@ -280,14 +275,7 @@ internal static partial class IQ2Grids
                         grid.BestNeighbour(u, xval.Slice(8 * k, 8), waux.Slice(8 * k, 8), thisScale, Laux.Slice(8 * k, 8));
                     }
                 }
-                float sumqx = 0, sumq2 = 0;
-                for (int i = 0; i < 16; i++)
-                {
-                    float w = weight[i];
-                    float q = 2 * Laux[i] + 1;
-                    sumqx += w * xval[i] * q;
-                    sumq2 += w * q * q;
-                }
+                OddFit(weight, xval, Laux, out float sumqx, out float sumq2);
                 if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
                 {
                     scale = sumqx / sumq2;
@@ -302,25 +290,11 @@ internal static partial class IQ2Grids
                 for (int k = 0; k < 2; k++)
                 {
                     if (onGrid[k]) continue;
-                    int u = 0;
-                    for (int i = 0; i < 8; i++)
-                    {
-                        int l = QuantMath.NearestInt(0.5f * (id * xval[8 * k + i] - 1));
-                        l = Math.Max(0, Math.Min(kMaxQ - 1, l));
-                        u |= l << 2 * i;
-                        L[8 * k + i] = (sbyte)l;
-                    }
+                    int u = SnapLevels(xval.Slice(8 * k, 8), id, L.Slice(8 * k, 8));
                     if (grid.Map[u] < 0)
                         grid.BestNeighbour(u, xval.Slice(8 * k, 8), waux.Slice(8 * k, 8), scale, L.Slice(8 * k, 8));
                 }
-                float sumqx = 0, sumq2 = 0;
-                for (int i = 0; i < 16; i++)
-                {
-                    float w = weight[i];
-                    float q = 2 * L[i] + 1;
-                    sumqx += w * xval[i] * q;
-                    sumq2 += w * q * q;
-                }
+                OddFit(weight, xval, L, out float sumqx, out float sumq2);
                 if (sumq2 > 0) scale = sumqx / sumq2;
             }
             if (scale < 0)
@@ -367,6 +341,33 @@ internal static partial class IQ2Grids
             int i = j;
             while (i > 0 && x[order[i - 1]] > x[j]) { order[i] = order[i - 1]; i--; }
             order[i] = j;
+        }
+    }
+
+    /// <summary>Levels l = clamp(round((id·x − 1)/2), 0, 2) of eight magnitudes (the odd grid 2l+1 at scale 1/id); returns their code.</summary>
+    public static int SnapLevels(ReadOnlySpan<float> xval, float id, Span<sbyte> L)
+    {
+        int u = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            int l = QuantMath.NearestInt(0.5f * (id * xval[i] - 1));
+            l = Math.Max(0, Math.Min(2, l));
+            L[i] = (sbyte)l;
+            u |= l << 2 * i;
+        }
+        return u;
+    }
+
+    /// <summary>Σw·x·q and Σw·q² for q = 2L+1, summed in order: the weighted least-squares fit of a scale.</summary>
+    public static void OddFit(ReadOnlySpan<float> weight, ReadOnlySpan<float> xval, ReadOnlySpan<sbyte> L, out float sumqx, out float sumq2)
+    {
+        sumqx = 0; sumq2 = 0;
+        for (int i = 0; i < L.Length; i++)
+        {
+            float w = weight[i];
+            float q = 2 * L[i] + 1;
+            sumqx += w * xval[i] * q;
+            sumq2 += w * q * q;
         }
     }
 }

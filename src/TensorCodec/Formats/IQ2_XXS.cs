@@ -62,23 +62,11 @@ internal sealed class IQ2_XXS : BlockFormatBase
                     float thisScale = 1 / id;
                     for (int k = 0; k < 4; k++)
                     {
-                        for (int i = 0; i < 8; i++)
-                        {
-                            int l = QuantMath.NearestInt(0.5f * (id * xval[8 * k + i] - 1));
-                            Laux[8 * k + i] = (sbyte)Math.Max(0, Math.Min(kMaxQ - 1, l));
-                        }
-                        int u = IQGrid.Code(Laux.Slice(8 * k, 8));
+                        int u = IQ2Grids.SnapLevels(xval.Slice(8 * k, 8), id, Laux.Slice(8 * k, 8));
                         if (grid.Map[u] < 0)
                             grid.BestNeighbour(u, xval.Slice(8 * k, 8), waux.Slice(8 * k, 8), thisScale, Laux.Slice(8 * k, 8));
                     }
-                    float sumqx = 0, sumq2 = 0;
-                    for (int i = 0; i < 32; i++)
-                    {
-                        float w = weight[i];
-                        float q = 2 * Laux[i] + 1;
-                        sumqx += w * xval[i] * q;
-                        sumq2 += w * q * q;
-                    }
+                    IQ2Grids.OddFit(weight, xval, Laux, out float sumqx, out float sumq2);
                     if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
                     {
                         scale = sumqx / sumq2;
@@ -91,25 +79,13 @@ internal sealed class IQ2_XXS : BlockFormatBase
                     float id = 1 / scale;
                     for (int k = 0; k < 4; k++)
                     {
-                        int u = 0;
-                        for (int i = 0; i < 8; i++)
-                        {
-                            int l = QuantMath.NearestInt(0.5f * (id * xval[8 * k + i] - 1));
-                            l = Math.Max(0, Math.Min(kMaxQ - 1, l));
-                            u |= l << 2 * i;
-                        }
+                        // Levels land in L either way: snapped (on the grid) or the neighbour's.
+                        int u = IQ2Grids.SnapLevels(xval.Slice(8 * k, 8), id, L.Slice(8 * k, 8));
                         int gi = grid.Map[u];
                         if (gi < 0) gi = grid.BestNeighbour(u, xval.Slice(8 * k, 8), waux.Slice(8 * k, 8), scale, L.Slice(8 * k, 8));
                         for (int i = 0; i < 8; i++) L[8 * k + i] = (sbyte)((grid.Pos[8 * gi + i] - 1) / 2);
                     }
-                    float sumqx = 0, sumq2 = 0;
-                    for (int i = 0; i < 32; i++)
-                    {
-                        float w = weight[i];
-                        float q = 2 * L[i] + 1;
-                        sumqx += w * xval[i] * q;
-                        sumq2 += w * q * q;
-                    }
+                    IQ2Grids.OddFit(weight, xval, L, out float sumqx, out float sumq2);
                     if (sumq2 > 0) scale = sumqx / sumq2;
                 }
                 if (scale < 0)
