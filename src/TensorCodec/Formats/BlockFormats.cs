@@ -9,6 +9,7 @@ public static class BlockFormats
         new Q4_0(), new Q4_1(), new Q5_0(), new Q5_1(), new Q8_0(),
         new Q2_K(), new Q3_K(), new Q4_K(), new Q5_K(), new Q6_K(),
         new IQ4_NL(), new IQ4_XS(), new TQ1_0(), new TQ2_0(), new MXFP4(), new NVFP4(),
+        new IQ2_XXS(), new IQ2_XS(), new IQ2_S(), new IQ1_S(), new IQ1_M(),
         // ours (GgmlTypeId −1); block-size variants such as nf4_b128 are parsed on demand
         new NF4(), new BnbFP4(), new Int8Block(),
         new MXFP8_E4M3(), new MXFP8_E5M2(), new MXFP6_E3M2(), new MXFP6_E2M3(), new OCP_MXFP4(), new MXINT8(),
@@ -32,6 +33,9 @@ public static class BlockFormats
     /// <returns>Whether <paramref name="name"/> names a block format at a supported block size.</returns>
     public static bool TryGet(string name, out IBlockFormat format) =>
         _byName.TryGetValue(name, out format!) || TryParseSized(name, out format);
+
+    /// <summary>Whether <paramref name="format"/> refuses to quantize without importance weights, as ggml does for iq2_xxs, iq2_xs and iq1_s.</summary>
+    internal static bool RequiresImportance(IBlockFormat format) => format is BlockFormatBase { RequiresImportance: true };
 
     /// <summary>Looks a format up by ggml type id.</summary>
     public static IBlockFormat? FromGgmlType(int ggmlType) => ggmlType < 0 ? null : _all.FirstOrDefault(f => f.GgmlTypeId == ggmlType);

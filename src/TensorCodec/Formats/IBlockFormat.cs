@@ -36,6 +36,8 @@ internal abstract class BlockFormatBase : IBlockFormat
     public abstract int BlockSize { get; }
     public abstract int BlockBytes { get; }
     public virtual bool UsesImportance => false;
+    /// <summary>Whether quantizing refuses to run without importance weights (ggml's iq2_xxs, iq2_xs, iq1_s).</summary>
+    public virtual bool RequiresImportance => false;
 
     /// <summary>Bytes taken by <paramref name="nValues"/> values (a multiple of the block size).</summary>
     public long RowBytes(long nValues) => nValues / BlockSize * BlockBytes;

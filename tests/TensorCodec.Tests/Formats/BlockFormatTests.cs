@@ -14,7 +14,7 @@ public class BlockFormatTests
     [Fact]
     public void Registry_lookups()
     {
-        Assert.Equal(18, BlockFormats.All.Count(f => f.GgmlTypeId >= 0));
+        Assert.Equal(23, BlockFormats.All.Count(f => f.GgmlTypeId >= 0));
         Assert.Same(BlockFormats.Get("q4_K"), BlockFormats.Get("Q4_k"));
         Assert.Equal("iq4_xs", BlockFormats.FromGgmlType(23)!.Name);
         Assert.Null(BlockFormats.FromGgmlType(9999));
@@ -47,9 +47,11 @@ public class BlockFormatTests
         const int nPerRow = 512, rows = 4;
         var x = Signal(nPerRow * rows, 11);
         var q = new byte[rows * nPerRow / f.BlockSize * f.BlockBytes];
-        f.Quantize(x, q, nPerRow);
+        // iq2_xxs, iq2_xs and iq1_s refuse to run without importance weights (as ggml does); give them uniform ones.
+        float[]? imp = BlockFormats.RequiresImportance(f) ? Enumerable.Repeat(1f, nPerRow).ToArray() : null;
+        f.Quantize(x, q, nPerRow, imp);
         var q2 = new byte[q.Length];
-        f.Quantize(x, q2, nPerRow);
+        f.Quantize(x, q2, nPerRow, imp);
         Assert.Equal(q, q2);
         var y = new float[x.Length];
         f.Dequantize(q, y);
@@ -60,6 +62,7 @@ public class BlockFormatTests
         {
             "f16" => 1e-3, "bf16" => 5e-3, "q8_0" => 0.01, "tq1_0" or "tq2_0" => 1.0, "q2_K" => 0.5, "q3_K" => 0.3,
             "fp4" => 0.6, // bnb FP4's levels are sparse below 1/6 of absmax, and this signal has 8× outliers
+            "iq2_xxs" or "iq2_xs" or "iq2_s" => 0.5, "iq1_s" or "iq1_m" => 0.8, // 2.06–2.56 and 1.56–1.75 bits per weight
             _ => 0.2,
         };
         Assert.True(rel < bound, $"{name}: relative RMS error {rel:G3} ≥ {bound}");
@@ -82,6 +85,12 @@ public class BlockFormatTests
         var a = Signal(nPerRow * 2, 4);
         var qa = new byte[q.Length];
         var qb = new byte[q.Length];
+        if (BlockFormats.RequiresImportance(f))
+        {
+            Assert.True(f.UsesImportance);
+            Assert.Throws<ArgumentException>(() => f.Quantize(a, qa, nPerRow));
+            return;
+        }
         f.Quantize(a, qa, nPerRow);
         f.Quantize(a, qb, nPerRow, Signal(nPerRow, 5).Select(MathF.Abs).ToArray());
         if (!f.UsesImportance) Assert.Equal(qa, qb);

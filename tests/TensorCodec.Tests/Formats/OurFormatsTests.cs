@@ -19,7 +19,9 @@ public class OurFormatsTests
     private static float[] RoundTrip(IMatrixFormat f, float[] x, int nPerRow, out int bytes)
     {
         var buf = new byte[f.GetEncodedLength(x, nPerRow)];
-        bytes = f.Encode(x, nPerRow, buf);
+        // iq2_xxs, iq2_xs and iq1_s refuse to run without importance weights (as ggml does); give them uniform ones.
+        bool needs = f is BlockMatrixFormat b && BlockFormats.RequiresImportance(b.Format);
+        bytes = f.Encode(x, nPerRow, buf, needs ? Enumerable.Repeat(1f, nPerRow).ToArray() : default);
         Assert.Equal(buf.Length, bytes);
         Assert.Equal(x.Length, f.GetDecodedLength(buf, nPerRow));
         var y = new float[x.Length];

@@ -317,7 +317,7 @@ public class ModelQuantizerTests
     public void UndecodableGgufTypeIsNamed()
     {
         using var dir = new ScratchDir();
-        var path = dir.File("iq2.gguf");
+        var path = dir.File("q8_K.gguf"); // Q8_K: a ggml type (dot-product activations) with no decoder here
         var meta = new List<KeyValuePair<string, GgufValue>>
         {
             new("general.architecture", GgufValue.String("llama")),
@@ -327,12 +327,12 @@ public class ModelQuantizerTests
             new("llama.feed_forward_length", GgufValue.UInt32(512)),
             new("llama.vocab_size", GgufValue.UInt32(32)),
         };
-        var tensors = new[] { new GgufTensor("blk.0.attn_q.weight", GgmlTypes.IQ2_XXS, [256, 2], TensorByteSource.FromMemory(new byte[2 * 66])) };
+        var tensors = new[] { new GgufTensor("blk.0.attn_q.weight", GgmlTypes.Q8_K, [256, 2], TensorByteSource.FromMemory(new byte[2 * 292])) };
         using (var s = File.Create(path)) GgufWriter.Write(s, meta, tensors);
         var e = Assert.Throws<NotSupportedException>(() =>
             ModelQuantizer.Quantize(path, dir.File("out.gguf"), new ModelQuantizeOptions { Mix = QuantMix.Get("q8_0") }));
         Assert.Contains("blk.0.attn_q.weight", e.Message);
-        Assert.Contains("IQ2_XXS", e.Message);
+        Assert.Contains("Q8_K", e.Message);
         Assert.False(File.Exists(dir.File("out.gguf")));
     }
 
