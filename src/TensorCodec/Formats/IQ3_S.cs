@@ -1,0 +1,190 @@
+using TensorCodec.Numerics;
+
+namespace TensorCodec.Formats;
+
+/// <summary>
+/// ggml IQ3_S (3.4375 bpw): 256 values as 64 points of the 512-point D4 grid, an explicit sign
+/// bit per value and a 4-bit scale per 32 values. Layout: d | qs[64] (low 8 bits of the grid
+/// indices) | qh[8] (the ninth bits, one per index) | signs[32] | scales[4] (two nibbles).
+/// Value = d·(1+2s)·grid·sign. The quantizer is ggml's <c>quantize_row_iq3_s_impl</c> (block size
+/// 32); importance weights are optional.
+/// </summary>
+internal sealed class IQ3_S : BlockFormatBase
+{
+    public override string Name => "iq3_s";
+    public override int GgmlTypeId => 21;
+    public override int BlockSize => 256;
+    public override int BlockBytes => 110;
+    public override bool UsesImportance => true;
+
+    private const int KMaxQ = 8;
+    private const int QsAt = 2, QhAt = 66, SignsAt = 74, ScalesAt = 106;
+
+    protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
+    {
+        var lat = IQ3Grids.For(512);
+        Span<float> scales = stackalloc float[8];
+        Span<float> weight = stackalloc float[32];
+        Span<float> xval = stackalloc float[32];
+        Span<float> waux = stackalloc float[32];
+        Span<sbyte> L = stackalloc sbyte[32];
+        Span<sbyte> Laux = stackalloc sbyte[32];
+        Span<bool> onGrid = stackalloc bool[8];
+        Span<bool> onGridAux = stackalloc bool[8];
+        Span<byte> signs = stackalloc byte[4];
+        int nbl = x.Length / 256;
+        for (int ibl = 0; ibl < nbl; ibl++)
+        {
+            var yb = y.Slice(ibl * 110, 110);
+            yb.Clear();
+            // ggml advances its qs/signs cursors only for blocks it encodes: an all-zero block makes
+            // the next block's indices and signs land in its slot (qh is indexed by block).
+            int qs = QsAt, sg = SignsAt;
+            var xbl = x.Slice(256 * ibl, 256);
+            float maxScale = 0, sumx2 = 0;
+            for (int i = 0; i < 256; i++) sumx2 += xbl[i] * xbl[i];
+            float sigma2 = 2 * sumx2 / 256;
+            for (int ib = 0; ib < 8; ib++)
+            {
+                var xb = xbl.Slice(32 * ib, 32);
+                if (!importance.IsEmpty)
+                    QuantMath.ImportanceWeights(xb, importance.Slice(256 * ibl + 32 * ib, 32), sigma2, weight);
+                else
+                    for (int i = 0; i < 32; i++) weight[i] = xb[i] * xb[i];
+                for (int i = 0; i < 32; i++) waux[i] = MathF.Sqrt(weight[i]);
+                for (int k = 0; k < 4; k++)
+                {
+                    int s = 0;
+                    for (int i = 0; i < 8; i++)
+                    {
+                        float v = xb[8 * k + i];
+                        if (v >= 0) xval[8 * k + i] = v;
+                        else { xval[8 * k + i] = -v; s |= 1 << i; }
+                    }
+                    signs[k] = (byte)s;
+                }
+                float max = xval[0];
+                for (int i = 1; i < 32; i++) max = MathF.Max(max, xval[i]);
+                if (max == 0)
+                {
+                    scales[ib] = 0;
+                    continue;
+                }
+                float best = 0;
+                float scale = max / (2 * KMaxQ - 1);
+                onGrid.Clear();
+                for (int itry = -9; itry <= 9; itry++)
+                {
+                    float id = (2 * KMaxQ - 1 + itry * 0.2f) / max;
+                    float thisScale = 1 / id;
+                    for (int k = 0; k < 8; k++)
+                    {
+                        var la = Laux.Slice(4 * k, 4);
+                        for (int i = 0; i < 4; i++)
+                            la[i] = (sbyte)Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, KMaxQ - 1);
+                        int code = IQ3Grids.Lattice.Code(la);
+                        onGridAux[k] = lat.Map[code] >= 0;
+                        if (!onGridAux[k]) lat.BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), thisScale, la);
+                    }
+                    float sumqx = 0, sumq2 = 0;
+                    for (int i = 0; i < 32; i++)
+                    {
+                        float w = weight[i];
+                        float q = 2 * Laux[i] + 1;
+                        sumqx += w * xval[i] * q;
+                        sumq2 += w * q * q;
+                    }
+                    if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
+                    {
+                        scale = sumqx / sumq2;
+                        best = scale * sumqx;
+                        Laux.CopyTo(L);
+                        onGridAux.CopyTo(onGrid);
+                    }
+                }
+                int notOnGrid = 0;
+                for (int k = 0; k < 8; k++) if (!onGrid[k]) notOnGrid++;
+                if (notOnGrid > 0 && scale > 0)
+                {
+                    // Unlike IQ3_XXS, ggml re-fits every group here, on the grid or not.
+                    float id = 1 / scale;
+                    for (int k = 0; k < 8; k++)
+                    {
+                        int code = 0;
+                        for (int i = 0; i < 4; i++)
+                            code |= Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, KMaxQ - 1) << (3 * i);
+                        int g = lat.Map[code];
+                        if (g < 0) g = lat.BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), scale, L.Slice(4 * k, 4));
+                        for (int i = 0; i < 4; i++) L[4 * k + i] = (sbyte)((lat.Grid[4 * g + i] - 1) / 2);
+                    }
+                    float sumqx = 0, sumq2 = 0;
+                    for (int i = 0; i < 32; i++)
+                    {
+                        float w = weight[i];
+                        float q = 2 * L[i] + 1;
+                        sumqx += w * xval[i] * q;
+                        sumq2 += w * q * q;
+                    }
+                    if (sumq2 > 0) scale = sumqx / sumq2;
+                }
+                if (scale < 0)
+                {
+                    scale = -scale;
+                    for (int k = 0; k < 4; k++) signs[k] = (byte)~signs[k];
+                }
+                for (int k = 0; k < 8; k++)
+                {
+                    int g = lat.Map[IQ3Grids.Lattice.Code(L.Slice(4 * k, 4))];
+                    if (g < 0) throw new InvalidOperationException("iq3_s: quantized point is not on the grid");
+                    yb[qs + k] = (byte)g;
+                    yb[QhAt + ib] |= (byte)((g >> 8) << k);
+                }
+                qs += 8;
+                signs.CopyTo(yb.Slice(sg, 4));
+                sg += 4;
+                scales[ib] = scale;
+                maxScale = MathF.Max(maxScale, scale);
+            }
+            if (maxScale == 0) continue;
+            float d = maxScale / 31;
+            Fp16.Write(yb, 0, Fp16.FromFloat(d * 1.033f));
+            float invD = 1 / d;
+            for (int ib = 0; ib < 8; ib += 2)
+            {
+                int l1 = Math.Clamp(QuantMath.NearestInt(0.5f * (invD * scales[ib] - 1)), 0, 15);
+                int l2 = Math.Clamp(QuantMath.NearestInt(0.5f * (invD * scales[ib + 1] - 1)), 0, 15);
+                yb[ScalesAt + ib / 2] = (byte)(l1 | l2 << 4);
+            }
+        }
+    }
+
+    protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        var grid = IQ3Grids.Iq3sGrid;
+        int nb = dst.Length / 256;
+        for (int i = 0; i < nb; i++)
+        {
+            var b = src.Slice(i * 110, 110);
+            float d = Fp16.Read(b, 0);
+            for (int ib = 0; ib < 8; ib++)
+            {
+                int sc = b[ScalesAt + ib / 2] >> (4 * (ib % 2)) & 0xF;
+                float db = d * (1 + 2 * sc);
+                int qh = b[QhAt + ib];
+                var y = dst.Slice(256 * i + 32 * ib, 32);
+                for (int l = 0; l < 4; l++)
+                {
+                    int s = b[SignsAt + 4 * ib + l];
+                    uint g1 = grid[b[QsAt + 8 * ib + 2 * l] | (qh << (8 - 2 * l) & 256)];
+                    uint g2 = grid[b[QsAt + 8 * ib + 2 * l + 1] | (qh << (7 - 2 * l) & 256)];
+                    for (int j = 0; j < 4; j++)
+                    {
+                        float v1 = db * (byte)(g1 >> (8 * j)), v2 = db * (byte)(g2 >> (8 * j));
+                        y[8 * l + j] = (s & (1 << j)) != 0 ? -v1 : v1;
+                        y[8 * l + j + 4] = (s & (1 << (j + 4))) != 0 ? -v2 : v2;
+                    }
+                }
+            }
+        }
+    }
+}
