@@ -62,6 +62,8 @@ public class GgmlIq3GoldenTests
         Assert.Equal(c.GgmlType, fmt.GgmlTypeId);
         Assert.Equal(c.BlockSize, fmt.BlockSize);
         Assert.Equal(c.TypeSize, fmt.BlockBytes);
+        var info = TensorCodec.Containers.GgmlTypes.Get(c.GgmlType);
+        Assert.Equal((c.Type, c.BlockSize, c.TypeSize), (info.Name.ToLowerInvariant(), info.BlockSize, info.TypeSize));
         var input = ReadF32(c.Input).AsSpan(0, c.NPerRow * c.NRows).ToArray();
         var imat = c.ImatrixFile is null ? null : ReadF32(c.ImatrixFile);
         var expected = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
