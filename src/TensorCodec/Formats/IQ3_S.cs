@@ -160,6 +160,13 @@ internal sealed class IQ3_S : BlockFormatBase
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
     {
+        if (IQ3_SFast.IsSupported) IQ3_SFast.Dequantize(src, dst);
+        else DequantizeReference(src, dst);
+    }
+
+    /// <summary>The scalar reference (ggml's <c>dequantize_row_iq3_s</c>).</summary>
+    public static void DequantizeReference(ReadOnlySpan<byte> src, Span<float> dst)
+    {
         var grid = IQ3Grids.Iq3sGrid;
         int nb = dst.Length / 256;
         for (int i = 0; i < nb; i++)

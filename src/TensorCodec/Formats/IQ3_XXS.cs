@@ -175,6 +175,13 @@ internal sealed class IQ3_XXS : BlockFormatBase
 
     protected override void DequantizeBlocks(ReadOnlySpan<byte> src, Span<float> dst)
     {
+        if (IQ3_XXSFast.IsSupported) IQ3_XXSFast.Dequantize(src, dst);
+        else DequantizeReference(src, dst);
+    }
+
+    /// <summary>The scalar reference (ggml's <c>dequantize_row_iq3_xxs</c>).</summary>
+    public static void DequantizeReference(ReadOnlySpan<byte> src, Span<float> dst)
+    {
         var grid = IQ3Grids.Iq3xxsGrid;
         int nb = dst.Length / 256;
         for (int i = 0; i < nb; i++)
