@@ -207,18 +207,22 @@ internal static class IQ3Grids
         public int BestNeighbour(int code, ReadOnlySpan<float> xval, ReadOnlySpan<float> weight, float scale, Span<sbyte> L)
         {
             int at = -Map[code] - 1;
-            int count = Neighbours[at];
+            var list = Neighbours.AsSpan(at + 1, Neighbours[at]);
+            var grid = Grid.AsSpan();
+            // Hoisted into locals (the quantizer's hot loop); same operations in the same order as ggml.
+            float x0 = xval[0], x1 = xval[1], x2 = xval[2], x3 = xval[3];
+            float w0 = weight[0], w1 = weight[1], w2 = weight[2], w3 = weight[3];
             float best = float.MaxValue;
             int index = -1;
-            for (int j = 1; j <= count; j++)
+            foreach (int p in list)
             {
-                int p = Neighbours[at + j];
+                var g = grid.Slice(4 * p, 4);
+                float e0 = scale * g[0] - x0, e1 = scale * g[1] - x1, e2 = scale * g[2] - x2, e3 = scale * g[3] - x3;
                 float d2 = 0;
-                for (int i = 0; i < 4; i++)
-                {
-                    float diff = scale * Grid[4 * p + i] - xval[i];
-                    d2 += weight[i] * diff * diff;
-                }
+                d2 += w0 * e0 * e0;
+                d2 += w1 * e1 * e1;
+                d2 += w2 * e2 * e2;
+                d2 += w3 * e3 * e3;
                 if (d2 < best) { best = d2; index = p; }
             }
             if (index < 0) throw new InvalidOperationException("iq3: no grid neighbour has a finite error (non-finite input?)");
