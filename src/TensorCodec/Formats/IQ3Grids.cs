@@ -200,6 +200,83 @@ internal static class IQ3Grids
         }
 
         /// <summary>
+        /// The scale search ggml's IQ3 quantizers run per 32 magnitudes <paramref name="xval"/> (max
+        /// <paramref name="max"/> &gt; 0): inverse scales (15 + 0.2·t)/max for t in ±<paramref name="ntry"/>,
+        /// each rounding four values at a time to the grid (or its best neighbour, weighted by
+        /// <paramref name="waux"/>) and keeping the least-squares best; then, if any group was off the
+        /// grid, a re-fit at that scale — of the off-grid groups (IQ3_XXS) or of every group
+        /// (<paramref name="refitAll"/>, IQ3_S) — and a final least-squares scale. Writes the levels
+        /// to <paramref name="L"/> and returns the scale.
+        /// </summary>
+        public float FitBlock(ReadOnlySpan<float> xval, ReadOnlySpan<float> weight, ReadOnlySpan<float> waux, float max,
+            int ntry, bool refitAll, Span<sbyte> L)
+        {
+            const int kMaxQ = 8;
+            Span<sbyte> Laux = stackalloc sbyte[32];
+            Span<bool> onGrid = stackalloc bool[8];
+            Span<bool> onGridAux = stackalloc bool[8];
+            float best = 0;
+            float scale = max / (2 * kMaxQ - 1);
+            // ggml starts IQ3_XXS's flags "on the grid" and IQ3_S's "off" (it matters only when no trial is taken).
+            onGrid.Fill(!refitAll);
+            for (int itry = -ntry; itry <= ntry; itry++)
+            {
+                float id = (2 * kMaxQ - 1 + itry * 0.2f) / max;
+                float thisScale = 1 / id;
+                for (int k = 0; k < 8; k++)
+                {
+                    var la = Laux.Slice(4 * k, 4);
+                    for (int i = 0; i < 4; i++)
+                        la[i] = (sbyte)Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1);
+                    int code = Code(la);
+                    onGridAux[k] = Map[code] >= 0;
+                    if (!onGridAux[k]) BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), thisScale, la);
+                }
+                float sumqx = 0, sumq2 = 0;
+                for (int i = 0; i < 32; i++)
+                {
+                    float w = weight[i];
+                    float q = 2 * Laux[i] + 1;
+                    sumqx += w * xval[i] * q;
+                    sumq2 += w * q * q;
+                }
+                if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
+                {
+                    scale = sumqx / sumq2;
+                    best = scale * sumqx;
+                    Laux.CopyTo(L);
+                    onGridAux.CopyTo(onGrid);
+                }
+            }
+            int notOnGrid = 0;
+            for (int k = 0; k < 8; k++) if (!onGrid[k]) notOnGrid++;
+            if (notOnGrid > 0 && scale > 0)
+            {
+                float id = 1 / scale;
+                for (int k = 0; k < 8; k++)
+                {
+                    if (!refitAll && onGrid[k]) continue;
+                    int code = 0;
+                    for (int i = 0; i < 4; i++)
+                        code |= Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, kMaxQ - 1) << (3 * i);
+                    int g = Map[code];
+                    if (g < 0) g = BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), scale, L.Slice(4 * k, 4));
+                    for (int i = 0; i < 4; i++) L[4 * k + i] = (sbyte)((Grid[4 * g + i] - 1) / 2);
+                }
+                float sumqx = 0, sumq2 = 0;
+                for (int i = 0; i < 32; i++)
+                {
+                    float w = weight[i];
+                    float q = 2 * L[i] + 1;
+                    sumqx += w * xval[i] * q;
+                    sumq2 += w * q * q;
+                }
+                if (sumq2 > 0) scale = sumqx / sumq2;
+            }
+            return scale;
+        }
+
+        /// <summary>
         /// ggml's <c>iq3_find_best_neighbour</c>: among the neighbours of an off-grid code, the point with
         /// the least weighted squared error at <paramref name="scale"/>; writes its levels l to
         /// <paramref name="L"/> and returns its index.

@@ -18,7 +18,6 @@ internal sealed class IQ3_XXS : BlockFormatBase
     public override bool UsesImportance => true;
 
     private const float GroupMaxEps = 1e-8f; // ggml's GROUP_MAX_EPS_IQ3_XXS
-    private const int KMaxQ = 8;
 
     protected override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
@@ -28,9 +27,6 @@ internal sealed class IQ3_XXS : BlockFormatBase
         Span<float> xval = stackalloc float[32];
         Span<float> waux = stackalloc float[32];
         Span<sbyte> L = stackalloc sbyte[32];
-        Span<sbyte> Laux = stackalloc sbyte[32];
-        Span<bool> onGrid = stackalloc bool[8];
-        Span<bool> onGridAux = stackalloc bool[8];
         Span<byte> signs = stackalloc byte[4];
         Span<uint> scalesAndSigns = stackalloc uint[8];
         int nbl = x.Length / 256;
@@ -83,63 +79,7 @@ internal sealed class IQ3_XXS : BlockFormatBase
                     scales[ib] = 0;
                     continue;
                 }
-                float best = 0;
-                float scale = max / (2 * KMaxQ - 1);
-                onGrid.Fill(true);
-                for (int itry = -15; itry <= 15; itry++)
-                {
-                    float id = (2 * KMaxQ - 1 + itry * 0.2f) / max;
-                    float thisScale = 1 / id;
-                    for (int k = 0; k < 8; k++)
-                    {
-                        var la = Laux.Slice(4 * k, 4);
-                        for (int i = 0; i < 4; i++)
-                            la[i] = (sbyte)Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, KMaxQ - 1);
-                        int code = IQ3Grids.Lattice.Code(la);
-                        onGridAux[k] = lat.Map[code] >= 0;
-                        if (!onGridAux[k]) lat.BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), thisScale, la);
-                    }
-                    float sumqx = 0, sumq2 = 0;
-                    for (int i = 0; i < 32; i++)
-                    {
-                        float w = weight[i];
-                        float q = 2 * Laux[i] + 1;
-                        sumqx += w * xval[i] * q;
-                        sumq2 += w * q * q;
-                    }
-                    if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
-                    {
-                        scale = sumqx / sumq2;
-                        best = scale * sumqx;
-                        Laux.CopyTo(L);
-                        onGridAux.CopyTo(onGrid);
-                    }
-                }
-                int notOnGrid = 0;
-                for (int k = 0; k < 8; k++) if (!onGrid[k]) notOnGrid++;
-                if (notOnGrid > 0 && scale > 0)
-                {
-                    float id = 1 / scale;
-                    for (int k = 0; k < 8; k++)
-                    {
-                        if (onGrid[k]) continue;
-                        int code = 0;
-                        for (int i = 0; i < 4; i++)
-                            code |= Math.Clamp(QuantMath.NearestInt(0.5f * (id * xval[4 * k + i] - 1)), 0, KMaxQ - 1) << (3 * i);
-                        int g = lat.Map[code];
-                        if (g < 0) g = lat.BestNeighbour(code, xval.Slice(4 * k, 4), waux.Slice(4 * k, 4), scale, L.Slice(4 * k, 4));
-                        for (int i = 0; i < 4; i++) L[4 * k + i] = (sbyte)((lat.Grid[4 * g + i] - 1) / 2);
-                    }
-                    float sumqx = 0, sumq2 = 0;
-                    for (int i = 0; i < 32; i++)
-                    {
-                        float w = weight[i];
-                        float q = 2 * L[i] + 1;
-                        sumqx += w * xval[i] * q;
-                        sumq2 += w * q * q;
-                    }
-                    if (sumq2 > 0) scale = sumqx / sumq2;
-                }
+                float scale = lat.FitBlock(xval, weight, waux, max, 15, refitAll: false, L);
                 if (scale < 0)
                 {
                     // ggml: "should never happen"; the scale is stored unsigned, so flip the signs instead.
