@@ -121,6 +121,28 @@ internal static class IQ3Grids
     /// </summary>
     public static byte KSigns(int i) => (byte)(i | (System.Numerics.BitOperations.PopCount((uint)i) & 1) << 7);
 
+    /// <summary>
+    /// The quantizers' weights for 32 values: ggml's qw·√(σ² + x²) with an importance matrix, else x²;
+    /// and their square roots, which weigh the neighbour search.
+    /// </summary>
+    public static void Weights(ReadOnlySpan<float> xb, ReadOnlySpan<float> qw, float sigma2, Span<float> weight, Span<float> waux)
+    {
+        if (!qw.IsEmpty) QuantMath.ImportanceWeights(xb, qw, sigma2, weight);
+        else for (int i = 0; i < 32; i++) weight[i] = xb[i] * xb[i];
+        for (int i = 0; i < 32; i++) waux[i] = MathF.Sqrt(weight[i]);
+    }
+
+    /// <summary>Eight decoded values: db·magnitude of grid points g1 (values 0–3) and g2 (4–7), negated where bit j of <paramref name="signs"/> is set.</summary>
+    public static void Eight(uint g1, uint g2, int signs, float db, Span<float> y)
+    {
+        for (int j = 0; j < 4; j++)
+        {
+            float v1 = db * (byte)(g1 >> (8 * j)), v2 = db * (byte)(g2 >> (8 * j));
+            y[j] = (signs & (1 << j)) != 0 ? -v1 : v1;
+            y[j + 4] = (signs & (1 << (j + 4))) != 0 ? -v2 : v2;
+        }
+    }
+
     private static readonly Lazy<Lattice> _l256 = new(() => new Lattice(256));
     private static readonly Lazy<Lattice> _l512 = new(() => new Lattice(512));
 

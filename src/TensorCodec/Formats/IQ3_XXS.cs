@@ -43,11 +43,7 @@ internal sealed class IQ3_XXS : BlockFormatBase
             for (int ib = 0; ib < 8; ib++)
             {
                 var xb = xbl.Slice(32 * ib, 32);
-                if (!importance.IsEmpty)
-                    QuantMath.ImportanceWeights(xb, importance.Slice(256 * ibl + 32 * ib, 32), sigma2, weight);
-                else
-                    for (int i = 0; i < 32; i++) weight[i] = xb[i] * xb[i];
-                for (int i = 0; i < 32; i++) waux[i] = MathF.Sqrt(weight[i]);
+                IQ3Grids.Weights(xb, importance.IsEmpty ? default : importance.Slice(256 * ibl + 32 * ib, 32), sigma2, weight, waux);
                 for (int k = 0; k < 4; k++)
                 {
                     int nflip = 0, s = 0;
@@ -137,12 +133,7 @@ internal sealed class IQ3_XXS : BlockFormatBase
                 {
                     int signs = IQ3Grids.KSigns((int)(aux >> (7 * l)) & 127);
                     uint g1 = grid[b[2 + 8 * ib + 2 * l]], g2 = grid[b[2 + 8 * ib + 2 * l + 1]];
-                    for (int j = 0; j < 4; j++)
-                    {
-                        float v1 = db * (byte)(g1 >> (8 * j)), v2 = db * (byte)(g2 >> (8 * j));
-                        y[8 * l + j] = (signs & (1 << j)) != 0 ? -v1 : v1;
-                        y[8 * l + j + 4] = (signs & (1 << (j + 4))) != 0 ? -v2 : v2;
-                    }
+                    IQ3Grids.Eight(g1, g2, signs, db, y.Slice(8 * l, 8));
                 }
             }
         }
