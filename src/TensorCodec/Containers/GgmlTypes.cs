@@ -28,7 +28,8 @@ internal static class GgmlTypes
         Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
         IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
         I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-        TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40;
+        TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39, NVFP4 = 40,
+        Q1_0 = 41, Q2_0 = 42;
 
     const int QK_K = 256;
 
@@ -67,6 +68,8 @@ internal static class GgmlTypes
         new(TQ2_0, "TQ2_0", QK_K, QK_K / 4 + 2),                               // 66
         new(MXFP4, "MXFP4", 32, 1 + 16),                                       // E8M0 scale, 32 FP4
         new(NVFP4, "NVFP4", 64, 4 + 32),                                       // four E4M3 scales, 64 FP4
+        new(Q1_0, "Q1_0", 128, 2 + 128 / 8),                                   // 18: fp16 d, 128 sign bits
+        new(Q2_0, "Q2_0", 64, 2 + 64 / 4),                                     // 18: fp16 d, 64 2-bit codes
     ];
 
     static readonly GgmlTypeInfo?[] ById = BuildIndex();

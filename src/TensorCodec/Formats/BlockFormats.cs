@@ -10,6 +10,7 @@ public static class BlockFormats
         new Q2_K(), new Q3_K(), new Q4_K(), new Q5_K(), new Q6_K(),
         new IQ4_NL(), new IQ4_XS(), new TQ1_0(), new TQ2_0(), new MXFP4(), new NVFP4(),
         new IQ2_XXS(), new IQ2_XS(), new IQ2_S(), new IQ1_S(), new IQ1_M(),
+        new IQ3_XXS(), new IQ3_S(), new Q1_0(), new Q2_0(),
         // ours (GgmlTypeId −1); block-size variants such as nf4_b128 are parsed on demand
         new NF4(), new BnbFP4(), new Int8Block(),
         new MXFP8_E4M3(), new MXFP8_E5M2(), new MXFP6_E3M2(), new MXFP6_E2M3(), new OCP_MXFP4(), new MXINT8(),

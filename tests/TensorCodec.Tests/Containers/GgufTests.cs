@@ -172,7 +172,7 @@ public class GgufTests
     [Fact]
     public void UnknownAndRemovedGgmlTypesNameTheTensor()
     {
-        foreach (uint bad in new uint[] { 4, 5, 31, 36, 41, 1000, uint.MaxValue })
+        foreach (uint bad in new uint[] { 4, 5, 31, 36, 43, 1000, uint.MaxValue })
         {
             var p = SmallGguf();
             // The type id follows the dims of the first tensor: name, n_dims (4), 2 dims (16).
@@ -281,7 +281,7 @@ public class GgufTests
             (20, "IQ4_NL", 32, 18), (21, "IQ3_S", 256, 110), (22, "IQ2_S", 256, 82), (23, "IQ4_XS", 256, 136),
             (24, "I8", 1, 1), (25, "I16", 1, 2), (26, "I32", 1, 4), (27, "I64", 1, 8), (28, "F64", 1, 8),
             (29, "IQ1_M", 256, 56), (30, "BF16", 1, 2), (34, "TQ1_0", 256, 54), (35, "TQ2_0", 256, 66),
-            (39, "MXFP4", 32, 17), (40, "NVFP4", 64, 36),
+            (39, "MXFP4", 32, 17), (40, "NVFP4", 64, 36), (41, "Q1_0", 128, 18), (42, "Q2_0", 64, 18),
         ];
         Assert.Equal(expected, GgmlTypes.All.Select(t => (t.Id, t.Name, t.BlockSize, t.TypeSize)));
         foreach (int removed in new[] { 4, 5, 31, 32, 33, 36, 37, 38 }) Assert.False(GgmlTypes.TryGet(removed, out _));

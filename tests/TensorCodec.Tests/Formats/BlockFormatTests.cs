@@ -14,7 +14,7 @@ public class BlockFormatTests
     [Fact]
     public void Registry_lookups()
     {
-        Assert.Equal(23, BlockFormats.All.Count(f => f.GgmlTypeId >= 0));
+        Assert.Equal(27, BlockFormats.All.Count(f => f.GgmlTypeId >= 0));
         Assert.Same(BlockFormats.Get("q4_K"), BlockFormats.Get("Q4_k"));
         Assert.Equal("iq4_xs", BlockFormats.FromGgmlType(23)!.Name);
         Assert.Null(BlockFormats.FromGgmlType(9999));
@@ -63,6 +63,8 @@ public class BlockFormatTests
             "f16" => 1e-3, "bf16" => 5e-3, "q8_0" => 0.01, "tq1_0" or "tq2_0" => 1.0, "q2_K" => 0.5, "q3_K" => 0.3,
             "fp4" => 0.6, // bnb FP4's levels are sparse below 1/6 of absmax, and this signal has 8× outliers
             "iq2_xxs" or "iq2_xs" or "iq2_s" => 0.5, "iq1_s" or "iq1_m" => 0.8, // 2.06–2.56 and 1.56–1.75 bits per weight
+            "q1_0" or "q2_0" => 1.0, // signs of the mean magnitude; ternary of absmax (as tq*)
+            "iq3_xxs" or "iq3_s" => 0.35, // 3-bit grids, like q3_K, against 8× outliers
             _ => 0.2,
         };
         Assert.True(rel < bound, $"{name}: relative RMS error {rel:G3} ≥ {bound}");
