@@ -26,8 +26,9 @@ public static class EndToEnd
             case "speed": Speed(args[1], args.Length > 2 ? int.Parse(args[2]) : 5); return 0;
             case "threads": Threads(args[1]); return 0;
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
+            case "gen-llama": GenerateLlama(args[1..]); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS");
                 return 2;
         }
     }
@@ -124,6 +125,14 @@ public static class EndToEnd
     /// Writes a large BF16 safetensors file of Gaussian-like weights (for the memory benchmark),
     /// streaming so the generator itself uses little memory.
     /// </summary>
+    /// <summary>A random BF16 Llama-shaped HF model folder (config.json, shards, index).</summary>
+    static void GenerateLlama(string[] a)
+    {
+        var m = new LlamaShapedModel(int.Parse(a[1]), int.Parse(a[2]), int.Parse(a[3]), int.Parse(a[4]), int.Parse(a[5]), int.Parse(a[6]));
+        long bytes = m.Write(a[0], int.Parse(a[7]));
+        Console.WriteLine($"wrote {a[0]}: {m.Tensors().Count} tensors, {bytes:N0} bytes of BF16 weights, largest tensor {m.LargestTensorBytes:N0} bytes");
+    }
+
     static void Generate(string path, long mib)
     {
         const long tensorBytes = 64L << 20;

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -296,22 +297,37 @@ public static class HfExport
             fromRow = new int[t.RopeHeadDim];
             for (int g = 0; g < t.RopeHeadDim; g++) fromRow[RopePermutation.SourceRow(g, t.RopeHeadDim)] = g;
         }
-        var input = new byte[checked(group * rowBytes)];
-        var values = raw ? [] : new float[cols];
-        var encoded = raw ? [] : new byte[checked(cols * t.DType.ElementSize())];
-        for (long r0 = 0; r0 < t.Rows; r0 += group)
+        // Pooled: the same few buffers serve every tensor, so allocations do not grow with the tensor count.
+        var inputArray = ArrayPool<byte>.Shared.Rent(checked(group * rowBytes));
+        var valuesArray = raw ? [] : ArrayPool<float>.Shared.Rent(cols);
+        var encodedArray = raw ? [] : ArrayPool<byte>.Shared.Rent(checked(cols * t.DType.ElementSize()));
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            int n = (int)Math.Min(group, t.Rows - r0);
-            source.Read(t.Source.Shard, t.Offset + r0 * rowBytes, input.AsSpan(0, n * rowBytes));
-            for (int r = 0; r < n; r++)
+            var values = valuesArray.AsSpan(0, raw ? 0 : cols);
+            var encoded = encodedArray.AsSpan(0, raw ? 0 : cols * t.DType.ElementSize());
+            for (long r0 = 0; r0 < t.Rows; r0 += group)
             {
-                int from = fromRow is null ? r : fromRow[r];
-                var row = input.AsSpan(from * rowBytes, rowBytes);
-                if (raw) { output.Write(row); continue; }
-                ModelSource.Decode(info, row, values);
-                ModelSource.Encode(values, t.DType, encoded);
-                output.Write(encoded);
+                ct.ThrowIfCancellationRequested();
+                int n = (int)Math.Min(group, t.Rows - r0);
+                source.Read(t.Source.Shard, t.Offset + r0 * rowBytes, inputArray.AsSpan(0, n * rowBytes));
+                for (int r = 0; r < n; r++)
+                {
+                    int from = fromRow is null ? r : fromRow[r];
+                    var row = inputArray.AsSpan(from * rowBytes, rowBytes);
+                    if (raw) { output.Write(row); continue; }
+                    ModelSource.Decode(info, row, values);
+                    ModelSource.Encode(values, t.DType, encoded);
+                    output.Write(encoded);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(inputArray);
+            if (!raw)
+            {
+                ArrayPool<float>.Shared.Return(valuesArray);
+                ArrayPool<byte>.Shared.Return(encodedArray);
             }
         }
     }

@@ -88,17 +88,46 @@ public sealed record QuantizeResult(
 /// safetensors (+ config.json), a llama2.c checkpoint or a GGUF (dequantized first), maps names
 /// to llama.cpp's, permutes Q/K rows for HF's RoPE convention, chooses each tensor's type by
 /// llama.cpp's mix rules (<see cref="TensorTypeRules"/>), and writes GGUF v3 atomically.
-/// Tensors are loaded, quantized and written one at a time (rows in parallel), so memory holds
-/// one tensor, not the model.
+/// Tensors are streamed a batch of rows at a time (about a million values, whole RoPE heads for
+/// Q/K; the rows of a batch quantized in parallel) through buffers reused for the whole model, so
+/// memory holds neither the model nor its largest tensor.
 /// </summary>
 public static class ModelQuantizer
 {
-    /// <summary>A planned output tensor; <see cref="Load"/> produces its float32 values in GGUF row order.</summary>
+    /// <summary>
+    /// Writes rows [<paramref name="row0"/>, <paramref name="row0"/> + <paramref name="rows"/>) of a tensor, in GGUF
+    /// row order, as float32 into <paramref name="dst"/>; <paramref name="buffers"/> lends the scratch it needs.
+    /// </summary>
+    internal delegate void RowReader(long row0, int rows, Span<float> dst, RowBuffers buffers);
+
+    /// <summary>Scratch arrays grown to the largest request and reused for every tensor: reading never allocates per tensor.</summary>
+    internal sealed class RowBuffers
+    {
+        byte[] _bytes = [];
+        float[] _floats = [];
+        public Span<byte> Bytes(int n) => (_bytes.Length >= n ? _bytes : _bytes = new byte[n]).AsSpan(0, n);
+        public Span<float> Floats(int n) => (_floats.Length >= n ? _floats : _floats = new float[n]).AsSpan(0, n);
+    }
+
+    /// <summary>A planned output tensor; <see cref="Read"/> produces rows of its float32 values in GGUF row order.</summary>
     internal sealed record PlannedTensor(string Name, string SourceName, long[] Dims, TypeChoice Choice, float[]? Importance)
     {
-        internal Func<float[]> Load { get; init; } = () => throw new InvalidOperationException();
+        internal RowReader Read { get; init; } = (_, _, _, _) => throw new InvalidOperationException();
+        /// <summary>Reads start and end on a multiple of this many rows: a RoPE head for Q/K, whose rows are reordered within the head.</summary>
+        internal int RowGroup { get; init; } = 1;
         public long Elements { get { long n = 1; foreach (var d in Dims) n *= d; return n; } }
         public long Bytes => GgmlTypes.Get(Choice.Type).ByteSize(Elements)!.Value;
+        /// <summary>Values per GGUF row (the innermost dimension).</summary>
+        public long RowLength => Dims.Length == 0 ? 1 : Dims[0];
+        public long Rows => RowLength == 0 ? 0 : Elements / RowLength;
+
+        /// <summary>The whole tensor in memory (for callers that keep it, like the sweep; the quantizer streams rows instead).</summary>
+        internal float[] Load()
+        {
+            var v = new float[Elements];
+            if (v.Length > 0) Read(0, checked((int)Rows), v, new RowBuffers());
+            return v;
+        }
     }
 
     internal sealed record Plan(TensorFileFormat InputFormat, List<KeyValuePair<string, GgufValue>> Metadata,
@@ -134,13 +163,13 @@ public static class ModelQuantizer
         long total = plan.Tensors.Sum(t => t.Elements);
         long done = 0;
         int index = 0;
+        var buffers = new StreamBuffers();
         var sources = plan.Tensors.Select(t => new GgufTensor(t.Name, t.Choice.Type, t.Dims,
             TensorByteSource.FromCallback(t.Bytes, stream =>
             {
                 options.Cancellation.ThrowIfCancellationRequested();
                 options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
-                var bytes = Encode(t, t.Load(), threads, options.Cancellation);
-                stream.Write(bytes);
+                Encode(t, stream, buffers, threads, options.Cancellation);
                 done += t.Elements;
                 index++;
                 options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
@@ -178,7 +207,7 @@ public static class ModelQuantizer
             var notes = new List<string>();
             var imatrix = options.ImatrixPath is string ip ? ImportanceMatrix.Load(ip) : null;
             ModelConfig hp;
-            List<(string Name, string Source, long[] Dims, Func<float[]> Load)> raw;
+            List<RawTensor> raw;
             List<KeyValuePair<string, GgufValue>>? carried = null;
             string? name = options.ModelName;
             switch (model.Format)
@@ -191,7 +220,7 @@ public static class ModelQuantizer
                         notes.Add($"sliding_window {window} not written: llama.cpp's converter drops it and its llama graph attends to the whole context");
                     // llama.cpp's converter stores Llama 3's per-pair RoPE divisors as a tensor, written first.
                     if (hp.RopeScaling is { Type: RopeScalingType.Llama3 } && hp.FrequencyFactors() is float[] factors)
-                        raw.Insert(0, (ModelConfig.RopeFreqsTensor, "rope_scaling", new long[] { factors.Length }, () => (float[])factors.Clone()));
+                        raw.Insert(0, new(ModelConfig.RopeFreqsTensor, "rope_scaling", [factors.Length], (_, _, dst, _) => factors.CopyTo(dst)));
                     name ??= DefaultName(inputPath);
                     break;
                 case TensorFileFormat.Llama2c:
@@ -233,7 +262,10 @@ public static class ModelQuantizer
                 }
                 if (choice.FallbackFrom is int from)
                     notes.Add($"{r.Name}: row length {r.Dims[0]} is not a multiple of {TypeName(from)}'s block size {GgmlTypes.Get(from).BlockSize}; using {TypeName(choice.Type)}");
-                planned.Add(new PlannedTensor(r.Name, r.Source, r.Dims, choice, imp) { Load = Checked(r.Load, r.Source, r.Name, options.AllowNonFinite) });
+                planned.Add(new PlannedTensor(r.Name, r.Source, r.Dims, choice, imp)
+                {
+                    Read = Checked(r.Read, r.Dims[0], r.Source, r.Name, options.AllowNonFinite), RowGroup = r.RowGroup,
+                });
             }
             if (imatrix is not null)
             {
@@ -316,9 +348,12 @@ public static class ModelQuantizer
             throw new InvalidDataException($"{path}: model lacks {missing.Count} tensor(s) llama.cpp needs, e.g. {string.Join(", ", missing.Take(4))}");
     }
 
-    static List<(string, string, long[], Func<float[]>)> FromHf(ModelFiles model, ModelConfig hp, IReadOnlyList<SafeFileHandle> handles, List<string> notes)
+    /// <summary>An input tensor under its GGUF name and dims, read <see cref="RowGroup"/> rows at a time or more.</summary>
+    sealed record RawTensor(string Name, string Source, long[] Dims, RowReader Read, int RowGroup = 1);
+
+    static List<RawTensor> FromHf(ModelFiles model, ModelConfig hp, IReadOnlyList<SafeFileHandle> handles, List<string> notes)
     {
-        var list = new List<(string, string, long[], Func<float[]>)>();
+        var list = new List<RawTensor>();
         foreach (var (t, shard) in model.Tensors)
         {
             var h = handles[shard];
@@ -332,26 +367,32 @@ public static class ModelQuantizer
                 throw new InvalidDataException($"{path}: tensor '{t.Name}' is not part of the architecture {model.ConfigPath} describes (check attention_bias and model_type)");
             string gguf = TensorNames.Name(TensorNaming.Gguf, role, layer);
             var dims = t.Shape.Reverse().ToArray();
-            var info = t;
-            Func<float[]> load = () => ReadFloats(h, info.Offset, info.ElementCount, info.DType, info.Name, path);
+            var load = StoredRows(h, t.Offset, dims.Length == 0 ? 1 : dims[0], t.DType, 0, t.Name, path);
+            int group = 1;
             int heads = TensorNames.RopeHeads(role, hp);
             if (heads > 0)
             {
                 // Biases permute like their rows (llama.cpp's converter permutes q_proj.bias and k_proj.bias too).
                 if (t.Shape.Length is not (1 or 2) || t.Shape[0] % heads != 0 || t.Shape[0] / heads % 2 != 0)
                     throw new InvalidDataException($"{path}: {t.Name} has shape [{string.Join(", ", t.Shape)}], which is not {heads} heads of an even size");
-                int rows = (int)t.Shape[0], cols = t.Shape.Length == 2 ? (int)t.Shape[1] : 1;
+                int rows = (int)t.Shape[0];
                 var inner = load;
-                load = () => RopePermutation.ToGguf(inner(), rows, cols, heads);
+                if (t.Shape.Length == 1)
+                    load = (row0, n, dst, b) => { inner(row0, n, dst, b); RopePermutation.ToGguf(dst, rows, 1, heads).CopyTo(dst); };
+                else
+                {
+                    int headRows = group = rows / heads, cols = (int)t.Shape[1];
+                    load = (row0, n, dst, b) => { inner(row0, n, dst, b); PermuteHeads(dst, headRows, cols, b); };
+                }
             }
-            list.Add((gguf, t.Name, dims, load));
+            list.Add(new(gguf, t.Name, dims, load, group));
         }
         return list;
     }
 
-    static List<(string, string, long[], Func<float[]>)> FromLlama2c(TensorFile f, SafeFileHandle h, string path)
+    static List<RawTensor> FromLlama2c(TensorFile f, SafeFileHandle h, string path)
     {
-        var list = new List<(string, string, long[], Func<float[]>)>();
+        var list = new List<RawTensor>();
         foreach (var t in f.Tensors)
         {
             if (!TensorNames.TryParse(TensorNaming.Llama2c, t.Name, out var role, out _)) continue; // the RoPE tables, which llama.cpp recomputes
@@ -364,47 +405,63 @@ public static class ModelQuantizer
                 for (int l = 0; l < layers; l++)
                 {
                     long offset = t.Offset + l * per * 4;
-                    list.Add((TensorNames.Name(TensorNaming.Gguf, role, l), $"{t.Name}[{l}]", inner.Reverse().ToArray(),
-                        () => ReadFloats(h, offset, per, DType.F32, t.Name, path)));
+                    var dims = inner.Reverse().ToArray();
+                    list.Add(new(TensorNames.Name(TensorNaming.Gguf, role, l), $"{t.Name}[{l}]", dims,
+                        StoredRows(h, offset, dims[0], DType.F32, 0, t.Name, path)));
                 }
             }
             else
             {
-                var info = t;
-                list.Add((TensorNames.Name(TensorNaming.Gguf, role), t.Name, t.Shape.Reverse().ToArray(), () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path)));
+                var dims = t.Shape.Reverse().ToArray();
+                list.Add(new(TensorNames.Name(TensorNaming.Gguf, role), t.Name, dims, StoredRows(h, t.Offset, dims[0], DType.F32, 0, t.Name, path)));
             }
         }
         return list;
     }
 
-    static List<(string, string, long[], Func<float[]>)> FromGguf(GgufFile g, SafeFileHandle h, string path)
+    static List<RawTensor> FromGguf(GgufFile g, SafeFileHandle h, string path)
     {
-        var list = new List<(string, string, long[], Func<float[]>)>();
+        var list = new List<RawTensor>();
         foreach (var t in g.Tensors)
         {
-            var info = t;
-            Func<float[]> load;
-            switch (t.GgmlType)
-            {
-                case GgmlTypes.F32: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.F32, info.Name, path); break;
-                case GgmlTypes.F16: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.F16, info.Name, path); break;
-                case GgmlTypes.BF16: load = () => ReadFloats(h, info.Offset, info.ElementCount, DType.BF16, info.Name, path); break;
-                default:
-                    var fmt = BlockFormats.FromGgmlType(t.GgmlType)
-                        ?? throw new NotSupportedException($"{path}: tensor '{t.Name}' has ggml type {GgmlTypes.Get(t.GgmlType).Name}, which cannot be decoded");
-                    load = () =>
-                    {
-                        var bytes = new byte[info.ByteSize];
-                        ReadExactly(h, bytes, info.Offset, path);
-                        var values = new float[info.ElementCount];
-                        fmt.Dequantize(bytes, values);
-                        return values;
-                    };
-                    break;
-            }
-            list.Add((t.Name, t.Name, t.Dims, load));
+            DType dtype = t.GgmlType switch { GgmlTypes.F32 => DType.F32, GgmlTypes.F16 => DType.F16, GgmlTypes.BF16 => DType.BF16, _ => DType.Packed };
+            if (dtype == DType.Packed && BlockFormats.FromGgmlType(t.GgmlType) is null)
+                throw new NotSupportedException($"{path}: tensor '{t.Name}' has ggml type {GgmlTypes.Get(t.GgmlType).Name}, which cannot be decoded");
+            list.Add(new(t.Name, t.Name, t.Dims, StoredRows(h, t.Offset, t.Dims[0], dtype, t.GgmlType, t.Name, path)));
         }
         return list;
+    }
+
+    /// <summary>
+    /// Rows of <paramref name="rowLength"/> values stored from <paramref name="offset"/> as <paramref name="dtype"/>
+    /// (<see cref="DType.Packed"/>: ggml blocks of <paramref name="ggmlType"/>), read with positioned reads into the
+    /// reused buffer and decoded to float32.
+    /// </summary>
+    static RowReader StoredRows(SafeFileHandle h, long offset, long rowLength, DType dtype, int ggmlType, string name, string path)
+    {
+        var fmt = dtype == DType.Packed ? BlockFormats.FromGgmlType(ggmlType)! : null;
+        long rowBytes = fmt is null ? rowLength * dtype.ElementSize() : rowLength / fmt.BlockSize * fmt.BlockBytes;
+        return (row0, rows, dst, buffers) =>
+        {
+            var bytes = buffers.Bytes(checked((int)(rows * rowBytes)));
+            ReadExactly(h, bytes, offset + row0 * rowBytes, path);
+            if (fmt is not null) fmt.Dequantize(bytes, dst);
+            else if (!ModelSource.DecodeFloats(dtype, bytes, dst))
+                throw new NotSupportedException($"{path}: tensor '{name}' is {dtype}; only F32, F16, BF16 and F64 weights can be quantized");
+        };
+    }
+
+    /// <summary>HF → GGUF RoPE order within each head of <paramref name="headRows"/> rows (see <see cref="RopePermutation"/>).</summary>
+    static void PermuteHeads(Span<float> rows, int headRows, int cols, RowBuffers buffers)
+    {
+        var head = buffers.Floats(headRows * cols);
+        for (int h0 = 0; h0 < rows.Length; h0 += headRows * cols)
+        {
+            var dst = rows.Slice(h0, headRows * cols);
+            dst.CopyTo(head);
+            for (int r = 0; r < headRows; r++)
+                head.Slice(RopePermutation.SourceRow(r, headRows) * cols, cols).CopyTo(dst.Slice(r * cols, cols));
+        }
     }
 
     static void ReadExactly(SafeFileHandle h, Span<byte> dst, long offset, string path)
@@ -418,27 +475,12 @@ public static class ModelQuantizer
         }
     }
 
-    internal static float[] ReadFloats(SafeFileHandle h, long offset, long count, DType dtype, string name, string path)
+    static RowReader Checked(RowReader read, long rowLength, string source, string name, bool allowNonFinite) => allowNonFinite ? read : (row0, rows, dst, buffers) =>
     {
-        int size = dtype.ElementSize();
-        var bytes = new byte[checked(count * size)];
-        ReadExactly(h, bytes, offset, path);
-        var result = new float[count];
-        if (!ModelSource.DecodeFloats(dtype, bytes, result))
-            throw new NotSupportedException($"{path}: tensor '{name}' is {dtype}; only F32, F16, BF16 and F64 weights can be quantized");
-        return result;
-    }
-
-    static Func<float[]> Checked(Func<float[]> load, string source, string name, bool allowNonFinite) => () =>
-    {
-        var v = load();
-        if (!allowNonFinite)
-        {
-            int i = FirstNonFinite(v);
-            if (i >= 0)
-                throw new InvalidDataException($"tensor '{source}' ({name}): non-finite value {v[i]} at index {i}; refusing to quantize (use --allow-nonfinite to override)");
-        }
-        return v;
+        read(row0, rows, dst, buffers);
+        int i = FirstNonFinite(dst);
+        if (i >= 0)
+            throw new InvalidDataException($"tensor '{source}' ({name}): non-finite value {dst[i]} at index {row0 * rowLength + i}; refusing to quantize (use --allow-nonfinite to override)");
     };
 
     static int FirstNonFinite(ReadOnlySpan<float> v)
@@ -450,29 +492,52 @@ public static class ModelQuantizer
         return -1;
     }
 
-    /// <summary>Encodes one tensor to its chosen type, splitting the rows across threads.</summary>
-    static byte[] Encode(PlannedTensor t, float[] values, int threads, CancellationToken ct)
+    /// <summary>The float rows and encoded bytes of one batch, reused for every tensor.</summary>
+    sealed class StreamBuffers
     {
-        var bytes = new byte[t.Bytes];
-        if (t.Choice.Type == GgmlTypes.F32)
-        {
-            MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(bytes);
-            return bytes;
-        }
-        var fmt = BlockFormats.FromGgmlType(t.Choice.Type) ?? throw new NotSupportedException($"no encoder for {TypeName(t.Choice.Type)}");
-        int row = checked((int)t.Dims[0]);
-        long rows = values.Length / row;
-        int rowBytes = checked((int)(row / fmt.BlockSize * fmt.BlockBytes));
+        public readonly RowBuffers Rows = new();
+        float[] _values = [];
+        byte[] _encoded = [];
+        public float[] Values(long n) => _values.Length >= n ? _values : _values = new float[n];
+        public byte[] Encoded(long n) => _encoded.Length >= n ? _encoded : _encoded = new byte[n];
+    }
+
+    /// <summary>Values per batch of rows read, encoded and written together.</summary>
+    const int BatchValues = 1 << 20;
+
+    /// <summary>Encodes one tensor to its chosen type a batch of rows at a time, splitting each batch's rows across threads.</summary>
+    static void Encode(PlannedTensor t, Stream output, StreamBuffers buffers, int threads, CancellationToken ct)
+    {
+        long rows = t.Rows;
+        if (rows == 0) return;
+        int row = checked((int)t.RowLength);
+        var fmt = t.Choice.Type == GgmlTypes.F32 ? null
+            : BlockFormats.FromGgmlType(t.Choice.Type) ?? throw new NotSupportedException($"no encoder for {TypeName(t.Choice.Type)}");
+        int rowBytes = fmt is null ? checked(row * 4) : checked((int)(row / fmt.BlockSize * fmt.BlockBytes));
+        int group = t.RowGroup;
+        long perBatch = Math.Max(group, BatchValues / row / group * group);
+        var values = buffers.Values(Math.Min(rows, perBatch) * row);
+        var encoded = fmt is null ? [] : buffers.Encoded(Math.Min(rows, perBatch) * rowBytes);
         // Chunks of ~64k values: big enough to amortise scheduling, small enough to balance.
-        long rowsPerChunk = Math.Max(1, 65536 / row);
-        long chunks = (rows + rowsPerChunk - 1) / rowsPerChunk;
+        int rowsPerChunk = Math.Max(1, 65536 / row);
         var imp = t.Importance;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = ct }, c =>
+        for (long r0 = 0; r0 < rows; r0 += perBatch)
         {
-            long r0 = c * rowsPerChunk, r1 = Math.Min(rows, r0 + rowsPerChunk);
-            int n = (int)(r1 - r0);
-            fmt.Quantize(values.AsSpan(checked((int)(r0 * row)), n * row), bytes.AsSpan(checked((int)(r0 * rowBytes)), n * rowBytes), row, imp);
-        });
-        return bytes;
+            ct.ThrowIfCancellationRequested();
+            int n = (int)Math.Min(perBatch, rows - r0);
+            t.Read(r0, n, values.AsSpan(0, n * row), buffers.Rows);
+            if (fmt is null)
+            {
+                output.Write(MemoryMarshal.AsBytes(values.AsSpan(0, n * row)));
+                continue;
+            }
+            int chunks = (n + rowsPerChunk - 1) / rowsPerChunk;
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = ct }, c =>
+            {
+                int c0 = c * rowsPerChunk, c1 = Math.Min(n, c0 + rowsPerChunk);
+                fmt.Quantize(values.AsSpan(c0 * row, (c1 - c0) * row), encoded.AsSpan(c0 * rowBytes, (c1 - c0) * rowBytes), row, imp);
+            });
+            output.Write(encoded, 0, n * rowBytes);
+        }
     }
 }
