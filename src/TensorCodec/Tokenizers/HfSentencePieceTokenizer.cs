@@ -16,9 +16,11 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
     readonly string[] _tokens;
     readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _vocab;
     readonly Dictionary<long, (int Rank, int Id)> _merges = new();
+    readonly HashSet<long> _pairs = [];    // adjacent code-point pairs inside some token: the only places a merge can cross
     readonly int[] _byteToken = new int[256];
     readonly int[] _tokenByte;
     readonly bool[] _special;
+    readonly bool[] _mergeable;    // the token is one side of some merge
     readonly int _unk;
     readonly bool _fuseUnk, _byteFallback;
     string? _prepend; // set while reading the normalizer
@@ -72,6 +74,13 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
         _rawAll = SpecialTokenSplitter.Order(rawAll); _normAll = SpecialTokenSplitter.Order(normAll);
         _rawNonSpecial = SpecialTokenSplitter.Order(rawNon); _normNonSpecial = SpecialTokenSplitter.Order(normNon);
         _vocab = vocab.GetAlternateLookup<ReadOnlySpan<char>>();
+        foreach (var t in vocab.Keys)
+            for (int i = 0, prev = -1; i < t.Length; i += char.IsSurrogatePair(t, i) ? 2 : 1)
+            {
+                int cp = char.IsSurrogatePair(t, i) ? char.ConvertToUtf32(t[i], t[i + 1]) : t[i];
+                if (prev >= 0) _pairs.Add(((long)prev << 21) | (uint)cp);
+                prev = cp;
+            }
 
         _byteFallback = model.TryGetProperty("byte_fallback", out var bf) && bf.ValueKind == JsonValueKind.True;
         _fuseUnk = model.TryGetProperty("fuse_unk", out var fu) && fu.ValueKind == JsonValueKind.True;
@@ -89,6 +98,7 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
         for (int b = 0; b < 256; b++)
             if (vocab.TryGetValue($"<0x{b:X2}>", out int id)) { _byteToken[b] = id; _tokenByte[id] = b; }
 
+        _mergeable = new bool[count];
         int rank = 0;
         foreach (var m in model.GetProperty("merges").EnumerateArray())
         {
@@ -105,6 +115,7 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
             if (!vocab.TryGetValue(a, out int ia) || !vocab.TryGetValue(c, out int ic) || !vocab.TryGetValue(a + c, out int im2))
                 throw new TensorFormatException(path, null, $"model.merges[{rank}]", $"\"{a} {c}\" names a token that is not in the vocabulary");
             _merges.TryAdd(((long)ia << 32) | (uint)ic, (rank, im2));
+            _mergeable[ia] = _mergeable[ic] = true;
             rank++;
         }
 
@@ -246,6 +257,7 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
     {
         if (w.IsEmpty) return;
         var tok = new List<int>(w.Length);
+        var cps = new List<int>(w.Length); // the character a symbol stands for, or −1 for byte and unknown symbols
         bool lastUnk = false;
         Span<byte> utf8 = stackalloc byte[4];
         for (int i = 0; i < w.Length;)
@@ -253,27 +265,44 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
             int l = char.IsHighSurrogate(w[i]) && i + 1 < w.Length && char.IsLowSurrogate(w[i + 1]) ? 2 : 1;
             var ch = w.Slice(i, l);
             i += l;
-            if (_vocab.TryGetValue(ch, out int id)) { tok.Add(id); lastUnk = false; continue; }
+            if (_vocab.TryGetValue(ch, out int id)) { tok.Add(id); cps.Add(ch.Length == 2 ? char.ConvertToUtf32(ch[0], ch[1]) : ch[0]); lastUnk = false; continue; }
             if (_byteFallback)
             {
                 int nb = Encoding.UTF8.GetBytes(ch, utf8);
                 bool all = true;
                 for (int j = 0; j < nb; j++) all &= _byteToken[utf8[j]] >= 0;
-                if (all) { for (int j = 0; j < nb; j++) tok.Add(_byteToken[utf8[j]]); lastUnk = false; continue; }
+                if (all) { for (int j = 0; j < nb; j++) { tok.Add(_byteToken[utf8[j]]); cps.Add(-1); } lastUnk = false; continue; }
             }
             if (_unk < 0) throw new InvalidOperationException($"character U+{char.ConvertToUtf32(ch.ToString(), 0):X4} is not in the vocabulary and the tokenizer has no unk_token");
-            if (!(_fuseUnk && lastUnk)) tok.Add(_unk);
+            if (!(_fuseUnk && lastUnk)) { tok.Add(_unk); cps.Add(-1); }
             lastUnk = true;
         }
-        int n = tok.Count;
-        var t = tok.ToArray();
+        // Merge piecewise: next to a symbol that takes part in no merge, or between two characters that occur
+        // together in no token, no merge can ever happen,
+        // and merges on either side keep their order (rank, then position), so the result is the whole word's.
+        var symbols = tok.ToArray();
+        int from = 0;
+        for (int i = 1; i < symbols.Length; i++)
+            if (!_mergeable[symbols[i - 1]] || !_mergeable[symbols[i]]
+                || (cps[i - 1] >= 0 && cps[i] >= 0 && !_pairs.Contains(((long)cps[i - 1] << 21) | (uint)cps[i])))
+            {
+                Merge(symbols.AsSpan(from, i - from), output);
+                from = i;
+            }
+        Merge(symbols.AsSpan(from), output);
+    }
+
+    void Merge(ReadOnlySpan<int> symbols, List<int> output)
+    {
+        int n = symbols.Length;
+        var t = symbols.ToArray();
         var next = new int[n]; var prev = new int[n];
         for (int i = 0; i < n; i++) { next[i] = i + 1 < n ? i + 1 : -1; prev[i] = i - 1; }
-        var queue = new PriorityQueue<(int Pos, int NewId), (int, int)>();
+        var queue = new PriorityQueue<(int Pos, int NewId), long>(n);
         void Push(int pos)
         {
             if (pos < 0 || next[pos] < 0) return;
-            if (_merges.TryGetValue(((long)t[pos] << 32) | (uint)t[next[pos]], out var m)) queue.Enqueue((pos, m.Id), (m.Rank, pos));
+            if (_merges.TryGetValue(((long)t[pos] << 32) | (uint)t[next[pos]], out var m)) queue.Enqueue((pos, m.Id), ((long)m.Rank << 32) | (uint)pos);
         }
         for (int i = 0; i + 1 < n; i++) Push(i);
         while (queue.TryDequeue(out var e, out _))

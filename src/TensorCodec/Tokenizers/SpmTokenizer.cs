@@ -19,6 +19,8 @@ public sealed class SpmTokenizer : ITextTokenizer
 
     readonly string[] _tokens;
     readonly float[] _scores;
+    readonly HashSet<long> _pairs = [];        // adjacent code-point pairs inside some token: the only places a merge can cross
+    readonly int[] _order;                   // token → rank of its score, highest first: one long key orders the merge queue
     readonly int[] _types;
     readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _lookup;
     readonly int[] _byteToken = new int[256];
@@ -44,10 +46,25 @@ public sealed class SpmTokenizer : ITextTokenizer
     internal SpmTokenizer(string[] tokens, float[] scores, int[] types, int bos, int eos, int unk, bool addBos, bool addEos, bool addSpacePrefix, bool stripAfterSpecial, string source)
     {
         _tokens = tokens; _scores = scores; _types = types;
+        // Equal scores share a rank, so ties still go to the leftmost pair, as in llama.cpp's comparator.
+        var byScore = Enumerable.Range(0, tokens.Length).OrderByDescending(i => scores[i]).ToArray();
+        _order = new int[tokens.Length];
+        for (int r = 0, i = 0; i < byScore.Length; i++)
+        {
+            if (i > 0 && scores[byScore[i]] != scores[byScore[i - 1]]) r = i;
+            _order[byScore[i]] = r;
+        }
         BosId = bos; EosId = eos; UnknownId = unk; AddBos = addBos; AddEos = addEos; AddSpacePrefix = addSpacePrefix;
         var byText = new Dictionary<string, int>(tokens.Length, StringComparer.Ordinal);
         for (int i = 0; i < tokens.Length; i++) byText[tokens[i]] = i; // a repeated string maps to its last id, as in llama.cpp
         _lookup = byText.GetAlternateLookup<ReadOnlySpan<char>>();
+        foreach (var t in tokens)
+            for (int i = 0, prev = -1; i < t.Length; i += char.IsSurrogatePair(t, i) ? 2 : 1)
+            {
+                int cp = char.IsSurrogatePair(t, i) ? char.ConvertToUtf32(t[i], t[i + 1]) : t[i];
+                if (prev >= 0) _pairs.Add(PairKey(prev, cp));
+                prev = cp;
+            }
         _tokenByte = new int[tokens.Length];
         Array.Fill(_tokenByte, -1);
         for (int b = 0; b < 256; b++)
@@ -141,8 +158,33 @@ public sealed class SpmTokenizer : ITextTokenizer
         return output.ToArray();
     }
 
-    /// <summary>llama.cpp's <c>llm_tokenizer_spm_session::tokenize</c> over one escaped fragment.</summary>
+    static long PairKey(int a, int b) => ((long)a << 21) | (uint)b;
+
+    /// <summary>
+    /// llama.cpp's <c>llm_tokenizer_spm_session::tokenize</c> over one escaped fragment, run piecewise: where two
+    /// adjacent characters occur together in no token, no merged symbol can ever span them, and merges on either
+    /// side keep their relative order (score, then position) — so the pieces give exactly the whole's result,
+    /// with small working sets.
+    /// </summary>
     void Tokenize(string text, List<int> output)
+    {
+        int from = 0, prevCp = -1;
+        for (int i = 0; i < text.Length;)
+        {
+            int l = char.IsSurrogatePair(text, i) ? 2 : 1;
+            int cp = l == 2 ? char.ConvertToUtf32(text[i], text[i + 1]) : text[i];
+            if (prevCp >= 0 && !_pairs.Contains(PairKey(prevCp, cp)))
+            {
+                TokenizeSegment(text.Substring(from, i - from), output);
+                from = i;
+            }
+            prevCp = cp;
+            i += l;
+        }
+        TokenizeSegment(from == 0 ? text : text[from..], output);
+    }
+
+    void TokenizeSegment(string text, List<int> output)
     {
         if (text.Length == 0) return;
         // Symbols: one per code point, as (start, length) in UTF-16 units, in a linked list.
@@ -158,13 +200,13 @@ public sealed class SpmTokenizer : ITextTokenizer
         var prev = new int[n];
         for (int i = 0; i < n; i++) { prev[i] = i - 1; next[i] = i + 1 < n ? i + 1 : -1; }
         // Highest score first, then leftmost; an entry is stale once either side has changed size.
-        var queue = new PriorityQueue<(int Left, int Right, int Size), (float, int)>();
+        var queue = new PriorityQueue<(int Left, int Right, int Size), long>(n);
         void TryAdd(int left, int right)
         {
             if (left < 0 || right < 0) return;
             int size = len[left] + len[right];
             if (!_lookup.TryGetValue(text.AsSpan(start[left], size), out int id)) return;
-            queue.Enqueue((left, right, size), (-_scores[id], left));
+            queue.Enqueue((left, right, size), ((long)_order[id] << 32) | (uint)left);
         }
         for (int i = 1; i < n; i++) TryAdd(i - 1, i);
         while (queue.TryDequeue(out var b, out _))

@@ -106,6 +106,20 @@ public class TokenizerSuiteTests
     }
 
     [SkippableFact]
+    public void Llama_cpps_gguf_and_hugging_faces_file_agree_on_all_of_shakespeare()
+    {
+        // Two independent implementations (scores vs merge ranks) of the same vocabulary, on 1.1 MB of text
+        // as one string: also checks that cutting the work where no token can span changes nothing.
+        string text = File.ReadAllText(TestFiles.SharedOrSkip("data/text/shakespeare.txt"));
+        var hf = TokenizerLoader.Load(TestFiles.SharedOrSkip("data/tokenizers/hf/llama2"));
+        var gguf = TokenizerLoader.Load(Vocab("llama-spm"));
+        var a = gguf.Encode(text, true, false);
+        Assert.Equal(368_634, a.Length);
+        Assert.Equal(a, hf.Encode(text, true, false));
+        Assert.Equal(text, gguf.Decode(a));
+    }
+
+    [SkippableFact]
     public void Byte_level_and_unknown_tokenizers_are_refused_by_name()
     {
         string gpt2Gguf = TestFiles.SharedOrSkip("data/tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf");
