@@ -246,10 +246,9 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
     string Normalize(ReadOnlySpan<char> text)
     {
         if (text.IsEmpty) return "";
-        var sb = new StringBuilder(text.Length + 1);
-        sb.Append(_prepend).Append(text);
-        foreach (var (from, to) in _replace) sb.Replace(from, to);
-        return sb.ToString();
+        string s = string.Concat(_prepend, text);
+        foreach (var (from, to) in _replace) s = s.Replace(from, to, StringComparison.Ordinal);
+        return s;
     }
 
     /// <summary>The <c>tokenizers</c> BPE model on one word: characters (or their bytes), then merges by rank.</summary>

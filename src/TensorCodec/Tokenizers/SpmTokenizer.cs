@@ -97,21 +97,13 @@ public sealed class SpmTokenizer : ITextTokenizer
         var k = new GgufKeys(gguf, path);
         string model = k.String("tokenizer.ggml.model") ?? throw new TensorFormatException(path, null, "tokenizer.ggml.model", "is missing: the file has no tokenizer");
         if (model != "llama") throw new TensorFormatException(path, null, "tokenizer.ggml.model", $"is '{model}', not 'llama' (SentencePiece)");
-        if (gguf.Find("tokenizer.ggml.tokens")?.Value is not GgufArray { Items: string[] tokens })
-            throw new TensorFormatException(path, null, "tokenizer.ggml.tokens", "is missing or not a string array");
-        float[] scores = gguf.Find("tokenizer.ggml.scores") switch
-        {
-            null => new float[tokens.Length],
-            { Value: GgufArray { Items: float[] sc } } => sc,
-            var v => throw new TensorFormatException(path, null, "tokenizer.ggml.scores", $"is {v.Type}, not a float32 array"),
-        };
+        var (tokens, scores) = Vocabulary.GgufTokens(gguf, path);
         int[] types = gguf.Find("tokenizer.ggml.token_type") switch
         {
             null => Enumerable.Repeat(Normal, tokens.Length).ToArray(),
             { Value: GgufArray { Items: int[] tt } } => tt,
             var v => throw new TensorFormatException(path, null, "tokenizer.ggml.token_type", $"is {v.Type}, not an int32 array"),
         };
-        if (scores.Length != tokens.Length) throw new TensorFormatException(path, null, "tokenizer.ggml.scores", $"has {scores.Length} entries for {tokens.Length} tokens");
         if (types.Length != tokens.Length) throw new TensorFormatException(path, null, "tokenizer.ggml.token_type", $"has {types.Length} entries for {tokens.Length} tokens");
         tokens = tokens.Select((t, i) => t.Length == 0 ? $"[EMPTY_{i}]" : t).ToArray();
         string name = (k.String("general.name") ?? "").ToLowerInvariant();
