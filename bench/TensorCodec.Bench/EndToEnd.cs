@@ -7,6 +7,7 @@ using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 using TensorCodec.Eval;
 using TensorCodec.Numerics;
+using TensorCodec.Tokenizers;
 using ZstdSharp;
 
 namespace TensorCodec.Bench;
@@ -27,8 +28,9 @@ public static class EndToEnd
             case "threads": Threads(args[1]); return 0;
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
+            case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
                 return 2;
         }
     }
@@ -164,5 +166,27 @@ public static class EndToEnd
             fs.Write(block);
         }
         Console.WriteLine($"wrote {path}: {count} tensors, {fs.Length:N0} bytes");
+    }
+
+    /// <summary>Single-thread encode of a whole text file (one string, and the eval paragraph convention): best of REPEATS after a warm-up.</summary>
+    static void Tokenize(string tokenizerPath, string textPath, int repeats)
+    {
+        var sw = Stopwatch.StartNew();
+        var tok = TokenizerLoader.Load(tokenizerPath);
+        double load = sw.Elapsed.TotalSeconds;
+        string text = File.ReadAllText(textPath);
+        double Best(Func<int> run, out int tokens)
+        {
+            tokens = run();
+            double best = double.MaxValue;
+            for (int i = 0; i < repeats; i++) { sw.Restart(); run(); best = Math.Min(best, sw.Elapsed.TotalSeconds); }
+            return best;
+        }
+        double whole = Best(() => tok.Encode(text, addSpecial: true, parseSpecial: false).Length, out int n1);
+        double paras = Best(() => EvalData.EncodeParagraphs(text, tok).Length, out int n2);
+        long bytes = Encoding.UTF8.GetByteCount(text);
+        Console.WriteLine($"{Path.GetFileName(tokenizerPath)} ({tok.GetType().Name}, load {load:0.000} s) on {Path.GetFileName(textPath)} ({bytes:N0} bytes):");
+        Console.WriteLine($"  whole text : {n1:N0} tokens in {whole:0.000} s ({bytes / whole / 1e6:0.0} MB/s)");
+        Console.WriteLine($"  paragraphs : {n2:N0} tokens in {paras:0.000} s ({bytes / paras / 1e6:0.0} MB/s)");
     }
 }

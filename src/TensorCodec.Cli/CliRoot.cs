@@ -24,6 +24,7 @@ static class CliRoot
         root.Subcommands.Add(KvCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(ExtractCommand.Create());
+        root.Subcommands.Add(TokenizeCommand.Create());
         RootFiles.Add(root);
         return root;
     }

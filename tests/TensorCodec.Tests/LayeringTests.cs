@@ -21,9 +21,10 @@ public class LayeringTests
         ("TensorCodec.Containers.Tcz", 3),
         ("TensorCodec.Containers.Tkv", 3),
         ("TensorCodec.Models", 4),
-        ("TensorCodec.Quantization", 5),
-        ("TensorCodec.Engine", 6),
-        ("TensorCodec.Eval", 7),
+        ("TensorCodec.Tokenizers", 5),
+        ("TensorCodec.Quantization", 6),
+        ("TensorCodec.Engine", 7),
+        ("TensorCodec.Eval", 8),
     ];
 
     static readonly Assembly Core = typeof(TensorFormatException).Assembly;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using TensorCodec.Tokenizers;
 using System.Text.Json.Serialization;
 using Spectre.Console;
 
@@ -36,6 +37,17 @@ static class CliCommon
 
     /// <summary>JSON to <paramref name="writer"/> (stderr when stdout carries a command's data).</summary>
     public static void WriteJson<T>(T value, TextWriter writer) => writer.WriteLine(JsonOutput.Serialize(value));
+
+    /// <summary>
+    /// The tokenizer a command that takes --text uses: <paramref name="tokenizerPath"/> (--tokenizer) when given,
+    /// else the model's own (<see cref="TokenizerLoader.Locate"/>).
+    /// </summary>
+    public static ITextTokenizer ResolveTokenizer(string? tokenizerPath, string modelPath)
+    {
+        tokenizerPath ??= TokenizerLoader.Locate(modelPath)
+            ?? throw new ArgumentException($"{modelPath}: no tokenizer found (no vocabulary in the GGUF, no tokenizer.json or tokenizer.bin beside it); pass --tokenizer");
+        return TokenizerLoader.Load(tokenizerPath);
+    }
 
     /// <summary>Failures that are the input's or the environment's, reported as one line; anything else is a bug and propagates.</summary>
     public static bool IsUserError(Exception e) =>

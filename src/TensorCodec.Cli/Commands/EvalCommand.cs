@@ -34,9 +34,9 @@ static class EvalCommand
             var kvSpec = KvSpec.Parse(p.GetValue(kv)!);
             if (p.GetValue(baseModel) is not null && p.GetValue(baseLogits) is not null)
                 throw new ArgumentException("give either --base or --base-logits, not both");
-            var data = evalText.Read(p);
-
             string modelPath = p.GetValue(model)!;
+            var data = evalText.Read(p, modelPath);
+
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
 

@@ -6,6 +6,7 @@ using TensorCodec.Containers.Tkv;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Models;
+using TensorCodec.Tokenizers;
 
 namespace TensorCodec.Cli.Commands;
 
@@ -22,19 +23,13 @@ static class KvCommand
     }
 
     static Argument<string> ModelArg() => new("model") { Description = "Hugging Face folder or model.safetensors.index.json, safetensors with config.json beside it, GGUF, or llama2.c .bin" };
-    static Option<string?> TokenizerOpt() => new("--tokenizer") { Description = "Tokenizer (default: tokenizer.bin or tok*.bin beside the model, else the vocabulary inside a GGUF model)" };
+    static Option<string?> TokenizerOpt() => new("--tokenizer") { Description = "Tokenizer (default: the model's own — a GGUF's vocabulary or tokenizer.json in its folder — else tokenizer.bin or tok*.bin beside it)" };
     static Option<string?> ConfigOpt() => new("--config") { Description = "config.json for a safetensors model (default: beside the model)" };
     static Option<string> CodecOpt() => new("--kv-codec")
     {
         Description = "f32 (lossless), f16, or qB[:k=B,v=B,layers=B/B/…,delta=none|anchor|prev,anchor=N]",
         DefaultValueFactory = _ => "f32",
     };
-
-    static Tokenizer LoadTokenizer(string? path, string modelPath)
-    {
-        path ??= Vocabulary.Locate(modelPath) ?? throw new ArgumentException($"no tokenizer beside {modelPath}; pass --tokenizer");
-        return Tokenizer.Load(path);
-    }
 
     static Command Save()
     {
@@ -53,7 +48,7 @@ static class KvCommand
             string outPath = p.GetValue(output) ?? throw new ArgumentException("-o ctx.tkv is required");
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             var spec = KvCodecSpec.Parse(p.GetValue(codec)!, m.Config.Layers);
-            int[] all = p.GetValue(text) is { } tp ? EvalData.Tokenize(tp, LoadTokenizer(p.GetValue(tok), modelPath))
+            int[] all = p.GetValue(text) is { } tp ? EvalData.Tokenize(tp, CliCommon.ResolveTokenizer(p.GetValue(tok), modelPath))
                 : p.GetValue(tokens) is { } tf ? EvalData.ReadTokens(tf)
                 : throw new ArgumentException("give --text FILE or --tokens FILE");
             int start = p.GetValue(from);
@@ -117,8 +112,8 @@ static class KvCommand
             string modelPath = p.GetValue(model)!, path = p.GetValue(file)!;
             int t = CliCommon.ResolveThreads(p.GetValue(threads));
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
-            var tokenizer = p.GetValue(cont) is not null || !p.GetValue(json) ? LoadTokenizer(p.GetValue(tok), modelPath) : null;
-            int[] continuation = p.GetValue(cont) is { } c ? tokenizer!.Encode(c) : [];
+            var tokenizer = p.GetValue(cont) is not null || !p.GetValue(json) ? CliCommon.ResolveTokenizer(p.GetValue(tok), modelPath) : null;
+            int[] continuation = p.GetValue(cont) is { } c ? tokenizer!.Encode(c, addSpecial: false, parseSpecial: false) : [];
             EvalData.CheckRange(continuation, m.Config.VocabSize, "--continue");
 
             var sw = Stopwatch.StartNew();

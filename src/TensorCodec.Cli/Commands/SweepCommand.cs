@@ -26,7 +26,7 @@ static class SweepCommand
         cmd.SetGuardedAction((p, ct) =>
         {
             string modelPath = p.GetValue(model)!;
-            var data = evalText.Read(p);
+            var data = evalText.Read(p, modelPath);
             var options = new SweepOptions
             {
                 Types = p.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),

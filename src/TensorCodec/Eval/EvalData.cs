@@ -1,6 +1,7 @@
 using TensorCodec.Containers;
 using System.Runtime.InteropServices;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 
 namespace TensorCodec.Eval;
 
@@ -74,7 +75,23 @@ public static class EvalData
     }
 
     /// <summary>Encodes a text file with the project's paragraph convention (see <see cref="Tokenizer.EncodeParagraphs"/>).</summary>
-    public static int[] Tokenize(string textPath, Tokenizer tokenizer) => tokenizer.EncodeParagraphs(File.ReadAllText(textPath));
+    public static int[] Tokenize(string textPath, ITextTokenizer tokenizer) => EncodeParagraphs(File.ReadAllText(textPath), tokenizer);
+
+    /// <summary>
+    /// <see cref="Tokenizer.EncodeParagraphs"/> for any tokenizer: per blank-line-separated paragraph, BOS (when
+    /// the tokenizer has one) + the paragraph and "\n" as plain text (special tokens in it are not parsed).
+    /// </summary>
+    public static int[] EncodeParagraphs(string text, ITextTokenizer tokenizer)
+    {
+        if (tokenizer is Tokenizer llama2c) return llama2c.EncodeParagraphs(text);
+        var list = new List<int>(text.Length / 2);
+        foreach (var p in text.Split("\n\n"))
+        {
+            if (tokenizer.BosId >= 0) list.Add(tokenizer.BosId);
+            list.AddRange(tokenizer.Encode(p + "\n", addSpecial: false, parseSpecial: false));
+        }
+        return list.ToArray();
+    }
 
     /// <summary>The part of <paramref name="tokens"/> that <paramref name="split"/> selects, without copying.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="split"/> is not a defined value.</exception>

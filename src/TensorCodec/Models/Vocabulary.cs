@@ -110,6 +110,15 @@ public sealed class Vocabulary
         var k = new GgufKeys(gguf, path);
         string model = k.String("tokenizer.ggml.model") ?? "llama";
         if (model != "llama") throw new TensorFormatException(path, null, "tokenizer.ggml.model", $"is '{model}'; only 'llama' (SentencePiece) is supported");
+        var (tokens, scores) = GgufTokens(gguf, path);
+        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToArray();
+        return new Vocabulary(pieces, scores, k.Int("tokenizer.ggml.bos_token_id") ?? 1, k.Int("tokenizer.ggml.eos_token_id") ?? 2,
+            k.Int("tokenizer.ggml.unknown_token_id") ?? 0, path ?? "<gguf>", null);
+    }
+
+    /// <summary><c>tokenizer.ggml.tokens</c> and <c>tokenizer.ggml.scores</c> (zeros when absent), checked to match.</summary>
+    internal static (string[] Tokens, float[] Scores) GgufTokens(GgufFile gguf, string? path)
+    {
         if (gguf.Find("tokenizer.ggml.tokens")?.Value is not GgufArray { Items: string[] tokens })
             throw new TensorFormatException(path, null, "tokenizer.ggml.tokens", "is missing or not a string array");
         float[] scores = gguf.Find("tokenizer.ggml.scores") switch
@@ -120,9 +129,7 @@ public sealed class Vocabulary
         };
         if (scores.Length != tokens.Length)
             throw new TensorFormatException(path, null, "tokenizer.ggml.scores", $"has {scores.Length} entries for {tokens.Length} tokens");
-        var pieces = tokens.Select(t => Encoding.UTF8.GetBytes(t.Replace('\u2581', ' '))).ToArray();
-        return new Vocabulary(pieces, scores, k.Int("tokenizer.ggml.bos_token_id") ?? 1, k.Int("tokenizer.ggml.eos_token_id") ?? 2,
-            k.Int("tokenizer.ggml.unknown_token_id") ?? 0, path ?? "<gguf>", null);
+        return (tokens, scores);
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 using TensorCodec.Containers.Tkv;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Eval;
 using TensorCodec.Models;
 using TensorCodec.Tests.Kv;

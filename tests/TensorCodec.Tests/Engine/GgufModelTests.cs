@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using TensorCodec.Containers;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Eval;
 using TensorCodec.Formats;
 using DType = TensorCodec.Numerics.DType;

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 
 namespace TensorCodec.Tests.Engine;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using TensorCodec.Containers;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Models;
 using TensorCodec.Quantization;
 using TensorCodec.Tests.Quantization;

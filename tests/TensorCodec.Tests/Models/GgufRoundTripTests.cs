@@ -4,6 +4,7 @@ using System.Text.Json;
 using CsCheck;
 using TensorCodec.Containers;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Models;
 using TensorCodec.Numerics;
 using TensorCodec.Quantization;

@@ -3,6 +3,7 @@ using System.Text.Json;
 using TensorCodec.Containers;
 using TensorCodec.Containers.Tcz;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Formats;
 using TensorCodec.Models;
 using TensorCodec.Numerics;

@@ -1,5 +1,6 @@
 using TensorCodec.Containers;
 using TensorCodec.Engine;
+using TensorCodec.Tokenizers;
 using TensorCodec.Eval;
 using TensorCodec.Models;
 

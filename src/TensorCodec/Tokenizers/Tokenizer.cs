@@ -1,7 +1,7 @@
 using System.Text;
 using TensorCodec.Models;
 
-namespace TensorCodec.Engine;
+namespace TensorCodec.Tokenizers;
 
 /// <summary>
 /// SentencePiece-style BPE by scores with byte fallback, as llama2.c and llama.cpp's SPM
@@ -9,7 +9,7 @@ namespace TensorCodec.Engine;
 /// <c>&lt;0xXX&gt;</c> tokens), then repeatedly merge the adjacent pair whose concatenation is a
 /// token with the highest score (leftmost on ties). Pieces hold real spaces, not U+2581.
 /// </summary>
-public sealed class Tokenizer
+public sealed class Tokenizer : ITextTokenizer
 {
     readonly byte[][] _pieces;
     readonly float[] _scores;
@@ -107,6 +107,12 @@ public sealed class Tokenizer
         }
         if (eos) output.Add(EosId);
     }
+
+    /// <summary>llama2.c's tokenizer adds BOS only; it has no special tokens to parse.</summary>
+    int[] ITextTokenizer.Encode(string text, bool addSpecial, bool parseSpecial) => Encode(text, bos: addSpecial);
+
+    /// <summary>The piece's text with its spaces spelled as they are stored (real spaces); invalid UTF-8 as U+FFFD.</summary>
+    string ITextTokenizer.TokenText(int id) => Encoding.UTF8.GetString(_pieces[id]);
 
     /// <summary>Encodes <paramref name="text"/>, optionally with BOS/EOS, and returns the ids.</summary>
     public int[] Encode(string text, bool bos = false, bool eos = false)
