@@ -21,6 +21,7 @@ public class LayeringTests
         ("TensorCodec.Containers.Tcz", 3),
         ("TensorCodec.Containers.Tkv", 3),
         ("TensorCodec.Models", 4),
+        ("TensorCodec.Tokenizers", 4),
         ("TensorCodec.Quantization", 5),
         ("TensorCodec.Engine", 6),
         ("TensorCodec.Eval", 7),

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using TensorCodec.Containers;
@@ -28,7 +28,7 @@ public sealed class ByteLevelBpeTokenizer
     readonly string[] _tokens;
     readonly int[] _types;
     readonly Dictionary<string, int> _ids;
-    readonly Dictionary<long, (int Rank, int Merged)> _merges = new();
+    readonly Dictionary<long, (int Rank, int Merged)> _merges = new(PairComparer.Instance);
     readonly List<string> _extra = []; // merge parts that are not tokens: ids from _tokens.Length up
     readonly int[] _byteIds = new int[256];
     readonly RegexPreTokenizer _pre;
@@ -36,8 +36,9 @@ public sealed class ByteLevelBpeTokenizer
     readonly int? _unkId;
     // Special tokens, longest first: (text, id, split even without parseSpecial).
     readonly (string Text, int Id, bool Always)[] _specials;
-    readonly ConcurrentDictionary<string, int[]> _cache = new();
-    readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
+    // Pieces already encoded (text -> ids), shared by all callers under a lock.
+    readonly Dictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    readonly Dictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheBySpan;
     const int CacheLimit = 1 << 17;
 
     /// <summary>Number of token ids (the vocabulary and its added tokens).</summary>
@@ -327,6 +328,7 @@ public sealed class ByteLevelBpeTokenizer
     /// (add_bos_token / add_eos_token, or the tokenizer.json post-processor); <paramref name="parseSpecial"/> turns the
     /// text of control/special tokens into their ids (user-defined and non-special added tokens always are).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 pass over a whole text
     public int[] Encode(string text, bool addBos, bool parseSpecial)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -375,15 +377,22 @@ public sealed class ByteLevelBpeTokenizer
         return frags;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 pass over a whole text
     void EncodePiece(ReadOnlySpan<char> piece, List<int> output)
     {
-        if (_cacheBySpan.TryGetValue(piece, out var cached)) { output.AddRange(cached); return; }
+        int[]? cached;
+        lock (_cache) _cacheBySpan.TryGetValue(piece, out cached);
+        if (cached is not null) { output.AddRange(cached); return; }
         var result = Bpe(piece);
-        if (_cache.Count >= CacheLimit) _cache.Clear();
-        _cacheBySpan.TryAdd(piece, result);
+        lock (_cache)
+        {
+            if (_cache.Count >= CacheLimit) _cache.Clear();
+            _cacheBySpan.TryAdd(piece, result);
+        }
         output.AddRange(result);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 pass over a whole text
     int[] Bpe(ReadOnlySpan<char> piece)
     {
         int nBytes = Encoding.UTF8.GetByteCount(piece);
@@ -396,11 +405,11 @@ public sealed class ByteLevelBpeTokenizer
             if (_ids.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(spelled, out int whole) && whole < _tokens.Length) return [whole];
         }
         // Symbols and the rank of each adjacent pair; merge the lowest rank (leftmost on ties) until none is left.
-        var sym = new int[nBytes];
+        Span<int> sym = nBytes <= 256 ? stackalloc int[nBytes] : new int[nBytes];
+        Span<int> rank = nBytes <= 256 ? stackalloc int[nBytes] : new int[nBytes];
+        Span<int> merged = nBytes <= 256 ? stackalloc int[nBytes] : new int[nBytes];
         for (int i = 0; i < nBytes; i++) sym[i] = _byteIds[bytes[i]];
         int n = nBytes;
-        var rank = new int[Math.Max(n - 1, 0)];
-        var merged = new int[rank.Length];
         for (int i = 0; i + 1 < n; i++) Lookup(sym[i], sym[i + 1], out rank[i], out merged[i]);
         while (n > 1)
         {
@@ -408,9 +417,9 @@ public sealed class ByteLevelBpeTokenizer
             for (int i = 0; i + 1 < n; i++) if (rank[i] < bestRank) { bestRank = rank[i]; best = i; }
             if (best < 0) break;
             sym[best] = merged[best];
-            Array.Copy(sym, best + 2, sym, best + 1, n - best - 2);
-            Array.Copy(rank, best + 1, rank, best, n - best - 2);
-            Array.Copy(merged, best + 1, merged, best, n - best - 2);
+            sym[(best + 2)..n].CopyTo(sym[(best + 1)..]);
+            rank[(best + 1)..(n - 1)].CopyTo(rank[best..]);
+            merged[(best + 1)..(n - 1)].CopyTo(merged[best..]);
             n--;
             if (best > 0) Lookup(sym[best - 1], sym[best], out rank[best - 1], out merged[best - 1]);
             if (best + 1 < n) Lookup(sym[best], sym[best + 1], out rank[best], out merged[best]);
@@ -456,4 +465,12 @@ public sealed class ByteLevelBpeTokenizer
         }
         return Encoding.UTF8.GetString(bytes.ToArray());
     }
+}
+
+/// <summary>Hashes (left, right) id pairs: long's own hash (low ^ high) collides for most token pairs.</summary>
+file sealed class PairComparer : IEqualityComparer<long>
+{
+    public static readonly PairComparer Instance = new();
+    public bool Equals(long x, long y) => x == y;
+    public int GetHashCode(long key) => (int)(((ulong)key * 0x9E3779B97F4A7C15UL) >> 32);
 }

@@ -85,6 +85,7 @@ internal sealed class RegexPreTokenizer
     static Regex Get(string pattern) => Compiled.GetOrAdd(pattern, p => new Regex(p, RegexOptions.Compiled | RegexOptions.CultureInvariant));
 
     /// <summary>Splits <paramref name="text"/> into pieces, appended to <paramref name="pieces"/> as UTF-16 (start, length).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void Split(ReadOnlySpan<char> text, List<(int Start, int Length)> pieces)
     {
         if (text.IsEmpty) return;
@@ -126,6 +127,7 @@ internal sealed class RegexPreTokenizer
         foreach (var (s, len) in frags) pieces.Add((at[s], at[s + len] - at[s]));
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     static void Map(int[] cps, int n, TextView kind, char[] view)
     {
         for (int i = 0; i < n; i++)
