@@ -10,13 +10,13 @@ namespace TensorCodec.Tests.Tokenizers;
 
 public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
 {
-    static ByteLevelBpeTokenizer Gguf(string path)
+    internal static ByteLevelBpeTokenizer Gguf(string path)
     {
         using var s = File.OpenRead(path);
         return ByteLevelBpeTokenizer.FromGguf(GgufFile.Parse(s, path), path);
     }
 
-    static string Vocab(string name) => TestFiles.Fixture(Path.Combine("tokenizers", "llama.cpp-vocab", $"ggml-vocab-{name}.gguf"));
+    internal static string Vocab(string name) => TestFiles.Fixture(Path.Combine("tokenizers", "llama.cpp-vocab", $"ggml-vocab-{name}.gguf"));
     static string Hf(string family) => TestFiles.Fixture(Path.Combine("tokenizers", "hf", family, "tokenizer.json"));
 
     /// <summary>llama.cpp's test-tokenizer-0 cases: strings split by "\n__ggml_vocab_test__\n", one line of ids per string.</summary>
@@ -170,6 +170,17 @@ public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
         Assert.Equal(["1", "2", "3", " it", "'S"], Split("qwen2", "123 it'S"));
         Assert.Equal(["Hello", " world", "\n\n  ", " x"], Split("gpt-2", "Hello world\n\n   x"));
     }
+}
+
+/// <summary>Timed alone (not beside other test classes), so the process CPU time is this test's.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ByteLevelBpeTiming { public const string Name = "ByteLevelBpe timing"; }
+
+[Collection(ByteLevelBpeTiming.Name)]
+public class ByteLevelBpeSpeedTests(ITestOutputHelper output)
+{
+    static ByteLevelBpeTokenizer Gguf(string path) => ByteLevelBpeTokenizerTests.Gguf(path);
+    static string Vocab(string name) => ByteLevelBpeTokenizerTests.Vocab(name);
 
     /// <summary>The figure in BENCHMARKS.md: the 1.1 MB Shakespeare text with the gpt-2 vocabulary, median of 5 (cold cache each run).</summary>
     [SkippableFact]
@@ -196,6 +207,7 @@ public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
         times.Sort();
         cpu.Sort();
         output.WriteLine($"shakespeare.txt ({text.Length:N0} chars) -> {count:N0} tokens; wall median {times[2]:F0} ms (min {times[0]:F0}, max {times[4]:F0}); process CPU median {cpu[2]:F0} ms{(File.Exists("/proc/loadavg") ? "; load " + File.ReadAllText("/proc/loadavg").Split(' ')[0] : "")}");
-        Assert.True(times[2] < 1000, $"median {times[2]:F0} ms");
+        // Wall time moves with the machine's load (2 shared cores); CPU time much less, so that is what is held.
+        Assert.True(cpu[2] < 1000, $"CPU median {cpu[2]:F0} ms (wall {times[2]:F0} ms)");
     }
 }
