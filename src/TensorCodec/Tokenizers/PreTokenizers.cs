@@ -35,15 +35,19 @@ internal sealed class RegexPreTokenizer
     internal const string Llama3 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     internal const string Qwen2 = @"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+    // deepseek-llm's letters as llama-vocab.cpp lists them (a std::wregex class, no \p{L}); as \u escapes the code points
+    // that Unicode normalization would change (U+1F7D, U+1FBE, U+1FD3, U+1FDB, U+2126, U+212A).
+    const string DeepseekLetters = @"\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+";
+
     static readonly ConcurrentDictionary<string, Regex> Compiled = new();
     static readonly char[] CategoryChar = BuildCategoryChars();
 
-    readonly (Regex Regex, TextView View)[] _steps;
+    readonly (Regex Regex, TextView View, (int Lo, int Hi, char Stand)[] Beyond)[] _steps;
 
     /// <summary>What this pre-tokenizer is, for messages.</summary>
     public string Name { get; }
 
-    RegexPreTokenizer(string name, (Regex, TextView)[] steps) { Name = name; _steps = steps; }
+    RegexPreTokenizer(string name, (Regex, TextView, (int, int, char)[])[] steps) { Name = name; _steps = steps; }
 
     /// <summary>
     /// llama.cpp's pre-tokenizer for a <c>tokenizer.ggml.pre</c> value (llama-vocab.cpp's regex lists), or null when
@@ -56,6 +60,7 @@ internal sealed class RegexPreTokenizer
         {
             null or "" or "default" => [@"[\p{P}\$\+<=>\^~\|]+", Gpt2, @"\p{N}+", "[0-9][0-9][0-9]"],
             "llama3" or "llama-v3" or "llama-bpe" or "falcon3" or "dbrx" or "smaug-bpe" or "chatglm-bpe" => [Llama3],
+            "deepseek-llm" => ["[\r\n]", DeepseekLetters, @"\s?[!-/:-~！-／：-～‘-‟　-。]+", @"\s+$", "[一-龥ࠀ-一가-퟿]+", @"\p{N}+"],
             "deepseek-coder" => ["[\r\n]", @"\s?\p{L}+", @"\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", @"\p{N}"],
             "falcon" => [@"[\p{P}\$\+<=>\^~\|`]+", Gpt2, "[0-9][0-9][0-9]"],
             "starcoder" or "refact" or "command-r" or "smollm" or "codeshell" or "exaone" or "minerva-7b" => [@"\p{N}", Gpt2],
@@ -66,13 +71,39 @@ internal sealed class RegexPreTokenizer
         };
         if (exprs is null) return null;
         if (pre is "llama3" or "llama-v3" or "llama-bpe" or "falcon3") { ignoreMerges = true; addBos = true; }
-        var steps = exprs.Select(e => (Get(ToDotNet(e)), ViewFor(e))).ToArray();
+        var steps = exprs.Select(e =>
+        {
+            var view = ViewFor(e);
+            var (pattern, beyond) = view == TextView.LlamaWide ? BeyondBmp(ToDotNet(e)) : (ToDotNet(e), []);
+            return (Get(pattern), view, beyond);
+        }).ToArray();
         return new RegexPreTokenizer($"llama.cpp pre-tokenizer '{(string.IsNullOrEmpty(pre) ? "default" : pre)}'", steps);
     }
 
     /// <summary>Hugging Face Split/Digits/ByteLevel steps, in Exact view.</summary>
     internal static RegexPreTokenizer FromPatterns(string name, IEnumerable<string> dotNetPatterns) =>
-        new(name, dotNetPatterns.Select(p => (Get(p), TextView.Exact)).ToArray());
+        new(name, dotNetPatterns.Select(p => (Get(p), TextView.Exact, Array.Empty<(int, int, char)>())).ToArray());
+
+    // Code points beyond the BMP in a std::wregex class (one wchar_t each there, two UTF-16 units here): each
+    // range becomes a noncharacter stand-in (U+FDD0 up) that the wide view spells its code points with.
+    static (string Pattern, (int Lo, int Hi, char Stand)[] Ranges) BeyondBmp(string pattern)
+    {
+        var runes = pattern.EnumerateRunes().ToList();
+        if (runes.All(r => r.IsBmp)) return (pattern, []);
+        var ranges = new List<(int, int, char)>();
+        var sb = new System.Text.StringBuilder();
+        for (int i = 0; i < runes.Count; i++)
+        {
+            if (runes[i].IsBmp) { sb.Append(runes[i].ToString()); continue; }
+            int lo = runes[i].Value, hi = lo;
+            if (i + 2 < runes.Count && runes[i + 1].Value == '-' && !runes[i + 2].IsBmp) { hi = runes[i + 2].Value; i += 2; }
+            char stand = (char)(0xFDD0 + ranges.Count);
+            if (stand > 0xFDEF) throw new NotSupportedException("more than 32 code point ranges beyond the BMP in one pre-tokenizer regex");
+            ranges.Add((lo, hi, stand));
+            sb.Append(stand);
+        }
+        return (sb.ToString(), ranges.ToArray());
+    }
 
     // llama.cpp runs its two hand-written splitters on true categories; every other regex with \p{..} on the
     // collapsed text, and the rest with std::wregex. std::regex's "$" is end of input only: .NET's \z.
@@ -106,9 +137,10 @@ internal sealed class RegexPreTokenizer
         var next = new List<(int, int)>();
         var view = new char[n];
         TextView? built = null;
-        foreach (var (regex, kind) in _steps)
+        bool builtBeyond = false;
+        foreach (var (regex, kind, beyond) in _steps)
         {
-            if (built != kind) { Map(cps, n, kind, view); built = kind; }
+            if (built != kind || beyond.Length > 0 || builtBeyond) { Map(cps, n, kind, beyond, view); built = kind; builtBeyond = beyond.Length > 0; }
             next.Clear();
             foreach (var (s, len) in frags)
             {
@@ -128,7 +160,7 @@ internal sealed class RegexPreTokenizer
     }
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    static void Map(int[] cps, int n, TextView kind, char[] view)
+    static void Map(int[] cps, int n, TextView kind, (int Lo, int Hi, char Stand)[] beyond, char[] view)
     {
         for (int i = 0; i < n; i++)
         {
@@ -138,10 +170,16 @@ internal sealed class RegexPreTokenizer
                 TextView.Exact => cp < 0x10000 ? (char)cp : CategoryChar[(int)CharUnicodeInfo.GetUnicodeCategory(cp)],
                 _ when cp < 0x80 => (char)cp,
                 _ when cp < 0x10000 && char.IsWhiteSpace((char)cp) => '\v',
-                TextView.LlamaWide => cp < 0x10000 ? (char)cp : '\uFFFF',
+                TextView.LlamaWide => cp is >= 0xFDD0 and <= 0xFDEF ? '\uFFFF' : cp < 0x10000 ? (char)cp : Beyond(cp, beyond),
                 _ => Collapse(CharUnicodeInfo.GetUnicodeCategory(cp)),
             };
         }
+    }
+
+    static char Beyond(int cp, (int Lo, int Hi, char Stand)[] ranges)
+    {
+        foreach (var (lo, hi, stand) in ranges) if (cp >= lo && cp <= hi) return stand;
+        return '\uFFFF';
     }
 
     // llama.cpp collapses to letter/number/punctuation; everything else falls back to "letter".

@@ -143,8 +143,10 @@ public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
     [InlineData("refact")]
     [InlineData("mpt")]
     [InlineData("deepseek-coder")]
+    [InlineData("deepseek-llm")]
     [InlineData("falcon")]
     [InlineData("gpt-2")]
+    [InlineData("default")]
     public void EveryImplementedPreTokenizerCoversTheTextWithoutLosingAChar(string pre)
     {
         var p = RegexPreTokenizer.ForLlamaCpp(pre, out _, out _)!;
@@ -169,6 +171,9 @@ public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
         Assert.Equal(["123", "456", "7", " it", "'s"], Split("llama-bpe", "1234567 it's"));
         Assert.Equal(["1", "2", "3", " it", "'S"], Split("qwen2", "123 it'S"));
         Assert.Equal(["Hello", " world", "\n\n  ", " x"], Split("gpt-2", "Hello world\n\n   x"));
+        // deepseek-llm: its letter class reaches beyond the BMP (Deseret 𐐀), not to math letters (𝓐: left in the gap);
+        // trailing spaces are one piece.
+        Assert.Equal(["Ab", " 𐐀𐐁", " 𝓐", "!?", "\n", "12", "  "], Split("deepseek-llm", "Ab 𐐀𐐁 𝓐!?\n12  "));
     }
 }
 
