@@ -52,7 +52,7 @@ public sealed class ByteLevelBpeTokenizer
 
     ByteLevelBpeTokenizer(string[] tokens, int[] types, IEnumerable<(string Left, string Right)> merges, RegexPreTokenizer pre,
         int? bos, int? eos, bool addBos, bool addEos, bool ignoreMerges, bool llamaFallback, bool prefixSpace, int? unk,
-        IEnumerable<(string, int, bool)> specials, string path)
+        IEnumerable<(string, int, bool)> specials)
     {
         _tokens = tokens; _types = types; _pre = pre;
         BosId = bos; EosId = eos; _addBos = addBos && bos is not null; _addEos = addEos && eos is not null;
@@ -69,7 +69,6 @@ public sealed class ByteLevelBpeTokenizer
         }
         _specials = specials.Where(s => s.Item1.Length > 0).OrderByDescending(s => s.Item1.Length).ToArray();
         _cacheBySpan = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
-        _ = path;
     }
 
     int Intern(string s)
@@ -135,7 +134,7 @@ public sealed class ByteLevelBpeTokenizer
         for (int i = 0; i < tokens.Length; i++)
             if (types[i] is Control or UserDefined or Unknown) specials.Add((tokens[i], i, types[i] == UserDefined));
         return new ByteLevelBpeTokenizer(tokens, types, parsed, preTok, bos, eos, addBos, addEos, ignoreMerges,
-            llamaFallback: true, prefixSpace: false, unk: null, specials, path);
+            llamaFallback: true, prefixSpace: false, unk: null, specials);
     }
 
     /// <summary>
@@ -219,7 +218,7 @@ public sealed class ByteLevelBpeTokenizer
         int? bos = bosFromTemplate ?? Find(bosName), eos = eosFromTemplate ?? Find(eosName);
         var pre = RegexPreTokenizer.FromPatterns("tokenizer.json pre_tokenizer", patterns);
         return new ByteLevelBpeTokenizer(tokens, types, merges, pre, bos, eos, addBos, addEos, ignoreMerges,
-            llamaFallback: false, prefixSpace, unk, specials, path);
+            llamaFallback: false, prefixSpace, unk, specials);
     }
 
     static void AddPreTokenizer(JsonElement el, List<string> patterns, ref bool prefixSpace, bool first, string path, string field)

@@ -76,6 +76,18 @@ public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, $"{failures.Count} mismatches:\n" + string.Join('\n', failures));
     }
 
+    /// <summary>llama.cpp's gpt-2 vocabulary and Hugging Face's gpt2 tokenizer.json are one tokenizer: same ids on a whole book.</summary>
+    [SkippableFact]
+    public void GgufAndTokenizerJsonGpt2AgreeOnShakespeare()
+    {
+        var text = File.ReadAllText(TestFiles.SharedOrSkip("data/text/shakespeare.txt"));
+        var fromGguf = Gguf(Vocab("gpt-2")).Encode(text, false, false);
+        var fromJson = ByteLevelBpeTokenizer.FromTokenizerJson(Hf("gpt2")).Encode(text, false, false);
+        Assert.Equal(fromJson.Length, fromGguf.Length);
+        Assert.True(fromGguf.SequenceEqual(fromJson));
+        Assert.Equal(text, Gguf(Vocab("gpt-2")).Decode(fromGguf));
+    }
+
     [Fact]
     public void DecodeInvertsEncodeOnTheSuiteStrings()
     {
