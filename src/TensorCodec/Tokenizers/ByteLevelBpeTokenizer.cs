@@ -11,7 +11,7 @@ namespace TensorCodec.Tokenizers;
 /// (<c>tokenizer.ggml.model</c> = "gpt2", with llama.cpp's pre-tokenizer for <c>tokenizer.ggml.pre</c>) or from a
 /// Hugging Face <c>tokenizer.json</c> (model BPE with a ByteLevel pre-tokenizer and decoder).
 /// </summary>
-public sealed class ByteLevelBpeTokenizer
+public sealed class ByteLevelBpeTokenizer : ITextTokenizer
 {
     // llama.cpp's token types (llama_token_type).
     const int Normal = 1, Unknown = 2, Control = 3, UserDefined = 4;
@@ -47,6 +47,13 @@ public sealed class ByteLevelBpeTokenizer
     public int? BosId { get; }
     /// <summary>End-of-sequence id, if the vocabulary names one.</summary>
     public int? EosId { get; }
+    int ITextTokenizer.BosId => BosId ?? -1;
+    int ITextTokenizer.EosId => EosId ?? -1;
+
+    /// <summary>The token's string as the vocabulary stores it (GPT-2's byte-to-character form, e.g. <c>Ġthe</c>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="id"/> is not below <see cref="VocabSize"/>.</exception>
+    public string TokenText(int id) => (uint)id < (uint)_tokens.Length ? _tokens[id]
+        : throw new ArgumentOutOfRangeException(nameof(id), id, $"not below the vocabulary size {_tokens.Length}");
     /// <summary>The pre-tokenizer in use, e.g. "llama.cpp pre-tokenizer 'gpt-2'".</summary>
     public string PreTokenizerName => _pre.Name;
 

@@ -68,8 +68,7 @@ public static class TokenizerLoader
         {
             null => throw new TensorFormatException(path, null, "tokenizer.ggml.model", "is missing: the file has no tokenizer"),
             "llama" => SpmTokenizer.FromGguf(gguf, path),
-            // Seam: the byte-level BPE type (GPT-2 style) plugs in here.
-            "gpt2" => throw new NotSupportedException($"{path}: byte-level BPE (tokenizer.ggml.model 'gpt2') is not supported yet"),
+            "gpt2" => ByteLevelBpeTokenizer.FromGguf(gguf, path),
             _ => throw new NotSupportedException($"{path}: tokenizer.ggml.model '{model}' is not supported"),
         };
     }
@@ -87,9 +86,7 @@ public static class TokenizerLoader
             using var cfg = File.Exists(cfgPath) ? JsonDocument.Parse(File.ReadAllBytes(cfgPath)) : null;
             var root = json.RootElement;
             string modelType = root.TryGetProperty("model", out var m) && m.TryGetProperty("type", out var t) ? t.GetString() ?? "?" : "?";
-            if (modelType == "BPE" && IsByteLevel(root))
-                // Seam: the byte-level BPE type (GPT-2 style) plugs in here.
-                throw new NotSupportedException($"{path}: byte-level BPE (ByteLevel pre-tokenizer) tokenizer.json is not supported yet");
+            if (modelType == "BPE" && IsByteLevel(root)) return ByteLevelBpeTokenizer.FromTokenizerJson(path);
             if (HfSentencePieceTokenizer.Handles(root)) return HfSentencePieceTokenizer.FromTokenizerJson(json, path, cfg);
             throw new NotSupportedException($"{path}: tokenizer.json model '{modelType}'{(modelType == "BPE" ? " without byte_fallback or ByteLevel" : "")} is not supported");
         }
