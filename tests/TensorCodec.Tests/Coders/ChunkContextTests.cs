@@ -50,10 +50,29 @@ public class ChunkContextTests
             var back = new byte[raw.Length];
             encoder.Encode(raw, t, dst, out int w);
             decoder.Decode(dst.AsSpan(0, w), back, out _);
+            long allocated = AllocatedWithoutCollection(() =>
+            {
+                encoder.Encode(raw, t, dst, out int w2);
+                decoder.Decode(dst.AsSpan(0, w2), back, out _);
+            });
+            Assert.True(allocated == 0, $"{t}: {allocated} bytes allocated by a warm encode + decode");
+        }
+    }
+
+    /// <summary>Bytes this thread allocates in <paramref name="work"/>, preferring a run no garbage collection
+    /// interrupted: a fresh-clone CI run once counted 8,144 bytes here that no other run reproduced, while the
+    /// parallel suite was collecting; our suspicion is the collection, not the codec. A run that saw a
+    /// collection is repeated, up to 5 times, and the last is reported whatever happened; a real allocation
+    /// on the warm path shows in every run and still fails.</summary>
+    static long AllocatedWithoutCollection(Action work)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            int collections = GC.CollectionCount(0);
             long before = GC.GetAllocatedBytesForCurrentThread();
-            encoder.Encode(raw, t, dst, out w);
-            decoder.Decode(dst.AsSpan(0, w), back, out _);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            work();
+            long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (GC.CollectionCount(0) == collections || attempt == 5) return bytes;
         }
     }
 
