@@ -81,8 +81,9 @@ internal readonly record struct TypeChoice(int Type, int? FallbackFrom);
 ///   q4_K_S → Q5_K for layers &lt; n/8; q4_0/q5_0 with an imatrix → Q4_1/Q5_1 for layers &lt; n/8.</item>
 /// <item><c>attn_output</c>: q2_K → Q3_K; q3_K_M → Q4_K; q3_K_L → Q5_K.</item>
 /// <item>use_more_bits(i, n) = i &lt; n/8 || i ≥ 7n/8 || (i − n/8) mod 3 == 2 (integer division).</item>
-/// <item>Fallback when the row length is not a multiple of the chosen block size: Q2_K/Q3_K/IQ4_XS → IQ4_NL,
-///   Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; if that still does not fit, F16. llama.cpp refuses a
+/// <item>Fallback when the row length is not a multiple of the chosen block size: IQ1_S/IQ1_M/IQ2_*/IQ3_*/IQ4_XS
+///   → IQ4_NL, Q2_0/Q2_K/Q3_K/TQ1_0/TQ2_0 → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0; if that still does
+///   not fit, F16. llama.cpp refuses a
 ///   non-fitting Q4_0…Q8_0/IQ4_NL tensor outright; we use F16 for those too and report it.</item>
 /// </list>
 /// </summary>
@@ -164,9 +165,13 @@ internal static class TensorTypeRules
     public static TypeChoice FitRow(int type, long rowLength)
     {
         if (rowLength % GgmlTypes.Get(type).BlockSize == 0) return new(type, null);
+        // llama.cpp's tensor_type_fallback (src/llama-quant.cpp, since March 2026): the 2–3-bit k-quants and
+        // ternary types fall back to Q4_0, only the IQ types to IQ4_NL.
         int fallback = type switch
         {
-            GgmlTypes.Q2_K or GgmlTypes.Q3_K or GgmlTypes.IQ4_XS => GgmlTypes.IQ4_NL,
+            GgmlTypes.IQ1_S or GgmlTypes.IQ1_M or GgmlTypes.IQ2_XXS or GgmlTypes.IQ2_XS or GgmlTypes.IQ2_S
+                or GgmlTypes.IQ3_XXS or GgmlTypes.IQ3_S or GgmlTypes.IQ4_XS => GgmlTypes.IQ4_NL,
+            GgmlTypes.Q2_0 or GgmlTypes.Q2_K or GgmlTypes.Q3_K or GgmlTypes.TQ1_0 or GgmlTypes.TQ2_0 => GgmlTypes.Q4_0,
             GgmlTypes.Q4_K => GgmlTypes.Q5_0,
             GgmlTypes.Q5_K => GgmlTypes.Q5_1,
             GgmlTypes.Q6_K => GgmlTypes.Q8_0,

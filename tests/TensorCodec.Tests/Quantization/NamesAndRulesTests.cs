@@ -182,7 +182,9 @@ public class NamesAndRulesTests
     [InlineData("q4_K_M", "blk.0.ffn_down.weight", 172, "F16")]    // Q4_K → Q5_0 does not fit either
     [InlineData("q4_K_M", "blk.3.attn_v.weight", 96, "Q8_0")]      // Q6_K → Q8_0
     [InlineData("q5_K_S", "blk.0.attn_q.weight", 64, "Q5_1")]      // Q5_K → Q5_1
-    [InlineData("q3_K_S", "blk.0.attn_q.weight", 64, "IQ4_NL")]    // Q3_K → IQ4_NL
+    [InlineData("q3_K_S", "blk.0.attn_q.weight", 64, "Q4_0")]      // Q3_K → Q4_0 (llama.cpp since March 2026)
+    [InlineData("q2_K", "blk.0.attn_q.weight", 64, "Q4_0")]        // Q2_K → Q4_0
+    [InlineData("iq4_xs", "blk.0.attn_q.weight", 64, "IQ4_NL")]    // IQ4_XS → IQ4_NL
     [InlineData("q4_K_M", "output.weight", 64, "Q8_0")]            // output: Q8_0 when not a whole K block
     [InlineData("q8_0", "blk.0.attn_q.weight", 40, "F16")]
     public void RowLengthFallbacks(string mix, string name, long row, string expected)
