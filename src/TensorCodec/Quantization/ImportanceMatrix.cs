@@ -23,9 +23,20 @@ internal sealed class ImportanceMatrix
 {
     readonly Dictionary<string, float[]> _weights;
 
-    public ImportanceMatrix(Dictionary<string, float[]> weights) => _weights = weights;
+    public ImportanceMatrix(Dictionary<string, float[]> weights, IReadOnlyList<string>? datasets = null, int chunkCount = 0)
+    {
+        _weights = weights;
+        Datasets = datasets ?? [];
+        ChunkCount = chunkCount;
+    }
 
     public IReadOnlyCollection<string> Names => _weights.Keys;
+
+    /// <summary>The datasets the matrix was computed on (GGUF <c>imatrix.datasets</c>; a legacy file's trailing name), possibly none.</summary>
+    public IReadOnlyList<string> Datasets { get; }
+
+    /// <summary>How many chunks the matrix was computed on (GGUF <c>imatrix.chunk_count</c>; a legacy file's trailing count); 0 when unknown.</summary>
+    public int ChunkCount { get; }
 
     /// <summary>Weights for a tensor, or null when the matrix has no entry for it.</summary>
     public float[]? Find(string name) => _weights.TryGetValue(name, out var w) ? w : null;
@@ -68,8 +79,27 @@ internal sealed class ImportanceMatrix
             if (ncall > 0) for (int i = 0; i < values.Length; i++) values[i] /= ncall;
             if (!map.TryAdd(name, values)) throw new TensorFormatException(path, at, name, $"duplicate imatrix entry '{name}'");
         }
-        // llama-imatrix appends the last chunk count and the dataset name; nothing else may follow.
-        return new ImportanceMatrix(map);
+        // Optional trailer written by llama-imatrix: int32 chunk count, int32 length, dataset name. Read as
+        // llama.cpp's common_imatrix_load_legacy does: whatever part of it is present; a name ends at a NUL.
+        int chunks = 0;
+        var datasets = new List<string>();
+        if (b.Length - p >= 4)
+        {
+            chunks = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(p));
+            p += 4;
+            if (b.Length - p >= 4)
+            {
+                int len = BinaryPrimitives.ReadInt32LittleEndian(b.AsSpan(p));
+                p += 4;
+                if (len > 0 && len <= b.Length - p)
+                {
+                    var name = b.AsSpan(p, len);
+                    int nul = name.IndexOf((byte)0);
+                    datasets.Add(Encoding.UTF8.GetString(nul < 0 ? name : name[..nul]));
+                }
+            }
+        }
+        return new ImportanceMatrix(map, datasets, chunks);
     }
 
     static ImportanceMatrix LoadGguf(FileStream stream, string path)
@@ -98,7 +128,10 @@ internal sealed class ImportanceMatrix
                 }
             map[name] = sums;
         }
-        return new ImportanceMatrix(map);
+        var datasets = f.Find("imatrix.datasets") is { Type: GgufValueType.Array } d && d.AsArray().ElementType == GgufValueType.String
+            ? d.AsArray().Get<string>() : [];
+        int chunks = f.Find("imatrix.chunk_count") is { Type: GgufValueType.UInt32 } c0 ? (int)Math.Min(c0.As<uint>(), int.MaxValue) : 0;
+        return new ImportanceMatrix(map, datasets, chunks);
     }
 
     static float[] ReadF32(FileStream s, long offset, long count)

@@ -191,6 +191,36 @@ public static class ModelQuantizer
     internal static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
 
     /// <summary>
+    /// The keys llama-quantize (tools/quantize/quantize.cpp) writes when it uses an imatrix, as its kv overrides:
+    /// the path as given and the first dataset (strings cut to 127 bytes), the entry count, and the chunk count
+    /// when positive (integers as UInt32). Each replaces a carried key of the same name and goes last, as
+    /// gguf_set_val does; nothing is written for an empty matrix.
+    /// </summary>
+    internal static void SetImatrixMetadata(List<KeyValuePair<string, GgufValue>> meta, ImportanceMatrix imatrix, string path)
+    {
+        if (imatrix.Names.Count == 0) return;
+        void Set(string key, GgufValue v)
+        {
+            meta.RemoveAll(kv => kv.Key == key);
+            meta.Add(new(key, v));
+        }
+        Set("quantize.imatrix.file", GgufValue.String(Cut127(path)));
+        if (imatrix.Datasets.Count > 0) Set("quantize.imatrix.dataset", GgufValue.String(Cut127(imatrix.Datasets[0])));
+        Set("quantize.imatrix.entries_count", GgufValue.UInt32((uint)imatrix.Names.Count));
+        if (imatrix.ChunkCount > 0) Set("quantize.imatrix.chunks_count", GgufValue.UInt32((uint)imatrix.ChunkCount));
+    }
+
+    /// <summary>llama_model_kv_override holds 127 bytes of a string; cut there, backing off to a whole UTF-8 character.</summary>
+    static string Cut127(string s)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(s);
+        if (bytes.Length <= 127) return s;
+        int n = 127;
+        while (n > 0 && (bytes[n] & 0xC0) == 0x80) n--;
+        return System.Text.Encoding.UTF8.GetString(bytes, 0, n);
+    }
+
+    /// <summary>
     /// Reads the input's layout and metadata and decides every output tensor (name, dims, type)
     /// without touching tensor data, so every refusal (unknown type, missing tensor, bad shape)
     /// happens before any output is written.
@@ -298,6 +328,8 @@ public static class ModelQuantizer
             }
             else if (!tokenizer)
                 notes.Add("no tokenizer embedded (use --tokenizer): llama.cpp needs one to load the model");
+
+            if (imatrix is not null) SetImatrixMetadata(meta, imatrix, options.ImatrixPath!);
 
             return new Plan(model.Format, meta, planned, tokenizer, notes, model, handles);
         }
