@@ -29,6 +29,8 @@ internal static class TokenizerMetadata
                 return v.ToGgufMetadata().ToList();
             case ByteLevelBpeTokenizer b:
                 return ByteLevel(b, path, vocabSize, out reason);
+            case HfSentencePieceTokenizer h:
+                return SentencePiece(h, path, vocabSize, out reason);
             default:
                 reason = $"{path}: a {tokenizer.GetType().Name} cannot be written as GGUF tokenizer metadata yet";
                 return null;
@@ -60,6 +62,36 @@ internal static class TokenizerMetadata
             new("tokenizer.ggml.merges", GgufValue.Array(GgufArray.Of(b.MergeTexts()))),
         };
         AddSpecials(meta, b.BosId, b.EosId, b.UnkId, b.AddBos, b.AddEos);
+        return meta;
+    }
+
+    static List<KeyValuePair<string, GgufValue>>? SentencePiece(HfSentencePieceTokenizer h, string path, int vocabSize, out string? reason)
+    {
+        var (spacePrefix, addBos, addEos, unk, why) = h.LlamaCppForm();
+        reason = why is null ? null : $"{path}: {why}";
+        if (why is not null) return null;
+        var scores = h.MergeScores();
+        var realTypes = h.LlamaCppTokenTypes();
+        var tokens = new string[vocabSize];
+        var allScores = new float[vocabSize];
+        var types = new int[vocabSize];
+        for (int i = 0; i < vocabSize; i++)
+        {
+            bool real = i < h.VocabSize;
+            tokens[i] = real ? h.TokenText(i) : $"[PAD{i}]";
+            allScores[i] = real ? scores[i] : -1000f; // the converter's filler score
+            types[i] = real ? realTypes[i] : Unused;
+        }
+        var meta = new List<KeyValuePair<string, GgufValue>>
+        {
+            new("tokenizer.ggml.model", GgufValue.String("llama")),
+            new("tokenizer.ggml.pre", GgufValue.String("default")),
+            new("tokenizer.ggml.tokens", GgufValue.Array(GgufArray.Of(tokens))),
+            new("tokenizer.ggml.scores", GgufValue.Array(GgufArray.Of(allScores))),
+            new("tokenizer.ggml.token_type", GgufValue.Array(GgufArray.Of(types))),
+        };
+        AddSpecials(meta, h.BosId >= 0 ? h.BosId : null, h.EosId >= 0 ? h.EosId : null, unk, addBos, addEos);
+        meta.Add(new("tokenizer.ggml.add_space_prefix", GgufValue.Bool(spacePrefix)));
         return meta;
     }
 
