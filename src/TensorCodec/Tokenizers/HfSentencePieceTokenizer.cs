@@ -157,13 +157,16 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
         return scores;
     }
 
-    /// <summary>llama.cpp's token types as its converter assigns them: control, byte, unknown, user-defined, normal.</summary>
+    /// <summary>llama.cpp's token types as its converter assigns them (BOS/EOS and special ids control, then byte, unknown,
+    /// user-defined, normal).</summary>
     internal int[] LlamaCppTokenTypes()
     {
         var types = new int[_tokens.Length];
         var added = _rawNonSpecial.Concat(_normNonSpecial).Select(t => t.Id).ToHashSet();
         for (int i = 0; i < types.Length; i++)
-            types[i] = _special[i] ? 3 : _tokenByte[i] >= 0 ? 6 : i == _unk ? 2 : added.Contains(i) ? 4 : 1;
+            // SentencePiece's own control pieces stay control even where tokenizer.json lists them as non-special (Phi-3's "</s>").
+            types[i] = _special[i] || i == BosId || i == EosId || _tokens[i] is "<s>" or "</s>" ? 3
+                : _tokenByte[i] >= 0 ? 6 : i == _unk ? 2 : added.Contains(i) ? 4 : 1;
         return types;
     }
 
