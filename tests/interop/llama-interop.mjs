@@ -10,6 +10,8 @@
 //     [--prompt-ids 1 --expect-generated 461,461,401]   (token ids in, greedy ids must start so)
 //     [--top1-tokens ids.csv --top1-positions 0,4,8,…]   (report llama.cpp's two most likely next
 //      tokens and their probabilities after each prefix tokens[0..pos], for a caller to compare)
+//     [--tokenize-cases cases.json]   (a JSON array of {text, ids}: llama.cpp's tokenize of each text, without BOS
+//      and without parsing special tokens, must give ids)
 //     [--kv-f32]   (F32 KV cache and no flash attention, for exact comparisons)
 //     [--logprob-tokens ids.csv --logprob-positions 0,4,8,… --logprob-vocab N]   (report llama.cpp's full next-token
 //      distribution after each prefix as natural-log probabilities, renormalised, for a caller to compare)
@@ -29,6 +31,7 @@ function parseArgs(argv) {
         else if (k === "--model") a.models.push(v());
         else if (k === "--text") a.text = v();
         else if (k === "--expect-ids") a.expectIds = v().split(",").map(Number);
+        else if (k === "--tokenize-cases") a.tokenizeCases = v();
         else if (k === "--generate") a.generate = Number(v());
         else if (k === "--prompt-ids") a.promptIds = v().split(",").map(Number);
         else if (k === "--expect-generated") a.expectGenerated = v().split(",").map(Number);
@@ -108,6 +111,15 @@ for (const modelPath of args.models) {
         const kv = args.kvF32 ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false } : {};
         const context = await model.createContext({ contextSize: 256, threads: 1, ...kv });
         const sequence = context.getSequence();
+
+        if (args.tokenizeCases) {
+            const cases = JSON.parse(readFileSync(args.tokenizeCases, "utf8"));
+            report.tokenizeCases = cases.length;
+            for (const c of cases) {
+                const got = Array.from(model.tokenize(c.text));
+                if (got.join(",") !== c.ids.join(",")) fail(`tokenize(${JSON.stringify(c.text)}) = [${got}] but expected [${c.ids}]`);
+            }
+        }
 
         const ids = args.promptIds ?? Array.from(model.tokenize(args.text));
         report.tokens = ids;

@@ -21,7 +21,11 @@ static class QuantizeCommand
             Description = "Importance weights, llama.cpp's imatrix (GGUF with X.in_sum2/X.counts, or legacy .dat: int32 count; per entry " +
                 "int32 name length, name, int32 ncall, int32 nval, float32[nval]; weight = value/ncall), keyed by GGUF tensor name, one weight per column",
         };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "llama2.c tokenizer.bin to embed (e.g. tok1024.bin)" };
+        var tokenizer = new Option<string?>("--tokenizer")
+        {
+            Description = "Tokenizer to embed: llama2.c tokenizer.bin (e.g. tok1024.bin) or a Hugging Face tokenizer.json (default: tokenizer.json beside a safetensors model)",
+        };
+        var requireTokenizer = new Option<bool>("--require-tokenizer") { Description = "Fail (writing nothing) instead of writing a GGUF without a tokenizer" };
         var config = new Option<string?>("--config") { Description = "Hugging Face config.json (default: beside the model)" };
         var name = new Option<string?>("--name") { Description = "general.name (default: from the input path)" };
         var allowNonFinite = new Option<bool>("--allow-nonfinite") { Description = "Quantize weights containing NaN/Inf instead of refusing" };
@@ -30,7 +34,7 @@ static class QuantizeCommand
         var json = CliCommon.Json();
         var cmd = new Command("quantize", "Quantize a whole model to a GGUF that llama.cpp loads, with llama.cpp's per-tensor type mix")
         {
-            input, output, type, imatrix, tokenizer, config, name, allowNonFinite, threads, force, json,
+            input, output, type, imatrix, tokenizer, requireTokenizer, config, name, allowNonFinite, threads, force, json,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -44,6 +48,7 @@ static class QuantizeCommand
                 Mix = mix,
                 ConfigPath = p.GetValue(config),
                 TokenizerPath = p.GetValue(tokenizer),
+                RequireTokenizer = p.GetValue(requireTokenizer),
                 ImatrixPath = p.GetValue(imatrix),
                 ModelName = p.GetValue(name),
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
@@ -68,6 +73,9 @@ static class QuantizeCommand
                     });
             }
 
+            // A GGUF without a tokenizer is written but llama.cpp cannot load it: say so on stderr.
+            var warnings = result.TokenizerEmbedded ? [] : result.Notes.Where(n => n.StartsWith("no tokenizer embedded", StringComparison.Ordinal)).ToList();
+            foreach (var w in warnings) Console.Error.WriteLine($"warning: {w}");
             if (asJson)
             {
                 JsonOutput.Write("quantize", new
@@ -76,6 +84,7 @@ static class QuantizeCommand
                     input_format = result.InputFormat.ToString(), mix = result.Mix.Name, output_bytes = result.OutputBytes, tensor_bytes = result.TensorBytes,
                     tensors = result.Tensors.Count, values = result.Elements, bits_per_value = result.BitsPerWeight,
                     tokenizer_embedded = result.TokenizerEmbedded, imatrix_used = result.ImatrixUsed, seconds = result.Elapsed.TotalSeconds, notes = result.Notes,
+                    warnings,
                     tensor_list = result.Tensors.Select(t => new
                     {
                         name = t.Name, source_name = t.SourceName, dtype = JsonOutput.DType(t.Type), shape = JsonOutput.Shape(t.Dims), values = t.Elements,

@@ -5,6 +5,7 @@ using TensorCodec.Containers;
 using TensorCodec.Formats;
 using TensorCodec.Models;
 using TensorCodec.Numerics;
+using TensorCodec.Tokenizers;
 
 namespace TensorCodec.Quantization;
 
@@ -15,8 +16,11 @@ public sealed class ModelQuantizeOptions
     public required QuantMix Mix { get; init; }
     /// <summary>Hugging Face config.json; default: config.json beside the safetensors file (in the model folder, beside the index).</summary>
     public string? ConfigPath { get; init; }
-    /// <summary>llama2.c tokenizer.bin to embed (for GGUF input it replaces the file's tokenizer).</summary>
+    /// <summary>Tokenizer to embed: llama2.c tokenizer.bin or a Hugging Face tokenizer.json (for GGUF input it replaces
+    /// the file's tokenizer); default: the tokenizer.json beside a safetensors model.</summary>
     public string? TokenizerPath { get; init; }
+    /// <summary>Refuse to write a GGUF without a tokenizer (llama.cpp cannot load one).</summary>
+    public bool RequireTokenizer { get; init; }
     /// <summary>Importance matrix written by llama.cpp's <c>llama-imatrix</c> (GGUF or legacy .dat), used
     /// by the types that weight their rounding error by it; default: none.</summary>
     public string? ImatrixPath { get; init; }
@@ -318,16 +322,26 @@ public static class ModelQuantizer
             meta.Add(new("general.file_type", GgufValue.UInt32((uint)options.Mix.FileType)));
             meta.Add(new("general.quantization_version", GgufValue.UInt32(2)));
             bool tokenizer = carried?.Any(kv => kv.Key == "tokenizer.ggml.model") ?? false;
-            if (options.TokenizerPath is string tp)
+            string? tp = options.TokenizerPath;
+            if (tp is null && model.Format == TensorFileFormat.Safetensors
+                && Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "tokenizer.json") is var beside && File.Exists(beside))
+                tp = beside;
+            string? why = null;
+            if (tp is not null)
             {
-                var tok = Vocabulary.ReadLlama2c(tp);
-                if (tok.Count != hp.VocabSize)
-                    throw new InvalidDataException($"{tp}: tokenizer has {tok.Count} tokens but the model's vocabulary is {hp.VocabSize}");
-                meta.AddRange(tok.ToGgufMetadata());
-                tokenizer = true;
+                if (TokenizerMetadata.For(TokenizerLoader.Load(tp), tp, hp.VocabSize, out why) is { } tokMeta)
+                {
+                    meta.AddRange(tokMeta);
+                    tokenizer = true;
+                }
             }
-            else if (!tokenizer)
-                notes.Add("no tokenizer embedded (use --tokenizer): llama.cpp needs one to load the model");
+            if (!tokenizer)
+            {
+                string warning = why is null ? "no tokenizer embedded (use --tokenizer): llama.cpp needs one to load the model"
+                    : $"no tokenizer embedded ({why}): llama.cpp needs one to load the model";
+                if (options.RequireTokenizer) throw new InvalidDataException($"{inputPath}: {warning}");
+                notes.Add(warning);
+            }
 
             if (imatrix is not null) SetImatrixMetadata(meta, imatrix, options.ImatrixPath!);
 

@@ -57,6 +57,20 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
     /// <summary>The pre-tokenizer in use, e.g. "llama.cpp pre-tokenizer 'gpt-2'".</summary>
     public string PreTokenizerName => _pre.Name;
 
+    /// <summary>llama.cpp's <c>tokenizer.ggml.pre</c> name for a tokenizer.json pre-tokenizer it implements the same way; null when none does.</summary>
+    internal string? LlamaCppPre { get; private init; }
+    internal bool AddBos => _addBos;
+    internal bool AddEos => _addEos;
+    internal int? UnkId => _unkId;
+    internal int TokenType(int id) => _types[id];
+
+    /// <summary>The merges in rank order, as GGUF stores them ("left right").</summary>
+    internal string[] MergeTexts()
+    {
+        string Text(int id) => id < _tokens.Length ? _tokens[id] : _extra[id - _tokens.Length];
+        return _merges.OrderBy(kv => kv.Value.Rank).Select(kv => Text((int)(kv.Key >> 32)) + " " + Text((int)(uint)kv.Key)).ToArray();
+    }
+
     ByteLevelBpeTokenizer(string[] tokens, int[] types, IEnumerable<(string Left, string Right)> merges, RegexPreTokenizer pre,
         int? bos, int? eos, bool addBos, bool addEos, bool ignoreMerges, bool llamaFallback, bool prefixSpace, int? unk,
         IEnumerable<(string, int, bool)> specials)
@@ -224,8 +238,15 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         int? Find(string? name) => name is not null && byId.ContainsValue(name) ? byId.First(kv => kv.Value == name).Key : null;
         int? bos = bosFromTemplate ?? Find(bosName), eos = eosFromTemplate ?? Find(eosName);
         var pre = RegexPreTokenizer.FromPatterns("tokenizer.json pre_tokenizer", patterns);
+        // The llama.cpp pre-tokenizers that split as these Hugging Face steps do (its converter matches them by hash).
+        string? llamaPre = prefixSpace ? null : patterns switch
+        {
+            [RegexPreTokenizer.Gpt2Hf] => "gpt-2",
+            [@"\p{N}", RegexPreTokenizer.Gpt2Hf] => "smollm",
+            _ => null,
+        };
         return new ByteLevelBpeTokenizer(tokens, types, merges, pre, bos, eos, addBos, addEos, ignoreMerges,
-            llamaFallback: false, prefixSpace, unk, specials);
+            llamaFallback: false, prefixSpace, unk, specials) { LlamaCppPre = llamaPre };
     }
 
     static void AddPreTokenizer(JsonElement el, List<string> patterns, ref bool prefixSpace, bool first, string path, string field)

@@ -127,6 +127,49 @@ public sealed class HfSentencePieceTokenizer : ITextTokenizer
         EosId = eosToken is not null && vocab.TryGetValue(eosToken, out int eos) ? eos : -1;
     }
 
+    /// <summary>
+    /// How llama.cpp's SentencePiece tokenizer (GGUF model "llama") reproduces this one: the dummy prefix, BOS/EOS
+    /// flags, and why it cannot (null when it can): other normalizers or post-processor templates have no GGUF key.
+    /// </summary>
+    internal (bool AddSpacePrefix, bool AddBos, bool AddEos, int? Unk, string? Unsupported) LlamaCppForm()
+    {
+        string? why = null;
+        if (_prepend is not (null or "\u2581")) why = $"normalizer Prepend \"{_prepend}\" is not llama.cpp's dummy prefix";
+        else if (!(_replace.Count == 0 || (_replace.Count == 1 && _replace[0] == (" ", "\u2581"))))
+            why = "its normalizer replaces other than spaces with \u2581";
+        bool addBos = _prefix.Length == 1 && _prefix[0] == BosId, addEos = _suffix.Length == 1 && _suffix[0] == EosId;
+        if ((_prefix.Length > 0 && !addBos) || (_suffix.Length > 0 && !addEos))
+            why ??= "its post-processor template adds other tokens than BOS and EOS";
+        return (_prepend is not null, addBos, addEos, _unk >= 0 ? _unk : null, why);
+    }
+
+    /// <summary>
+    /// Scores for llama.cpp's merge-by-score: a token made by a merge scores minus that merge's rank, so the
+    /// best-scoring adjacent pair is the lowest-ranked merge; other tokens score 0 (they are never merged into).
+    /// </summary>
+    internal float[] MergeScores()
+    {
+        var scores = new float[_tokens.Length];
+        var best = new int[_tokens.Length];
+        Array.Fill(best, int.MaxValue);
+        foreach (var (rank, id) in _merges.Values) best[id] = Math.Min(best[id], rank);
+        for (int i = 0; i < scores.Length; i++) scores[i] = best[i] == int.MaxValue ? 0 : -best[i];
+        return scores;
+    }
+
+    /// <summary>llama.cpp's token types as its converter assigns them (BOS/EOS and special ids control, then byte, unknown,
+    /// user-defined, normal).</summary>
+    internal int[] LlamaCppTokenTypes()
+    {
+        var types = new int[_tokens.Length];
+        var added = _rawNonSpecial.Concat(_normNonSpecial).Select(t => t.Id).ToHashSet();
+        for (int i = 0; i < types.Length; i++)
+            // SentencePiece's own control pieces stay control even where tokenizer.json lists them as non-special (Phi-3's "</s>").
+            types[i] = _special[i] || i == BosId || i == EosId || _tokens[i] is "<s>" or "</s>" ? 3
+                : _tokenByte[i] >= 0 ? 6 : i == _unk ? 2 : added.Contains(i) ? 4 : 1;
+        return types;
+    }
+
     static bool Flag(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
     static string TypeOf(JsonElement e) => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("type", out var t) ? $"'{t.GetString()}'" : e.ValueKind.ToString();
 
