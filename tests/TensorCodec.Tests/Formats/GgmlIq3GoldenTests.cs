@@ -70,12 +70,7 @@ public class GgmlIq3GoldenTests
         var expected = File.ReadAllBytes(Path.Combine(Dir, c.Quant));
         var actual = new byte[expected.Length];
         fmt.Quantize(input, actual, c.NPerRow, imat);
-        int rowBytes = c.NPerRow / c.BlockSize * c.TypeSize;
-        var bad = Enumerable.Range(0, expected.Length).Where(i => expected[i] != actual[i]).ToList();
-        Assert.True(bad.Count == 0,
-            $"{bad.Count} of {expected.Length} bytes differ; first at {(bad.Count > 0 ? bad[0] : -1)} " +
-            $"(row {(bad.Count > 0 ? bad[0] / rowBytes : -1)}, block {(bad.Count > 0 ? bad[0] % rowBytes / c.TypeSize : -1)}, " +
-            $"offset {(bad.Count > 0 ? bad[0] % c.TypeSize : -1)})");
+        GoldenCompare.SameBytes(expected, actual, c.NPerRow / c.BlockSize * c.TypeSize, c.TypeSize);
     }
 
     [Theory]
@@ -88,14 +83,7 @@ public class GgmlIq3GoldenTests
         Assert.Equal(c.NPerRow * c.NRows, expected.Length);
         var actual = new float[expected.Length];
         fmt.Dequantize(quant, actual);
-        int bad = 0, first = -1;
-        for (int i = 0; i < expected.Length; i++)
-            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
-            {
-                bad++;
-                if (first < 0) first = i;
-            }
-        Assert.True(bad == 0, $"{bad} values differ; first at {first}: expected {(first >= 0 ? expected[first] : 0)} got {(first >= 0 ? actual[first] : 0)}");
+        GoldenCompare.SameBits(expected, actual);
     }
 
     [Fact]
