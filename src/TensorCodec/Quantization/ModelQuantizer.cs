@@ -32,6 +32,18 @@ public sealed class ModelQuantizeOptions
     /// <summary>Quantize weights that hold NaN or ±infinity instead of refusing them.</summary>
     public bool AllowNonFinite { get; init; }
 
+    /// <summary>llama-quantize's <c>--pure</c>: every quantized tensor gets the mix's base type (only the row-length fallback applies).</summary>
+    public bool Pure { get; init; }
+    /// <summary>llama-quantize's <c>--output-tensor-type</c>: ggml type name (e.g. <c>q8_0</c>) for output.weight; default: the mix's choice.</summary>
+    public string? OutputTensorType { get; init; }
+    /// <summary>llama-quantize's <c>--token-embedding-type</c>: ggml type name for token_embd.weight; default: the mix's choice.</summary>
+    public string? TokenEmbeddingType { get; init; }
+    /// <summary>llama-quantize's <c>--tensor-type PATTERN=TYPE</c>, in order: the first pattern (a regular expression, lower-cased,
+    /// searched in the GGUF tensor name) that matches a quantized tensor gives its type, instead of the mix's rules.</summary>
+    public IReadOnlyList<string> TensorTypes { get; init; } = [];
+    /// <summary>llama-quantize's <c>--leave-output-tensor</c>: output.weight is not quantized (it keeps its F32/F16/BF16 source type).</summary>
+    public bool LeaveOutputTensor { get; init; }
+
     /// <summary>Replace an existing output file.</summary>
     public bool Overwrite { get; init; }
     /// <summary>Reports each tensor as it starts and the values done so far.</summary>
@@ -282,17 +294,36 @@ public static class ModelQuantizer
             raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
 
             var ctx = new MixContext(hp.Layers, hp.Heads, hp.KvHeads,
-                HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null);
+                HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null)
+            {
+                // llama.cpp's LLM_TYPE_70B: 80 layers (llama: with GQA).
+                Is70B = hp.Layers == 80 && (hp.Architecture == ModelArchitecture.Qwen2 || (hp.Architecture == ModelArchitecture.Llama && hp.Heads != hp.KvHeads)),
+            };
+            var planner = new TensorTypePlanner(options.Mix, ctx, TypeOverridesOf(options), raw.Select(r => r.Name));
             var planned = new List<PlannedTensor>();
             foreach (var r in raw)
             {
-                var choice = TensorTypeRules.Choose(options.Mix, r.Name, r.Dims, ctx);
+                var choice = planner.Next(r.Name, r.Dims, r.SourceType);
+                if (options.LeaveOutputTensor && r.Name == "output.weight" && r.SourceType == GgmlTypes.F32 && r.PackedSource)
+                    notes.Add($"{r.Name}: left unquantized as F32 (its source type cannot be copied as is)");
+                if (GgmlTypes.Get(choice.Type).ByteSize(r.Dims[0]) is null)
+                    throw new InvalidDataException($"{r.Name}: row length {r.Dims[0]} is not a multiple of {TypeName(choice.Type)}'s block size {GgmlTypes.Get(choice.Type).BlockSize}");
                 float[]? imp = null;
                 if (imatrix?.Find(r.Name) is float[] w && BlockFormats.FromGgmlType(choice.Type) is { UsesImportance: true })
                 {
                     if (w.Length != r.Dims[0])
                         throw new InvalidDataException($"{options.ImatrixPath}: entry '{r.Name}' has {w.Length} weights but the tensor's rows have {r.Dims[0]} columns");
                     imp = w;
+                }
+                // llama-quantize's refusals (tensor_requires_imatrix): the very low-bit types need importance weights.
+                if (TensorTypeRules.RequiresImatrix(r.Name, choice.Type, options.Mix))
+                {
+                    if (imatrix is null)
+                        throw new InvalidDataException($"{inputPath}: this quantization requires an importance matrix (--imatrix): " +
+                            $"tensor {r.Name} gets {TypeName(choice.Type)}, which llama-quantize refuses without one");
+                    if (imp is null)
+                        throw new InvalidDataException($"{options.ImatrixPath}: missing importance matrix for tensor {r.Name} in a very low-bit quantization " +
+                            $"({TypeName(choice.Type)}); llama-quantize refuses it: the result would be garbage");
                 }
                 if (choice.FallbackFrom is int from)
                     notes.Add($"{r.Name}: row length {r.Dims[0]} is not a multiple of {TypeName(from)}'s block size {GgmlTypes.Get(from).BlockSize}; using {TypeName(choice.Type)}");
@@ -395,7 +426,53 @@ public static class ModelQuantizer
     }
 
     /// <summary>An input tensor under its GGUF name and dims, read <see cref="RowGroup"/> rows at a time or more.</summary>
-    sealed record RawTensor(string Name, string Source, long[] Dims, RowReader Read, int RowGroup = 1);
+    sealed record RawTensor(string Name, string Source, long[] Dims, RowReader Read, int RowGroup = 1)
+    {
+        /// <summary>The ggml type the tensor is stored as when it is F32, F16 or BF16, else F32: what it keeps when left unquantized.</summary>
+        public int SourceType { get; init; } = GgmlTypes.F32;
+        /// <summary>Stored as ggml blocks (or another type that cannot be kept as is).</summary>
+        public bool PackedSource { get; init; }
+    }
+
+    static (int Type, bool Kept) KeptType(DType dtype) => dtype switch
+    {
+        DType.F32 => (GgmlTypes.F32, true), DType.F16 => (GgmlTypes.F16, true), DType.BF16 => (GgmlTypes.BF16, true), _ => (GgmlTypes.F32, false),
+    };
+
+    /// <summary>The llama-quantize options of <paramref name="o"/> as ggml type ids and compiled patterns; unknown or unencodable types are refused.</summary>
+    internal static TypeOverrides TypeOverridesOf(ModelQuantizeOptions o)
+    {
+        if (!o.Pure && o.OutputTensorType is null && o.TokenEmbeddingType is null && o.TensorTypes.Count == 0 && !o.LeaveOutputTensor)
+            return TypeOverrides.None;
+        var patterns = new List<(System.Text.RegularExpressions.Regex, int)>();
+        foreach (var spec in o.TensorTypes)
+        {
+            int eq = spec.IndexOf('=');
+            if (eq < 0) throw new ArgumentException($"--tensor-type '{spec}': malformed, expected PATTERN=TYPE");
+            if (eq == 0) throw new ArgumentException($"--tensor-type '{spec}': missing tensor name");
+            if (eq == spec.Length - 1) throw new ArgumentException($"--tensor-type '{spec}': missing quantization type");
+            // llama-quantize lower-cases the pattern and searches it (std::regex, ECMAScript) in each tensor name.
+            string pattern = spec[..eq].ToLowerInvariant();
+            System.Text.RegularExpressions.Regex re;
+            try { re = new(pattern, System.Text.RegularExpressions.RegexOptions.ECMAScript | System.Text.RegularExpressions.RegexOptions.CultureInvariant); }
+            catch (ArgumentException e) { throw new ArgumentException($"--tensor-type '{spec}': bad pattern: {e.Message}"); }
+            patterns.Add((re, ParseType(spec[(eq + 1)..], "--tensor-type")));
+        }
+        return new TypeOverrides(o.Pure,
+            o.OutputTensorType is { } ot ? ParseType(ot, "--output-tensor-type") : null,
+            o.TokenEmbeddingType is { } te ? ParseType(te, "--token-embedding-type") : null,
+            patterns, o.LeaveOutputTensor);
+    }
+
+    /// <summary>A ggml type name, case-insensitive as llama-quantize's parse_ggml_type, that we can encode.</summary>
+    static int ParseType(string name, string option)
+    {
+        if (!GgmlTypes.TryGetByName(name, out var t))
+            throw new ArgumentException($"{option}: invalid ggml type '{name}'");
+        if (t.Id != GgmlTypes.F32 && BlockFormats.FromGgmlType(t.Id) is null)
+            throw new ArgumentException($"{option}: ggml type {t.Name} cannot be written (no encoder)");
+        return t.Id;
+    }
 
     static List<RawTensor> FromHf(ModelFiles model, ModelConfig hp, IReadOnlyList<SafeFileHandle> handles, List<string> notes)
     {
@@ -431,7 +508,8 @@ public static class ModelQuantizer
                     load = (row0, n, dst, b) => { inner(row0, n, dst, b); PermuteHeads(dst, headRows, cols, b); };
                 }
             }
-            list.Add(new(gguf, t.Name, dims, load, group));
+            var (kept, ok) = KeptType(t.DType);
+            list.Add(new(gguf, t.Name, dims, load, group) { SourceType = kept, PackedSource = !ok });
         }
         return list;
     }
@@ -473,7 +551,8 @@ public static class ModelQuantizer
             DType dtype = t.GgmlType switch { GgmlTypes.F32 => DType.F32, GgmlTypes.F16 => DType.F16, GgmlTypes.BF16 => DType.BF16, _ => DType.Packed };
             if (dtype == DType.Packed && BlockFormats.FromGgmlType(t.GgmlType) is null)
                 throw new NotSupportedException($"{path}: tensor '{t.Name}' has ggml type {GgmlTypes.Get(t.GgmlType).Name}, which cannot be decoded");
-            list.Add(new(t.Name, t.Name, t.Dims, StoredRows(h, t.Offset, t.Dims[0], dtype, t.GgmlType, t.Name, path)));
+            var (kept, ok) = KeptType(dtype);
+            list.Add(new(t.Name, t.Name, t.Dims, StoredRows(h, t.Offset, t.Dims[0], dtype, t.GgmlType, t.Name, path)) { SourceType = kept, PackedSource = !ok });
         }
         return list;
     }
