@@ -29,12 +29,24 @@ static class QuantizeCommand
         var config = new Option<string?>("--config") { Description = "Hugging Face config.json (default: beside the model)" };
         var name = new Option<string?>("--name") { Description = "general.name (default: from the input path)" };
         var allowNonFinite = new Option<bool>("--allow-nonfinite") { Description = "Quantize weights containing NaN/Inf instead of refusing" };
+        // llama-quantize's per-tensor options, with its names and semantics.
+        var pure = new Option<bool>("--pure") { Description = "Disable the mix's per-tensor rules: every quantized tensor gets the mix's base type (the row-length fallback still applies)" };
+        var outputType = new Option<string?>("--output-tensor-type") { Description = "ggml type for output.weight (e.g. q8_0, f16)" };
+        var embdType = new Option<string?>("--token-embedding-type") { Description = "ggml type for token_embd.weight" };
+        var tensorType = new Option<string[]>("--tensor-type")
+        {
+            Description = "PATTERN=TYPE: quantize the tensors whose GGUF name contains a match of the regular expression PATTERN (lower-cased) as TYPE; " +
+                "repeatable, the first matching pattern wins (e.g. --tensor-type attn_v=q8_0)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var leaveOutput = new Option<bool>("--leave-output-tensor") { Description = "Leave output.weight unquantized (its F32/F16/BF16 source type)" };
         var threads = CliCommon.Threads();
         var force = CliCommon.Force();
         var json = CliCommon.Json();
         var cmd = new Command("quantize", "Quantize a whole model to a GGUF that llama.cpp loads, with llama.cpp's per-tensor type mix")
         {
             input, output, type, imatrix, tokenizer, requireTokenizer, config, name, allowNonFinite, threads, force, json,
+            pure, outputType, embdType, tensorType, leaveOutput,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -53,6 +65,11 @@ static class QuantizeCommand
                 ModelName = p.GetValue(name),
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
                 AllowNonFinite = p.GetValue(allowNonFinite),
+                Pure = p.GetValue(pure),
+                OutputTensorType = p.GetValue(outputType),
+                TokenEmbeddingType = p.GetValue(embdType),
+                TensorTypes = p.GetValue(tensorType) ?? [],
+                LeaveOutputTensor = p.GetValue(leaveOutput),
                 Overwrite = p.GetValue(force),
                 Progress = progress,
                 Cancellation = ct,

@@ -164,6 +164,7 @@ public static class ModelQuantizer
     /// tensors, a tokenizer or imatrix that does not match it, or non-finite weights without
     /// <see cref="ModelQuantizeOptions.AllowNonFinite"/>.</exception>
     /// <exception cref="NotSupportedException">A tensor's type cannot be decoded or quantized.</exception>
+    /// <exception cref="ArgumentException">A per-tensor type option is malformed or names a type that cannot be written.</exception>
     /// <exception cref="OperationCanceledException"><see cref="ModelQuantizeOptions.Cancellation"/> was signalled.</exception>
     public static QuantizeResult Quantize(string inputPath, string outputPath, ModelQuantizeOptions options)
     {
