@@ -21,7 +21,7 @@ public class ModelQuantizerTests
         });
 
     /// <summary>The HF source tensor in GGUF row order (Q/K permuted), as float32.</summary>
-    static float[] SourceInGgufOrder(string ggufName)
+    internal static float[] SourceInGgufOrder(string ggufName)
     {
         var layout = TensorFileReader.Open(Bf16Sample);
         var t = layout.Tensors.Single(x => TensorNames.ToGguf(TensorNaming.HuggingFace, x.Name) == ggufName);
