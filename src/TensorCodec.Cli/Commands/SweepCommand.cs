@@ -16,12 +16,13 @@ static class SweepCommand
         var ctx = new Option<int>("--ctx") { Description = "Window length in tokens", DefaultValueFactory = _ => 256 };
         var chunks = new Option<int>("--chunks") { Description = "Evaluate at most N windows (0 = all)" };
         var config = new Option<string?>("--config") { Description = "config.json for a safetensors MODEL (default: beside the model)" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "llama.cpp importance matrix for the mixes, as quantize --imatrix (iq1_*, iq2_*, iq3_xxs, iq3_xs and q2_K_S need one)" };
         var output = new Option<string>("--output", "-o") { Description = "Output folder for report.md and rd.svg", Required = true };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
         var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.svg")
         {
-            model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json,
+            model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json, imatrix,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -30,7 +31,7 @@ static class SweepCommand
             var options = new SweepOptions
             {
                 Types = p.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-                Ctx = p.GetValue(ctx), MaxChunks = p.GetValue(chunks), ConfigPath = p.GetValue(config),
+                Ctx = p.GetValue(ctx), MaxChunks = p.GetValue(chunks), ConfigPath = p.GetValue(config), ImatrixPath = p.GetValue(imatrix),
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)),
             };
             string dir = p.GetValue(output)!;

@@ -24,6 +24,8 @@ public sealed record SweepOptions
     public int Threads { get; init; } = 1;
     /// <summary>HF config.json for a safetensors model (default: beside it).</summary>
     public string? ConfigPath { get; init; }
+    /// <summary>llama.cpp imatrix for the mixes (as <c>quantize --imatrix</c>; the IQ1/IQ2/IQ3_XXS mixes and q2_K_S need one); default: none.</summary>
+    public string? ImatrixPath { get; init; }
 }
 
 /// <summary>One quantized variant: how it was made, its exact size, and its evaluation against the base.</summary>
@@ -134,7 +136,10 @@ public static class Sweep
     {
         var mix = FindMix(type);
         var format = mix is null ? QuantFormats.Get(type) : null;
-        using var plan = ModelQuantizer.CreatePlan(modelPath, new ModelQuantizeOptions { Mix = mix ?? QuantMix.Get("f32"), ConfigPath = o.ConfigPath });
+        using var plan = ModelQuantizer.CreatePlan(modelPath, new ModelQuantizeOptions
+        {
+            Mix = mix ?? QuantMix.Get("f32"), ConfigPath = o.ConfigPath, ImatrixPath = mix is null ? null : o.ImatrixPath,
+        });
         var matrices = new Dictionary<string, IWeightMatrix>(StringComparer.Ordinal);
         var vectors = new Dictionary<string, float[]>(StringComparer.Ordinal);
         bytes = 0; elements = 0;
@@ -152,7 +157,7 @@ public static class Sweep
             int cols = checked((int)t.Dims[0]), rows = checked((int)t.Dims[1]);
             if (mix is not null)
             {
-                matrices[t.Name] = Ggml(t.Choice.Type, v, rows, cols, o.Threads);
+                matrices[t.Name] = Ggml(t.Choice.Type, v, rows, cols, o.Threads, t.Importance);
                 bytes += t.Bytes;
             }
             else if (cols % format!.RowMultiple != 0)
@@ -209,7 +214,7 @@ public static class Sweep
     }
 
     /// <summary>A matrix of ggml type <paramref name="type"/> over a pinned copy of the encoded rows.</summary>
-    static unsafe IWeightMatrix Ggml(int type, float[] v, int rows, int cols, int threads)
+    static unsafe IWeightMatrix Ggml(int type, float[] v, int rows, int cols, int threads, float[]? importance = null)
     {
         switch (type)
         {
@@ -230,7 +235,7 @@ public static class Sweep
         Parallel.For(0, (rows + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, c =>
         {
             int r0 = c * chunk, n = Math.Min(chunk, rows - r0);
-            fmt.Quantize(v.AsSpan(r0 * cols, n * cols), data.AsSpan(r0 * rowBytes, n * rowBytes), cols);
+            fmt.Quantize(v.AsSpan(r0 * cols, n * cols), data.AsSpan(r0 * rowBytes, n * rowBytes), cols, importance);
         });
         fixed (byte* p = data) return WeightMatrix.Create(DType.Packed, p, rows, cols, data, ggmlType: type);
     }

@@ -49,30 +49,7 @@ public class IQuantMixEndToEndTests(ITestOutputHelper output)
         return Models.ModelDirectoryTests.Logits(m, EvalTokens);
     }
 
-    /// <summary>Mean over positions of KL(p ‖ q), each row a softmax of logits (or log-probabilities).</summary>
-    internal static double MeanKl(ReadOnlySpan<float> p, ReadOnlySpan<float> q, int vocab)
-    {
-        double total = 0;
-        int rows = p.Length / vocab;
-        for (int r = 0; r < rows; r++)
-        {
-            var lp = LogSoftmax(p.Slice(r * vocab, vocab));
-            var lq = LogSoftmax(q.Slice(r * vocab, vocab));
-            for (int i = 0; i < vocab; i++) total += Math.Exp(lp[i]) * (lp[i] - lq[i]);
-        }
-        return total / rows;
-    }
-
-    static double[] LogSoftmax(ReadOnlySpan<float> row)
-    {
-        double max = double.NegativeInfinity, sum = 0;
-        foreach (var v in row) max = Math.Max(max, v);
-        foreach (var v in row) sum += Math.Exp(v - max);
-        double lse = max + Math.Log(sum);
-        var r = new double[row.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = row[i] - lse;
-        return r;
-    }
+    static double MeanKl(float[] p, float[] q, int vocab) => Engine.GgufModelTests.MeanKl(p, q, vocab);
 
     public static IEnumerable<object[]> MixData => Mixes.Select(m => new object[] { m });
 
@@ -104,6 +81,25 @@ public class IQuantMixEndToEndTests(ITestOutputHelper output)
         var kl = MeanKl(Logits(ModelQuantizerTests.Bf16Sample), Logits(path), 1024);
         output.WriteLine($"{mix}: mean KL(bf16 ‖ {mix}) on {EvalTokens.Length} stand-in positions = {kl:G4}");
         Assert.True(double.IsFinite(kl) && kl >= 0 && kl < 3, $"{mix}: KL {kl}");
+    }
+
+    /// <summary>
+    /// Writes the imatrix the i-quant rate–distortion report (docs/rd-iq) uses: bard-3m F32 on the first 64 windows of
+    /// 256 tokens of the training split (the first 95% of shakespeare.tok1024.u16), as a legacy .dat file at
+    /// $TCODEC_IMATRIX_OUT. Skipped unless that variable is set.
+    /// </summary>
+    [SkippableFact]
+    public void WritesTheTrainingSplitImatrixWhenAsked()
+    {
+        var target = Environment.GetEnvironmentVariable("TCODEC_IMATRIX_OUT");
+        Skip.If(string.IsNullOrEmpty(target), "TCODEC_IMATRIX_OUT is not set: nothing to write");
+        var model = TestFiles.SharedOrSkip("data/models/bard-3m/model.safetensors");
+        var text = TestFiles.SharedOrSkip("data/text/shakespeare.tok1024.u16");
+        var all = MemoryMarshal.Cast<byte, ushort>(File.ReadAllBytes(text));
+        int train = all.Length - all.Length / 20;
+        var tokens = all[..Math.Min(train, 64 * 256)].ToArray().Select(t => (int)t).ToArray();
+        EngineImatrix.WriteDat(target!, EngineImatrix.Collect(model, tokens, 256));
+        output.WriteLine($"wrote {target} from {tokens.Length} training tokens");
     }
 
     [Fact]
@@ -152,7 +148,7 @@ public class IQuantMixEndToEndTests(ITestOutputHelper output)
             int top1 = 0;
             foreach (int pos in positions)
             {
-                var mine = logits.AsSpan(pos * 1024, 1024);
+                var mine = logits.AsSpan(pos * 1024, 1024).ToArray();
                 var theirs = root.GetProperty("logprobs").GetProperty(pos.ToString(CultureInfo.InvariantCulture))
                     .EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? (float)e.GetDouble() : float.NegativeInfinity).ToArray();
                 double kl = MeanKl(mine, theirs, 1024);
@@ -167,8 +163,9 @@ public class IQuantMixEndToEndTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, "llama.cpp disagrees: " + string.Join("; ", failures));
     }
 
-    /// <summary>Bound on KL(ours ‖ llama.cpp) at any compared position.</summary>
-    const double KlBound = 1e-2;
+    /// <summary>Bound on KL(ours ‖ llama.cpp) at any compared position: measured 1.5e-4 (iq4_nl) to 9.1e-4 (iq3_m) at worst,
+    /// mean 1.0e-4 to 4.0e-4; top-1 agreed at 6 of 6 positions for every mix but q2_K_S (5 of 6).</summary>
+    const double KlBound = 3e-3;
 
     static int ArgMax(ReadOnlySpan<float> v)
     {
