@@ -103,6 +103,23 @@ public class IQuantMixEndToEndTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void SweepTakesTheImatrixTheIQuantMixesNeed()
+    {
+        using var dir = new ScratchDir();
+        var tokens = EngineImatrix.PseudoText(128, 1024, seed: 3);
+        var o = new TensorCodec.Eval.SweepOptions { Types = ["iq2_xxs"], Ctx = 64, ConfigPath = ModelQuantizerTests.Config, Threads = 2 };
+        var e = Assert.Throws<InvalidDataException>(() => TensorCodec.Eval.Sweep.Run(ModelQuantizerTests.Bf16Sample, tokens, o));
+        Assert.Contains("requires an importance matrix", e.Message);
+
+        var imat = EngineImatrix.WriteDat(dir.File("bard.imatrix.dat"), Imatrix.Value);
+        var entry = Assert.Single(TensorCodec.Eval.Sweep.Run(ModelQuantizerTests.Bf16Sample, tokens, o with { ImatrixPath = imat }).Entries);
+        // The same tensors as quantize writes with that imatrix.
+        var written = ModelQuantizerTests.QuantizeBard(dir.File("bard.gguf"), "iq2_xxs", imatrix: imat);
+        Assert.Equal(written.TensorBytes, entry.Bytes);
+        Assert.True(entry.Result.Kl!.Mean is > 0 and < 3, $"KL {entry.Result.Kl.Mean}");
+    }
+
+    [Fact]
     public void TheImatrixCoversEveryBlockMatrix()
     {
         Assert.Equal(4 * 7, Imatrix.Value.Count);
