@@ -198,6 +198,23 @@ public class GgufRoundTripTests(ITestOutputHelper output)
     public static TheoryData<string> Mixes => new(QuantMix.All.Select(m => m.Name));
 
     /// <summary>
+    /// The mixes llama-quantize refuses without an importance matrix get one of all ones (plain squared-error
+    /// weighting), keyed by the GGUF names of the model's matrices; the others get none, as before.
+    /// </summary>
+    static string? UniformImatrixIfNeeded(string mix, string model, ScratchDir dir)
+    {
+        if (mix is not ("iq1_s" or "iq1_m" or "iq2_xxs" or "iq2_xs" or "iq2_s" or "iq2_m" or "iq3_xxs" or "iq3_xs" or "q2_K_S")) return null;
+        string f32 = dir.File("names.gguf");
+        ModelQuantizer.Quantize(model, f32, new ModelQuantizeOptions { Mix = QuantMix.Get("f32"), Overwrite = true });
+        GgufFile g;
+        using (var fs = File.OpenRead(f32)) g = GgufFile.Parse(fs, f32);
+        string path = dir.File("ones.imatrix.dat");
+        using var s = File.Create(path);
+        ImportanceMatrix.WriteDat(s, g.Tensors.Where(t => t.Dims.Length == 2).Select(t => new KeyValuePair<string, float[]>(t.Name, Enumerable.Repeat(1f, (int)t.Dims[0]).ToArray())));
+        return path;
+    }
+
+    /// <summary>
     /// Every mix the quantizer writes (block types, and their fallbacks where rows are not a
     /// multiple of 256) loads in the engine with the same config and runs.
     /// </summary>
@@ -214,7 +231,10 @@ public class GgufRoundTripTests(ITestOutputHelper output)
             using var dir = new ScratchDir();
             string model = WriteModel(dir.Path, s, 3);
             string gguf = dir.File("model.gguf");
-            ModelQuantizer.Quantize(model, gguf, new ModelQuantizeOptions { Mix = QuantMix.Get(mix), TokenizerPath = s.Tokenizer ? dir.File("tok.bin") : null });
+            ModelQuantizer.Quantize(model, gguf, new ModelQuantizeOptions
+            {
+                Mix = QuantMix.Get(mix), TokenizerPath = s.Tokenizer ? dir.File("tok.bin") : null, ImatrixPath = UniformImatrixIfNeeded(mix, model, dir),
+            });
             using var st = LlamaModel.Load(model);
             using var gg = LlamaModel.Load(gguf);
             Assert.Equal(st.Config with { Rope = RopeStyle.AdjacentPairs }, gg.Config);
