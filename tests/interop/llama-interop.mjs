@@ -185,4 +185,7 @@ for (const modelPath of args.models) {
     console.log(JSON.stringify(report));
 }
 await llama.dispose();
+// stdout to a pipe is written asynchronously: let it drain before exiting, or a long report line
+// (full --logprob-tokens distributions) is cut at 64 KiB.
+await new Promise((resolve) => process.stdout.write("", resolve));
 process.exit(failed ? 1 : 0);
