@@ -14,6 +14,32 @@ static class DecompressCommand
     /// (the index sits at the end of a .tcz, and chunks are read where it says).</summary>
     internal static TczReader Open(FileFlags.Job job)
     {
+        var reader = OpenArchive(job);
+        try
+        {
+            if (job.S.Reference is not null) reader.AttachReference(job.S.Reference);
+            // Without the reference a delta archive fails in one line naming it; no note before that.
+            if (reader.Reference is { } r && (r.Tensors == 0 || job.S.Reference is not null)) job.Note(Describe(r));
+            return reader;
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One line saying what an archive needs and holds beyond plain lossless coding.</summary>
+    internal static string Describe(TczReferenceInfo r) =>
+        string.Join("; ", new[]
+        {
+            r.Tensors > 0 ? $"coded against reference '{r.Label}' (id {r.IdHex}): {r.DeltaSegments} tensor(s) as deltas; decompress needs --ref" : null,
+            r.DuplicateSegments > 0 ? $"{r.DuplicateSegments} duplicate tensor(s) stored once" : null,
+            r.LossySegments > 0 ? $"LOSSY: {r.LossySegments} optimizer tensor(s) stored quantized, rebuilt approximately" : null,
+        }.Where(x => x is not null));
+
+    static TczReader OpenArchive(FileFlags.Job job)
+    {
         if (!job.FromStdin) return TczReader.Open(job.Input);
         if (!Console.IsInputRedirected)
             throw new IOException("stdin: refusing to read compressed data from a terminal; redirect standard input or name a file");
