@@ -98,6 +98,77 @@ public static class CheckpointDelta
         return 0;
     }
 
+    /// <summary>
+    /// "ckpt-archive TARGET REFERENCE [REPEATS]": the archives tcodec writes (per-file, --ref, --ref with
+    /// --optimizer-bits 8 and 4), their bytes per tensor kind, and the speed of compress and decompress with
+    /// --ref as a ratio to without (runs interleaved, medians; one thread).
+    /// </summary>
+    public static int Archive(string[] args)
+    {
+        string target = args[0], reference = args[1];
+        int repeats = args.Length > 2 ? int.Parse(args[2]) : 5;
+        string dir = Path.Combine(Path.GetTempPath(), "tcodec-ckpt-bench-" + Environment.ProcessId);
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var configs = new (string Name, TczCompressOptions Options)[]
+            {
+                ("per-file .tcz", new TczCompressOptions()),
+                ("--ref", new TczCompressOptions { Reference = reference }),
+                ("--ref --optimizer-bits 8", new TczCompressOptions { Reference = reference, OptimizerBits = 8 }),
+                ("--ref --optimizer-bits 4", new TczCompressOptions { Reference = reference, OptimizerBits = 4 }),
+                ("--optimizer-bits 8 (no ref)", new TczCompressOptions { OptimizerBits = 8 }),
+            };
+            var kinds = new[] { "weights", "exp_avg", "exp_avg_sq" };
+            long zstd = Zstd19(File.ReadAllBytes(target));
+            Console.WriteLine($"target {Path.GetFileName(Path.GetDirectoryName(target))}/{Path.GetFileName(target)} ({new FileInfo(target).Length:N0} B) against {Path.GetFileName(reference)}; zstd -19 of the file: {zstd:N0} B");
+            Console.WriteLine();
+            Console.WriteLine("| archive | weights | exp_avg | exp_avg_sq | whole file | vs per-file | vs zstd -19 |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+            long baseline = 0;
+            var baseKinds = new long[3];
+            foreach (var (name, options) in configs)
+            {
+                string outPath = Path.Combine(dir, "x.tcz");
+                var r = TczWriter.CompressFile(target, outPath, true, options);
+                var perKind = kinds.Select(k => r.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor && Kind(s.Segment.Name) == k).Sum(s => s.Segment.EncodedLength)).ToArray();
+                if (baseline == 0) { baseline = r.CompressedBytes; baseKinds = perKind; }
+                string Cell(int k) => perKind[k] == 0 ? "–" : $"{perKind[k]:N0} ({(double)baseKinds[k] / perKind[k]:0.00}×)";
+                Console.WriteLine($"| {name} | {Cell(0)} | {Cell(1)} | {Cell(2)} | {r.CompressedBytes:N0} | {(double)baseline / r.CompressedBytes:0.00}× | {(double)zstd / r.CompressedBytes:0.00}× |");
+                // Every archive must give the file back (lossless) or a file of the same length (lossy).
+                using var reader = TczReader.Open(outPath);
+                if (reader.Reference is { Tensors: > 0 }) reader.AttachReference(reference);
+                var ms = new MemoryStream();
+                reader.DecompressTo(ms);
+                if (!reader.IsLossy && !ms.ToArray().AsSpan().SequenceEqual(File.ReadAllBytes(target))) throw new InvalidOperationException($"{name}: round trip failed");
+            }
+
+            // Speed: plain vs --ref, interleaved pairs, medians.
+            string plainOut = Path.Combine(dir, "plain.tcz"), refOut = Path.Combine(dir, "ref.tcz");
+            var cPlain = new List<double>(); var cRef = new List<double>(); var dPlain = new List<double>(); var dRef = new List<double>();
+            for (int i = 0; i < repeats; i++)
+            {
+                cPlain.Add(Time(() => TczWriter.CompressFile(target, plainOut, true)));
+                cRef.Add(Time(() => TczWriter.CompressFile(target, refOut, true, new TczCompressOptions { Reference = reference })));
+                dPlain.Add(Time(() => { using var rd = TczReader.Open(plainOut); rd.DecompressTo(Stream.Null); }));
+                dRef.Add(Time(() => { using var rd = TczReader.Open(refOut); rd.AttachReference(reference); rd.DecompressTo(Stream.Null); }));
+            }
+            double Med(List<double> x) { var s = x.Order().ToList(); return s[s.Count / 2]; }
+            Console.WriteLine();
+            Console.WriteLine($"speed, 1 thread, median of {repeats} interleaved runs: compress {Med(cPlain):0.000} s plain, {Med(cRef):0.000} s --ref (×{Med(cRef) / Med(cPlain):0.00} the time); " +
+                $"decompress {Med(dPlain):0.000} s plain, {Med(dRef):0.000} s --ref (×{Med(dRef) / Med(dPlain):0.00}; includes checking the reference's checksums)");
+        }
+        finally { Directory.Delete(dir, true); }
+        return 0;
+    }
+
+    static double Time(Action a)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        a();
+        return sw.Elapsed.TotalSeconds;
+    }
+
     sealed class Row(int n)
     {
         public long Raw, Ctx, Best;

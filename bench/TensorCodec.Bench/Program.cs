@@ -5,5 +5,7 @@ using TensorCodec.Bench;
 if (args.Length > 0 && args[0] == "e2e") return EndToEnd.Run(args[1..]);
 // "ckpt TARGET REFERENCE" measures delta transforms of a checkpoint or fine-tune against its reference.
 if (args.Length > 0 && args[0] == "ckpt") return CheckpointDelta.Run(args[1..]);
+// "ckpt-archive TARGET REFERENCE [REPEATS]": the archives compress --ref / --optimizer-bits write, and their speed.
+if (args.Length > 0 && args[0] == "ckpt-archive") return CheckpointDelta.Archive(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(EndToEnd).Assembly).Run(args);
 return 0;
