@@ -25,7 +25,7 @@ public static class CheckpointDelta
         var tb = File.ReadAllBytes(target);
         var rb = File.ReadAllBytes(reference);
         var refs = rl.Tensors.ToDictionary(t => t.Name);
-        string[] candidates = ["alone", "xor", "xor-planes", "sub-raw", "sub", "pred", "pred-own"];
+        string[] candidates = ["alone", "xor", "xor-planes", "sub-raw", "sub", "sub-float", "pred", "pred-own"];
         var kinds = new SortedDictionary<string, Row>();
         using var enc = new ChunkEncoder();
         var dst = new byte[ChunkCodec.MaxEncodedLength(TczConstants.DefaultChunkSize)];
@@ -58,6 +58,7 @@ public static class CheckpointDelta
                     case "xor-planes": DeltaTransform.Forward(DeltaKind.Xor, e, work, rd); coded = e == 4 ? DType.U32 : DType.U16; break;
                     case "sub-raw": RawSub(work, rd, e); coded = e == 4 ? DType.I32 : DType.I16; break;
                     case "sub": DeltaTransform.Forward(DeltaKind.Sub, e, work, rd); coded = DeltaTransform.CodedDType(DeltaKind.Sub, t.DType); break;
+                    case "sub-float": DeltaTransform.Forward(DeltaKind.Sub, e, work, rd); coded = e == 4 ? DType.F32 : DType.BF16; break;
                     case "pred":
                         if (e != 4) goto case "sub";
                         var p = Predict(t.Name, kind, data, rd, rl, rb);
@@ -154,6 +155,27 @@ public static class CheckpointDelta
                 dRef.Add(Time(() => { using var rd = TczReader.Open(refOut); rd.AttachReference(reference); rd.DecompressTo(Stream.Null); }));
             }
             double Med(List<double> x) { var s = x.Order().ToList(); return s[s.Count / 2]; }
+            if (Environment.GetEnvironmentVariable("CKPT_PROFILE") is not null)
+            {
+                var att = new List<double>(); var dec = new List<double>(); var open = new List<double>();
+                for (int i = 0; i < repeats; i++)
+                {
+                    open.Add(Time(() => { using var f = new TczReferenceFile(reference); }));
+                    using var rd = TczReader.Open(refOut);
+                    att.Add(Time(() => rd.AttachReference(reference)));
+                    rd.CodedFormOnly = true;
+                    dec.Add(Time(() => { try { rd.DecompressTo(Stream.Null); } catch (TensorFormatException) { } }));
+                }
+                var buf = new byte[1 << 20]; var rbuf = new byte[1 << 20]; new Random(1).NextBytes(buf); new Random(2).NextBytes(rbuf);
+                var inv = new List<double>(); var xor = new List<double>();
+                for (int i = 0; i < repeats; i++)
+                {
+                    inv.Add(Time(() => { for (int k = 0; k < 14; k++) DeltaTransform.Inverse(DeltaKind.Sub, 4, buf, rbuf); }));
+                    xor.Add(Time(() => { for (int k = 0; k < 14; k++) DeltaTransform.Inverse(DeltaKind.Xor, 4, buf, rbuf); }));
+                }
+                Console.WriteLine($"profile: 14 MiB Sub inverse {Med(inv):0.000} s, Xor {Med(xor):0.000} s");
+                Console.WriteLine($"profile: open reference {Med(open):0.000} s, attach {Med(att):0.000} s, decode {Med(dec):0.000} s");
+            }
             Console.WriteLine();
             Console.WriteLine($"speed, 1 thread, median of {repeats} interleaved runs: compress {Med(cPlain):0.000} s plain, {Med(cRef):0.000} s --ref (×{Med(cRef) / Med(cPlain):0.00} the time); " +
                 $"decompress {Med(dPlain):0.000} s plain, {Med(dRef):0.000} s --ref (×{Med(dRef) / Med(dPlain):0.00}; includes checking the reference's checksums)");

