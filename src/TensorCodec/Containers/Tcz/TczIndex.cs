@@ -285,7 +285,9 @@ public sealed class TczIndex
         return new TczIndex(format, originalLength, originalHash, (int)chunkSize, segments);
     }
 
-    ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path)
+    /// <summary>Reads the index's fields with bounds checks; every failure names the field and file offset
+    /// (also used for the reference section, with its own <paramref name="what"/>).</summary>
+    internal ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path, string what = "corrupt .tcz index: ")
     {
         readonly ReadOnlySpan<byte> _data = data;
         int _pos;
@@ -294,7 +296,7 @@ public sealed class TczIndex
 
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
         public readonly void Fail(string field, string message) =>
-            throw new TensorFormatException(path, baseOffset + _pos, field, "corrupt .tcz index: " + message);
+            throw new TensorFormatException(path, baseOffset + _pos, field, what + message);
 
         public byte Byte(string field)
         {

@@ -126,106 +126,81 @@ internal sealed class TczReferenceSection
     }
 
     /// <summary>Parses and checks the section against the segments it annotates; <paramref name="flags"/> must be what it implies.</summary>
-    public static TczReferenceSection Parse(byte[] data, long fileOffset, uint flags, IReadOnlyList<TczSegment> segments, string? path)
+    public static TczReferenceSection Parse(ReadOnlySpan<byte> data, long fileOffset, uint flags, IReadOnlyList<TczSegment> segments, string? path)
     {
-        int pos = 0;
-        void Fail(string field, string message) =>
-            throw new TensorFormatException(path, fileOffset + pos, field, "corrupt .tcz reference section: " + message);
-        byte Byte(string field)
+        var r = new TczIndex.IndexReader(data, fileOffset, path, "corrupt .tcz reference section: ");
+        static string Name(ref TczIndex.IndexReader r, string field)
         {
-            if (pos >= data.Length) Fail(field, "section ends early");
-            return data[pos++];
+            long length = r.Long(field + "_length");
+            if (length > TczConstants.MaxNameBytes) r.Fail(field + "_length", $"name length {length} exceeds {TczConstants.MaxNameBytes}");
+            return r.Utf8(field, (int)length);
         }
-        long Long(string field)
-        {
-            ulong v = 0;
-            for (int shift = 0; ; shift += 7)
-            {
-                if (shift > 63) Fail(field, "varint longer than 10 bytes");
-                byte b = Byte(field);
-                v |= (ulong)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0) break;
-            }
-            if (v > int.MaxValue) Fail(field, $"value {v} too large");
-            return (long)v;
-        }
-        string Utf8(string field, long length)
-        {
-            if (length > data.Length - pos || length > TczConstants.MaxNameBytes) Fail(field, $"string of {length} bytes runs past the section end");
-            try { var s = new UTF8Encoding(false, true).GetString(data.AsSpan(pos, (int)length)); pos += (int)length; return s; }
-            catch (DecoderFallbackException) { Fail(field, "invalid UTF-8"); return ""; }
-        }
-        ReadOnlySpan<byte> Bytes(string field, int n)
-        {
-            if (data.Length - pos < n) Fail(field, "section ends early");
-            var s = data.AsSpan(pos, n); pos += n; return s;
-        }
-
         var section = new TczReferenceSection();
-        byte version = Byte("reference.version");
-        if (version != Version) Fail("reference.version", $"unknown section version {version}");
-        section.Label = Utf8("reference.label", Long("reference.label_length"));
-        var id = BinaryPrimitives.ReadUInt128LittleEndian(Bytes("reference.id", 16));
-        long refCount = Long("reference.tensor_count");
-        if (refCount > (data.Length - pos) / 12) Fail("reference.tensor_count", $"count {refCount} cannot fit in the section");
+        byte version = r.Byte("reference.version");
+        if (version != Version) r.Fail("reference.version", $"unknown section version {version}");
+        section.Label = Name(ref r, "reference.label");
+        ulong idLo = r.UInt64("reference.id"), idHi = r.UInt64("reference.id");
+        var id = new UInt128(idHi, idLo);
+        long refCount = r.Long("reference.tensor_count");
+        if (refCount > r.Remaining / 12) r.Fail("reference.tensor_count", $"count {refCount} cannot fit in the section");
         for (long i = 0; i < refCount; i++)
         {
             string f = $"reference.tensor[{i}]";
-            string name = Utf8(f + ".name", Long(f + ".name_length"));
-            var dtype = (DType)Byte(f + ".dtype");
-            if (!Enum.IsDefined(dtype) || dtype.ElementSize() == 0) Fail(f + ".dtype", $"dtype {(int)dtype} cannot be a reference");
-            long rank = Long(f + ".rank");
-            if (rank > TczConstants.MaxRank) Fail(f + ".rank", $"rank {rank} exceeds {TczConstants.MaxRank}");
+            string name = Name(ref r, f + ".name");
+            var dtype = (DType)r.Byte(f + ".dtype");
+            if (!Enum.IsDefined(dtype) || dtype.ElementSize() == 0) r.Fail(f + ".dtype", $"dtype {(int)dtype} cannot be a reference");
+            long rank = r.Long(f + ".rank");
+            if (rank > TczConstants.MaxRank) r.Fail(f + ".rank", $"rank {rank} exceeds {TczConstants.MaxRank}");
             var shape = new long[rank];
-            for (int d = 0; d < rank; d++) shape[d] = Long($"{f}.shape[{d}]");
-            long length = Long(f + ".length");
-            ulong hash = BinaryPrimitives.ReadUInt64LittleEndian(Bytes(f + ".hash", 8));
+            for (int d = 0; d < rank; d++) shape[d] = r.Long($"{f}.shape[{d}]");
+            long length = r.Long(f + ".length");
+            ulong hash = r.UInt64(f + ".hash");
             section.RefTensors.Add(new TczRefTensor(name, dtype, shape, length, hash));
         }
-        if (section.Id != id) Fail("reference.id", "the identity does not match the tensors listed");
-        long entryCount = Long("reference.entry_count");
-        if (entryCount > (data.Length - pos) / 3) Fail("reference.entry_count", $"count {entryCount} cannot fit in the section");
+        if (section.Id != id) r.Fail("reference.id", "the identity does not match the tensors listed");
+        long entryCount = r.Long("reference.entry_count");
+        if (entryCount > r.Remaining / 3) r.Fail("reference.entry_count", $"count {entryCount} cannot fit in the section");
         int last = -1;
         for (long i = 0; i < entryCount; i++)
         {
             string f = $"reference.entry[{i}]";
-            long seg = Long(f + ".segment");
-            if (seg <= last || seg >= segments.Count) Fail(f + ".segment", $"segment {seg} out of order or out of range");
-            var coding = (TczCoding)Byte(f + ".coding");
-            long arg = Long(f + ".arg");
+            long seg = r.Long(f + ".segment");
+            if (seg <= last || seg >= segments.Count) r.Fail(f + ".segment", $"segment {seg} out of order or out of range");
+            var coding = (TczCoding)r.Byte(f + ".coding");
+            long arg = r.Long(f + ".arg");
             byte bits = 0; QuantMap map = 0;
             var s = segments[(int)seg];
-            if (s.Kind != TczSegmentKind.Tensor) Fail(f + ".segment", $"segment {seg} is not a tensor");
+            if (s.Kind != TczSegmentKind.Tensor) r.Fail(f + ".segment", $"segment {seg} is not a tensor");
             switch (coding)
             {
                 case TczCoding.Xor or TczCoding.Sub:
-                    if (arg >= section.RefTensors.Count) Fail(f + ".arg", $"reference tensor {arg} out of range");
-                    var r = section.RefTensors[(int)arg];
-                    if (r.DType != s.DType || r.Length != s.Length) Fail(f + ".arg", $"reference tensor '{r.Name}' does not match {s.Label} in dtype or length");
-                    if (coding == TczCoding.Sub && !DeltaTransform.Supports(DeltaKind.Sub, s.DType)) Fail(f + ".coding", $"difference coding is not defined for {s.DType}");
+                    if (arg >= section.RefTensors.Count) r.Fail(f + ".arg", $"reference tensor {arg} out of range");
+                    var rt = section.RefTensors[(int)arg];
+                    if (rt.DType != s.DType || rt.Length != s.Length) r.Fail(f + ".arg", $"reference tensor '{rt.Name}' does not match {s.Label} in dtype or length");
+                    if (coding == TczCoding.Sub && !DeltaTransform.Supports(DeltaKind.Sub, s.DType)) r.Fail(f + ".coding", $"difference coding is not defined for {s.DType}");
                     break;
                 case TczCoding.Dup:
-                    if (arg >= seg) Fail(f + ".arg", $"duplicate of segment {arg}, which is not earlier");
+                    if (arg >= seg) r.Fail(f + ".arg", $"duplicate of segment {arg}, which is not earlier");
                     var src = segments[(int)arg];
                     if (src.Length != s.Length || src.Chunks.Count != s.Chunks.Count || !src.Chunks.Select(c => c.RawLength).SequenceEqual(s.Chunks.Select(c => c.RawLength)))
-                        Fail(f + ".arg", $"{s.Label} is not chunked like its source {src.Label}");
-                    if (section.Entries.Any(e => e.Segment == arg && e.Coding == TczCoding.Dup)) Fail(f + ".arg", "a duplicate of a duplicate");
+                        r.Fail(f + ".arg", $"{s.Label} is not chunked like its source {src.Label}");
+                    if (section.Entries.Any(e => e.Segment == arg && e.Coding == TczCoding.Dup)) r.Fail(f + ".arg", "a duplicate of a duplicate");
                     break;
                 case TczCoding.Quantized:
-                    bits = Byte(f + ".bits");
-                    map = (QuantMap)Byte(f + ".map");
-                    if (bits is not (4 or 8)) Fail(f + ".bits", $"{bits} bits (4 or 8)");
-                    if (!Enum.IsDefined(map)) Fail(f + ".map", $"unknown map {(int)map}");
-                    if (arg < 1 || arg > 1 << 20) Fail(f + ".arg", $"block size {arg} outside 1..{1 << 20}");
-                    if (s.DType != DType.F32 || s.Chunks.Any(c => c.RawLength % 4 != 0)) Fail(f + ".coding", $"{s.Label} is not F32 in whole values");
+                    bits = r.Byte(f + ".bits");
+                    map = (QuantMap)r.Byte(f + ".map");
+                    if (bits is not (4 or 8)) r.Fail(f + ".bits", $"{bits} bits (4 or 8)");
+                    if (!Enum.IsDefined(map)) r.Fail(f + ".map", $"unknown map {(int)map}");
+                    if (arg < 1 || arg > 1 << 20) r.Fail(f + ".arg", $"block size {arg} outside 1..{1 << 20}");
+                    if (s.DType != DType.F32 || s.Chunks.Any(c => c.RawLength % 4 != 0)) r.Fail(f + ".coding", $"{s.Label} is not F32 in whole values");
                     break;
-                default: Fail(f + ".coding", $"unknown coding {(int)coding}"); break;
+                default: r.Fail(f + ".coding", $"unknown coding {(int)coding}"); break;
             }
             section.Entries.Add(new TczCodingEntry((int)seg, coding, (int)arg, bits, map));
             last = (int)seg;
         }
-        if (pos != data.Length) Fail("reference", $"{data.Length - pos} unexpected bytes after the last entry");
-        if (section.Flags != flags) Fail("flags", $"header flags 0x{flags:X} do not match the section (0x{section.Flags:X})");
+        if (!r.AtEnd) r.Fail("reference", $"{r.Remaining} unexpected bytes after the last entry");
+        if (section.Flags != flags) r.Fail("flags", $"header flags 0x{flags:X} do not match the section (0x{section.Flags:X})");
         return section;
     }
 }
