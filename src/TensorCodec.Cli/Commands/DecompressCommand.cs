@@ -51,6 +51,8 @@ static class DecompressCommand
     /// <summary>Decompresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)
     {
+        if (job.S.Reference is not null && FolderJob.Applies(job))
+            throw new ArgumentException($"{job.Input}: --ref takes one archive, not a folder");
         if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: false, ct);
         var s = job.S;
         string inPath = job.Input;

@@ -101,9 +101,12 @@ public static class TczWriter
     /// <param name="output">Receives the .tcz bytes, written in order (a pipe is fine).</param>
     /// <param name="options">Compression settings; null for the defaults.</param>
     /// <exception cref="ArgumentOutOfRangeException">The chunk size is outside 64 … <see cref="TczConstants.MaxChunkSize"/>.</exception>
+    /// <exception cref="ArgumentException">The options ask for a reference or optimizer quantization.</exception>
     public static TczCompressResult CompressStream(Stream input, string name, Stream output, TczCompressOptions? options = null)
     {
         options ??= new TczCompressOptions();
+        if (options.Reference is not null || options.OptimizerBits != 0)
+            throw new ArgumentException($"{name}: a reference or optimizer quantization needs the tensors of a file, not a stream");
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
         int threads = Math.Clamp(options.Threads, 1, 256);
