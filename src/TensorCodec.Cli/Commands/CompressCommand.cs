@@ -97,7 +97,7 @@ static class CompressCommand
                 throw new TensorFormatException(outPath, null, "original_length", $"holds {reader.Index.OriginalLength} bytes, the input has {stamp.Item1}");
         }, stamp);
 
-        return new
+        return DecompressCommand.WithReference(new
         {
             command = "compress",
             input = inPath,
@@ -115,6 +115,6 @@ static class CompressCommand
             opaque_reason = result.OpaqueReason,
             seconds,
             input_removed = removed,
-        };
+        }, result.Reference);
     }
 }

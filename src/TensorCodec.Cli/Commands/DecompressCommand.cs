@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using TensorCodec.Containers.Tcz;
 
@@ -37,6 +38,16 @@ static class DecompressCommand
             r.DuplicateSegments > 0 ? $"{r.DuplicateSegments} duplicate tensor(s) stored once" : null,
             r.LossySegments > 0 ? $"LOSSY: {r.LossySegments} optimizer tensor(s) stored quantized, rebuilt approximately" : null,
         }.Where(x => x is not null));
+
+    /// <summary>A command's JSON report, with the reference and lossy keys of docs/JSON.md when the archive has them.</summary>
+    internal static object WithReference(object report, TczReferenceInfo? r)
+    {
+        if (r is null) return report;
+        var extra = new JsonObject();
+        if (r.Tensors > 0) { extra["reference"] = r.Label; extra["reference_id"] = r.IdHex; }
+        extra["lossy"] = r.LossySegments > 0;
+        return JsonOutput.Object(null, report, extra);
+    }
 
     static TczReader OpenArchive(FileFlags.Job job)
     {
@@ -81,7 +92,7 @@ static class DecompressCommand
         int chunks = reader.Index.Segments.Sum(x => x.Chunks.Count);
         job.Detail($"{reader.Index.SourceFormat}, {chunks} chunks, {s.Threads} thread(s), {seconds:0.000} s, {reader.Index.OriginalLength / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
         bool removed = job.RemoveInput(outPath, () => reader.CheckRestored(outPath), stamp);
-        return new
+        return WithReference(new
         {
             command = "decompress",
             input = inPath,
@@ -95,6 +106,6 @@ static class DecompressCommand
             verified = true, // DecompressTo throws unless every chunk and the whole-file checksum matched
             seconds,
             input_removed = removed,
-        };
+        }, reader.Reference);
     }
 }

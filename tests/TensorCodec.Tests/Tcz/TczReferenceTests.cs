@@ -408,5 +408,26 @@ public class TczReferenceTests
         Assert.Contains("LOSSY", err + stdout);
         (code, _, err) = CliTests.Tcodec("compress", p.Target, "--optimizer-bits", "6", "-o", p.Dir.File("x.tcz"));
         Assert.Equal(1, code);
+
+        // JSON (docs/JSON.md): the reference and lossy keys appear for such archives only.
+        (code, stdout, err) = CliTests.Tcodec("verify", tcz, "--ref", p.Reference, "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonSchema.Check(stdout, "verify"))
+        {
+            Assert.Equal("ckpt-1.safetensors", doc.RootElement.GetProperty("reference").GetString());
+            Assert.False(doc.RootElement.GetProperty("lossy").GetBoolean());
+        }
+        (code, stdout, err) = CliTests.Tcodec("compress", p.Target, "--optimizer-bits", "4", "--ref", p.Reference, "-o", p.Dir.File("q4.tcz"), "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonSchema.Check(stdout, "compress"))
+            Assert.True(doc.RootElement.GetProperty("lossy").GetBoolean());
+        (code, stdout, err) = CliTests.Tcodec("decompress", p.Dir.File("q4.tcz"), "--ref", p.Reference, "-o", p.Dir.File("q4.safetensors"), "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonSchema.Check(stdout, "decompress"))
+            Assert.Equal(32, doc.RootElement.GetProperty("reference_id").GetString()!.Length);
+        (code, stdout, err) = CliTests.Tcodec("verify", p.Dir.File("alone.tcz") is var plain && TczWriter.CompressFile(p.Target, plain, false) is not null ? plain : "", "--json");
+        Assert.True(code == 0, err);
+        using (var doc = JsonSchema.Check(stdout, "verify"))
+            Assert.False(doc.RootElement.TryGetProperty("lossy", out _));
     }
 }
