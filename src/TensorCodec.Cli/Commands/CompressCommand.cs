@@ -14,8 +14,10 @@ static class CompressCommand
     /// <summary>Compresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)
     {
-        if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: true, ct);
         var s = job.S;
+        if ((s.Reference is not null || s.OptimizerBits != 0) && (job.FromStdin || FolderJob.Applies(job)))
+            throw new ArgumentException($"{job.Input}: --ref and --optimizer-bits take a tensor file, not {(job.FromStdin ? "standard input" : "a folder")}");
+        if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: true, ct);
         string inPath = job.Input;
         string outPath = job.OutputFor(job.FromStdin ? null : inPath + ".tcz", "standard input has no name to derive an output name from; use -o FILE or -c");
         if (outPath == FileFlags.StdStream && !Console.IsOutputRedirected)
@@ -28,6 +30,9 @@ static class CompressCommand
             Codec = Levels.Codec(s.Level),
             Cancellation = ct,
             CollectStatistics = s.Verbose,
+            Reference = s.Reference,
+            OptimizerBits = s.OptimizerBits,
+            OptimizerPatterns = s.OptimizerPatterns,
         };
         TczCompressResult result;
         if (job.FromStdin)
@@ -58,6 +63,7 @@ static class CompressCommand
                 {
                     Threads = options.Threads, ChunkSize = options.ChunkSize, Codec = options.Codec,
                     Cancellation = ct, CollectStatistics = options.CollectStatistics, Progress = progress,
+                    Reference = options.Reference, OptimizerBits = options.OptimizerBits, OptimizerPatterns = options.OptimizerPatterns,
                 };
                 if (outPath != FileFlags.StdStream) return TczWriter.CompressFile(inPath, outPath, s.Force, withProgress);
                 var layout = TensorFileReader.Open(inPath, strict: false);
@@ -73,6 +79,8 @@ static class CompressCommand
         string shownIn = job.FromStdin ? "stdin" : inPath, shownOut = outPath == FileFlags.StdStream ? "stdout" : outPath;
         job.Summary($"{Markup.Escape(shownIn)} ({result.Format}) : {CliCommon.Bytes(result.OriginalBytes)} → {CliCommon.Bytes(result.CompressedBytes)} " +
             $"([bold]{100 * result.Ratio:0.00}%[/]{(values > 0 ? $", {result.CompressedBytes * 8.0 / values:0.000} bits/value" : "")}) ==> {Markup.Escape(shownOut)}");
+        if (result.Reference is { } rf)
+            job.Note(DecompressCommand.Describe(rf));
         double seconds = job.ElapsedSeconds;
         job.Detail($"level {s.Level} (zstd level {options.Codec.ZstdLevel} for opaque/integer/quantized bytes), chunk size {CliCommon.Bytes(options.ChunkSize)}, {s.Threads} thread(s), " +
             $"{seconds:0.000} s, {result.OriginalBytes / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
@@ -83,12 +91,13 @@ static class CompressCommand
         bool removed = job.RemoveInput(outPath, () =>
         {
             using var reader = TczReader.Open(outPath);
+            if (s.Reference is not null && reader.Reference is { Tensors: > 0 }) reader.AttachReference(s.Reference);
             reader.DecompressTo(null, s.Threads, null, ct);
             if (reader.Index.OriginalLength != stamp.Item1)
                 throw new TensorFormatException(outPath, null, "original_length", $"holds {reader.Index.OriginalLength} bytes, the input has {stamp.Item1}");
         }, stamp);
 
-        return new
+        return DecompressCommand.WithReference(new
         {
             command = "compress",
             input = inPath,
@@ -106,6 +115,6 @@ static class CompressCommand
             opaque_reason = result.OpaqueReason,
             seconds,
             input_removed = removed,
-        };
+        }, result.Reference);
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using TensorCodec.Containers.Tcz;
 
@@ -14,6 +15,42 @@ static class DecompressCommand
     /// (the index sits at the end of a .tcz, and chunks are read where it says).</summary>
     internal static TczReader Open(FileFlags.Job job)
     {
+        var reader = OpenArchive(job);
+        try
+        {
+            if (job.S.Reference is not null) reader.AttachReference(job.S.Reference);
+            // Without the reference a delta archive fails in one line naming it; no note before that.
+            if (reader.Reference is { } r && (r.Tensors == 0 || job.S.Reference is not null)) job.Note(Describe(r));
+            return reader;
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One line saying what an archive needs and holds beyond plain lossless coding.</summary>
+    internal static string Describe(TczReferenceInfo r) =>
+        string.Join("; ", new[]
+        {
+            r.Tensors > 0 ? $"coded against reference '{r.Label}' (id {r.IdHex}): {r.DeltaSegments} tensor(s) as deltas; decompress needs --ref" : null,
+            r.DuplicateSegments > 0 ? $"{r.DuplicateSegments} duplicate tensor(s) stored once" : null,
+            r.LossySegments > 0 ? $"LOSSY: {r.LossySegments} optimizer tensor(s) stored quantized, rebuilt approximately" : null,
+        }.Where(x => x is not null));
+
+    /// <summary>A command's JSON report, with the reference and lossy keys of docs/JSON.md when the archive has them.</summary>
+    internal static object WithReference(object report, TczReferenceInfo? r)
+    {
+        if (r is null) return report;
+        var extra = new JsonObject();
+        if (r.Tensors > 0) { extra["reference"] = r.Label; extra["reference_id"] = r.IdHex; }
+        extra["lossy"] = r.LossySegments > 0;
+        return JsonOutput.Object(null, report, extra);
+    }
+
+    static TczReader OpenArchive(FileFlags.Job job)
+    {
         if (!job.FromStdin) return TczReader.Open(job.Input);
         if (!Console.IsInputRedirected)
             throw new IOException("stdin: refusing to read compressed data from a terminal; redirect standard input or name a file");
@@ -25,6 +62,8 @@ static class DecompressCommand
     /// <summary>Decompresses one input; returns its JSON report.</summary>
     internal static object Run(FileFlags.Job job, CancellationToken ct)
     {
+        if (job.S.Reference is not null && FolderJob.Applies(job))
+            throw new ArgumentException($"{job.Input}: --ref takes one archive, not a folder");
         if (FolderJob.Applies(job)) return FolderJob.Run(job, compress: false, ct);
         var s = job.S;
         string inPath = job.Input;
@@ -53,7 +92,7 @@ static class DecompressCommand
         int chunks = reader.Index.Segments.Sum(x => x.Chunks.Count);
         job.Detail($"{reader.Index.SourceFormat}, {chunks} chunks, {s.Threads} thread(s), {seconds:0.000} s, {reader.Index.OriginalLength / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
         bool removed = job.RemoveInput(outPath, () => reader.CheckRestored(outPath), stamp);
-        return new
+        return WithReference(new
         {
             command = "decompress",
             input = inPath,
@@ -67,6 +106,6 @@ static class DecompressCommand
             verified = true, // DecompressTo throws unless every chunk and the whole-file checksum matched
             seconds,
             input_removed = removed,
-        };
+        }, reader.Reference);
     }
 }

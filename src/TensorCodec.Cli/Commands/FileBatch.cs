@@ -33,6 +33,9 @@ sealed class FileFlags
     public readonly Option<int?> Level = new("--level") { Description = $"Compression level 1..{Levels.Max} (also written -1 … -{Levels.Max}; default {Levels.Default})", HelpName = "N" };
     public readonly Option<bool> Fast = new("--fast") { Description = "Same as -1" };
     public readonly Option<int?> Chunk = new("--chunk-size") { Description = "Chunk size in bytes (overrides the level's)", Hidden = true };
+    public readonly Option<string?> Ref = new("--ref") { Description = "Reference tensor file (e.g. the previous checkpoint, or the base of a fine-tune): compress codes matching tensors as deltas against it; decompress and verify need the same file", HelpName = "FILE" };
+    public readonly Option<int?> OptimizerBits = new("--optimizer-bits") { Description = "Store optimizer moments (optimizer.*.exp_avg, optimizer.*.exp_avg_sq) blockwise quantized at 8 or 4 bits: lossy, never the default", HelpName = "8|4" };
+    public readonly Option<string[]> OptimizerPattern = new("--optimizer-pattern") { Description = "Name glob (* = any run) of the tensors --optimizer-bits quantizes, instead of the optimizer moments; may repeat", HelpName = "GLOB" };
 
     public FileFlags(string filesDescription, int minFiles = 1)
     {
@@ -68,7 +71,10 @@ sealed class FileFlags
             cmd.Options.Add(Level);
             cmd.Options.Add(Fast);
             cmd.Options.Add(Chunk);
+            cmd.Options.Add(OptimizerBits);
+            cmd.Options.Add(OptimizerPattern);
         }
+        cmd.Options.Add(Ref);
     }
 
     /// <summary>Runs <paramref name="mode"/> over every input named on the command line.</summary>
@@ -90,7 +96,9 @@ sealed class FileFlags
             Verbose = Get(Verbose, false),
             Json = Get(Json, false),
             Threads = CliCommon.ResolveThreads(Get(Threads, 1)),
+            Reference = Get(Ref, null),
         };
+        if (s.Reference is not null && !File.Exists(s.Reference)) throw new FileNotFoundException($"{s.Reference}: reference file not found (--ref)");
         if (s.Remove && Get(Keep, false)) throw new ArgumentException("--rm and --keep contradict each other; give one");
         if (s.Quiet && s.Verbose) throw new ArgumentException("--quiet and --verbose contradict each other; give one");
         if (mode == FileOp.Compress)
@@ -106,6 +114,10 @@ sealed class FileFlags
             s.ChunkSize = Get(Chunk, null) ?? Levels.ChunkSize(s.Level);
             if (s.ChunkSize < TczConstants.MinChunkSize || s.ChunkSize > TczConstants.MaxChunkSize)
                 throw new ArgumentException($"--chunk-size {s.ChunkSize} is outside {TczConstants.MinChunkSize}..{TczConstants.MaxChunkSize} bytes (the largest chunk a .tcz reader accepts)");
+            s.OptimizerBits = Get(OptimizerBits, null) ?? 0;
+            if (s.OptimizerBits is not (0 or 4 or 8)) throw new ArgumentException($"--optimizer-bits {s.OptimizerBits}: give 8 or 4");
+            s.OptimizerPatterns = Get(OptimizerPattern, null) ?? [];
+            if (s.OptimizerPatterns.Length > 0 && s.OptimizerBits == 0) throw new ArgumentException("--optimizer-pattern needs --optimizer-bits 8 or 4");
         }
         if (s.Output is not null && IsStdoutPath(s.Output)) { s.Output = null; s.ToStdout = true; }
         if (s.Output is not null && (s.ToStdout || s.OutputDir is not null))
@@ -170,7 +182,10 @@ sealed class FileFlags
         public FileOp Mode;
         public string? Output, OutputDir;
         public bool ToStdout, Force, Remove, Quiet, Verbose, Json;
-        public int Threads, Level, ChunkSize;
+        public int Threads, Level, ChunkSize, OptimizerBits;
+        /// <summary>--ref: the reference tensor file, or null.</summary>
+        public string? Reference;
+        public string[] OptimizerPatterns = [];
         /// <summary>Set once any input's output is standard output: reports then go to stderr.</summary>
         public bool DataOnStdout;
     }

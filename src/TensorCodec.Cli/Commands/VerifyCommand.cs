@@ -25,7 +25,7 @@ static class VerifyCommand
         job.Summary($"{Markup.Escape(shownIn)} : [green]OK[/] ({chunks} chunks, {reader.Index.Segments.Count} segments, {CliCommon.Bytes(reader.Index.OriginalLength)} original)");
         double seconds = job.ElapsedSeconds;
         job.Detail($"{reader.Index.SourceFormat}, {s.Threads} thread(s), {seconds:0.000} s, {reader.Index.OriginalLength / 1e6 / Math.Max(seconds, 1e-9):0.0} MB/s");
-        return new
+        return DecompressCommand.WithReference(new
         {
             command = "verify",
             input = inPath,
@@ -37,6 +37,6 @@ static class VerifyCommand
             segments = reader.Index.Segments.Count,
             tensors = reader.Index.Tensors.Count(),
             seconds,
-        };
+        }, reader.Reference);
     }
 }

@@ -110,6 +110,11 @@ public sealed class TczIndex
     /// <summary>Segments tiling the original file, in file order.</summary>
     public IReadOnlyList<TczSegment> Segments { get; }
 
+    /// <summary>The reference section after the segments (present only when header flags are set), unparsed.</summary>
+    internal byte[]? Extension { get; init; }
+    /// <summary>File offset of <see cref="Extension"/>.</summary>
+    internal long ExtensionOffset { get; init; }
+
     /// <summary>The tensor segments, in file order.</summary>
     public IEnumerable<TczSegment> Tensors => Segments.Where(s => s.Kind == TczSegmentKind.Tensor);
 
@@ -148,6 +153,7 @@ public sealed class TczIndex
                 w.WriteUInt64(c.RawHash);
             }
         }
+        if (Extension is not null) w.Write(Extension);
         return w.WrittenSpan.ToArray();
     }
 
@@ -171,7 +177,7 @@ public sealed class TczIndex
     }
 
     /// <summary>
-    /// The writer's half of the limits <see cref="Parse"/> enforces: a segment the reader would refuse
+    /// The writer's half of the limits <see cref="Parse(ReadOnlySpan{byte}, long, long, string?)"/> enforces: a segment the reader would refuse
     /// is refused before anything is written, naming the tensor and the limit.
     /// </summary>
     internal static void CheckWritable(TczSegment s, string? path)
@@ -210,7 +216,12 @@ public sealed class TczIndex
     /// before anything is allocated from it, and the chunks must tile the payload region
     /// [HeaderSize, payloadEnd) exactly.
     /// </summary>
-    public static TczIndex Parse(ReadOnlySpan<byte> data, long indexFileOffset, long payloadEnd, string? path)
+    public static TczIndex Parse(ReadOnlySpan<byte> data, long indexFileOffset, long payloadEnd, string? path) =>
+        Parse(data, indexFileOffset, payloadEnd, path, extended: false);
+
+    /// <summary>As above; with <paramref name="extended"/> (header flags set) the bytes after the last segment are the
+    /// reference section, kept in <see cref="Extension"/> (and required).</summary>
+    internal static TczIndex Parse(ReadOnlySpan<byte> data, long indexFileOffset, long payloadEnd, string? path, bool extended)
     {
         var r = new IndexReader(data, indexFileOffset, path);
         var format = (TensorFileFormat)r.Byte("source_format");
@@ -264,11 +275,19 @@ public sealed class TczIndex
         }
         if (original != originalLength) r.Fail("original_length", $"segments cover {original} bytes but the original length is {originalLength}");
         if (payload != payloadEnd) r.Fail("segment_count", $"chunks cover the payload up to {payload} but the index starts at {payloadEnd}");
+        if (extended)
+        {
+            if (r.AtEnd) r.Fail("index", "header flags announce a reference section, but the index ends after the last segment");
+            long at = indexFileOffset + data.Length - r.Remaining;
+            return new TczIndex(format, originalLength, originalHash, (int)chunkSize, segments) { Extension = data[^r.Remaining..].ToArray(), ExtensionOffset = at };
+        }
         if (!r.AtEnd) r.Fail("index", $"{r.Remaining} unexpected bytes after the last segment");
         return new TczIndex(format, originalLength, originalHash, (int)chunkSize, segments);
     }
 
-    ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path)
+    /// <summary>Reads the index's fields with bounds checks; every failure names the field and file offset
+    /// (also used for the reference section, with its own <paramref name="what"/>).</summary>
+    internal ref struct IndexReader(ReadOnlySpan<byte> data, long baseOffset, string? path, string what = "corrupt .tcz index: ")
     {
         readonly ReadOnlySpan<byte> _data = data;
         int _pos;
@@ -277,7 +296,7 @@ public sealed class TczIndex
 
         [System.Diagnostics.CodeAnalysis.DoesNotReturn]
         public readonly void Fail(string field, string message) =>
-            throw new TensorFormatException(path, baseOffset + _pos, field, "corrupt .tcz index: " + message);
+            throw new TensorFormatException(path, baseOffset + _pos, field, what + message);
 
         public byte Byte(string field)
         {

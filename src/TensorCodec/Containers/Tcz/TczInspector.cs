@@ -141,6 +141,8 @@ public static class TczInspector
     public static FileReport InspectTcz(string path, IProgress<long>? progress = null)
     {
         using var reader = TczReader.Open(path);
+        // A delta or lossy archive is inspected as stored: its rows describe the coded bytes.
+        reader.CodedFormOnly = reader.Reference is not null;
         var rows = new List<TensorReportRow>();
         // Sized from the file's chunks, not the chunk size it declares (see TczReader.DecompressTo).
         int cap = reader.Index.MaxChunkRawLength;
@@ -179,6 +181,12 @@ public static class TczInspector
             ["chunk_size"] = reader.Index.NominalChunkSize.ToString(),
             ["original_hash_xxh3"] = reader.Index.OriginalHash.ToString("x16"),
         };
+        if (reader.Reference is { } r)
+        {
+            if (r.Tensors > 0) { meta["reference"] = r.Label; meta["reference_id_xxh128"] = r.IdHex; meta["delta_tensors"] = r.DeltaSegments.ToString(); }
+            if (r.DuplicateSegments > 0) meta["duplicate_tensors"] = r.DuplicateSegments.ToString();
+            if (r.LossySegments > 0) meta["lossy"] = $"{r.LossySegments} tensor(s) stored quantized (rows show the stored bytes)";
+        }
         return new FileReport(path, "Tcz", reader.FileLength, reader.Index.OriginalLength, reader.FileLength, rows, meta) { Verified = false };
     }
 

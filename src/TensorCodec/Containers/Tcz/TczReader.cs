@@ -23,9 +23,39 @@ public sealed class TczReader : IDisposable
     /// <summary>The format minor version the writer recorded.</summary>
     public ushort VersionMinor { get; }
 
-    TczReader(SafeFileHandle handle, string path, long length, TczIndex index, ushort minor)
+    TczReader(SafeFileHandle handle, string path, long length, TczIndex index, ushort minor, TczReferenceSection? section)
     {
         _handle = handle; Path = path; FileLength = length; Index = index; VersionMinor = minor;
+        _section = section;
+        if (section is not null) _coder = TczSegmentCoder.ForReader(section, index.Segments, path, null);
+    }
+
+    readonly TczReferenceSection? _section;
+    TczSegmentCoder? _coder;
+
+    /// <summary>What the archive was coded against, or stores lossy; null for a plain archive.</summary>
+    public TczReferenceInfo? Reference => _section?.Info();
+
+    /// <summary>Decode delta-coded and quantized chunks only to the bytes the chunk codec stored (for statistics;
+    /// their raw hash is then not checked, the encoded hash still is).</summary>
+    internal bool CodedFormOnly { get; set; }
+
+    /// <summary>True when some tensors are stored quantized: decompression rebuilds them, not the original bytes.</summary>
+    public bool IsLossy => _section?.Entries.Any(e => e.Coding == TczCoding.Quantized) == true;
+
+    /// <summary>
+    /// Supplies the reference file the archive was coded against (needed before decoding any delta-coded tensor).
+    /// Every reference tensor the archive uses is checked: present, same dtype and shape, same checksum.
+    /// </summary>
+    /// <exception cref="TensorFormatException">The file is not the archive's reference; the message names the first tensor that differs.</exception>
+    /// <exception cref="ArgumentException">The archive was not coded against a reference.</exception>
+    public void AttachReference(string referencePath)
+    {
+        if (_section is null || _section.RefTensors.Count == 0)
+            throw new ArgumentException($"{Path}: was not coded against a reference; decompress it without --ref");
+        var coder = TczSegmentCoder.ForReader(_section, Index.Segments, Path, referencePath);
+        _coder?.Dispose();
+        _coder = coder;
     }
 
     /// <summary>True when <paramref name="firstBytes"/> (at least 8) begin with the .tcz magic number.</summary>
@@ -114,10 +144,11 @@ public sealed class TczReader : IDisposable
             if (TczWriter.IndexHash(header, indexBytes) != indexHash)
                 throw new TensorFormatException(path, indexOffset, "index_hash", "checksum mismatch in the header or index: the file is damaged");
             // Flags are covered by the hash; a 1.x reader refuses flags it does not know.
-            if (flags != 0)
+            if ((flags & ~TczFlags.Known) != 0)
                 throw new TensorFormatException(path, 12, "flags", $"unknown feature flags 0x{flags:X8} (written by a newer TensorCodec?)");
-            var index = TczIndex.Parse(indexBytes, indexOffset, indexOffset, path);
-            return new TczReader(handle, path, length, index, minor);
+            var index = TczIndex.Parse(indexBytes, indexOffset, indexOffset, path, extended: flags != 0);
+            var section = flags == 0 ? null : TczReferenceSection.Parse(index.Extension!, index.ExtensionOffset, flags, index.Segments, path);
+            return new TczReader(handle, path, length, index, minor, section);
         }
         catch
         {
@@ -201,6 +232,12 @@ public sealed class TczReader : IDisposable
             throw ChunkError(seg, chunkIndex, $"chunk decodes to {written} bytes, the index says {raw.Length}");
         if (status != OperationStatus.Done)
             throw ChunkError(seg, chunkIndex, $"chunk does not decode ({status})");
+        if (_coder is not null && _coder.Applies(seg))
+        {
+            // Inspect without the reference measures the coded bytes: their hash is not the raw hash.
+            if (CodedFormOnly) return;
+            _coder.Inverse(this, seg, chunkIndex, raw);
+        }
         if (TczHash.Of(raw) != c.RawHash)
             throw ChunkError(seg, chunkIndex, "decoded bytes fail their checksum");
     }
@@ -215,6 +252,7 @@ public sealed class TczReader : IDisposable
     /// </summary>
     public void DecompressTo(Stream? output, int threads = 1, IProgress<long>? progress = null, CancellationToken cancellation = default)
     {
+        if (_coder is { NeedsReference: true, HasReference: false }) throw _coder.MissingReference(Path);
         threads = Math.Clamp(threads, 1, 256);
         var work = new List<(TczSegment Segment, int Chunk)>();
         foreach (var s in Index.Segments)
@@ -261,6 +299,7 @@ public sealed class TczReader : IDisposable
     {
         if (FileIdentity.Same(outputPath, Path))
             throw new IOException($"{outputPath}: output would overwrite the input");
+        if (_coder is { NeedsReference: true, HasReference: false }) throw _coder.MissingReference(Path);
         using var output = new AtomicFileWriter(outputPath, overwrite);
         if (output.TempPath is not null) // a fresh regular file, not a device or FIFO
         {
@@ -311,6 +350,7 @@ public sealed class TczReader : IDisposable
     /// <summary>Closes the file (and removes the temporary copy of a stream).</summary>
     public void Dispose()
     {
+        _coder?.Dispose();
         _handle.Dispose();
         _spool?.Dispose();
     }

@@ -22,6 +22,15 @@ public sealed class TczCompressOptions
     public CancellationToken Cancellation { get; init; }
     /// <summary>Collect per-stream statistics (entropy bounds) into the result; costs some speed.</summary>
     public bool CollectStatistics { get; init; }
+    /// <summary>A tensor file to code against: tensors matching one of it by name, shape and dtype are stored as a
+    /// delta, and decompression needs the same file (FORMAT.md, "Reference and lossy segments"). Null: coded alone.</summary>
+    public string? Reference { get; init; }
+    /// <summary>0 (lossless, the default), or 8 or 4: F32 tensors named like <see cref="OptimizerPatterns"/> are stored
+    /// blockwise quantized at that many bits per value (lossy; the archive says so).</summary>
+    public int OptimizerBits { get; init; }
+    /// <summary>Name globs (<c>*</c> matches any run of characters) of the optimizer moments <see cref="OptimizerBits"/>
+    /// quantizes; null or empty: <c>optimizer.*.exp_avg</c> and <c>optimizer.*.exp_avg_sq</c>.</summary>
+    public IReadOnlyList<string>? OptimizerPatterns { get; init; }
 }
 
 /// <summary>What one segment cost: its index entry plus the per-stream coding statistics.</summary>
@@ -42,6 +51,8 @@ public sealed class TczCompressResult
     public required ChunkStats Total { get; init; }
     /// <summary>Why the input was stored as opaque bytes: the parse error of one that looked like a container, or that it was read as a stream (<see cref="TczWriter.CompressStream"/>); null otherwise.</summary>
     public string? OpaqueReason { get; init; }
+    /// <summary>What the archive codes against a reference or stores lossy (null: a plain archive).</summary>
+    public TczReferenceInfo? Reference { get; init; }
     /// <summary>Compressed size over original size (1 for an empty input).</summary>
     public double Ratio => OriginalBytes == 0 ? 1 : (double)CompressedBytes / OriginalBytes;
 }
@@ -90,9 +101,12 @@ public static class TczWriter
     /// <param name="output">Receives the .tcz bytes, written in order (a pipe is fine).</param>
     /// <param name="options">Compression settings; null for the defaults.</param>
     /// <exception cref="ArgumentOutOfRangeException">The chunk size is outside 64 … <see cref="TczConstants.MaxChunkSize"/>.</exception>
+    /// <exception cref="ArgumentException">The options ask for a reference or optimizer quantization.</exception>
     public static TczCompressResult CompressStream(Stream input, string name, Stream output, TczCompressOptions? options = null)
     {
         options ??= new TczCompressOptions();
+        if (options.Reference is not null || options.OptimizerBits != 0)
+            throw new ArgumentException($"{name}: a reference or optimizer quantization needs the tensors of a file, not a stream");
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
         int threads = Math.Clamp(options.Threads, 1, 256);
@@ -150,35 +164,37 @@ public static class TczWriter
         };
     }
 
-    static byte[] Header()
+    static byte[] Header(uint flags = 0)
     {
         var header = new byte[TczConstants.HeaderSize];
         TczConstants.Magic.CopyTo(header);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(8), TczConstants.VersionMajor);
         BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(10), TczConstants.VersionMinor);
-        // bytes 12..15: flags, zero in version 1.0
+        // bytes 12..15: flags, zero unless the archive needs a reference or is lossy (TczFlags)
+        BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(12), flags);
         return header;
     }
 
-    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics)
+    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics, bool rawHashed = false)
     {
         slot.Stats = collectStatistics ? new ChunkStats() : null;
         // The slot holds MaxEncodedLength bytes, which always suffices.
         if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
             throw new InvalidOperationException("chunk encoder exceeded its own size bound");
         slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
-        slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
+        // A coded segment's raw hash was taken before its transform (it covers what decompression gives back).
+        if (!rawHashed) slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
     }
 
     /// <summary>Writes index and trailer after the chunks (which end at <paramref name="written"/>); returns the file's total length.</summary>
-    static long WriteIndex(Stream output, TczIndex index, long written)
+    static long WriteIndex(Stream output, TczIndex index, long written, uint flags = 0)
     {
         var indexBytes = index.Serialize();
         output.Write(indexBytes);
         var trailer = new byte[TczConstants.TrailerSize];
         BinaryPrimitives.WriteInt64LittleEndian(trailer, written);
         BinaryPrimitives.WriteInt64LittleEndian(trailer.AsSpan(8), indexBytes.Length);
-        BinaryPrimitives.WriteUInt64LittleEndian(trailer.AsSpan(16), IndexHash(Header(), indexBytes));
+        BinaryPrimitives.WriteUInt64LittleEndian(trailer.AsSpan(16), IndexHash(Header(flags), indexBytes));
         TczConstants.TrailerMagic.CopyTo(trailer.AsSpan(24));
         output.Write(trailer);
         output.Flush();
@@ -197,7 +213,9 @@ public static class TczWriter
         var segments = PlanSegments(layout, path).ToList();
         foreach (var s in segments) TczIndex.CheckWritable(s, path);
         TczIndex.CheckIndexSize(segments, options.ChunkSize, path);
-        output.Write(Header());
+        using var coder = TczSegmentCoder.Plan(segments, input, path, options);
+        uint flags = coder?.Section.Flags ?? 0;
+        output.Write(Header(flags));
 
         // Flatten into a work list so batches can span segment boundaries.
         var work = new List<(int Segment, long Offset, int Length)>();
@@ -224,14 +242,16 @@ public static class TczWriter
             // Reads happen in file order on one thread: sequential I/O, and the whole-file hash needs that order.
             read: (i, slot) =>
             {
-                var (_, off, len) = work[i];
+                var (s, off, len) = work[i];
                 TczReader.ReadExactly(input, slot.Raw.AsSpan(0, len), off, path);
-                fileHash.Append(slot.Raw.AsSpan(0, len));
+                if (coder is null) fileHash.Append(slot.Raw.AsSpan(0, len));
+                // Delta and lossy coding rewrite the chunk before the unchanged chunk codec; the encoded buffer is free until then.
+                else slot.CodedType = coder.Forward(s, off - segments[s].OriginalOffset, slot.Raw.AsSpan(0, len), slot.Encoded, input, path, fileHash, out slot.RawHash);
             },
             code: (i, slot, encoder) =>
             {
                 var (s, _, len) = work[i];
-                EncodeSlot(slot, len, segments[s].DType, encoder, options.CollectStatistics);
+                EncodeSlot(slot, len, coder is null ? segments[s].DType : slot.CodedType, encoder, options.CollectStatistics, rawHashed: coder is not null);
             },
             write: (i, slot) =>
             {
@@ -247,7 +267,8 @@ public static class TczWriter
             options.Cancellation);
 
         // The index is built once the whole-file hash is known: it is immutable from here on.
-        long compressed = WriteIndex(output, new TczIndex(layout.Format, layout.FileLength, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments), written);
+        var index = new TczIndex(layout.Format, layout.FileLength, fileHash.GetCurrentHashAsUInt64(), options.ChunkSize, segments) { Extension = coder?.Section.Serialize() };
+        long compressed = WriteIndex(output, index, written, flags);
 
         var total = new ChunkStats();
         foreach (var s in stats) total.Add(s);
@@ -259,6 +280,7 @@ public static class TczWriter
             CompressedBytes = compressed,
             Segments = segments.Select((s, i) => new TczSegmentResult(s, stats[i])).ToList(),
             Total = total,
+            Reference = coder?.Section.Info(),
         };
     }
 
@@ -267,6 +289,7 @@ public static class TczWriter
         public readonly byte[] Raw = raw, Encoded = encoded;
         public int EncodedLength, RawLength;
         public ulong EncodedHash, RawHash;
+        public DType CodedType;
         public ChunkStats? Stats;
     }
 
