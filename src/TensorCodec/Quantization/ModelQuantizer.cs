@@ -280,6 +280,7 @@ public static class ModelQuantizer
             if (model.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
             // Stable: within a block, keep the input's order.
             raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
+            imatrix?.CheckMatches(raw.ToDictionary(r => r.Name, r => r.Dims.Length == 0 ? 1 : r.Dims[0], StringComparer.Ordinal), options.ImatrixPath!);
 
             var ctx = new MixContext(hp.Layers, hp.Heads, hp.KvHeads,
                 HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null);
