@@ -164,18 +164,25 @@ public static class ImatrixCollector
         }
     }
 
-    /// <summary>H += XᵀX for the rows of <paramref name="x"/> (full square, rows of H split over threads).</summary>
+    /// <summary>The upper triangle of H += XᵀX for the rows of <paramref name="x"/> (rows of H split over threads); see <see cref="Mirror"/>.</summary>
     static void AddGram(float[] h, ReadOnlySpan<float> x, int rows, int cols, int threads)
     {
         var xs = x[..(rows * cols)].ToArray();
         Parallel.For(0, cols, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, i =>
         {
-            var hi = h.AsSpan(i * cols, cols);
+            var hi = h.AsSpan(i * cols + i, cols - i);
             for (int t = 0; t < rows; t++)
             {
                 float xi = xs[t * cols + i];
-                if (xi != 0) TensorPrimitives.MultiplyAdd(xs.AsSpan(t * cols, cols), xi, hi, hi);
+                if (xi != 0) TensorPrimitives.MultiplyAdd(xs.AsSpan(t * cols + i, cols - i), xi, hi, hi);
             }
         });
+    }
+
+    /// <summary>Copies the upper triangle of <paramref name="h"/> into the lower one.</summary>
+    internal static void Mirror(float[] h, int n)
+    {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < i; j++) h[i * n + j] = h[j * n + i];
     }
 }

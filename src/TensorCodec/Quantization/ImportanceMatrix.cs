@@ -213,6 +213,15 @@ internal sealed class ImportanceMatrix
         output.Write(db);
     }
 
+    /// <summary>The mean squares a calibration run measured for <paramref name="names"/> (those it has), as a matrix.</summary>
+    internal static ImportanceMatrix FromCalibration(ICalibration calibration, IEnumerable<string> names)
+    {
+        var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var n in names)
+            if (calibration.MeanSquares(n) is { } w) map[n] = w;
+        return new ImportanceMatrix(map, [calibration.Dataset], calibration.Chunks);
+    }
+
     static byte[] F32Bytes(float[] v)
     {
         var b = new byte[v.Length * 4];
