@@ -80,44 +80,118 @@ internal static class Gptq
         }
     }
 
-    /// <summary>In place: the lower triangle of <paramref name="a"/> becomes L with A = L·Lᵀ. False when A is not positive definite.</summary>
+    /// <summary>
+    /// In place: the lower triangle of <paramref name="a"/> becomes L with A = L·Lᵀ (row by row, Cholesky–Banachiewicz).
+    /// Four rows go together so each earlier row of L is read once per four. False when A is not positive definite.
+    /// </summary>
     internal static bool CholeskyLower(float[] a, int n)
     {
         var span = a.AsSpan();
-        for (int i = 0; i < n; i++)
+        for (int i0 = 0; i0 < n; i0 += 4)
         {
-            var li = span.Slice(i * n, n);
-            for (int j = 0; j <= i; j++)
+            int m = Math.Min(4, n - i0);
+            for (int j = 0; j < i0; j++)
             {
                 var lj = span.Slice(j * n, j);
-                float s = li[j] - Dot(li[..j], lj);
-                if (i == j)
+                float ljj = span[j * n + j];
+                if (m == 4)
                 {
-                    if (!(s > 0) || !float.IsFinite(s)) return false;
-                    li[i] = MathF.Sqrt(s);
+                    Dot4(lj, span.Slice(i0 * n, j), span.Slice((i0 + 1) * n, j), span.Slice((i0 + 2) * n, j), span.Slice((i0 + 3) * n, j),
+                        out float d0, out float d1, out float d2, out float d3);
+                    span[i0 * n + j] = (span[i0 * n + j] - d0) / ljj;
+                    span[(i0 + 1) * n + j] = (span[(i0 + 1) * n + j] - d1) / ljj;
+                    span[(i0 + 2) * n + j] = (span[(i0 + 2) * n + j] - d2) / ljj;
+                    span[(i0 + 3) * n + j] = (span[(i0 + 3) * n + j] - d3) / ljj;
                 }
-                else li[j] = s / span[j * n + j];
+                else
+                    for (int t = 0; t < m; t++)
+                    {
+                        var li = span.Slice((i0 + t) * n, n);
+                        li[j] = (li[j] - Dot(li[..j], lj)) / ljj;
+                    }
+            }
+            // The 4×4 triangle of the group itself.
+            for (int t = 0; t < m; t++)
+            {
+                int i = i0 + t;
+                var li = span.Slice(i * n, n);
+                for (int j = i0; j <= i; j++)
+                {
+                    float s = li[j] - Dot(li[..j], span.Slice(j * n, j));
+                    if (i == j)
+                    {
+                        if (!(s > 0) || !float.IsFinite(s)) return false;
+                        li[i] = MathF.Sqrt(s);
+                    }
+                    else li[j] = s / span[j * n + j];
+                }
             }
         }
         return true;
     }
 
-    /// <summary>L⁻¹ of the lower triangle of <paramref name="l"/> (row by row: row i is a combination of rows &lt; i).</summary>
+    /// <summary>Four dot products against one shared vector <paramref name="x"/>.</summary>
+    static void Dot4(ReadOnlySpan<float> x, ReadOnlySpan<float> y0, ReadOnlySpan<float> y1, ReadOnlySpan<float> y2, ReadOnlySpan<float> y3,
+        out float d0, out float d1, out float d2, out float d3)
+    {
+        int i = 0;
+        d0 = d1 = d2 = d3 = 0;
+        if (Vector256.IsHardwareAccelerated && Fma.IsSupported && x.Length >= 8)
+        {
+            ref float px = ref MemoryMarshal.GetReference(x);
+            ref float p0 = ref MemoryMarshal.GetReference(y0);
+            ref float p1 = ref MemoryMarshal.GetReference(y1);
+            ref float p2 = ref MemoryMarshal.GetReference(y2);
+            ref float p3 = ref MemoryMarshal.GetReference(y3);
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i <= x.Length - 8; i += 8)
+            {
+                var v = Vector256.LoadUnsafe(ref px, (nuint)i);
+                a0 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref p0, (nuint)i), a0);
+                a1 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref p1, (nuint)i), a1);
+                a2 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref p2, (nuint)i), a2);
+                a3 = Fma.MultiplyAdd(v, Vector256.LoadUnsafe(ref p3, (nuint)i), a3);
+            }
+            d0 = Vector256.Sum(a0); d1 = Vector256.Sum(a1); d2 = Vector256.Sum(a2); d3 = Vector256.Sum(a3);
+        }
+        for (; i < x.Length; i++) { d0 += x[i] * y0[i]; d1 += x[i] * y1[i]; d2 += x[i] * y2[i]; d3 += x[i] * y3[i]; }
+    }
+
+    /// <summary>
+    /// L⁻¹ of the lower triangle of <paramref name="l"/>, row by row: row i of L⁻¹ is −(Σₖ L[i,k]·row k)/L[i,i] plus
+    /// 1/L[i,i] on the diagonal. Four rows go together so each earlier row is read once per four.
+    /// </summary>
     internal static float[] InverseLower(float[] l, int n)
     {
         var m = new float[(long)n * n];
-        var acc = new float[n];
-        for (int i = 0; i < n; i++)
+        var acc = new float[4 * n];
+        for (int i0 = 0; i0 < n; i0 += 4)
         {
-            var li = l.AsSpan(i * n, n);
-            var a = acc.AsSpan(0, i + 1);
-            a.Clear();
-            for (int k = 0; k < i; k++)
-                if (li[k] != 0) Axpy(li[k], m.AsSpan(k * n, k + 1), a[..(k + 1)]);
-            float inv = 1 / li[i];
-            var mi = m.AsSpan(i * n, n);
-            for (int c = 0; c < i; c++) mi[c] = -a[c] * inv;
-            mi[i] = inv;
+            int g = Math.Min(4, n - i0);
+            acc.AsSpan(0, 4 * n).Clear();
+            for (int k = 0; k < i0; k++)
+            {
+                var mk = m.AsSpan(k * n, k + 1);
+                for (int t = 0; t < g; t++)
+                {
+                    float c = l[(i0 + t) * n + k];
+                    if (c != 0) Axpy(c, mk, acc.AsSpan(t * n, k + 1));
+                }
+            }
+            for (int t = 0; t < g; t++)
+            {
+                int i = i0 + t;
+                var a = acc.AsSpan(t * n, i + 1);
+                for (int k = i0; k < i; k++)
+                {
+                    float c = l[i * n + k];
+                    if (c != 0) Axpy(c, m.AsSpan(k * n, k + 1), a[..(k + 1)]);
+                }
+                float inv = 1 / l[i * n + i];
+                var mi = m.AsSpan(i * n, n);
+                for (int c = 0; c < i; c++) mi[c] = -a[c] * inv;
+                mi[i] = inv;
+            }
         }
         return m;
     }
@@ -190,23 +264,61 @@ internal static class Gptq
         }
     }
 
-    /// <summary>W[r, b1:] −= Σₖ err[r,k]·U[b0+k, b1:] for the tile's rows, a stretch of columns at a time so it stays in cache.</summary>
+    /// <summary>
+    /// W[r, b1:] −= Σₖ err[r,k]·U[b0+k, b1:] for the tile's rows. The kernel keeps 4 rows × 16 columns of the sum in
+    /// registers over all k, so each loaded stretch of U serves four rows and W is read and written once per batch.
+    /// </summary>
     static void LazyUpdate(float[] w, int r0, int n, int cols, float[] u, float[] err, int batch, int b0, int b1)
     {
-        const int Stretch = 512;
         int k1 = b1 - b0;
-        for (int c = b1; c < cols; c += Stretch)
-        {
-            int len = Math.Min(Stretch, cols - c);
+        int r = 0;
+        if (Vector256.IsHardwareAccelerated && Fma.IsSupported)
+            for (; r + 4 <= n; r += 4) LazyUpdate4(w, r0 + r, cols, u, err.AsSpan(r * batch), batch, b0, b1, k1);
+        // Remaining rows (and machines without FMA): one row at a time.
+        for (; r < n; r++)
             for (int k = 0; k < k1; k++)
             {
-                var uk = u.AsSpan((b0 + k) * cols + c, len);
-                for (int r = 0; r < n; r++)
-                {
-                    float e = err[r * batch + k];
-                    if (e != 0) Axpy(-e, uk, w.AsSpan((r0 + r) * cols + c, len));
-                }
+                float e = err[r * batch + k];
+                if (e != 0) Axpy(-e, u.AsSpan((b0 + k) * cols + b1, cols - b1), w.AsSpan((r0 + r) * cols + b1, cols - b1));
             }
+    }
+
+    static unsafe void LazyUpdate4(float[] w, int row, int cols, float[] u, ReadOnlySpan<float> err, int batch, int b0, int b1, int k1)
+    {
+        fixed (float* pw = w, pu = u, pe = err)
+        {
+            int c = b1;
+            for (; c + 16 <= cols; c += 16)
+            {
+                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+                float* uk = pu + (long)b0 * cols + c;
+                for (int k = 0; k < k1; k++, uk += cols)
+                {
+                    var ulo = Avx.LoadVector256(uk);
+                    var uhi = Avx.LoadVector256(uk + 8);
+                    var e0 = Vector256.Create(pe[k]);
+                    var e1 = Vector256.Create(pe[batch + k]);
+                    var e2 = Vector256.Create(pe[2 * batch + k]);
+                    var e3 = Vector256.Create(pe[3 * batch + k]);
+                    a0 = Fma.MultiplyAdd(e0, ulo, a0); a1 = Fma.MultiplyAdd(e0, uhi, a1);
+                    a2 = Fma.MultiplyAdd(e1, ulo, a2); a3 = Fma.MultiplyAdd(e1, uhi, a3);
+                    a4 = Fma.MultiplyAdd(e2, ulo, a4); a5 = Fma.MultiplyAdd(e2, uhi, a5);
+                    a6 = Fma.MultiplyAdd(e3, ulo, a6); a7 = Fma.MultiplyAdd(e3, uhi, a7);
+                }
+                float* w0 = pw + (long)row * cols + c, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+                Avx.Store(w0, Avx.Subtract(Avx.LoadVector256(w0), a0)); Avx.Store(w0 + 8, Avx.Subtract(Avx.LoadVector256(w0 + 8), a1));
+                Avx.Store(w1, Avx.Subtract(Avx.LoadVector256(w1), a2)); Avx.Store(w1 + 8, Avx.Subtract(Avx.LoadVector256(w1 + 8), a3));
+                Avx.Store(w2, Avx.Subtract(Avx.LoadVector256(w2), a4)); Avx.Store(w2 + 8, Avx.Subtract(Avx.LoadVector256(w2 + 8), a5));
+                Avx.Store(w3, Avx.Subtract(Avx.LoadVector256(w3), a6)); Avx.Store(w3 + 8, Avx.Subtract(Avx.LoadVector256(w3 + 8), a7));
+            }
+            // Columns past the last whole 16 (cols is a multiple of 32 for every ggml type, so this is a tail of 16 at most).
+            for (; c < cols; c++)
+                for (int t = 0; t < 4; t++)
+                {
+                    float sum = 0;
+                    for (int k = 0; k < k1; k++) sum += pe[t * batch + k] * pu[(long)(b0 + k) * cols + c];
+                    pw[(long)(row + t) * cols + c] -= sum;
+                }
         }
     }
 
