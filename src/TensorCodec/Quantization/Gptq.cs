@@ -222,7 +222,7 @@ internal static class Gptq
     }
 
     /// <summary>Rows per tile: enough to reuse each loaded stretch of U several times, few enough to keep the tile's rows in cache.</summary>
-    const int TileRows = 8;
+    const int TileRows = 64;
 
     static void QuantizeTile(float[] w, int r0, int r1, int cols, float[] u, IBlockFormat fmt, GptqGrid grid, float[]? imp, byte[] output, int rowBytes, float[]? values)
     {
@@ -266,59 +266,54 @@ internal static class Gptq
 
     /// <summary>
     /// W[r, b1:] −= Σₖ err[r,k]·U[b0+k, b1:] for the tile's rows. The kernel keeps 4 rows × 16 columns of the sum in
-    /// registers over all k, so each loaded stretch of U serves four rows and W is read and written once per batch.
+    /// registers over all k; the column stretch is the outer loop, so its slice of U (16 columns × the batch, 16 KiB)
+    /// stays in L1 while every row of the tile uses it, and U is read from memory once per tile, not once per row.
     /// </summary>
     static void LazyUpdate(float[] w, int r0, int n, int cols, float[] u, float[] err, int batch, int b0, int b1)
     {
         int k1 = b1 - b0;
-        int r = 0;
-        if (Vector256.IsHardwareAccelerated && Fma.IsSupported)
-            for (; r + 4 <= n; r += 4) LazyUpdate4(w, r0 + r, cols, u, err.AsSpan(r * batch), batch, b0, b1, k1);
-        // Remaining rows (and machines without FMA): one row at a time.
-        for (; r < n; r++)
+        int fast = Vector256.IsHardwareAccelerated && Fma.IsSupported ? n / 4 * 4 : 0;
+        int c = b1;
+        if (fast > 0)
+            for (; c + 16 <= cols; c += 16)
+                for (int r = 0; r < fast; r += 4) Kernel4x16(w, r0 + r, cols, u, err.AsSpan(r * batch), batch, b0, k1, c);
+        // The rest, one row at a time: columns past the last whole 16, rows past the last whole 4 (or no FMA).
+        for (int r = 0; r < n; r++)
+        {
+            int from = r < fast ? c : b1;
+            if (from >= cols) continue;
             for (int k = 0; k < k1; k++)
             {
                 float e = err[r * batch + k];
-                if (e != 0) Axpy(-e, u.AsSpan((b0 + k) * cols + b1, cols - b1), w.AsSpan((r0 + r) * cols + b1, cols - b1));
+                if (e != 0) Axpy(-e, u.AsSpan((b0 + k) * cols + from, cols - from), w.AsSpan((r0 + r) * cols + from, cols - from));
             }
+        }
     }
 
-    static unsafe void LazyUpdate4(float[] w, int row, int cols, float[] u, ReadOnlySpan<float> err, int batch, int b0, int b1, int k1)
+    static unsafe void Kernel4x16(float[] w, int row, int cols, float[] u, ReadOnlySpan<float> err, int batch, int b0, int k1, int c)
     {
         fixed (float* pw = w, pu = u, pe = err)
         {
-            int c = b1;
-            for (; c + 16 <= cols; c += 16)
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+            float* uk = pu + (long)b0 * cols + c;
+            for (int k = 0; k < k1; k++, uk += cols)
             {
-                Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
-                float* uk = pu + (long)b0 * cols + c;
-                for (int k = 0; k < k1; k++, uk += cols)
-                {
-                    var ulo = Avx.LoadVector256(uk);
-                    var uhi = Avx.LoadVector256(uk + 8);
-                    var e0 = Vector256.Create(pe[k]);
-                    var e1 = Vector256.Create(pe[batch + k]);
-                    var e2 = Vector256.Create(pe[2 * batch + k]);
-                    var e3 = Vector256.Create(pe[3 * batch + k]);
-                    a0 = Fma.MultiplyAdd(e0, ulo, a0); a1 = Fma.MultiplyAdd(e0, uhi, a1);
-                    a2 = Fma.MultiplyAdd(e1, ulo, a2); a3 = Fma.MultiplyAdd(e1, uhi, a3);
-                    a4 = Fma.MultiplyAdd(e2, ulo, a4); a5 = Fma.MultiplyAdd(e2, uhi, a5);
-                    a6 = Fma.MultiplyAdd(e3, ulo, a6); a7 = Fma.MultiplyAdd(e3, uhi, a7);
-                }
-                float* w0 = pw + (long)row * cols + c, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
-                Avx.Store(w0, Avx.Subtract(Avx.LoadVector256(w0), a0)); Avx.Store(w0 + 8, Avx.Subtract(Avx.LoadVector256(w0 + 8), a1));
-                Avx.Store(w1, Avx.Subtract(Avx.LoadVector256(w1), a2)); Avx.Store(w1 + 8, Avx.Subtract(Avx.LoadVector256(w1 + 8), a3));
-                Avx.Store(w2, Avx.Subtract(Avx.LoadVector256(w2), a4)); Avx.Store(w2 + 8, Avx.Subtract(Avx.LoadVector256(w2 + 8), a5));
-                Avx.Store(w3, Avx.Subtract(Avx.LoadVector256(w3), a6)); Avx.Store(w3 + 8, Avx.Subtract(Avx.LoadVector256(w3 + 8), a7));
+                var ulo = Avx.LoadVector256(uk);
+                var uhi = Avx.LoadVector256(uk + 8);
+                var e0 = Vector256.Create(pe[k]);
+                var e1 = Vector256.Create(pe[batch + k]);
+                var e2 = Vector256.Create(pe[2 * batch + k]);
+                var e3 = Vector256.Create(pe[3 * batch + k]);
+                a0 = Fma.MultiplyAdd(e0, ulo, a0); a1 = Fma.MultiplyAdd(e0, uhi, a1);
+                a2 = Fma.MultiplyAdd(e1, ulo, a2); a3 = Fma.MultiplyAdd(e1, uhi, a3);
+                a4 = Fma.MultiplyAdd(e2, ulo, a4); a5 = Fma.MultiplyAdd(e2, uhi, a5);
+                a6 = Fma.MultiplyAdd(e3, ulo, a6); a7 = Fma.MultiplyAdd(e3, uhi, a7);
             }
-            // Columns past the last whole 16 (cols is a multiple of 32 for every ggml type, so this is a tail of 16 at most).
-            for (; c < cols; c++)
-                for (int t = 0; t < 4; t++)
-                {
-                    float sum = 0;
-                    for (int k = 0; k < k1; k++) sum += pe[t * batch + k] * pu[(long)(b0 + k) * cols + c];
-                    pw[(long)(row + t) * cols + c] -= sum;
-                }
+            float* w0 = pw + (long)row * cols + c, w1 = w0 + cols, w2 = w1 + cols, w3 = w2 + cols;
+            Avx.Store(w0, Avx.Subtract(Avx.LoadVector256(w0), a0)); Avx.Store(w0 + 8, Avx.Subtract(Avx.LoadVector256(w0 + 8), a1));
+            Avx.Store(w1, Avx.Subtract(Avx.LoadVector256(w1), a2)); Avx.Store(w1 + 8, Avx.Subtract(Avx.LoadVector256(w1 + 8), a3));
+            Avx.Store(w2, Avx.Subtract(Avx.LoadVector256(w2), a4)); Avx.Store(w2 + 8, Avx.Subtract(Avx.LoadVector256(w2 + 8), a5));
+            Avx.Store(w3, Avx.Subtract(Avx.LoadVector256(w3), a6)); Avx.Store(w3 + 8, Avx.Subtract(Avx.LoadVector256(w3 + 8), a7));
         }
     }
 
