@@ -61,4 +61,40 @@ public static class GptqBench
         Console.WriteLine($"| {rows}×{cols} | {type} | {fm:0.00} ({fc:0.00}) | {qm:0.00} ({qc:0.00}) | {fm + qm:0.00} ({fc + qc:0.00}) | {rm:0.00} | {(fm + qm) / rm:0} | " +
             $"{Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:0} |");
     }
+
+    /// <summary>
+    /// Calibration/evaluation text a model writes itself: COUNT sequences of LENGTH tokens sampled at temperature 1 from
+    /// BOS (id 1), seeds SEED, SEED+1, …, written as raw uint16. Usage: e2e sample MODEL COUNT LENGTH SEED OUT.u16.
+    /// </summary>
+    public static void Sample(string[] args)
+    {
+        string modelPath = args[0], outPath = args[4];
+        int count = int.Parse(args[1]), length = int.Parse(args[2]), seed = int.Parse(args[3]);
+        using var model = TensorCodec.Engine.LlamaModel.Load(modelPath);
+        using var session = model.CreateSession(new TensorCodec.Engine.LlamaSessionOptions { Capacity = length });
+        var ids = new List<ushort>();
+        var p = new double[model.Config.VocabSize];
+        for (int sIndex = 0; sIndex < count; sIndex++)
+        {
+            var rng = new Random(seed + sIndex);
+            session.Reset();
+            int token = 1;
+            ids.Add((ushort)token);
+            for (int t = 1; t < length; t++)
+            {
+                var logits = session.Forward(token);
+                float max = float.NegativeInfinity;
+                foreach (var l in logits) max = Math.Max(max, l);
+                double z = 0;
+                for (int i = 0; i < p.Length; i++) z += p[i] = Math.Exp(logits[i] - max);
+                double u = rng.NextDouble() * z;
+                token = p.Length - 1;
+                for (int i = 0; i < p.Length; i++) if ((u -= p[i]) <= 0) { token = i; break; }
+                ids.Add((ushort)token);
+            }
+        }
+        using var f = File.Create(outPath);
+        foreach (var id in ids) { f.WriteByte((byte)id); f.WriteByte((byte)(id >> 8)); }
+        Console.WriteLine($"{outPath}: {count} sequences × {length} tokens sampled from {modelPath} (seeds {seed}…{seed + count - 1})");
+    }
 }
