@@ -164,22 +164,22 @@ public static class ImatrixCollector
         }
     }
 
-    /// <summary>The upper triangle of H += XᵀX for the rows of <paramref name="x"/> (rows of H split over threads); see <see cref="Mirror"/>.</summary>
+    /// <summary>H += XᵀX for the rows of <paramref name="x"/>: GPTQ's register-blocked product with E = −Xᵀ, 64 rows of H per task.</summary>
     static void AddGram(float[] h, ReadOnlySpan<float> x, int rows, int cols, int threads)
     {
         var xs = x[..(rows * cols)].ToArray();
-        Parallel.For(0, cols, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, i =>
+        var negT = new float[cols * rows];
+        for (int t = 0; t < rows; t++)
+            for (int i = 0; i < cols; i++) negT[i * rows + t] = -xs[t * cols + i];
+        int tiles = (cols + 63) / 64;
+        Parallel.For(0, tiles, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, threads) }, tile =>
         {
-            var hi = h.AsSpan(i * cols + i, cols - i);
-            for (int t = 0; t < rows; t++)
-            {
-                float xi = xs[t * cols + i];
-                if (xi != 0) TensorPrimitives.MultiplyAdd(xs.AsSpan(t * cols + i, cols - i), xi, hi, hi);
-            }
+            int r0 = tile * 64, n = Math.Min(64, cols - r0);
+            Gptq.SubtractProduct(h, r0, n, cols, xs, 0, rows, negT.AsSpan(r0 * rows).ToArray(), rows, 0);
         });
     }
 
-    /// <summary>Copies the upper triangle of <paramref name="h"/> into the lower one.</summary>
+    /// <summary>Copies the upper triangle of <paramref name="h"/> into the lower one (exact symmetry for the factorisation).</summary>
     internal static void Mirror(float[] h, int n)
     {
         for (int i = 0; i < n; i++)

@@ -264,28 +264,32 @@ internal static class Gptq
         }
     }
 
+    /// <summary>W[r, b1:] −= Σₖ err[r,k]·U[b0+k, b1:] for the tile's rows (GPTQ's lazy batch update).</summary>
+    static void LazyUpdate(float[] w, int r0, int n, int cols, float[] u, float[] err, int batch, int b0, int b1) =>
+        SubtractProduct(w, r0, n, cols, u, b0, b1 - b0, err, batch, b1);
+
     /// <summary>
-    /// W[r, b1:] −= Σₖ err[r,k]·U[b0+k, b1:] for the tile's rows. The kernel keeps 4 rows × 16 columns of the sum in
-    /// registers over all k; the column stretch is the outer loop, so its slice of U (16 columns × the batch, 16 KiB)
-    /// stays in L1 while every row of the tile uses it, and U is read from memory once per tile, not once per row.
+    /// W[r0+r, c0:] −= Σ_{k&lt;k1} E[r·eStride + k]·U[u0+k, c0:] for r &lt; n (W and U row-major with <paramref name="cols"/>
+    /// columns). The kernel keeps 4 rows × 16 columns of the sum in registers over all k; the column stretch is the
+    /// outer loop, so its slice of U (16 columns × k1) stays in L1 while every row uses it, and U is read from memory
+    /// once per call, not once per row.
     /// </summary>
-    static void LazyUpdate(float[] w, int r0, int n, int cols, float[] u, float[] err, int batch, int b0, int b1)
+    internal static void SubtractProduct(float[] w, int r0, int n, int cols, float[] u, int u0, int k1, float[] e, int eStride, int c0)
     {
-        int k1 = b1 - b0;
         int fast = Vector256.IsHardwareAccelerated && Fma.IsSupported ? n / 4 * 4 : 0;
-        int c = b1;
+        int c = c0;
         if (fast > 0)
             for (; c + 16 <= cols; c += 16)
-                for (int r = 0; r < fast; r += 4) Kernel4x16(w, r0 + r, cols, u, err.AsSpan(r * batch), batch, b0, k1, c);
+                for (int r = 0; r < fast; r += 4) Kernel4x16(w, r0 + r, cols, u, e.AsSpan(r * eStride), eStride, u0, k1, c);
         // The rest, one row at a time: columns past the last whole 16, rows past the last whole 4 (or no FMA).
         for (int r = 0; r < n; r++)
         {
-            int from = r < fast ? c : b1;
+            int from = r < fast ? c : c0;
             if (from >= cols) continue;
             for (int k = 0; k < k1; k++)
             {
-                float e = err[r * batch + k];
-                if (e != 0) Axpy(-e, u.AsSpan((b0 + k) * cols + from, cols - from), w.AsSpan((r0 + r) * cols + from, cols - from));
+                float ek = e[r * eStride + k];
+                if (ek != 0) Axpy(-ek, u.AsSpan((u0 + k) * cols + from, cols - from), w.AsSpan((r0 + r) * cols + from, cols - from));
             }
         }
     }

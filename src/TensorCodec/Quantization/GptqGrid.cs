@@ -54,9 +54,9 @@ internal abstract class GptqGrid
     /// <summary>The grid of a ggml type, or null when GPTQ does not handle it.</summary>
     public static GptqGrid? For(int ggmlType) => ggmlType switch
     {
-        2 => new Q4_0Grid(), 3 => new Q4_1Grid(), 6 => new Q5_0Grid(), 7 => new Q5_1Grid(), 8 => new Q8_0Grid(),
+        2 => new D4Grid(2), 3 => new Q4_1Grid(), 6 => new Q5_0Grid(), 7 => new Q5_1Grid(), 8 => new Q8_0Grid(),
         10 => new Q2_KGrid(), 11 => new Q3_KGrid(), 12 => new Q45_KGrid(12), 13 => new Q45_KGrid(13), 14 => new Q6_KGrid(),
-        20 => new IQ4_NLGrid(), 23 => new IQ4_XSGrid(),
+        20 => new D4Grid(20), 23 => new IQ4_XSGrid(),
         _ => null,
     };
 
@@ -83,12 +83,14 @@ internal abstract class GptqGrid
         public override void SetCode(Span<byte> block, int p, int q) => block[2 + p] = (byte)(sbyte)(q - 128);
     }
 
-    sealed class Q4_0Grid : GptqGrid
+    /// <summary>q4_0 (x = d·(q − 8)) and iq4_nl (x = d·table[q]): one fp16 d and 16 bytes of nibbles.</summary>
+    sealed class D4Grid(int type) : GptqGrid
     {
-        public override int GgmlType => 2;
+        public override int GgmlType => type;
         public override int BlockSize => 32;
         public override int Levels => 16;
-        public override int Offset => 8;
+        public override int Offset => type == 2 ? 8 : 0;
+        public override ReadOnlySpan<sbyte> Table => type == 2 ? default : IQ4.Values;
         public override void Scales(ReadOnlySpan<byte> block, Span<float> a, Span<float> b) { a.Fill(Fp16.Read(block, 0)); b.Clear(); }
         public override void SetCode(Span<byte> block, int p, int q) => SetNibble32(block.Slice(2, 16), p, q);
     }
@@ -127,16 +129,6 @@ internal abstract class GptqGrid
             SetNibble32(block.Slice(8, 16), p, q & 0xF);
             SetBit(block.Slice(4, 4), p, (q & 0x10) != 0);
         }
-    }
-
-    sealed class IQ4_NLGrid : GptqGrid
-    {
-        public override int GgmlType => 20;
-        public override int BlockSize => 32;
-        public override int Levels => 16;
-        public override ReadOnlySpan<sbyte> Table => IQ4.Values;
-        public override void Scales(ReadOnlySpan<byte> block, Span<float> a, Span<float> b) { a.Fill(Fp16.Read(block, 0)); b.Clear(); }
-        public override void SetCode(Span<byte> block, int p, int q) => SetNibble32(block.Slice(2, 16), p, q);
     }
 
     sealed class IQ4_XSGrid : GptqGrid
