@@ -29,6 +29,8 @@ public static class EndToEnd
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
+            case "gptq": GptqBench.Run(args[1..]); return 0;
+            case "sample": GptqBench.Sample(args[1..]); return 0;
             default:
                 Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
                 return 2;

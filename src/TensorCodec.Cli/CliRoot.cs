@@ -18,6 +18,7 @@ static class CliRoot
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(TensorCommand.Create());
         root.Subcommands.Add(QuantizeCommand.Create());
+        root.Subcommands.Add(ImatrixCommand.Create());
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(LogitsCommand.Create());
         root.Subcommands.Add(SweepCommand.Create());

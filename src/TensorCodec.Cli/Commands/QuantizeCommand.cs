@@ -40,6 +40,7 @@ static class QuantizeCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var leaveOutput = new Option<bool>("--leave-output-tensor") { Description = "Leave output.weight unquantized (its F32/F16/BF16 source type)" };
+        var calibration = new CalibrationOptions();
         var threads = CliCommon.Threads();
         var force = CliCommon.Force();
         var json = CliCommon.Json();
@@ -48,6 +49,7 @@ static class QuantizeCommand
             input, output, type, imatrix, tokenizer, requireTokenizer, config, name, allowNonFinite, threads, force, json,
             pure, outputType, embdType, tensorType, leaveOutput,
         };
+        foreach (var o in calibration.All) cmd.Options.Add(o);
         cmd.SetGuardedAction((p, ct) =>
         {
             string inPath = p.GetValue(input)!;
@@ -55,6 +57,9 @@ static class QuantizeCommand
             CliCommon.CheckOutputName("quantize", p.GetValue(output), ".gguf");
             bool asJson = p.GetValue(json);
             var mix = QuantMix.Get(p.GetValue(type)!);
+            var method = CalibrationOptions.ParseMethod(p.GetValue(calibration.Method));
+            var calib = calibration.Build(p, inPath, p.GetValue(config), p.GetValue(tokenizer), CliCommon.ResolveThreads(p.GetValue(threads)), ct);
+            using var calibModel = calib?.Model;
             ModelQuantizeOptions Options(IProgress<QuantizeProgress>? progress) => new()
             {
                 Mix = mix,
@@ -73,6 +78,8 @@ static class QuantizeCommand
                 Overwrite = p.GetValue(force),
                 Progress = progress,
                 Cancellation = ct,
+                Method = method,
+                Calibration = calib?.Stats,
             };
 
             QuantizeResult result;
@@ -98,6 +105,7 @@ static class QuantizeCommand
                 JsonOutput.Write("quantize", new
                 {
                     input = result.Input, output = result.Output, config = p.GetValue(config), tokenizer = p.GetValue(tokenizer), imatrix = p.GetValue(imatrix),
+                    method = method.ToString().ToLowerInvariant(), calibration = p.GetValue(calibration.Calibration),
                     input_format = result.InputFormat.ToString(), mix = result.Mix.Name, output_bytes = result.OutputBytes, tensor_bytes = result.TensorBytes,
                     tensors = result.Tensors.Count, values = result.Elements, bits_per_value = result.BitsPerWeight,
                     tokenizer_embedded = result.TokenizerEmbedded, imatrix_used = result.ImatrixUsed, seconds = result.Elapsed.TotalSeconds, notes = result.Notes,

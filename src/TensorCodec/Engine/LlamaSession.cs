@@ -15,6 +15,8 @@ public sealed record LlamaSessionOptions
     public int MaxBatch { get; init; } = 64;
     /// <summary>KV cache type (default F32); the session creates the cache for its own geometry.</summary>
     public KvSpec? Kv { get; init; }
+    /// <summary>Sees every linear layer's input (calibration); null for none.</summary>
+    internal IActivationObserver? Observer { get; init; }
 }
 
 /// <summary>
@@ -34,6 +36,7 @@ public sealed unsafe class LlamaSession : IDisposable
     readonly RopeTable _rope;
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
+    readonly IActivationObserver? _observer;
 
     internal IKvCache Cache { get; }
     /// <summary>Most positions the session holds; feeding past it throws <see cref="InvalidOperationException"/>.</summary>
@@ -61,6 +64,7 @@ public sealed unsafe class LlamaSession : IDisposable
         _logits = A(b * _c.VocabSize);
         _att = A(_pool.Threads * AttentionJob.ScoreRows(_c, _maxBatch) * Capacity);
         _attention = new AttentionJob(this);
+        _observer = o.Observer;
     }
 
     /// <summary>Starts a new sequence.</summary>
@@ -142,6 +146,7 @@ public sealed unsafe class LlamaSession : IDisposable
             var w = _m.Layers[l];
             // Attention block: x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
             RmsNorm(_x, _xb, w.AttnNorm, n, dim);
+            _observer?.Observe(l, LinearInput.Attention, _xb.AsSpan(0, n * dim), n, dim);
             Linear(w.Wq, _xb, _q, n);
             Linear(w.Wk, _xb, _k, n);
             Linear(w.Wv, _xb, _v, n);
@@ -158,12 +163,14 @@ public sealed unsafe class LlamaSession : IDisposable
             TensorPrimitives.Multiply(_q.AsSpan(0, n * qDim), 1f / MathF.Sqrt(_c.HeadDim), _q.AsSpan(0, n * qDim));
             _attention.Layer = l; _attention.Tokens = n;
             _pool.Run(_attention, _attention.Items(n));
+            _observer?.Observe(l, LinearInput.AttentionOutput, _xb2.AsSpan(0, n * qDim), n, qDim);
             Linear(w.Wo, _xb2, _xb, n);
             if (w.Bo is not null) AddBias(_xb, w.Bo, n);
             TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
 
             // FFN block: x += Down · (silu(Gate·norm(x)) ⊙ Up·norm(x))
             RmsNorm(_x, _xb, w.FfnNorm, n, dim);
+            _observer?.Observe(l, LinearInput.Ffn, _xb.AsSpan(0, n * dim), n, dim);
             Linear(w.Gate, _xb, _hb, n);
             Linear(w.Up, _xb, _hb2, n);
             var hb = _hb.AsSpan(0, n * hidden);
@@ -172,6 +179,7 @@ public sealed unsafe class LlamaSession : IDisposable
             TensorPrimitives.Multiply(hb2, hb, hb2);
             TensorPrimitives.Sigmoid(hb, hb);
             TensorPrimitives.Multiply(hb2, hb, hb2);
+            _observer?.Observe(l, LinearInput.FfnDown, hb2, n, hidden);
             Linear(w.Down, _hb2, _xb, n);
             TensorPrimitives.Add(_x.AsSpan(0, n * dim), _xb.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
         }
@@ -180,6 +188,7 @@ public sealed unsafe class LlamaSession : IDisposable
         int rows = n - logitsFrom;
         if (rows <= 0) return;
         RmsNorm(_x.AsSpan(logitsFrom * dim), _xb, _m.FinalNorm, rows, dim);
+        _observer?.Observe(-1, LinearInput.Output, _xb.AsSpan(0, rows * dim), rows, dim);
         Linear(_m.Output, _xb, _logits, rows);
     }
 

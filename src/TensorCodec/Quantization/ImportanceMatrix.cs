@@ -160,4 +160,91 @@ internal sealed class ImportanceMatrix
             foreach (var x in w) { BinaryPrimitives.WriteSingleLittleEndian(b4, x); output.Write(b4); }
         }
     }
+    /// <summary>
+    /// Writes raw statistics as llama-imatrix's GGUF (tools/imatrix/imatrix.cpp, save_imatrix): <c>general.type</c> =
+    /// "imatrix", <c>imatrix.datasets</c> (string array), <c>imatrix.chunk_count</c> and <c>imatrix.chunk_size</c>
+    /// (UInt32); then per entry in ordinal name order an F32 tensor <c>X.in_sum2</c> [row] (the sums of squares) and
+    /// <c>X.counts</c> [1] (the activation rows seen), 1-D as ggml_n_dims stores a matrix of one row.
+    /// </summary>
+    internal static void WriteGguf(Stream output, IEnumerable<ImatrixEntry> entries, IReadOnlyList<string> datasets, int chunkCount, int chunkSize)
+    {
+        var meta = new List<KeyValuePair<string, GgufValue>>
+        {
+            new("general.type", GgufValue.String("imatrix")),
+            new("imatrix.datasets", GgufValue.Array(GgufArray.Of([.. datasets]))),
+            new("imatrix.chunk_count", GgufValue.UInt32((uint)Math.Max(0, chunkCount))),
+            new("imatrix.chunk_size", GgufValue.UInt32((uint)Math.Max(0, chunkSize))),
+        };
+        var tensors = new List<GgufTensor>();
+        foreach (var e in entries.OrderBy(e => e.Name, StringComparer.Ordinal))
+        {
+            tensors.Add(new GgufTensor(e.Name + ".in_sum2", GgmlTypes.F32, [e.SumSquares.Length], TensorByteSource.FromMemory(F32Bytes(e.SumSquares))));
+            tensors.Add(new GgufTensor(e.Name + ".counts", GgmlTypes.F32, [1], TensorByteSource.FromMemory(F32Bytes([(float)e.Count]))));
+        }
+        GgufWriter.Write(output, meta, tensors);
+    }
+
+    /// <summary>
+    /// Writes raw statistics as llama-imatrix's legacy .dat (save_imatrix_legacy): entries in ordinal name order with
+    /// ncall = ⌈count / chunk size⌉ and values (sum / count)·ncall, so value / ncall is the mean square; then the
+    /// trailer: int32 chunk count, int32 length and the dataset name. Entries with no rows are skipped, as there.
+    /// </summary>
+    internal static void WriteLegacy(Stream output, IEnumerable<ImatrixEntry> entries, string dataset, int chunkCount, int chunkSize)
+    {
+        var list = entries.Where(e => e.Count > 0).OrderBy(e => e.Name, StringComparer.Ordinal).ToList();
+        Span<byte> b4 = stackalloc byte[4];
+        void I32(int v, Span<byte> b) { BinaryPrimitives.WriteInt32LittleEndian(b, v); output.Write(b); }
+        I32(list.Count, b4);
+        foreach (var e in list)
+        {
+            var nb = Encoding.UTF8.GetBytes(e.Name);
+            I32(nb.Length, b4);
+            output.Write(nb);
+            int ncall = checked((int)((e.Count + chunkSize - 1) / Math.Max(1, chunkSize)));
+            I32(ncall, b4);
+            I32(e.SumSquares.Length, b4);
+            var values = new float[e.SumSquares.Length];
+            for (int i = 0; i < values.Length; i++) values[i] = e.SumSquares[i] / e.Count * ncall;
+            output.Write(F32Bytes(values));
+        }
+        I32(chunkCount, b4);
+        var db = Encoding.UTF8.GetBytes(dataset);
+        I32(db.Length, b4);
+        output.Write(db);
+    }
+
+    /// <summary>The mean squares a calibration run measured for <paramref name="names"/> (those it has), as a matrix.</summary>
+    internal static ImportanceMatrix FromCalibration(ICalibration calibration, IEnumerable<string> names)
+    {
+        var map = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var n in names)
+            if (calibration.MeanSquares(n) is { } w) map[n] = w;
+        return new ImportanceMatrix(map, [calibration.Dataset], calibration.Chunks);
+    }
+
+    static byte[] F32Bytes(float[] v)
+    {
+        var b = new byte[v.Length * 4];
+        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(i * 4), v[i]);
+        return b;
+    }
+
+    /// <summary>
+    /// Refuses a matrix made for another model: the first entry (in ordinal name order) that names no tensor of the
+    /// model, or whose length is not that tensor's row length, is named. <paramref name="rowLengths"/> maps each GGUF
+    /// tensor name of the model to its row length.
+    /// </summary>
+    internal void CheckMatches(IReadOnlyDictionary<string, long> rowLengths, string path)
+    {
+        foreach (var name in _weights.Keys.Order(StringComparer.Ordinal))
+        {
+            if (!rowLengths.TryGetValue(name, out long row))
+                throw new InvalidDataException($"{path}: entry '{name}' names no tensor of the model; the imatrix was made for another model");
+            if (_weights[name].Length != row)
+                throw new InvalidDataException($"{path}: entry '{name}' has {_weights[name].Length} weights but the tensor's rows have {row} columns; the imatrix was made for another model");
+        }
+    }
 }
+
+/// <summary>One imatrix entry's raw statistics: per column the sum of squared activations, and the rows summed.</summary>
+internal sealed record ImatrixEntry(string Name, float[] SumSquares, long Count);

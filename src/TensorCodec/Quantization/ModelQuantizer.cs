@@ -26,6 +26,11 @@ public sealed class ModelQuantizeOptions
     public string? ImatrixPath { get; init; }
     /// <summary>general.name; default: derived from the input path.</summary>
     public string? ModelName { get; init; }
+    /// <summary>How codes are chosen (default <see cref="QuantMethod.Rtn"/>: llama-quantize's bytes).</summary>
+    public QuantMethod Method { get; init; }
+    /// <summary>Calibration statistics for <see cref="QuantMethod.Gptq"/> (required) and <see cref="QuantMethod.Imatrix"/> (when no
+    /// <see cref="ImatrixPath"/> is given).</summary>
+    public ICalibration? Calibration { get; init; }
     /// <summary>Threads quantizing the rows of one tensor in parallel; values below 1 mean 1.</summary>
     public int Threads { get; init; } = 1;
 
@@ -177,6 +182,7 @@ public static class ModelQuantizer
                 throw new IOException($"{outputPath}: output would overwrite the input");
 
         int threads = Math.Max(1, options.Threads);
+        var gptq = options.Method == QuantMethod.Gptq ? new GptqTensorEncoder(options.Calibration!, threads) : null;
         long total = plan.Tensors.Sum(t => t.Elements);
         long done = 0;
         int index = 0;
@@ -186,7 +192,8 @@ public static class ModelQuantizer
             {
                 options.Cancellation.ThrowIfCancellationRequested();
                 options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
-                Encode(t, stream, buffers, threads, options.Cancellation);
+                if (gptq?.Handles(t) == true) gptq.Encode(t, stream, options.Cancellation);
+                else Encode(t, stream, buffers, threads, options.Cancellation);
                 done += t.Elements;
                 index++;
                 options.Progress?.Report(new QuantizeProgress(index, plan.Tensors.Count, t.Name, done, total));
@@ -199,10 +206,12 @@ public static class ModelQuantizer
             outBytes = writer.TempPath is null ? writer.BytesWritten : writer.Stream.Length; // /dev/null has length 0
             writer.Commit();
         }
+        if (gptq is not null)
+            plan.Notes.Add($"gptq: {gptq.Encoded} of {plan.Tensors.Count(t => t.Dims.Length == 2)} weight matrices rounded with GPTQ; the others with importance-weighted round-to-nearest");
         var tensors = plan.Tensors.Select(t => new QuantizedTensor(t.Name, t.SourceName, TypeName(t.Choice.Type), t.Dims, t.Elements, t.Bytes,
             t.Choice.FallbackFrom is int f ? TypeName(f) : null)).ToList();
         return new QuantizeResult(inputPath, outputPath, plan.InputFormat, options.Mix, tensors, outBytes,
-            plan.TokenizerEmbedded, options.ImatrixPath is not null, plan.Notes, sw.Elapsed);
+            plan.TokenizerEmbedded, options.ImatrixPath is not null || (options.Method != QuantMethod.Rtn && options.Calibration is not null), plan.Notes, sw.Elapsed);
     }
 
     internal static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
@@ -253,6 +262,10 @@ public static class ModelQuantizer
             string file = model.Files[0];
             var notes = new List<string>();
             var imatrix = options.ImatrixPath is string ip ? ImportanceMatrix.Load(ip) : null;
+            if (options.Method == QuantMethod.Gptq && options.Calibration is null)
+                throw new ArgumentException("--method gptq needs calibration data (--calibration FILE)");
+            if (options.Method == QuantMethod.Imatrix && imatrix is null && options.Calibration is null)
+                throw new ArgumentException("--method imatrix needs --imatrix FILE or --calibration FILE");
             ModelConfig hp;
             List<RawTensor> raw;
             List<KeyValuePair<string, GgufValue>>? carried = null;
@@ -293,6 +306,8 @@ public static class ModelQuantizer
             if (model.Format != TensorFileFormat.Gguf) CheckComplete(raw.Select(r => r.Name), hp, inputPath);
             // Stable: within a block, keep the input's order.
             raw = raw.OrderBy(r => SortKey(r.Name)).ToList();
+            if (imatrix is null && options.Method != QuantMethod.Rtn) imatrix = ImportanceMatrix.FromCalibration(options.Calibration!, raw.Select(r => r.Name));
+            imatrix?.CheckMatches(raw.ToDictionary(r => r.Name, r => r.Dims.Length == 0 ? 1 : r.Dims[0], StringComparer.Ordinal), options.ImatrixPath!);
 
             var ctx = new MixContext(hp.Layers, hp.Heads, hp.KvHeads,
                 HasOutput: raw.Any(r => r.Name == TensorNames.Name(TensorNaming.Gguf, TensorRole.Output)), HasImatrix: imatrix is not null)
@@ -375,7 +390,7 @@ public static class ModelQuantizer
                 notes.Add(warning);
             }
 
-            if (imatrix is not null) SetImatrixMetadata(meta, imatrix, options.ImatrixPath!);
+            if (imatrix is not null) SetImatrixMetadata(meta, imatrix, options.ImatrixPath ?? options.Calibration!.Dataset);
 
             return new Plan(model.Format, meta, planned, tokenizer, notes, model, handles);
         }
