@@ -143,15 +143,24 @@ public sealed class ChunkEncoder : IDisposable
             }
             else if (n > 0)
             {
-                HuffmanCoder.BuildCodeLengths(hist, lengths);
-                long hSize = HuffmanCoder.EstimateSize(hist, lengths);
-                RansCoder.NormalizeFrequencies(hist, freqs);
-                long rSize = RansCoder.EstimateSize(hist, freqs);
                 // Coding must beat storing by a margin; a near-random stream is faster to copy.
                 long limit = n - (n >> 7) - 8;
                 OperationStatus st = OperationStatus.DestinationTooSmall;
                 int w = 0;
                 Span<byte> room = payload[..(int)Math.Max(0, limit)];
+                // Neither coder goes below the order-0 entropy (Huffman's lengths and rANS's quantised
+                // frequencies only add to it), so when that alone misses the limit the stream is stored
+                // without building either table: the same decision, minus the package-merge and the
+                // frequency normalisation of a 256-symbol alphabet, which cost as much as coding the exponent.
+                bool mayPay = FrequencyTable.Order0Bits(hist) / 8 < limit + 1;
+                long hSize = long.MaxValue, rSize = long.MaxValue;
+                if (mayPay)
+                {
+                    HuffmanCoder.BuildCodeLengths(hist, lengths);
+                    hSize = HuffmanCoder.EstimateSize(hist, lengths);
+                    RansCoder.NormalizeFrequencies(hist, freqs);
+                    rSize = RansCoder.EstimateSize(hist, freqs);
+                }
                 if (Math.Min(hSize, rSize) < limit)
                 {
                     if (rSize <= hSize) { st = RansCoder.Encode(s, freqs, room, out w, Scratch.Grow(ref _ransWords, RansCoder.WordScratchLength(n))); method = ChunkCodec.MethodRans; }
