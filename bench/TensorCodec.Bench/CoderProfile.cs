@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.IO.Hashing;
 using TensorCodec.Coders;
@@ -9,148 +8,116 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Bench;
 
 /// <summary>
-/// Where the time of single-thread compress and decompress goes: each stage of the chunk codec and of the
-/// pipeline around it, timed alone over every 1 MiB chunk of a file's tensors (best of N), next to the whole
-/// chunk codec and the whole pipeline (TczWriter/TczReader, output discarded) in the same run.
+/// Where the time of single-thread compress and decompress goes. Every 1 MiB BF16 chunk of a file's tensors goes
+/// through the stages of the chunk codec and of the pipeline around it in the order they run (so each stage sees
+/// the data as warm as it really is), each stage timed on its own; next to them, the whole chunk codec and the
+/// whole pipeline (TczWriter/TczReader, -T 1, output discarded) in the same run. Best of N passes.
 /// </summary>
 static class CoderProfile
 {
     public static void Run(string path, int repeats)
     {
         var layout = TensorFileReader.Open(path);
-        var bytes = File.ReadAllBytes(path);
-        var chunks = new List<(int Offset, int Length, DType DType)>();
-        foreach (var t in layout.Tensors)
+        var chunks = new List<(long Offset, int Length)>();
+        foreach (var t in layout.Tensors.Where(t => t.DType == DType.BF16))
             for (long o = 0; o < t.Length; o += TczConstants.DefaultChunkSize)
-                chunks.Add(((int)(t.Offset + o), (int)Math.Min(TczConstants.DefaultChunkSize, t.Length - o), t.DType));
+                chunks.Add((t.Offset + o, (int)Math.Min(TczConstants.DefaultChunkSize, t.Length - o)));
         long total = chunks.Sum(c => (long)c.Length);
         int cap = TczConstants.DefaultChunkSize;
-        var slot = new byte[cap];
-        var enc = chunks.Select(c => new byte[ChunkCodec.MaxEncodedLength(c.Length)]).ToArray();
-        var encLen = new int[chunks.Count];
-        var streams = new byte[2 * cap];
-        var scratch = new byte[2 * cap];
-        var words = new ushort[cap + 2];
-        var output = new byte[cap];
+        byte[] raw = new byte[cap], streams = new byte[cap], coded = new byte[cap + 4096], back = new byte[cap];
+        byte[] encoded = new byte[ChunkCodec.MaxEncodedLength(cap)], decoded = new byte[cap];
+        var words = new ushort[RansCoder.WordScratchLength(cap)];
+        uint[] hist = new uint[256], smHist = new uint[256];
+        byte[] lengths = new byte[256];
+        ushort[] freqs = new ushort[256];
         using var encoder = new ChunkEncoder();
         using var decoder = new ChunkDecoder();
         using var handle = File.OpenHandle(path);
-        var rows = new List<(string Stage, double Seconds)>();
-
-        double Time(string stage, Action<int> perChunk)
-        {
-            double best = double.MaxValue;
-            for (int r = 0; r < repeats; r++)
-            {
-                var sw = Stopwatch.StartNew();
-                for (int i = 0; i < chunks.Count; i++) perChunk(i);
-                best = Math.Min(best, sw.Elapsed.TotalSeconds);
-            }
-            rows.Add((stage, best));
-            return best;
-        }
-        Span<byte> Raw(int i) => bytes.AsSpan(chunks[i].Offset, chunks[i].Length);
-        bool IsBf16(int i) => chunks[i].DType == DType.BF16;
-
-        // Encode stages, BF16 chunks as the codec codes them (exp coded, sm stored).
-        Console.WriteLine($"file: {Path.GetFileName(path)}, {total:N0} tensor bytes in {chunks.Count} chunks, best of {repeats}, 1 thread");
-        Time("enc: read chunk (page cache → buffer)", i => RandomAccess.Read(handle, slot.AsSpan(0, chunks[i].Length), chunks[i].Offset));
-        var fileHash = new XxHash3();
-        Time("enc: whole-file hash (XxHash3 append)", i => fileHash.Append(Raw(i)));
-        Time("enc: raw chunk hash", i => TczHash.Of(Raw(i)));
-        Time("enc: split exp/sm", i => FloatSplit.Split(FloatSplit.ForDType(chunks[i].DType), Raw(i), streams));
-        uint[] hist = new uint[256];
-        Time("enc: histograms (2 streams)", i =>
-        {
-            int n = chunks[i].Length / 2;
-            FrequencyTable.Histogram(streams.AsSpan(0, n), hist);
-            FrequencyTable.Histogram(streams.AsSpan(n, n), hist);
-        });
-        var lengths = new byte[256];
-        var freqs = new ushort[256];
-        Time("enc: tables (Huffman lengths, rANS freqs, estimates; 2 streams)", i =>
-        {
-            int n = chunks[i].Length / 2;
-            for (int k = 0; k < 2; k++)
-            {
-                FrequencyTable.Histogram(streams.AsSpan(k * n, n), hist);
-                HuffmanCoder.BuildCodeLengths(hist, lengths);
-                HuffmanCoder.EstimateSize(hist, lengths);
-                RansCoder.NormalizeFrequencies(hist, freqs);
-                RansCoder.EstimateSize(hist, freqs);
-            }
-        });
-        double histOnly = rows[^2].Seconds;
-        rows[^1] = (rows[^1].Stage + " minus histograms", rows[^1].Seconds - histOnly);
-        var expFreqs = new ushort[256];
-        Time("enc: rANS exp stream", i =>
-        {
-            FloatSplit.Split(SplitTransform.BF16, Raw(i), streams);
-            int n = chunks[i].Length / 2;
-            FrequencyTable.Histogram(streams.AsSpan(0, n), hist);
-            RansCoder.NormalizeFrequencies(hist, expFreqs);
-            RansCoder.Encode(streams.AsSpan(0, n), expFreqs, scratch, out _, words);
-        });
-        rows[^1] = (rows[^1].Stage + " (minus split, histogram)", rows[^1].Seconds - rows.First(r => r.Stage.StartsWith("enc: split")).Seconds - histOnly / 2);
-        Time("enc: copies (sm into payload, chunk into slot)", i =>
-        {
-            int n = chunks[i].Length / 2;
-            streams.AsSpan(n, n).CopyTo(scratch);
-            scratch.AsSpan(0, n + n / 3).CopyTo(output);
-        });
-        Time("enc: ChunkEncoder.Encode (whole codec)", i => encoder.Encode(Raw(i), chunks[i].DType, enc[i], out encLen[i]));
-        Time("enc: encoded chunk hash", i => TczHash.Of(enc[i].AsSpan(0, encLen[i])));
         string tmp = Path.Combine("/dev/shm", $"profile-{Environment.ProcessId}.out");
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-            Time("enc: write encoded chunk (FileStream to tmpfs)", i => { if (i == 0) fs.Position = 0; fs.Write(enc[i], 0, encLen[i]); });
 
-        // Decode stages.
-        Time("dec: read encoded chunk", i => RandomAccess.Read(handle, slot.AsSpan(0, encLen[i]), chunks[i].Offset));
-        Time("dec: encoded chunk hash", i => TczHash.Of(enc[i].AsSpan(0, encLen[i])));
-        var expEnc = new byte[chunks.Count][];
-        for (int i = 0; i < chunks.Count; i++)
+        string[] names =
+        [
+            "enc: read chunk (page cache → buffer)", "enc: whole-file hash (XxHash3)", "enc: split exp/sm", "enc: histogram exp", "enc: histogram sm",
+            "enc: tables exp (Huffman lengths, rANS freqs, size estimates)", "enc: sm stored/coded decision (order-0 bound)", "enc: rANS encode exp",
+            "enc: copy sm into the chunk", "enc: raw chunk hash", "enc: encoded chunk hash", "enc: write chunk (FileStream, tmpfs)",
+            "enc: = ChunkEncoder.Encode, whole codec",
+            "dec: read chunk", "dec: encoded chunk hash", "dec: rANS decode exp", "dec: merge exp/sm", "dec: raw chunk hash",
+            "dec: whole-file hash", "dec: write chunk (FileStream, tmpfs)", "dec: = ChunkDecoder.Decode, whole codec",
+        ];
+        var best = Enumerable.Repeat(double.MaxValue, names.Length + 2).ToArray();
+        for (int r = 0; r < repeats; r++)
         {
-            FloatSplit.Split(FloatSplit.ForDType(chunks[i].DType), Raw(i), streams);
-            int n = chunks[i].Length / 2;
-            FrequencyTable.Histogram(streams.AsSpan(0, n), hist);
-            RansCoder.NormalizeFrequencies(hist, expFreqs);
-            RansCoder.Encode(streams.AsSpan(0, n), expFreqs, scratch, out int w, words);
-            expEnc[i] = scratch.AsSpan(0, w).ToArray();
+            var sec = new double[names.Length];
+            var fileHash = new XxHash3();
+            var decHash = new XxHash3();
+            using var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+            foreach (var (off, len) in chunks)
+            {
+                int n = len / 2, k = 0;
+                long t = Stopwatch.GetTimestamp();
+                void Lap(ref long t0) { long t1 = Stopwatch.GetTimestamp(); sec[k++] += (t1 - t0) / (double)Stopwatch.Frequency; t0 = t1; }
+                var rawSpan = raw.AsSpan(0, len);
+                TczReader.ReadExactly(handle, rawSpan, off, path); Lap(ref t);
+                fileHash.Append(rawSpan); Lap(ref t);
+                FloatSplit.Split(SplitTransform.BF16, rawSpan, streams); Lap(ref t);
+                FrequencyTable.Histogram(streams.AsSpan(0, n), hist); Lap(ref t);
+                FrequencyTable.Histogram(streams.AsSpan(n, n), smHist); Lap(ref t);
+                HuffmanCoder.BuildCodeLengths(hist, lengths); HuffmanCoder.EstimateSize(hist, lengths);
+                RansCoder.NormalizeFrequencies(hist, freqs); RansCoder.EstimateSize(hist, freqs); Lap(ref t);
+                _ = FrequencyTable.Order0Bits(smHist) / 8 < n - (n >> 7) - 7; Lap(ref t);
+                RansCoder.Encode(streams.AsSpan(0, n), freqs, coded, out int w, words); Lap(ref t);
+                streams.AsSpan(n, n).CopyTo(back); Lap(ref t);
+                TczHash.Of(rawSpan); Lap(ref t);
+                encoder.Encode(rawSpan, DType.BF16, encoded, out int el);
+                t = Stopwatch.GetTimestamp();
+                TczHash.Of(encoded.AsSpan(0, el)); Lap(ref t);
+                fs.Write(encoded, 0, el); Lap(ref t);
+                encoder.Encode(rawSpan, DType.BF16, encoded, out el); Lap(ref t);
+
+                RandomAccess.Read(handle, back.AsSpan(0, el), off); Lap(ref t);
+                TczHash.Of(encoded.AsSpan(0, el)); Lap(ref t);
+                RansCoder.Decode(coded.AsSpan(0, w), streams.AsSpan(0, n)); Lap(ref t);
+                FloatSplit.Merge(SplitTransform.BF16, streams, decoded.AsSpan(0, len)); Lap(ref t);
+                TczHash.Of(decoded.AsSpan(0, len)); Lap(ref t);
+                decHash.Append(decoded.AsSpan(0, len)); Lap(ref t);
+                fs.Write(decoded, 0, len); Lap(ref t);
+                decoder.Decode(encoded.AsSpan(0, el), decoded, out _); Lap(ref t);
+            }
+            for (int i = 0; i < names.Length; i++) best[i] = Math.Min(best[i], sec[i]);
         }
-        Time("dec: rANS exp stream", i => RansCoder.Decode(expEnc[i], streams.AsSpan(0, chunks[i].Length / 2)));
-        Time("dec: rANS exp stream, scalar path", i => RansCoder.Decode(expEnc[i], streams.AsSpan(0, chunks[i].Length / 2), allowSimd: false));
-        Time("dec: merge exp/sm", i => FloatSplit.Merge(FloatSplit.ForDType(chunks[i].DType), streams, output.AsSpan(0, chunks[i].Length)));
-        Time("dec: ChunkDecoder.Decode (whole codec)", i => decoder.Decode(enc[i].AsSpan(0, encLen[i]), output, out _));
-        Time("dec: raw chunk hash", i => TczHash.Of(Raw(i)));
-        Time("dec: whole-file hash", i => fileHash.Append(Raw(i)));
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-            Time("dec: write raw chunk (FileStream to tmpfs)", i => { if (i == 0) fs.Position = 0; fs.Write(bytes, chunks[i].Offset, chunks[i].Length); });
         File.Delete(tmp);
 
-        // Whole pipeline in process, output discarded.
+        // The whole pipeline on the same file (its non-BF16 tensors and headers included; all BF16 here).
         var tcz = Path.Combine("/dev/shm", $"profile-{Environment.ProcessId}.tcz");
         TczWriter.CompressFile(path, tcz, true);
-        double pc = double.MaxValue, pd = double.MaxValue;
         for (int r = 0; r < repeats; r++)
         {
             var sw = Stopwatch.StartNew();
             TczWriter.Compress(path, layout, Stream.Null, new TczCompressOptions { Threads = 1 });
-            pc = Math.Min(pc, sw.Elapsed.TotalSeconds);
+            best[^2] = Math.Min(best[^2], sw.Elapsed.TotalSeconds);
             sw.Restart();
             using (var reader = TczReader.Open(tcz)) reader.DecompressTo(Stream.Null, 1);
-            pd = Math.Min(pd, sw.Elapsed.TotalSeconds);
+            best[^1] = Math.Min(best[^1], sw.Elapsed.TotalSeconds);
         }
         File.Delete(tcz);
-        rows.Add(("pipe: TczWriter.Compress -T 1 (to Stream.Null)", pc));
-        rows.Add(("pipe: TczReader.DecompressTo -T 1 (to Stream.Null)", pd));
 
-        Console.WriteLine("| stage | ms per MiB | MB/s | share of its whole |");
+        Console.WriteLine($"file: {Path.GetFileName(path)}, {total:N0} BF16 tensor bytes in {chunks.Count} chunks, best of {repeats}, 1 thread, " +
+            $"load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+        Console.WriteLine("| stage | ms per MiB | MB/s | share of the pipeline |");
         Console.WriteLine("|---|---:|---:|---:|");
-        double encWhole = pc, decWhole = pd;
-        foreach (var (stage, s) in rows)
+        double mib = total / 1048576.0;
+        void Row(string name, double s, double whole) =>
+            Console.WriteLine($"| {name} | {s * 1e3 / mib:0.000} | {total / 1e6 / s:0} | {100 * s / whole:0}% |");
+        double sumEnc = 0, sumDec = 0;
+        for (int i = 0; i < names.Length; i++)
         {
-            double whole = stage.StartsWith("enc") ? encWhole : stage.StartsWith("dec") ? decWhole : s;
-            Console.WriteLine($"| {stage} | {s * 1e3 / (total / 1048576.0):0.000} | {total / 1e6 / s:0} | {100 * s / whole:0}% |");
+            bool enc = names[i].StartsWith("enc");
+            if (!names[i].Contains("= ")) { if (enc) sumEnc += best[i]; else sumDec += best[i]; }
+            Row(names[i], best[i], enc ? best[^2] : best[^1]);
+            if (names[i] == "enc: = ChunkEncoder.Encode, whole codec") Row("enc: sum of the stages above", sumEnc, best[^2]);
         }
+        Row("dec: sum of the stages above", sumDec, best[^1]);
+        Row("pipe: TczWriter.Compress -T 1 (output discarded)", best[^2], best[^2]);
+        Row("pipe: TczReader.DecompressTo -T 1 (output discarded)", best[^1], best[^1]);
     }
 }
