@@ -45,6 +45,10 @@ static class CoderProfile
             "dec: whole-file hash", "dec: write chunk (FileStream, tmpfs)", "dec: = ChunkDecoder.Decode, whole codec",
         ];
         var best = Enumerable.Repeat(double.MaxValue, names.Length + 2).ToArray();
+        var expCoded = new List<byte[]>();
+        var expLen = new List<int>();
+        byte[] pairOut = new byte[cap], pairOut2 = new byte[cap];
+        double pairSingle = double.MaxValue, pairBoth = double.MaxValue;
         for (int r = 0; r < repeats; r++)
         {
             var sec = new double[names.Length];
@@ -68,6 +72,7 @@ static class CoderProfile
                 RansCoder.NormalizeFrequencies(hist, freqs); RansCoder.EstimateSize(hist, freqs); Lap(ref t);
                 _ = FrequencyTable.Order0Bits(smHist) / 8 < n - (n >> 7) - 7; Lap(ref t); // (the sampled test is the same arithmetic)
                 RansCoder.Encode(streams.AsSpan(0, n), freqs, coded, out int w, words); Lap(ref t);
+                if (r == 0) { expCoded.Add(coded.AsSpan(0, w).ToArray()); expLen.Add(n); t = Stopwatch.GetTimestamp(); }
                 streams.AsSpan(n, n).CopyTo(back); Lap(ref t);
                 TczHash.Of(rawSpan); Lap(ref t);
                 encoder.Encode(rawSpan, DType.BF16, encoded, out int el);
@@ -86,6 +91,15 @@ static class CoderProfile
                 decoder.Decode(encoded.AsSpan(0, el), decoded, out _); Lap(ref t);
             }
             for (int i = 0; i < names.Length; i++) best[i] = Math.Min(best[i], sec[i]);
+            // Consecutive chunks' exponent streams two at a time (RansCoder.DecodePair) against one at a time.
+            var one = Stopwatch.StartNew();
+            for (int c = 0; c < expCoded.Count; c++) RansCoder.Decode(expCoded[c], pairOut.AsSpan(0, expLen[c]));
+            double single = one.Elapsed.TotalSeconds;
+            one.Restart();
+            for (int c = 0; c + 1 < expCoded.Count; c += 2)
+                RansCoder.DecodePair(expCoded[c], pairOut.AsSpan(0, expLen[c]), out _, expCoded[c + 1], pairOut2.AsSpan(0, expLen[c + 1]), out _);
+            pairSingle = Math.Min(pairSingle, single);
+            pairBoth = Math.Min(pairBoth, one.Elapsed.TotalSeconds);
         }
         File.Delete(tmp);
 
@@ -119,6 +133,8 @@ static class CoderProfile
             if (names[i] == "enc: = ChunkEncoder.Encode, whole codec") Row("enc: sum of the stages above", sumEnc, best[^2]);
         }
         Row("dec: sum of the stages above", sumDec, best[^1]);
+        Row("dec: rANS decode exp, one chunk at a time (all chunks)", pairSingle, best[^1]);
+        Row("dec: rANS decode exp, two chunks at a time (RansCoder.DecodePair)", pairBoth, best[^1]);
         Row("pipe: TczWriter.Compress -T 1 (output discarded)", best[^2], best[^2]);
         Row("pipe: TczReader.DecompressTo -T 1 (output discarded)", best[^1], best[^1]);
     }

@@ -426,17 +426,73 @@ internal static class RansCoder
     [SkipLocalsInit]
     internal static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst, bool allowSimd)
     {
-        Span<ushort> freqs = stackalloc ushort[256];
-        int pos = 0;
-        if (!ReadTable(src, ref pos, freqs)) return OperationStatus.InvalidData;
-        if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return OperationStatus.InvalidData;
         uint* xs = stackalloc uint[States];
+        uint* table = stackalloc uint[Scale];
+        if (!Prepare(src, table, xs, out int pos)) return OperationStatus.InvalidData;
+        fixed (byte* s0 = src)
+        fixed (byte* d0 = dst)
+        {
+            ushort* w = (ushort*)(s0 + pos), wend = (ushort*)(s0 + src.Length);
+            byte* o = d0;
+            Bulk(table, xs, ref w, wend, ref o, d0 + dst.Length, allowSimd);
+            return Finish(table, xs, w, wend, o, d0, d0 + dst.Length);
+        }
+    }
+
+    /// <summary>
+    /// Two payloads at once (as two <see cref="Decode(ReadOnlySpan{byte}, Span{byte})"/> calls, same results): one
+    /// stream's steps are a single dependency chain (gather, multiply, compare, refill), so on AVX-512 machines the
+    /// two streams' steps are interleaved in one loop for the CPU to overlap. Used for consecutive chunks.
+    /// </summary>
+    [SkipLocalsInit]
+    internal static unsafe void DecodePair(ReadOnlySpan<byte> srcA, Span<byte> dstA, out OperationStatus a,
+        ReadOnlySpan<byte> srcB, Span<byte> dstB, out OperationStatus b)
+    {
+        if (!(Simd.AllowAvx512 && Avx512F.VL.IsSupported))
+        {
+            a = Decode(srcA, dstA);
+            b = Decode(srcB, dstB);
+            return;
+        }
+        uint* xsA = stackalloc uint[States], xsB = stackalloc uint[States];
+        uint* tableA = stackalloc uint[Scale], tableB = stackalloc uint[Scale];
+        bool okA = Prepare(srcA, tableA, xsA, out int posA), okB = Prepare(srcB, tableB, xsB, out int posB);
+        fixed (byte* sa = srcA)
+        fixed (byte* da = dstA)
+        fixed (byte* sb = srcB)
+        fixed (byte* db = dstB)
+        {
+            ushort* wA = (ushort*)(sa + posA), wendA = (ushort*)(sa + srcA.Length);
+            ushort* wB = (ushort*)(sb + posB), wendB = (ushort*)(sb + srcB.Length);
+            byte* oA = da, oendA = da + dstA.Length, oB = db, oendB = db + dstB.Length;
+            if (okA && okB) DecodeAvx512Pair(tableA, xsA, ref wA, wendA, ref oA, oendA, tableB, xsB, ref wB, wendB, ref oB, oendB);
+            a = OperationStatus.InvalidData;
+            b = OperationStatus.InvalidData;
+            if (okA)
+            {
+                Bulk(tableA, xsA, ref wA, wendA, ref oA, oendA, allowSimd: true);
+                a = Finish(tableA, xsA, wA, wendA, oA, da, oendA);
+            }
+            if (okB)
+            {
+                Bulk(tableB, xsB, ref wB, wendB, ref oB, oendB, allowSimd: true);
+                b = Finish(tableB, xsB, wB, wendB, oB, db, oendB);
+            }
+        }
+    }
+
+    /// <summary>Reads the frequency table and the states and builds the decode table; false if malformed.</summary>
+    static unsafe bool Prepare(ReadOnlySpan<byte> src, uint* table, uint* xs, out int pos)
+    {
+        Span<ushort> freqs = stackalloc ushort[256];
+        pos = 0;
+        if (!ReadTable(src, ref pos, freqs)) return false;
+        if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return false;
         for (int k = 0; k < States; k++) xs[k] = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4 * k)..]);
         pos += 4 * States;
-        if (!BitConverter.IsLittleEndian) return OperationStatus.InvalidData; // word reads below assume LE
+        if (!BitConverter.IsLittleEndian) return false; // word reads below assume LE
 
         // Slot → packed (symbol | slot-cum << 8 | freq-1 << 20): one load per symbol.
-        uint* table = stackalloc uint[Scale];
         uint cum = 0;
         for (int s = 0; s < 256; s++)
         {
@@ -444,35 +500,36 @@ internal static class RansCoder
             for (uint k = 0; k < f; k++) table[cum + k] = (uint)s | (k << 8) | ((f - 1) << 20);
             cum += f;
         }
+        return true;
+    }
 
-        int n = dst.Length;
-        fixed (byte* s0 = src)
-        fixed (byte* d0 = dst)
+    static unsafe void Bulk(uint* table, uint* xs, ref ushort* w, ushort* wend, ref byte* o, byte* oend, bool allowSimd)
+    {
+        if (Simd.AllowAvx512 && Avx512F.VL.IsSupported && allowSimd) DecodeAvx512(table, xs, ref w, wend, ref o, oend);
+        else if (Simd.AllowAvx2 && Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
+        else DecodeScalar(table, xs, ref w, wend, ref o, oend);
+    }
+
+    /// <summary>The tail (and the stream's last few words): the same step with bounds checks; then every word
+    /// must have been consumed and every state be back at L.</summary>
+    static unsafe OperationStatus Finish(uint* table, uint* xs, ushort* w, ushort* wend, byte* o, byte* d0, byte* oend)
+    {
+        const uint Mask = Scale - 1;
+        while (o < oend)
         {
-            ushort* w = (ushort*)(s0 + pos);
-            ushort* wend = (ushort*)(s0 + src.Length);
-            byte* o = d0, oend = d0 + n;
-            const uint Mask = Scale - 1;
-            if (Simd.AllowAvx512 && Avx512F.VL.IsSupported && allowSimd) DecodeAvx512(table, xs, ref w, wend, ref o, oend);
-            else if (Simd.AllowAvx2 && Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
-            else DecodeScalar(table, xs, ref w, wend, ref o, oend);
-            // Tail (and the stream's last few words): same step with bounds checks.
-            while (o < oend)
+            uint* x = xs + ((o - d0) & (States - 1));
+            uint e = table[*x & Mask];
+            *o++ = (byte)e;
+            uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
+            if (v < L)
             {
-                uint* x = xs + ((o - d0) & (States - 1));
-                uint e = table[*x & Mask];
-                *o++ = (byte)e;
-                uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
-                if (v < L)
-                {
-                    if (w >= wend) return OperationStatus.InvalidData;
-                    v = (v << 16) | *w++;
-                }
-                *x = v;
+                if (w >= wend) return OperationStatus.InvalidData;
+                v = (v << 16) | *w++;
             }
-            if (w != wend) return OperationStatus.InvalidData;
-            for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
+            *x = v;
         }
+        if (w != wend) return OperationStatus.InvalidData;
+        for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
         return OperationStatus.Done;
     }
 
@@ -619,5 +676,60 @@ internal static class RansCoder
         xb.Store(xs + 8);
         wRef = w;
         oRef = o;
+    }
+
+    /// <summary><see cref="DecodeAvx512"/> for two streams in one loop, while both have a whole step left.</summary>
+    static unsafe void DecodeAvx512Pair(uint* tableA, uint* xsA, ref ushort* wRefA, ushort* wendA, ref byte* oRefA, byte* oendA,
+        uint* tableB, uint* xsB, ref ushort* wRefB, ushort* wendB, ref byte* oRefB, byte* oendB)
+    {
+        ushort* wA = wRefA, wB = wRefB;
+        byte* oA = oRefA, oB = oRefB;
+        var xa = Vector256.Load(xsA);
+        var xb = Vector256.Load(xsA + 8);
+        var xc = Vector256.Load(xsB);
+        var xd = Vector256.Load(xsB + 8);
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var one = Vector256.Create(1u);
+        var low = Vector256.Create(L);
+        var sixteen = Vector256.Create(16u);
+        while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
+        {
+            var ea = Avx2.GatherVector256(tableA, (xa & mask).AsInt32(), 4);
+            var eb = Avx2.GatherVector256(tableA, (xb & mask).AsInt32(), 4);
+            var ec = Avx2.GatherVector256(tableB, (xc & mask).AsInt32(), 4);
+            var ed = Avx2.GatherVector256(tableB, (xd & mask).AsInt32(), 4);
+            ((ulong*)oA)[0] = Avx512F.VL.ConvertToVector128Byte(ea).AsUInt64().ToScalar();
+            ((ulong*)oA)[1] = Avx512F.VL.ConvertToVector128Byte(eb).AsUInt64().ToScalar();
+            ((ulong*)oB)[0] = Avx512F.VL.ConvertToVector128Byte(ec).AsUInt64().ToScalar();
+            ((ulong*)oB)[1] = Avx512F.VL.ConvertToVector128Byte(ed).AsUInt64().ToScalar();
+            xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+            xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+            xc = Avx2.MultiplyLow((ec >> 20) + one, xc >> ScaleBits) + ((ec >> 8) & mask);
+            xd = Avx2.MultiplyLow((ed >> 20) + one, xd >> ScaleBits) + ((ed >> 8) & mask);
+            var na = Vector256.LessThan(xa, low);
+            var nb = Vector256.LessThan(xb, low);
+            var nc = Vector256.LessThan(xc, low);
+            var nd = Vector256.LessThan(xd, low);
+            var wa = Avx2.ConvertToVector256Int32(wA).AsUInt32();
+            wA += BitOperations.PopCount(na.ExtractMostSignificantBits());
+            var wb = Avx2.ConvertToVector256Int32(wA).AsUInt32();
+            wA += BitOperations.PopCount(nb.ExtractMostSignificantBits());
+            var wc = Avx2.ConvertToVector256Int32(wB).AsUInt32();
+            wB += BitOperations.PopCount(nc.ExtractMostSignificantBits());
+            var wd = Avx2.ConvertToVector256Int32(wB).AsUInt32();
+            wB += BitOperations.PopCount(nd.ExtractMostSignificantBits());
+            xa = Avx2.ShiftLeftLogicalVariable(xa, na & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, na, wa);
+            xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
+            xc = Avx2.ShiftLeftLogicalVariable(xc, nc & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nc, wc);
+            xd = Avx2.ShiftLeftLogicalVariable(xd, nd & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nd, wd);
+            oA += States;
+            oB += States;
+        }
+        xa.Store(xsA);
+        xb.Store(xsA + 8);
+        xc.Store(xsB);
+        xd.Store(xsB + 8);
+        wRefA = wA; wRefB = wB;
+        oRefA = oA; oRefB = oB;
     }
 }
