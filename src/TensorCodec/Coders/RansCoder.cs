@@ -649,33 +649,40 @@ internal static class RansCoder
         byte* o = oRef;
         var xa = Vector256.Load(xs);
         var xb = Vector256.Load(xs + 8);
-        var mask = Vector256.Create((uint)(Scale - 1));
-        var one = Vector256.Create(1u);
-        var low = Vector256.Create(L);
-        var sixteen = Vector256.Create(16u);
         while (oend - o >= States && wend - w >= States)
         {
-            var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
-            var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
-            ((ulong*)o)[0] = Avx512F.VL.ConvertToVector128Byte(ea).AsUInt64().ToScalar();
-            ((ulong*)o)[1] = Avx512F.VL.ConvertToVector128Byte(eb).AsUInt64().ToScalar();
-            xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
-            xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
-            var na = Vector256.LessThan(xa, low);
-            var nb = Vector256.LessThan(xb, low);
-            var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
-            w += BitOperations.PopCount(na.ExtractMostSignificantBits());
-            var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
-            w += BitOperations.PopCount(nb.ExtractMostSignificantBits());
-            // Lanes that take a word shift left by 16 and OR it in; the zero-merged expand leaves the others as they are.
-            xa = Avx2.ShiftLeftLogicalVariable(xa, na & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, na, wa);
-            xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
+            StepAvx512(table, ref xa, ref xb, ref w, o);
             o += States;
         }
         xa.Store(xs);
         xb.Store(xs + 8);
         wRef = w;
         oRef = o;
+    }
+
+    /// <summary>One step of <see cref="DecodeAvx512"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
+    {
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+        var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+        ((ulong*)o)[0] = Avx512F.VL.ConvertToVector128Byte(ea).AsUInt64().ToScalar();
+        ((ulong*)o)[1] = Avx512F.VL.ConvertToVector128Byte(eb).AsUInt64().ToScalar();
+        var one = Vector256.Create(1u);
+        xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+        xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+        var low = Vector256.Create(L);
+        var na = Vector256.LessThan(xa, low);
+        var nb = Vector256.LessThan(xb, low);
+        var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount(na.ExtractMostSignificantBits());
+        var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount(nb.ExtractMostSignificantBits());
+        // Lanes that take a word shift left by 16 and OR it in; the zero-merged expand leaves the others as they are.
+        var sixteen = Vector256.Create(16u);
+        xa = Avx2.ShiftLeftLogicalVariable(xa, na & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, na, wa);
+        xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
     }
 
     /// <summary><see cref="DecodeAvx512"/> for two streams in one loop, while both have a whole step left.</summary>
@@ -688,40 +695,11 @@ internal static class RansCoder
         var xb = Vector256.Load(xsA + 8);
         var xc = Vector256.Load(xsB);
         var xd = Vector256.Load(xsB + 8);
-        var mask = Vector256.Create((uint)(Scale - 1));
-        var one = Vector256.Create(1u);
-        var low = Vector256.Create(L);
-        var sixteen = Vector256.Create(16u);
+        // The two streams' steps are independent: written one after the other, they overlap in the core.
         while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
         {
-            var ea = Avx2.GatherVector256(tableA, (xa & mask).AsInt32(), 4);
-            var eb = Avx2.GatherVector256(tableA, (xb & mask).AsInt32(), 4);
-            var ec = Avx2.GatherVector256(tableB, (xc & mask).AsInt32(), 4);
-            var ed = Avx2.GatherVector256(tableB, (xd & mask).AsInt32(), 4);
-            ((ulong*)oA)[0] = Avx512F.VL.ConvertToVector128Byte(ea).AsUInt64().ToScalar();
-            ((ulong*)oA)[1] = Avx512F.VL.ConvertToVector128Byte(eb).AsUInt64().ToScalar();
-            ((ulong*)oB)[0] = Avx512F.VL.ConvertToVector128Byte(ec).AsUInt64().ToScalar();
-            ((ulong*)oB)[1] = Avx512F.VL.ConvertToVector128Byte(ed).AsUInt64().ToScalar();
-            xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
-            xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
-            xc = Avx2.MultiplyLow((ec >> 20) + one, xc >> ScaleBits) + ((ec >> 8) & mask);
-            xd = Avx2.MultiplyLow((ed >> 20) + one, xd >> ScaleBits) + ((ed >> 8) & mask);
-            var na = Vector256.LessThan(xa, low);
-            var nb = Vector256.LessThan(xb, low);
-            var nc = Vector256.LessThan(xc, low);
-            var nd = Vector256.LessThan(xd, low);
-            var wa = Avx2.ConvertToVector256Int32(wA).AsUInt32();
-            wA += BitOperations.PopCount(na.ExtractMostSignificantBits());
-            var wb = Avx2.ConvertToVector256Int32(wA).AsUInt32();
-            wA += BitOperations.PopCount(nb.ExtractMostSignificantBits());
-            var wc = Avx2.ConvertToVector256Int32(wB).AsUInt32();
-            wB += BitOperations.PopCount(nc.ExtractMostSignificantBits());
-            var wd = Avx2.ConvertToVector256Int32(wB).AsUInt32();
-            wB += BitOperations.PopCount(nd.ExtractMostSignificantBits());
-            xa = Avx2.ShiftLeftLogicalVariable(xa, na & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, na, wa);
-            xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
-            xc = Avx2.ShiftLeftLogicalVariable(xc, nc & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nc, wc);
-            xd = Avx2.ShiftLeftLogicalVariable(xd, nd & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nd, wd);
+            StepAvx512(tableA, ref xa, ref xb, ref wA, oA);
+            StepAvx512(tableB, ref xc, ref xd, ref wB, oB);
             oA += States;
             oB += States;
         }
