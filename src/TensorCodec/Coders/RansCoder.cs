@@ -441,14 +441,16 @@ internal static class RansCoder
 
     /// <summary>
     /// Two payloads at once (as two <see cref="Decode(ReadOnlySpan{byte}, Span{byte})"/> calls, same results): one
-    /// stream's steps are a single dependency chain (gather, multiply, compare, refill), so on AVX-512 machines the
-    /// two streams' steps are interleaved in one loop for the CPU to overlap. Used for consecutive chunks.
+    /// stream's steps are a single dependency chain (gather, multiply, compare, refill), so the
+    /// two streams' steps are interleaved in one loop for the CPU to overlap (AVX2 or AVX-512; without AVX2 the
+    /// two are decoded one after the other). Used for consecutive chunks.
     /// </summary>
     [SkipLocalsInit]
     internal static unsafe void DecodePair(ReadOnlySpan<byte> srcA, Span<byte> dstA, out OperationStatus a,
         ReadOnlySpan<byte> srcB, Span<byte> dstB, out OperationStatus b)
     {
-        if (!(Simd.AllowAvx512 && Avx512F.VL.IsSupported))
+        bool avx512 = Simd.AllowAvx512 && Avx512F.VL.IsSupported;
+        if (!avx512 && !(Simd.AllowAvx2 && Avx2.IsSupported))
         {
             a = Decode(srcA, dstA);
             b = Decode(srcB, dstB);
@@ -465,7 +467,7 @@ internal static class RansCoder
             ushort* wA = (ushort*)(sa + posA), wendA = (ushort*)(sa + srcA.Length);
             ushort* wB = (ushort*)(sb + posB), wendB = (ushort*)(sb + srcB.Length);
             byte* oA = da, oendA = da + dstA.Length, oB = db, oendB = db + dstB.Length;
-            if (okA && okB) DecodeAvx512Pair(tableA, xsA, ref wA, wendA, ref oA, oendA, tableB, xsB, ref wB, wendB, ref oB, oendB);
+            if (okA && okB) DecodeVectorPair(avx512, tableA, xsA, ref wA, wendA, ref oA, oendA, tableB, xsB, ref wB, wendB, ref oB, oendB);
             a = OperationStatus.InvalidData;
             b = OperationStatus.InvalidData;
             if (okA)
@@ -603,34 +605,11 @@ internal static class RansCoder
         byte* o = oRef;
         var xa = Vector256.Load(xs);
         var xb = Vector256.Load(xs + 8);
-        var mask = Vector256.Create((uint)(Scale - 1));
-        var one = Vector256.Create(1u);
-        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
-        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
-                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
         fixed (int* perm = s_renormPermute)
         {
             while (oend - o >= States && wend - w >= States)
             {
-                var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
-                var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
-                var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
-                var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
-                ((uint*)o)[0] = sa.GetElement(0);
-                ((uint*)o)[1] = sa.GetElement(4);
-                ((uint*)o)[2] = sb.GetElement(0);
-                ((uint*)o)[3] = sb.GetElement(4);
-                xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
-                xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
-                var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
-                var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
-                int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
-                var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
-                w += BitOperations.PopCount((uint)ma);
-                var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
-                w += BitOperations.PopCount((uint)mb);
-                xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
-                xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
+                StepAvx2(table, ref xa, ref xb, ref w, o, perm);
                 o += States;
             }
         }
@@ -638,6 +617,36 @@ internal static class RansCoder
         xb.Store(xs + 8);
         wRef = w;
         oRef = o;
+    }
+
+    /// <summary>One step of <see cref="DecodeAvx2"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
+    {
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var one = Vector256.Create(1u);
+        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
+        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
+        var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+        var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+        var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
+        var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
+        ((uint*)o)[0] = sa.GetElement(0);
+        ((uint*)o)[1] = sa.GetElement(4);
+        ((uint*)o)[2] = sb.GetElement(0);
+        ((uint*)o)[3] = sb.GetElement(4);
+        xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+        xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+        var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
+        var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
+        int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
+        var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount((uint)ma);
+        var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount((uint)mb);
+        xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
+        xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
     }
 
     /// <summary>As <see cref="DecodeAvx2"/>, with AVX-512VL's expand (VPEXPANDD) handing the next words to the lanes
@@ -685,8 +694,8 @@ internal static class RansCoder
         xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
     }
 
-    /// <summary><see cref="DecodeAvx512"/> for two streams in one loop, while both have a whole step left.</summary>
-    static unsafe void DecodeAvx512Pair(uint* tableA, uint* xsA, ref ushort* wRefA, ushort* wendA, ref byte* oRefA, byte* oendA,
+    /// <summary><see cref="DecodeAvx512"/> (or <see cref="DecodeAvx2"/>) for two streams in one loop, while both have a whole step left.</summary>
+    static unsafe void DecodeVectorPair(bool avx512, uint* tableA, uint* xsA, ref ushort* wRefA, ushort* wendA, ref byte* oRefA, byte* oendA,
         uint* tableB, uint* xsB, ref ushort* wRefB, ushort* wendB, ref byte* oRefB, byte* oendB)
     {
         ushort* wA = wRefA, wB = wRefB;
@@ -696,13 +705,23 @@ internal static class RansCoder
         var xc = Vector256.Load(xsB);
         var xd = Vector256.Load(xsB + 8);
         // The two streams' steps are independent: written one after the other, they overlap in the core.
-        while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
-        {
-            StepAvx512(tableA, ref xa, ref xb, ref wA, oA);
-            StepAvx512(tableB, ref xc, ref xd, ref wB, oB);
-            oA += States;
-            oB += States;
-        }
+        if (avx512)
+            while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
+            {
+                StepAvx512(tableA, ref xa, ref xb, ref wA, oA);
+                StepAvx512(tableB, ref xc, ref xd, ref wB, oB);
+                oA += States;
+                oB += States;
+            }
+        else
+            fixed (int* perm = s_renormPermute)
+                while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
+                {
+                    StepAvx2(tableA, ref xa, ref xb, ref wA, oA, perm);
+                    StepAvx2(tableB, ref xc, ref xd, ref wB, oB, perm);
+                    oA += States;
+                    oB += States;
+                }
         xa.Store(xsA);
         xb.Store(xsA + 8);
         xc.Store(xsB);
