@@ -28,11 +28,13 @@ public static class EndToEnd
             case "threads": Threads(args[1]); return 0;
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
+            case "repeat": Repeat(args[1], args[2], long.Parse(args[3])); return 0;
+            case "profile": CoderProfile.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 3); return 0;
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             case "gptq": GptqBench.Run(args[1..]); return 0;
             case "sample": GptqBench.Sample(args[1..]); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
                 return 2;
         }
     }
@@ -135,6 +137,37 @@ public static class EndToEnd
         var m = new LlamaShapedModel(int.Parse(a[1]), int.Parse(a[2]), int.Parse(a[3]), int.Parse(a[4]), int.Parse(a[5]), int.Parse(a[6]));
         long bytes = m.Write(a[0], int.Parse(a[7]));
         Console.WriteLine($"wrote {a[0]}: {m.Tensors().Count} tensors, {bytes:N0} bytes of BF16 weights, largest tensor {m.LargestTensorBytes:N0} bytes");
+    }
+
+    /// <summary>A safetensors file holding every tensor of <paramref name="input"/> repeated (renamed "rep{j}.{name}")
+    /// until the data reaches about <paramref name="mib"/> MiB: real weights at a size where the pipeline, not JIT warm-up, is timed.</summary>
+    static void Repeat(string input, string output, long mib)
+    {
+        var all = File.ReadAllBytes(input);
+        long hlen = BinaryPrimitives.ReadInt64LittleEndian(all);
+        using var doc = System.Text.Json.JsonDocument.Parse(all.AsMemory(8, (int)hlen));
+        var data = all.AsMemory((int)(8 + hlen));
+        int reps = (int)Math.Max(1, ((mib << 20) + data.Length - 1) / data.Length);
+        var header = new StringBuilder("{");
+        bool first = true;
+        for (int j = 0; j < reps; j++)
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (p.Name == "__metadata__") continue;
+                var off = p.Value.GetProperty("data_offsets");
+                long a = off[0].GetInt64() + (long)j * data.Length, b = off[1].GetInt64() + (long)j * data.Length;
+                header.Append(first ? "" : ",").Append($"\"rep{j}.{p.Name}\":{{\"dtype\":\"{p.Value.GetProperty("dtype").GetString()}\",\"shape\":{p.Value.GetProperty("shape").GetRawText()},\"data_offsets\":[{a},{b}]}}");
+                first = false;
+            }
+        header.Append('}');
+        while (header.Length % 8 != 0) header.Append(' ');
+        using var fs = File.Create(output);
+        var len = new byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(len, header.Length);
+        fs.Write(len);
+        fs.Write(Encoding.UTF8.GetBytes(header.ToString()));
+        for (int j = 0; j < reps; j++) fs.Write(data.Span);
+        Console.WriteLine($"wrote {output}: {reps} copies of {input}'s tensors, {fs.Length:N0} bytes");
     }
 
     static void Generate(string path, long mib)

@@ -16,7 +16,7 @@ namespace TensorCodec.Coders;
 public sealed class ChunkDecoder : IDisposable
 {
     Decompressor? _zstd;
-    byte[] _streams = [];
+    byte[] _streams = [], _pairStreams = [];
     bool _disposed;
 
     /// <summary>
@@ -44,7 +44,7 @@ public sealed class ChunkDecoder : IDisposable
                 st = Unzstd(body, destination, out written);
                 break;
             case ChunkCodec.ModeSplit:
-                st = DecodeSplit(body, destination, out written);
+                st = DecodeSplit(body, destination, out written, ref _streams, -1, default);
                 break;
             default:
                 return OperationStatus.InvalidData;
@@ -77,7 +77,62 @@ public sealed class ChunkDecoder : IDisposable
         }
     }
 
-    unsafe OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> destination, out int rawLen)
+    /// <summary>
+    /// Decodes two chunks, with the results of two <see cref="Decode"/> calls. When both are split chunks with a
+    /// rANS stream (every float chunk whose exponent is coded), those two streams are decoded in one interleaved
+    /// loop (<see cref="RansCoder.DecodePair"/>): one stream's decode is a single dependency chain, two keep the
+    /// core busier. <paramref name="b"/>'s scratch is separate, so nothing of one chunk is visible to the other.
+    /// </summary>
+    internal void DecodePair(ReadOnlySpan<byte> a, Span<byte> destinationA, out OperationStatus statusA, out int writtenA,
+        ReadOnlySpan<byte> b, Span<byte> destinationB, out OperationStatus statusB, out int writtenB)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!FindRans(a, destinationA.Length, out var ra) || !FindRans(b, destinationB.Length, out var rb))
+        {
+            statusA = Decode(a, destinationA, out writtenA);
+            statusB = Decode(b, destinationB, out writtenB);
+            return;
+        }
+        byte[] sa = Scratch.Grow(ref _streams, Math.Max(1, ra.Streams * ra.N));
+        byte[] sb = Scratch.Grow(ref _pairStreams, Math.Max(1, rb.Streams * rb.N));
+        RansCoder.DecodePair(a.Slice(ra.Offset, ra.Length), sa.AsSpan(ra.Stream * ra.N, ra.N), out var pa,
+                             b.Slice(rb.Offset, rb.Length), sb.AsSpan(rb.Stream * rb.N, rb.N), out var pb);
+        writtenA = writtenB = 0;
+        statusA = DecodeSplit(a[1..], destinationA, out int wa, ref _streams, ra.Stream, pa);
+        if (statusA == OperationStatus.Done) writtenA = wa;
+        statusB = DecodeSplit(b[1..], destinationB, out int wb, ref _pairStreams, rb.Stream, pb);
+        if (statusB == OperationStatus.Done) writtenB = wb;
+    }
+
+    /// <summary>Where a split chunk's first rANS stream is (offsets into the whole chunk), walking the stream
+    /// headers only; false for any other chunk or one that does not parse (the plain decoder then reports it).</summary>
+    static bool FindRans(ReadOnlySpan<byte> chunk, int destinationLength, out (int Stream, int Offset, int Length, int N, int Streams) found)
+    {
+        found = default;
+        if (chunk.Length < 3 || chunk[0] != ChunkCodec.ModeSplit || !FloatSplit.IsDefined(chunk[1])) return false;
+        var t = (SplitTransform)chunk[1];
+        int pos = 2;
+        if (!Varint.TryRead(chunk, ref pos, out int rawLen) || rawLen > destinationLength) return false;
+        int e = FloatSplit.ElementSize(t), sc = FloatSplit.StreamCount(t), n = rawLen / e;
+        for (int k = 0; k < sc; k++)
+        {
+            if (pos >= chunk.Length) return false;
+            byte method = chunk[pos++];
+            if (!Varint.TryRead(chunk, ref pos, out int len) || len > chunk.Length - pos) return false;
+            if (method == ChunkCodec.MethodRans)
+            {
+                found = (k, pos, len, n, sc);
+                return true;
+            }
+            pos += len;
+        }
+        return false;
+    }
+
+    /// <summary>A split chunk's body. <paramref name="decodedStream"/> ≥ 0 names a rANS stream already decoded into
+    /// its place in <paramref name="scratchSlot"/> with <paramref name="decodedStatus"/> (by <see cref="DecodePair"/>).</summary>
+    unsafe OperationStatus DecodeSplit(ReadOnlySpan<byte> src, Span<byte> destination, out int rawLen, ref byte[] scratchSlot,
+        int decodedStream, OperationStatus decodedStatus)
     {
         rawLen = 0;
         if (src.Length < 2 || !FloatSplit.IsDefined(src[0])) return OperationStatus.InvalidData;
@@ -89,7 +144,7 @@ public sealed class ChunkDecoder : IDisposable
         int e = FloatSplit.ElementSize(t), sc = FloatSplit.StreamCount(t);
         int n = raw.Length / e, tail = raw.Length % e;
 
-        byte[] streams = Scratch.Grow(ref _streams, Math.Max(1, sc * n));
+        byte[] streams = Scratch.Grow(ref scratchSlot, Math.Max(1, sc * n));
         fixed (byte* s0 = src)
         fixed (byte* scratch = streams)
         fixed (byte* r = raw)
@@ -118,7 +173,7 @@ public sealed class ChunkDecoder : IDisposable
                         st = OperationStatus.Done;
                         break;
                     case ChunkCodec.MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
-                    case ChunkCodec.MethodRans: st = RansCoder.Decode(payload, s); break;
+                    case ChunkCodec.MethodRans: st = k == decodedStream ? decodedStatus : RansCoder.Decode(payload, s); break;
                     case ChunkCodec.MethodZstd:
                         st = Unzstd(payload, s, out int zw);
                         if (st == OperationStatus.Done && zw != n) st = OperationStatus.InvalidData;
@@ -142,6 +197,6 @@ public sealed class ChunkDecoder : IDisposable
         _disposed = true;
         _zstd?.Dispose();
         _zstd = null;
-        _streams = [];
+        _streams = _pairStreams = [];
     }
 }

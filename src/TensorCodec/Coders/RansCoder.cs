@@ -165,12 +165,17 @@ internal static class RansCoder
 
     /// <summary>Words the encoder may produce for <paramref name="length"/> symbols: at most one per symbol,
     /// plus slack so the speculative store below the write position stays in bounds.</summary>
-    internal static int WordScratchLength(int length) => checked(length + 2);
+    internal static int WordScratchLength(int length) => checked(length + 16);
 
     /// <summary>As <see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{ushort}, Span{byte}, out int)"/> with the caller's word
     /// scratch (at least <see cref="WordScratchLength"/> entries), so a codec context allocates nothing.</summary>
     [SkipLocalsInit]
-    internal static unsafe OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written, Span<ushort> scratch)
+    internal static unsafe OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written, Span<ushort> scratch) =>
+        Encode(src, freqs, dst, out written, scratch, allowSimd: true);
+
+    /// <summary><paramref name="allowSimd"/> = false forces the scalar encoder (tests check both give the same bytes).</summary>
+    [SkipLocalsInit]
+    internal static unsafe OperationStatus Encode(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written, Span<ushort> scratch, bool allowSimd)
     {
         written = 0;
         int tableLen = TableSize(freqs);
@@ -201,6 +206,8 @@ internal static class RansCoder
         if (scratch.Length < maxWords) throw new ArgumentException("word scratch too small", nameof(scratch));
         uint* xs = stackalloc uint[States];
         for (int k = 0; k < States; k++) xs[k] = L;
+        if (allowSimd && n >= States && Simd.AllowAvx2 && Avx2.IsSupported && Fma.IsSupported && BitConverter.IsLittleEndian)
+            return EncodeAvx2(src, freqs, dst, out written, scratch, syms, xs, header);
         fixed (byte* s0 = src)
         fixed (ushort* w0 = scratch)
         {
@@ -237,6 +244,149 @@ internal static class RansCoder
             written = pos + 2 * words;
             return OperationStatus.Done;
         }
+    }
+
+    /// <summary>
+    /// The encoder with the sixteen states as two AVX2 vectors (two independent dependency chains; the scalar
+    /// loop is bound by its instruction count, about eight cycles a symbol). Same bytes as the scalar loop:
+    /// a step takes the sixteen symbols of one group from state 15 down to 0, which is the scalar order, and
+    /// appends the words it emits in that order to a forward buffer, so the stream is that buffer reversed.
+    /// q = floor(v / f) comes from a double: v &lt; f·2^20 after renormalisation, so fma(v, fl(1/f), 2^-13) is
+    /// within 2^-32 + 2^-13 above v/f, below the next integer (v/f's fraction is at most 1 − 1/f ≤ 1 − 2^-12).
+    /// </summary>
+    [SkipLocalsInit]
+    static unsafe OperationStatus EncodeAvx2(ReadOnlySpan<byte> src, ReadOnlySpan<ushort> freqs, Span<byte> dst, out int written,
+        Span<ushort> scratch, EncSymbol* syms, uint* xs, int header)
+    {
+        written = 0;
+        int n = src.Length;
+        uint* entry = stackalloc uint[256];
+        double* rcp = stackalloc double[256];
+        for (int s = 0; s < 256; s++)
+        {
+            entry[s] = syms[s].Freq | (syms[s].Cum << 16);
+            rcp[s] = syms[s].Freq == 0 ? 0 : 1.0 / syms[s].Freq;
+        }
+        int groups = n / States;
+        fixed (byte* s0 = src)
+        fixed (ushort* t0 = scratch)
+        fixed (int* perm = s_compressDescending)
+        {
+            int pos = 0;
+            bool missing = false;
+            // The symbols past the last whole group: the scalar step, appending forward.
+            for (int i = n - 1; i >= groups * States; i--)
+            {
+                uint* xp = xs + (i & (States - 1));
+                EncSymbol* sym = syms + s0[i];
+                uint v = *xp, f = sym->Freq;
+                missing |= f == 0;
+                uint need = (v >> (32 - ScaleBits)) >= f ? 1u : 0u;
+                t0[pos] = (ushort)v;
+                pos += (int)need;
+                v >>= (int)(need << 4);
+                uint q = f == 0 ? 0 : v / f;
+                *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
+            }
+            var xa = Vector256.Load(xs);
+            var xb = Vector256.Load(xs + 8);
+            var low16 = Vector256.Create(0xFFFFu);
+            var sixteen = Vector256.Create(16u);
+            var one = Vector256.Create(1u);
+            var signBit = Vector128.Create(0x80000000u);
+            var two31 = Vector256.Create(2147483648.0);
+            var bias = Vector256.Create(1.0 / 8192);
+            var zeroFreq = Vector256<uint>.Zero;
+            // Bytes 0,1 of each dword → the low 8 bytes of each 128-bit half.
+            var packWords = Vector256.Create((byte)0, 1, 4, 5, 8, 9, 12, 13, 128, 128, 128, 128, 128, 128, 128, 128,
+                                             0, 1, 4, 5, 8, 9, 12, 13, 128, 128, 128, 128, 128, 128, 128, 128);
+            for (int g = groups - 1; g >= 0; g--)
+            {
+                byte* sp = s0 + g * States;
+                var ia = Avx2.ConvertToVector256Int32(sp);
+                var ib = Avx2.ConvertToVector256Int32(sp + 8);
+                var ea = Avx2.GatherVector256(entry, ia, 4);
+                var eb = Avx2.GatherVector256(entry, ib, 4);
+                var fa = ea & low16;
+                var fb = eb & low16;
+                zeroFreq |= Vector256.Equals(fa, Vector256<uint>.Zero) | Vector256.Equals(fb, Vector256<uint>.Zero);
+                // need ⇔ (v >> 20) ≥ f ⇔ (v >> 20) > f − 1 (both small: the signed compare is exact).
+                var na = Avx2.CompareGreaterThan((xa >> (32 - ScaleBits)).AsInt32(), (fa - one).AsInt32()).AsUInt32();
+                var nb = Avx2.CompareGreaterThan((xb >> (32 - ScaleBits)).AsInt32(), (fb - one).AsInt32()).AsUInt32();
+                // States 15..8 emit first, then 7..0: each vector's emitting lanes in descending order, as 16-bit words.
+                uint mb = nb.ExtractMostSignificantBits(), ma = na.ExtractMostSignificantBits();
+                var pb = Avx2.Shuffle(Avx2.PermuteVar8x32(xb, Vector256.Load(perm + mb * 8).AsUInt32()).AsByte(), packWords);
+                Avx2.Permute4x64(pb.AsUInt64(), 0b_00_00_10_00).GetLower().Store((ulong*)(t0 + pos));
+                pos += BitOperations.PopCount(mb);
+                var pa = Avx2.Shuffle(Avx2.PermuteVar8x32(xa, Vector256.Load(perm + ma * 8).AsUInt32()).AsByte(), packWords);
+                Avx2.Permute4x64(pa.AsUInt64(), 0b_00_00_10_00).GetLower().Store((ulong*)(t0 + pos));
+                pos += BitOperations.PopCount(ma);
+                xa = Avx2.ShiftRightLogicalVariable(xa, na & sixteen);
+                xb = Avx2.ShiftRightLogicalVariable(xb, nb & sixteen);
+                xa = Step(xa, fa, ea >> 16, ia, rcp, signBit, two31, bias);
+                xb = Step(xb, fb, eb >> 16, ib, rcp, signBit, two31, bias);
+            }
+            xa.Store(xs);
+            xb.Store(xs + 8);
+            if (missing || zeroFreq != Vector256<uint>.Zero)
+            {
+                for (int i = n - 1; i >= 0; i--)
+                    if (freqs[s0[i]] == 0) throw new ArgumentException($"symbol {s0[i]} has frequency 0", nameof(freqs));
+            }
+            long total = header + 2L * pos;
+            if (total > dst.Length) return OperationStatus.DestinationTooSmall;
+            int at = WriteTable(freqs, dst);
+            for (int k = 0; k < States; k++, at += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[at..], xs[k]);
+            fixed (byte* d0 = dst) ReverseWords(t0, pos, (ushort*)(d0 + at));
+            written = at + 2 * pos;
+            return OperationStatus.Done;
+        }
+    }
+
+    /// <summary>x = (q &lt;&lt; 12) + (v − q·f) + cum with q = floor(v / f), for eight states.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe Vector256<uint> Step(Vector256<uint> v, Vector256<uint> f, Vector256<uint> cum, Vector256<int> sym, double* rcp,
+        Vector128<uint> signBit, Vector256<double> two31, Vector256<double> bias)
+    {
+        // uint → double via the signed conversion of v − 2^31.
+        var dlo = Avx.ConvertToVector256Double((v.GetLower() ^ signBit).AsInt32()) + two31;
+        var dhi = Avx.ConvertToVector256Double((v.GetUpper() ^ signBit).AsInt32()) + two31;
+        var rlo = Avx2.GatherVector256(rcp, sym.GetLower(), 8);
+        var rhi = Avx2.GatherVector256(rcp, sym.GetUpper(), 8);
+        var qlo = Avx.ConvertToVector128Int32WithTruncation(Fma.MultiplyAdd(dlo, rlo, bias));
+        var qhi = Avx.ConvertToVector128Int32WithTruncation(Fma.MultiplyAdd(dhi, rhi, bias));
+        var q = Vector256.Create(qlo, qhi).AsUInt32();
+        return (q << ScaleBits) + v - Avx2.MultiplyLow(q, f) + cum;
+    }
+
+    /// <summary>dst[k] = src[count − 1 − k].</summary>
+    static unsafe void ReverseWords(ushort* src, int count, ushort* dst)
+    {
+        int k = 0;
+        if (Avx2.IsSupported)
+        {
+            var rev = Vector256.Create((byte)14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1,
+                                       14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1);
+            for (; k + 16 <= count; k += 16)
+            {
+                var v = Avx2.Shuffle(Vector256.Load(src + count - 16 - k).AsByte(), rev);
+                Avx2.Permute2x128(v, v, 1).AsUInt16().Store(dst + k);
+            }
+        }
+        for (; k < count; k++) dst[k] = src[count - 1 - k];
+    }
+
+    /// <summary>For each 8-bit lane mask: the set lanes from highest to lowest (then anything), the order the
+    /// scalar encoder emits a vector's words in.</summary>
+    static readonly int[] s_compressDescending = BuildCompressDescending();
+
+    static int[] BuildCompressDescending()
+    {
+        var t = GC.AllocateArray<int>(256 * 8, pinned: true);
+        for (int m = 0; m < 256; m++)
+            for (int j = 7, r = 0; j >= 0; j--)
+                if ((m >> j & 1) != 0) t[m * 8 + r++] = j;
+        return t;
     }
 
     struct EncSymbol
@@ -276,17 +426,75 @@ internal static class RansCoder
     [SkipLocalsInit]
     internal static unsafe OperationStatus Decode(ReadOnlySpan<byte> src, Span<byte> dst, bool allowSimd)
     {
-        Span<ushort> freqs = stackalloc ushort[256];
-        int pos = 0;
-        if (!ReadTable(src, ref pos, freqs)) return OperationStatus.InvalidData;
-        if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return OperationStatus.InvalidData;
         uint* xs = stackalloc uint[States];
+        uint* table = stackalloc uint[Scale];
+        if (!Prepare(src, table, xs, out int pos)) return OperationStatus.InvalidData;
+        fixed (byte* s0 = src)
+        fixed (byte* d0 = dst)
+        {
+            ushort* w = (ushort*)(s0 + pos), wend = (ushort*)(s0 + src.Length);
+            byte* o = d0;
+            Bulk(table, xs, ref w, wend, ref o, d0 + dst.Length, allowSimd);
+            return Finish(table, xs, w, wend, o, d0, d0 + dst.Length);
+        }
+    }
+
+    /// <summary>
+    /// Two payloads at once (as two <see cref="Decode(ReadOnlySpan{byte}, Span{byte})"/> calls, same results): one
+    /// stream's steps are a single dependency chain (gather, multiply, compare, refill), so the
+    /// two streams' steps are interleaved in one loop for the CPU to overlap (AVX2 or AVX-512; without AVX2 the
+    /// two are decoded one after the other). Used for consecutive chunks.
+    /// </summary>
+    [SkipLocalsInit]
+    internal static unsafe void DecodePair(ReadOnlySpan<byte> srcA, Span<byte> dstA, out OperationStatus a,
+        ReadOnlySpan<byte> srcB, Span<byte> dstB, out OperationStatus b)
+    {
+        bool avx512 = Simd.AllowAvx512 && Avx512F.VL.IsSupported;
+        if (!avx512 && !(Simd.AllowAvx2 && Avx2.IsSupported))
+        {
+            a = Decode(srcA, dstA);
+            b = Decode(srcB, dstB);
+            return;
+        }
+        uint* xsA = stackalloc uint[States], xsB = stackalloc uint[States];
+        uint* tableA = stackalloc uint[Scale], tableB = stackalloc uint[Scale];
+        bool okA = Prepare(srcA, tableA, xsA, out int posA), okB = Prepare(srcB, tableB, xsB, out int posB);
+        fixed (byte* sa = srcA)
+        fixed (byte* da = dstA)
+        fixed (byte* sb = srcB)
+        fixed (byte* db = dstB)
+        {
+            ushort* wA = (ushort*)(sa + posA), wendA = (ushort*)(sa + srcA.Length);
+            ushort* wB = (ushort*)(sb + posB), wendB = (ushort*)(sb + srcB.Length);
+            byte* oA = da, oendA = da + dstA.Length, oB = db, oendB = db + dstB.Length;
+            if (okA && okB) DecodeVectorPair(avx512, tableA, xsA, ref wA, wendA, ref oA, oendA, tableB, xsB, ref wB, wendB, ref oB, oendB);
+            a = OperationStatus.InvalidData;
+            b = OperationStatus.InvalidData;
+            if (okA)
+            {
+                Bulk(tableA, xsA, ref wA, wendA, ref oA, oendA, allowSimd: true);
+                a = Finish(tableA, xsA, wA, wendA, oA, da, oendA);
+            }
+            if (okB)
+            {
+                Bulk(tableB, xsB, ref wB, wendB, ref oB, oendB, allowSimd: true);
+                b = Finish(tableB, xsB, wB, wendB, oB, db, oendB);
+            }
+        }
+    }
+
+    /// <summary>Reads the frequency table and the states and builds the decode table; false if malformed.</summary>
+    static unsafe bool Prepare(ReadOnlySpan<byte> src, uint* table, uint* xs, out int pos)
+    {
+        Span<ushort> freqs = stackalloc ushort[256];
+        pos = 0;
+        if (!ReadTable(src, ref pos, freqs)) return false;
+        if (src.Length - pos < 4 * States || ((src.Length - pos) & 1) != 0) return false;
         for (int k = 0; k < States; k++) xs[k] = BinaryPrimitives.ReadUInt32LittleEndian(src[(pos + 4 * k)..]);
         pos += 4 * States;
-        if (!BitConverter.IsLittleEndian) return OperationStatus.InvalidData; // word reads below assume LE
+        if (!BitConverter.IsLittleEndian) return false; // word reads below assume LE
 
         // Slot → packed (symbol | slot-cum << 8 | freq-1 << 20): one load per symbol.
-        uint* table = stackalloc uint[Scale];
         uint cum = 0;
         for (int s = 0; s < 256; s++)
         {
@@ -294,34 +502,36 @@ internal static class RansCoder
             for (uint k = 0; k < f; k++) table[cum + k] = (uint)s | (k << 8) | ((f - 1) << 20);
             cum += f;
         }
+        return true;
+    }
 
-        int n = dst.Length;
-        fixed (byte* s0 = src)
-        fixed (byte* d0 = dst)
+    static unsafe void Bulk(uint* table, uint* xs, ref ushort* w, ushort* wend, ref byte* o, byte* oend, bool allowSimd)
+    {
+        if (Simd.AllowAvx512 && Avx512F.VL.IsSupported && allowSimd) DecodeAvx512(table, xs, ref w, wend, ref o, oend);
+        else if (Simd.AllowAvx2 && Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
+        else DecodeScalar(table, xs, ref w, wend, ref o, oend);
+    }
+
+    /// <summary>The tail (and the stream's last few words): the same step with bounds checks; then every word
+    /// must have been consumed and every state be back at L.</summary>
+    static unsafe OperationStatus Finish(uint* table, uint* xs, ushort* w, ushort* wend, byte* o, byte* d0, byte* oend)
+    {
+        const uint Mask = Scale - 1;
+        while (o < oend)
         {
-            ushort* w = (ushort*)(s0 + pos);
-            ushort* wend = (ushort*)(s0 + src.Length);
-            byte* o = d0, oend = d0 + n;
-            const uint Mask = Scale - 1;
-            if (Simd.AllowAvx2 && Avx2.IsSupported && allowSimd) DecodeAvx2(table, xs, ref w, wend, ref o, oend);
-            else DecodeScalar(table, xs, ref w, wend, ref o, oend);
-            // Tail (and the stream's last few words): same step with bounds checks.
-            while (o < oend)
+            uint* x = xs + ((o - d0) & (States - 1));
+            uint e = table[*x & Mask];
+            *o++ = (byte)e;
+            uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
+            if (v < L)
             {
-                uint* x = xs + ((o - d0) & (States - 1));
-                uint e = table[*x & Mask];
-                *o++ = (byte)e;
-                uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
-                if (v < L)
-                {
-                    if (w >= wend) return OperationStatus.InvalidData;
-                    v = (v << 16) | *w++;
-                }
-                *x = v;
+                if (w >= wend) return OperationStatus.InvalidData;
+                v = (v << 16) | *w++;
             }
-            if (w != wend) return OperationStatus.InvalidData;
-            for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
+            *x = v;
         }
+        if (w != wend) return OperationStatus.InvalidData;
+        for (int k = 0; k < States; k++) if (xs[k] != L) return OperationStatus.InvalidData;
         return OperationStatus.Done;
     }
 
@@ -395,34 +605,11 @@ internal static class RansCoder
         byte* o = oRef;
         var xa = Vector256.Load(xs);
         var xb = Vector256.Load(xs + 8);
-        var mask = Vector256.Create((uint)(Scale - 1));
-        var one = Vector256.Create(1u);
-        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
-        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
-                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
         fixed (int* perm = s_renormPermute)
         {
             while (oend - o >= States && wend - w >= States)
             {
-                var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
-                var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
-                var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
-                var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
-                ((uint*)o)[0] = sa.GetElement(0);
-                ((uint*)o)[1] = sa.GetElement(4);
-                ((uint*)o)[2] = sb.GetElement(0);
-                ((uint*)o)[3] = sb.GetElement(4);
-                xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
-                xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
-                var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
-                var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
-                int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
-                var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
-                w += BitOperations.PopCount((uint)ma);
-                var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
-                w += BitOperations.PopCount((uint)mb);
-                xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
-                xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
+                StepAvx2(table, ref xa, ref xb, ref w, o, perm);
                 o += States;
             }
         }
@@ -430,5 +617,116 @@ internal static class RansCoder
         xb.Store(xs + 8);
         wRef = w;
         oRef = o;
+    }
+
+    /// <summary>One step of <see cref="DecodeAvx2"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
+    {
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var one = Vector256.Create(1u);
+        // Byte 0 of each dword → bytes 0..3 of each 128-bit half.
+        var lowBytes = Vector256.Create((byte)0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,
+                                        0, 4, 8, 12, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128);
+        var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+        var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+        var sa = Avx2.Shuffle(ea.AsByte(), lowBytes).AsUInt32();
+        var sb = Avx2.Shuffle(eb.AsByte(), lowBytes).AsUInt32();
+        ((uint*)o)[0] = sa.GetElement(0);
+        ((uint*)o)[1] = sa.GetElement(4);
+        ((uint*)o)[2] = sb.GetElement(0);
+        ((uint*)o)[3] = sb.GetElement(4);
+        xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+        xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+        var na = Vector256.Equals(xa >> 16, Vector256<uint>.Zero);
+        var nb = Vector256.Equals(xb >> 16, Vector256<uint>.Zero);
+        int ma = (int)na.ExtractMostSignificantBits(), mb = (int)nb.ExtractMostSignificantBits();
+        var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount((uint)ma);
+        var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount((uint)mb);
+        xa = Vector256.ConditionalSelect(na, (xa << 16) | Avx2.PermuteVar8x32(wa, Vector256.Load(perm + ma * 8).AsUInt32()), xa);
+        xb = Vector256.ConditionalSelect(nb, (xb << 16) | Avx2.PermuteVar8x32(wb, Vector256.Load(perm + mb * 8).AsUInt32()), xb);
+    }
+
+    /// <summary>As <see cref="DecodeAvx2"/>, with AVX-512VL's expand (VPEXPANDD) handing the next words to the lanes
+    /// that fell below L in lane order, and a truncating narrow (VPMOVDB) for the output bytes. That takes the
+    /// permutation-table load and the byte shuffles off each step's dependency chain, which is what bounds the loop.</summary>
+    static unsafe void DecodeAvx512(uint* table, uint* xs, ref ushort* wRef, ushort* wend, ref byte* oRef, byte* oend)
+    {
+        ushort* w = wRef;
+        byte* o = oRef;
+        var xa = Vector256.Load(xs);
+        var xb = Vector256.Load(xs + 8);
+        while (oend - o >= States && wend - w >= States)
+        {
+            StepAvx512(table, ref xa, ref xb, ref w, o);
+            o += States;
+        }
+        xa.Store(xs);
+        xb.Store(xs + 8);
+        wRef = w;
+        oRef = o;
+    }
+
+    /// <summary>One step of <see cref="DecodeAvx512"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
+    {
+        var mask = Vector256.Create((uint)(Scale - 1));
+        var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
+        var eb = Avx2.GatherVector256(table, (xb & mask).AsInt32(), 4);
+        ((ulong*)o)[0] = Avx512F.VL.ConvertToVector128Byte(ea).AsUInt64().ToScalar();
+        ((ulong*)o)[1] = Avx512F.VL.ConvertToVector128Byte(eb).AsUInt64().ToScalar();
+        var one = Vector256.Create(1u);
+        xa = Avx2.MultiplyLow((ea >> 20) + one, xa >> ScaleBits) + ((ea >> 8) & mask);
+        xb = Avx2.MultiplyLow((eb >> 20) + one, xb >> ScaleBits) + ((eb >> 8) & mask);
+        var low = Vector256.Create(L);
+        var na = Vector256.LessThan(xa, low);
+        var nb = Vector256.LessThan(xb, low);
+        var wa = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount(na.ExtractMostSignificantBits());
+        var wb = Avx2.ConvertToVector256Int32(w).AsUInt32();
+        w += BitOperations.PopCount(nb.ExtractMostSignificantBits());
+        // Lanes that take a word shift left by 16 and OR it in; the zero-merged expand leaves the others as they are.
+        var sixteen = Vector256.Create(16u);
+        xa = Avx2.ShiftLeftLogicalVariable(xa, na & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, na, wa);
+        xb = Avx2.ShiftLeftLogicalVariable(xb, nb & sixteen) | Avx512F.VL.Expand(Vector256<uint>.Zero, nb, wb);
+    }
+
+    /// <summary><see cref="DecodeAvx512"/> (or <see cref="DecodeAvx2"/>) for two streams in one loop, while both have a whole step left.</summary>
+    static unsafe void DecodeVectorPair(bool avx512, uint* tableA, uint* xsA, ref ushort* wRefA, ushort* wendA, ref byte* oRefA, byte* oendA,
+        uint* tableB, uint* xsB, ref ushort* wRefB, ushort* wendB, ref byte* oRefB, byte* oendB)
+    {
+        ushort* wA = wRefA, wB = wRefB;
+        byte* oA = oRefA, oB = oRefB;
+        var xa = Vector256.Load(xsA);
+        var xb = Vector256.Load(xsA + 8);
+        var xc = Vector256.Load(xsB);
+        var xd = Vector256.Load(xsB + 8);
+        // The two streams' steps are independent: written one after the other, they overlap in the core.
+        if (avx512)
+            while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
+            {
+                StepAvx512(tableA, ref xa, ref xb, ref wA, oA);
+                StepAvx512(tableB, ref xc, ref xd, ref wB, oB);
+                oA += States;
+                oB += States;
+            }
+        else
+            fixed (int* perm = s_renormPermute)
+                while (oendA - oA >= States && wendA - wA >= States && oendB - oB >= States && wendB - wB >= States)
+                {
+                    StepAvx2(tableA, ref xa, ref xb, ref wA, oA, perm);
+                    StepAvx2(tableB, ref xc, ref xd, ref wB, oB, perm);
+                    oA += States;
+                    oB += States;
+                }
+        xa.Store(xsA);
+        xb.Store(xsA + 8);
+        xc.Store(xsB);
+        xd.Store(xsB + 8);
+        wRefA = wA; wRefB = wB;
+        oRefA = oA; oRefB = oB;
     }
 }

@@ -223,11 +223,18 @@ public sealed class TczReader : IDisposable
 
     void CheckAndDecode(TczSegment seg, int chunkIndex, ChunkDecoder decoder, ReadOnlySpan<byte> enc, Span<byte> raw)
     {
-        var c = seg.Chunks[chunkIndex];
         // The encoded hash is checked first: it catches every flipped bit before the decoder sees it.
-        if (TczHash.Of(enc) != c.EncodedHash)
+        if (!EncodedHashMatches(seg, chunkIndex, enc))
             throw ChunkError(seg, chunkIndex, "checksum mismatch in the compressed data");
         var status = decoder.Decode(enc, raw, out int written);
+        CheckDecoded(seg, chunkIndex, status, written, raw);
+    }
+
+    static bool EncodedHashMatches(TczSegment seg, int chunkIndex, ReadOnlySpan<byte> enc) => TczHash.Of(enc) == seg.Chunks[chunkIndex].EncodedHash;
+
+    void CheckDecoded(TczSegment seg, int chunkIndex, OperationStatus status, int written, ReadOnlySpan<byte> raw)
+    {
+        var c = seg.Chunks[chunkIndex];
         if (status == OperationStatus.Done && written != raw.Length)
             throw ChunkError(seg, chunkIndex, $"chunk decodes to {written} bytes, the index says {raw.Length}");
         if (status != OperationStatus.Done)
@@ -265,6 +272,14 @@ public sealed class TczReader : IDisposable
         threads = ChunkPipeline.Workers(threads, work.Count, (long)rawCap + encCap);
         var fileHash = new XxHash3();
         long done = 0;
+        if (threads == 1)
+        {
+            DecompressInPairs(work, output, fileHash, progress, cancellation, rawCap, encCap);
+            if (fileHash.GetCurrentHashAsUInt64() != Index.OriginalHash)
+                throw new TensorFormatException(Path, null, "original_hash", "the decompressed file does not match the whole-file checksum");
+            output?.Flush();
+            return;
+        }
         ChunkPipeline.Run(work.Count, threads,
             // Exact sizes: the pool would round 1 MiB + 1 up to 2 MiB.
             createSlot: () => (Encoded: GC.AllocateUninitializedArray<byte>(encCap), Raw: GC.AllocateUninitializedArray<byte>(rawCap)),
@@ -292,6 +307,62 @@ public sealed class TczReader : IDisposable
         if (fileHash.GetCurrentHashAsUInt64() != Index.OriginalHash)
             throw new TensorFormatException(Path, null, "original_hash", "the decompressed file does not match the whole-file checksum");
         output?.Flush();
+    }
+
+    /// <summary>
+    /// One thread: chunks are read and decoded two at a time (<see cref="ChunkDecoder.DecodePair"/> overlaps their
+    /// exponent streams), with exactly the checks, order of errors and output of one at a time: the first chunk is
+    /// checked and written before anything about the second is reported, and when the second cannot be read or
+    /// fails its encoded checksum, the first is decoded alone and the second comes up again as the next first.
+    /// </summary>
+    void DecompressInPairs(List<(TczSegment Segment, int Chunk)> work, Stream? output, XxHash3 fileHash, IProgress<long>? progress,
+        CancellationToken cancellation, int rawCap, int encCap)
+    {
+        using var decoder = new ChunkDecoder();
+        byte[] encA = GC.AllocateUninitializedArray<byte>(encCap), rawA = GC.AllocateUninitializedArray<byte>(rawCap);
+        byte[] encB = [], rawB = [];
+        long done = 0;
+        void Write(ReadOnlySpan<byte> raw)
+        {
+            fileHash.Append(raw);
+            output?.Write(raw);
+            done += raw.Length;
+            progress?.Report(done);
+        }
+        for (int i = 0; i < work.Count;)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var (sa, ca) = work[i];
+            var ea = encA.AsSpan(0, sa.Chunks[ca].EncodedLength);
+            var ra = rawA.AsSpan(0, sa.Chunks[ca].RawLength);
+            ReadExactly(_handle, ea, sa.Chunks[ca].FileOffset, Path);
+            if (!EncodedHashMatches(sa, ca, ea))
+                throw ChunkError(sa, ca, "checksum mismatch in the compressed data");
+            bool pair = false;
+            if (i + 1 < work.Count)
+            {
+                var (sb, cb) = work[i + 1];
+                if (encB.Length == 0) { encB = GC.AllocateUninitializedArray<byte>(encCap); rawB = GC.AllocateUninitializedArray<byte>(rawCap); }
+                var eb = encB.AsSpan(0, sb.Chunks[cb].EncodedLength);
+                var rb = rawB.AsSpan(0, sb.Chunks[cb].RawLength);
+                try { ReadExactly(_handle, eb, sb.Chunks[cb].FileOffset, Path); pair = EncodedHashMatches(sb, cb, eb); }
+                catch (Exception e) when (e is TensorFormatException or IOException) { } // reported when that chunk comes first
+                if (pair)
+                {
+                    decoder.DecodePair(ea, ra, out var sta, out int wa, eb, rb, out var stb, out int wb);
+                    CheckDecoded(sa, ca, sta, wa, ra);
+                    Write(ra);
+                    cancellation.ThrowIfCancellationRequested();
+                    CheckDecoded(sb, cb, stb, wb, rb);
+                    Write(rb);
+                    i += 2;
+                    continue;
+                }
+            }
+            CheckDecoded(sa, ca, decoder.Decode(ea, ra, out int w), w, ra);
+            Write(ra);
+            i++;
+        }
     }
 
     /// <summary>Decompresses to <paramref name="outputPath"/> atomically: nothing appears under that name unless every check passed.</summary>
