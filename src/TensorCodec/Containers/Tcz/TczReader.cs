@@ -232,7 +232,7 @@ public sealed class TczReader : IDisposable
 
     static bool EncodedHashMatches(TczSegment seg, int chunkIndex, ReadOnlySpan<byte> enc) => TczHash.Of(enc) == seg.Chunks[chunkIndex].EncodedHash;
 
-    void CheckDecoded(TczSegment seg, int chunkIndex, OperationStatus status, int written, ReadOnlySpan<byte> raw)
+    void CheckDecoded(TczSegment seg, int chunkIndex, OperationStatus status, int written, Span<byte> raw)
     {
         var c = seg.Chunks[chunkIndex];
         if (status == OperationStatus.Done && written != raw.Length)
