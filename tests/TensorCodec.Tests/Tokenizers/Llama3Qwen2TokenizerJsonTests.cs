@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using TensorCodec.Containers;
 using TensorCodec.Quantization;
+using TensorCodec.Tests.Quantization;
 using TensorCodec.Tokenizers;
 using Xunit.Abstractions;
 
@@ -180,6 +181,38 @@ public class Llama3Qwen2TokenizerJsonTests(ITestOutputHelper output)
             if (!ours.SequenceEqual(theirs[i].Plain)) failures.Add(HfTokenizersInteropTests.Describe(texts[i], theirs[i].Plain, ours));
             if (theirs[i].Special is { } s && tok.Encode(texts[i], true, true) is var w && !w.SequenceEqual(s)) failures.Add("with specials: " + HfTokenizersInteropTests.Describe(texts[i], s, w));
         }
+        Assert.True(failures.Count == 0, string.Join("\n", failures));
+    }
+
+    [SkippableTheory]
+    [InlineData("llama3")]
+    [InlineData("qwen2")]
+    public void Llama_cpp_tokenizes_the_gguf_we_write_as_we_do(string family)
+    {
+        string? modules = Environment.GetEnvironmentVariable(NodeLlamaFactAttribute.Variable);
+        Skip.If(string.IsNullOrEmpty(modules) || !Directory.Exists(Path.Combine(modules, "node_modules", "node-llama-cpp")),
+            $"{NodeLlamaFactAttribute.Variable} does not name a folder with node-llama-cpp installed");
+        using var dir = new ScratchDir();
+        bool llama3 = family == "llama3";
+        string path = Write(dir, family, llama3 ? RegexPreTokenizer.Llama3Hf : RegexPreTokenizer.Qwen2Hf, ignoreMerges: llama3, nfc: !llama3, bosTemplate: llama3);
+        var tok = TokenizerLoader.Load(path);
+        // A vocabulary-only GGUF: the hyperparameters of llama.cpp's own gpt-2 vocabulary file, our tokenizer keys.
+        var baseline = GgufFile.Parse(new MemoryStream(File.ReadAllBytes(TestFiles.Fixture("tokenizers/llama.cpp-vocab/ggml-vocab-gpt-2.gguf"))), "gpt-2");
+        var meta = baseline.Metadata.Where(kv => !kv.Key.StartsWith("tokenizer.", StringComparison.Ordinal)).ToList();
+        meta.AddRange(TokenizerMetadata.For(tok, path, tok.VocabSize, out var reason) ?? throw new InvalidOperationException(reason));
+        string gguf = dir.File($"{family}.gguf");
+        using (var f = File.Create(gguf)) GgufWriter.Write(f, meta, []);
+        // node-llama-cpp's tokenize parses no special tokens and adds none; llama.cpp has no NFC step (composed text only).
+        var texts = Texts().Select(t => t.Normalize(NormalizationForm.FormC)).Where(t => t.Length > 0 && (llama3 || CollapsesAlike(t))).ToList();
+        string cases = dir.File("cases.json");
+        File.WriteAllText(cases, JsonSerializer.Serialize(texts));
+        string script = Path.Combine(Path.GetDirectoryName(NodeLlamaFactAttribute.Script())!, "llama-tokenize.mjs");
+        var r = Assert.Single(NodeLlamaFactAttribute.RunScript([script, "--modules", modules!, "--model", gguf, "--cases", cases], output)).RootElement;
+        var theirs = r.GetProperty("ids").EnumerateArray().Select(e => e.EnumerateArray().Select(x => x.GetInt32()).ToArray()).ToArray();
+        Assert.Equal(texts.Count, theirs.Length);
+        var failures = new List<string>();
+        for (int i = 0; i < texts.Count; i++)
+            if (tok.Encode(texts[i], false, false) is var ours && !ours.SequenceEqual(theirs[i])) failures.Add(HfTokenizersInteropTests.Describe(texts[i], theirs[i], ours));
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 }
