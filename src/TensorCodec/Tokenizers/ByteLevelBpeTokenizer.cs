@@ -59,6 +59,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
 
     /// <summary>llama.cpp's <c>tokenizer.ggml.pre</c> name for a tokenizer.json pre-tokenizer it implements the same way; null when none does.</summary>
     internal string? LlamaCppPre { get; private init; }
+    bool _nfc; // tokenizer.json's NFC normalizer, applied to each text fragment (not to added tokens)
     internal bool AddBos => _addBos;
     internal bool AddEos => _addEos;
     internal int? UnkId => _unkId;
@@ -160,8 +161,9 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
 
     /// <summary>
     /// A Hugging Face <c>tokenizer.json</c> with model BPE, a ByteLevel (or Sequence of Split/Digits/ByteLevel)
-    /// pre-tokenizer and a ByteLevel decoder; <c>tokenizer_config.json</c> beside it names BOS/EOS. Anything else
-    /// (a normalizer, another model or pre-tokenizer, dropout, subword prefixes) is refused by name.
+    /// pre-tokenizer and a ByteLevel decoder, optionally an NFC normalizer (Qwen2's); <c>tokenizer_config.json</c>
+    /// beside it names BOS/EOS. Anything else (another normalizer, model or pre-tokenizer, dropout, subword prefixes)
+    /// is refused by name.
     /// </summary>
     /// <exception cref="TensorFormatException">The file is malformed or uses something we do not implement.</exception>
     public static ByteLevelBpeTokenizer FromTokenizerJson(string path)
@@ -171,7 +173,9 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         var modelEl = Prop(root, "model", path);
         string type = modelEl.TryGetProperty("type", out var t) ? t.GetString() ?? "" : "BPE";
         if (type != "BPE") throw new TensorFormatException(path, null, "model.type", $"is '{type}'; only BPE is supported here");
-        if (root.TryGetProperty("normalizer", out var norm) && norm.ValueKind != JsonValueKind.Null)
+        // NFC (Qwen2's) changes only text that is not already composed; any other normalizer is refused.
+        bool nfc = false;
+        if (root.TryGetProperty("normalizer", out var norm) && norm.ValueKind != JsonValueKind.Null && !(nfc = TypeOf(norm) == "NFC"))
             throw new TensorFormatException(path, null, "normalizer", $"is '{TypeOf(norm)}', a normalizer we do not implement for byte-level BPE");
         foreach (var (key, ok) in new (string, Func<JsonElement, bool>)[]
         {
@@ -243,10 +247,14 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         {
             [RegexPreTokenizer.Gpt2Hf] => "gpt-2",
             [@"\p{N}", RegexPreTokenizer.Gpt2Hf] => "smollm",
+            // Llama-3 and Qwen2 (a Split then ByteLevel without its regex), as llama.cpp's converter names them; llama-bpe
+            // ignores merges and qwen2 does not, so the flag must agree. llama.cpp has no NFC step, as its converter.
+            [RegexPreTokenizer.Llama3Hf] when ignoreMerges => "llama-bpe",
+            [RegexPreTokenizer.Qwen2Hf] when !ignoreMerges => "qwen2",
             _ => null,
         };
         return new ByteLevelBpeTokenizer(tokens, types, merges, pre, bos, eos, addBos, addEos, ignoreMerges,
-            llamaFallback: false, prefixSpace, unk, specials) { LlamaCppPre = llamaPre };
+            llamaFallback: false, prefixSpace, unk, specials) { LlamaCppPre = llamaPre, _nfc = nfc };
     }
 
     static void AddPreTokenizer(JsonElement el, List<string> patterns, ref bool prefixSpace, bool first, string path, string field)
@@ -366,6 +374,7 @@ public sealed class ByteLevelBpeTokenizer : ITextTokenizer
         {
             if (special >= 0) { ids.Add(special); continue; }
             var fragment = text.AsSpan(start, length);
+            if (_nfc && !fragment.IsNormalized(System.Text.NormalizationForm.FormC)) fragment = fragment.ToString().Normalize(System.Text.NormalizationForm.FormC).AsSpan();
             if (_prefixSpace && fragment[0] != ' ') fragment = (" " + fragment.ToString()).AsSpan();
             pieces.Clear();
             _pre.Split(fragment, pieces);
