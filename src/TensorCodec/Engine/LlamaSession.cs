@@ -34,6 +34,7 @@ public sealed unsafe class LlamaSession : IDisposable
     readonly float[] _x, _xb, _xb2, _q, _k, _v, _hb, _hb2, _logits;
     readonly float[] _att;            // [threads][capacity] attention scores
     readonly float[]? _rounded;       // LikeLlamaCpp: the input rounded to the weight type's ggml activation type
+    byte[]? _xq;                      // LikeLlamaCpp: the input in ggml's q8_0/q8_K layout, for the integer kernels
     readonly RopeTable _rope;
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
@@ -216,6 +217,23 @@ public sealed unsafe class LlamaSession : IDisposable
     void Linear(IWeightMatrix w, float[] x, float[] y, int n)
     {
         bool exact = false;
+        if (_rounded is not null && w is QuantizedMatrix qm && QuantizedMatrix.HasGgmlGemm)
+        {
+            // llama.cpp's arithmetic on the integer kernels: quantize the n inputs once, on the caller.
+            var kind = qm.Activation;
+            int stride = GgmlQ8.RowBytes(kind, qm.Cols);
+            if (_xq is null || _xq.Length < n * stride) _xq = GC.AllocateArray<byte>(_maxBatch * stride, pinned: true);
+            fixed (float* px0 = x)
+            fixed (byte* pq = _xq)
+            fixed (float* py0 = y)
+            {
+                for (int t = 0; t < n; t++) GgmlQ8.Quantize(kind, px0 + (long)t * qm.Cols, qm.Cols, pq + (long)t * stride);
+                _linear.W = w; _linear.Xq = pq; _linear.XqStride = stride; _linear.Y = py0; _linear.N = n;
+                _pool.Run(_linear, w.Rows, minPerWorker: Math.Max(1, 16384 / Math.Max(1, w.Cols * n)));
+                _linear.W = null; _linear.Xq = null;
+            }
+            return;
+        }
         if (_rounded is not null)
         {
             // llama.cpp rounds the input to the weight type's vec_dot_type; the product is then exact.
@@ -242,11 +260,14 @@ public sealed unsafe class LlamaSession : IDisposable
         public float* X, Y;
         public int N;
         public bool Exact; // no activation codes of the engine's own: the fused kernels' are bypassed
+        public byte* Xq;   // set: the input is in ggml's layout and W is a QuantizedMatrix
+        public int XqStride;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var w = W!;
+            if (Xq is not null) { ((QuantizedMatrix)w).MatMulGgml(Xq, XqStride, N, Y, start, end); return; }
             var x = new ReadOnlySpan<float>(X, N * w.Cols);
             var y = new Span<float>(Y, N * w.Rows);
             if (Exact && w is QuantizedMatrix) WeightMatrix.MatMulByDecodedTiles(w, x, N, y, start, end);

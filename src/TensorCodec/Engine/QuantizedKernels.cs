@@ -96,7 +96,7 @@ internal static unsafe class QuantizedKernels
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), Ones16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Half(byte* p) => Fp16Bits.ToFloat(Unsafe.ReadUnaligned<ushort>(p));
+    internal static float Half(byte* p) => Fp16Bits.ToFloat(Unsafe.ReadUnaligned<ushort>(p));
 
     /// <summary>q8_0: 34-byte blocks, fp16 d then 32 int8.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -261,7 +261,7 @@ internal static unsafe class QuantizedKernels
 
     /// <summary>q3_K's sixteen 6-bit scales minus 32: low nibbles in bytes 0–7 (scales 0–7 low, 8–15 high), top 2 bits in bytes 8–11.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScalesK3(byte* p, sbyte* dst)
+    internal static void ScalesK3(byte* p, sbyte* dst)
     {
         // Four scales per uint32, one per byte: scale 4i+b's top bits sit in byte b of the last word at bit 2i.
         uint a0 = Unsafe.ReadUnaligned<uint>(p), a1 = Unsafe.ReadUnaligned<uint>(p + 4), t = Unsafe.ReadUnaligned<uint>(p + 8);
@@ -318,7 +318,7 @@ internal static unsafe class QuantizedKernels
 
     /// <summary>ggml's get_scale_min_k4 for all eight sub-blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScalesMinsK4(byte* q, byte* sc, byte* mn)
+    internal static void ScalesMinsK4(byte* q, byte* sc, byte* mn)
     {
         for (int j = 0; j < 4; j++)
         {

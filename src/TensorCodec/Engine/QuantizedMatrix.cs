@@ -121,6 +121,48 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
         finally { ArrayPool<byte>.Shared.Return(rented); }
     }
 
+    /// <summary>ggml's activation type for this weight type (what <see cref="MatMulGgml"/> takes).</summary>
+    public GgmlActivation Activation => _kernel is Kernel.Q8_0 or Kernel.Q4_0 ? GgmlActivation.Q8_0 : GgmlActivation.Q8_K;
+
+    /// <summary>Whether <see cref="MatMulGgml"/> can run here (AVX2 and FMA).</summary>
+    public static bool HasGgmlGemm => QuantizedGemm.IsSupported;
+
+    /// <summary>
+    /// Y[t][r] = W[r]·X[t] for t &lt; n, r in [rowStart, rowEnd), with X already in ggml's activation
+    /// layout (<see cref="GgmlQ8"/>, <see cref="Activation"/>, <paramref name="xStride"/> bytes per token):
+    /// llama.cpp's arithmetic. Rows outer, tokens in fours inner, so a packed row is read from memory
+    /// once and stays in L1 while every token uses it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
+    {
+        float* r4 = stackalloc float[4];
+        for (int r = rowStart; r < rowEnd; r++)
+        {
+            byte* w = _data + (long)r * _rowBytes;
+            for (int t = 0; t < n; t += 4)
+            {
+                // A short group repeats its last token; the extra results are dropped.
+                byte* x0 = xq + (long)t * xStride;
+                byte* x1 = xq + (long)Math.Min(t + 1, n - 1) * xStride;
+                byte* x2 = xq + (long)Math.Min(t + 2, n - 1) * xStride;
+                byte* x3 = xq + (long)Math.Min(t + 3, n - 1) * xStride;
+                switch (_kernel)
+                {
+                    case Kernel.Q8_0: QuantizedGemm.Q8_0(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q4_0: QuantizedGemm.Q4_0(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q4_K: QuantizedGemm.Q4_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q6_K: QuantizedGemm.Q6_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q5_K: QuantizedGemm.Q5_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q3_K: QuantizedGemm.Q3_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    default: QuantizedGemm.Q2_K(w, Cols, x0, x1, x2, x3, r4); break;
+                }
+                int m = Math.Min(4, n - t);
+                for (int k = 0; k < m; k++) y[(long)(t + k) * Rows + r] = r4[k];
+            }
+        }
+    }
+
     public void ReadRow(int row, Span<float> destination) =>
         _format.Dequantize(new ReadOnlySpan<byte>(_data + (long)row * _rowBytes, _rowBytes), destination[..Cols]);
 }
