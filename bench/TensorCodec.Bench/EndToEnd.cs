@@ -28,11 +28,45 @@ public static class EndToEnd
             case "threads": Threads(args[1]); return 0;
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
+            case "gen-bandwidth": GenBandwidth(args[1], args.Length > 2 ? int.Parse(args[2]) : 1, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS]");
                 return 2;
         }
+    }
+
+    /// <summary>
+    /// Batch-1 generation against memory bandwidth: weight bytes read per generated token × tokens/s,
+    /// as a fraction of the measured copy bandwidth (bytes read per second by a multi-threaded
+    /// memcpy of 256 MiB buffers, median of 5) at the same thread count.
+    /// </summary>
+    static unsafe void GenBandwidth(string path, int threads, int tokens)
+    {
+        using var model = TensorCodec.Engine.LlamaModel.Load(path);
+        var timing = GenerationBenchmark.Run(model, [model.Config.BosId >= 0 ? model.Config.BosId : 1], tokens, threads, runs: 5);
+        const int size = 256 << 20;
+        var src = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        var dst = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        new Random(1).NextBytes(src);
+        src.AsSpan().CopyTo(dst); // fault both in
+        var rates = new List<double>();
+        for (int r = 0; r < 5; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                long a = (long)size * t / threads, b = (long)size * (t + 1) / threads;
+                src.AsSpan((int)a, (int)(b - a)).CopyTo(dst.AsSpan((int)a, (int)(b - a)));
+            });
+            rates.Add(size / sw.Elapsed.TotalSeconds);
+        }
+        rates.Sort();
+        double copy = rates[rates.Count / 2];
+        long perToken = model.WeightBytesPerToken;
+        double reached = perToken * timing.TokensPerSecond;
+        Console.WriteLine($"{Path.GetFileName(path)} -T {threads}: {timing.TokensPerSecond:F1} tokens/s (median of {timing.Runs}) x {perToken / 1e6:F1} MB of weights per token = {reached / 1e9:F2} GB/s; " +
+            $"copy bandwidth {copy / 1e9:F2} GB/s read; {100 * reached / copy:F0}% of it");
     }
 
     static void Ratio(string[] files)

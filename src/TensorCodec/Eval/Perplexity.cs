@@ -137,8 +137,12 @@ public static class Perplexity
 
         var kv = o.Kv ?? KvSpec.F32;
         var arithmetic = o.LikeLlamaCpp ? LinearArithmetic.LikeLlamaCpp : LinearArithmetic.Default;
-        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Kv = kv, Arithmetic = arithmetic });
-        using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Arithmetic = arithmetic });
+        // llama-perplexity decodes a chunk as one batch; the integer GEMM gives every token the same
+        // result in any batch, so like llama.cpp the whole window (up to 512) goes at once. The default
+        // keeps batches of 64, whose grouping its F32 GEMM's summation order (and so its figures) depends on.
+        int batch = o.LikeLlamaCpp ? Math.Clamp(ctx - 1, 1, 512) : 64;
+        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = batch, Kv = kv, Arithmetic = arithmetic });
+        using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = batch, Arithmetic = arithmetic });
         var logProbs = new float[rows * vocab];
         var baseLogProbs = haveBase ? new float[rows * vocab] : null;
 
