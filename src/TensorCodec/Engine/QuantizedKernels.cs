@@ -341,8 +341,6 @@ internal static unsafe class QuantizedKernels
         sbyte* xs = (sbyte*)xq;
         float* xd = (float*)(xq + cols);
         var acc = Vector256<float>.Zero;
-        var m4 = Vector256.Create((byte)0x0F);
-        var m30 = Vector256.Create((byte)0x30);
         var off = Vector256.Create((sbyte)32);
         for (int s = 0; s < nsb; s++, w += 210)
         {
@@ -350,14 +348,7 @@ internal static unsafe class QuantizedKernels
             sbyte* scales = (sbyte*)(w + 192);
             for (int n = 0; n < 2; n++)
             {
-                var qlA = Vector256.Load(w + 64 * n);
-                var qlB = Vector256.Load(w + 64 * n + 32);
-                var h = Vector256.Load(w + 128 + 32 * n).AsUInt16();
-                // Byte-wise shifts via 16-bit shifts: the mask drops bits that crossed from the neighbour byte.
-                var q0 = (qlA & m4) | (Vector256.ShiftLeft(h, 4).AsByte() & m30);
-                var q1 = (qlB & m4) | (Vector256.ShiftLeft(h, 2).AsByte() & m30);
-                var q2 = (Vector256.ShiftRightLogical(qlA.AsUInt16(), 4).AsByte() & m4) | (h.AsByte() & m30);
-                var q3 = (Vector256.ShiftRightLogical(qlB.AsUInt16(), 4).AsByte() & m4) | (Vector256.ShiftRightLogical(h, 2).AsByte() & m30);
+                UnpackQ6K(w, n, out var q0, out var q1, out var q2, out var q3);
                 int xb = s * 8 + n * 4;
                 sbyte* sc = scales + 8 * n;
                 acc = Block6(q0, sc[0], sc[1], xs + xb * 32, d * xd[xb], acc, off);
@@ -367,6 +358,22 @@ internal static unsafe class QuantizedKernels
             }
         }
         return Vector256.Sum(acc);
+    }
+
+    /// <summary>q6_K's four 32-value blocks of codes (0–63) in 128-value half <paramref name="n"/> of the super-block at <paramref name="w"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void UnpackQ6K(byte* w, int n, out Vector256<byte> q0, out Vector256<byte> q1, out Vector256<byte> q2, out Vector256<byte> q3)
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var m30 = Vector256.Create((byte)0x30);
+        var qlA = Vector256.Load(w + 64 * n);
+        var qlB = Vector256.Load(w + 64 * n + 32);
+        var h = Vector256.Load(w + 128 + 32 * n).AsUInt16();
+        // Byte-wise shifts via 16-bit shifts: the mask drops bits that crossed from the neighbour byte.
+        q0 = (qlA & m4) | (Vector256.ShiftLeft(h, 4).AsByte() & m30);
+        q1 = (qlB & m4) | (Vector256.ShiftLeft(h, 2).AsByte() & m30);
+        q2 = (Vector256.ShiftRightLogical(qlA.AsUInt16(), 4).AsByte() & m4) | (h.AsByte() & m30);
+        q3 = (Vector256.ShiftRightLogical(qlB.AsUInt16(), 4).AsByte() & m4) | (Vector256.ShiftRightLogical(h, 2).AsByte() & m30);
     }
 
     /// <summary>One 32-value q6_K block: two 16-value halves with their own int8 scale, applied in the integer madd.</summary>
