@@ -28,10 +28,11 @@ public static class EndToEnd
             case "threads": Threads(args[1]); return 0;
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
+            case "gemm": Gemm(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 2048, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "gen-bandwidth": GenBandwidth(args[1], args.Length > 2 ? int.Parse(args[2]) : 1, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS]");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS]");
                 return 2;
         }
     }
@@ -67,6 +68,63 @@ public static class EndToEnd
         double reached = perToken * timing.TokensPerSecond;
         Console.WriteLine($"{Path.GetFileName(path)} -T {threads}: {timing.TokensPerSecond:F1} tokens/s (median of {timing.Runs}) x {perToken / 1e6:F1} MB of weights per token = {reached / 1e9:F2} GB/s; " +
             $"copy bandwidth {copy / 1e9:F2} GB/s read; {100 * reached / copy:F0}% of it");
+    }
+
+    /// <summary>
+    /// One thread, one ROWS×COLS matrix per type, TOKENS activations: the default batch product
+    /// (F32 GEMM; quantized types decode row tiles to F32 first) against --like-llama-cpp's integer
+    /// GEMM (activation quantization included). Rounds interleave the two; medians of 7.
+    /// </summary>
+    static unsafe void Gemm(int rows, int cols, int n)
+    {
+        var rng = new Random(3);
+        var w = new float[rows * cols];
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5) * 0.1f;
+        var x = new float[n * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() - 0.5);
+        var y = new float[n * rows];
+        Console.WriteLine($"{rows}x{cols} weights, {n} tokens, one thread: GMAC/s (median of 7)");
+        Console.WriteLine("| type | default (F32 GEMM) | --like-llama-cpp (integer GEMM) | ratio |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        fixed (float* pw = w, px = x, py = y)
+        {
+            var f32 = new TensorCodec.Engine.F32Matrix(pw, rows, cols);
+            double Time(Action a) { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalSeconds; }
+            double macs = (double)rows * cols * n / 1e9;
+            var tf = new List<double>();
+            for (int r = 0; r < 7; r++) tf.Add(Time(() => f32.MatMul(x, n, y, 0, rows)));
+            tf.Sort();
+            Console.WriteLine($"| f32 | {macs / tf[3]:F2} | | |");
+            foreach (var type in new[] { "q8_0", "q4_0", "q4_K", "q5_K", "q6_K", "q3_K", "q2_K" })
+            {
+                var fmt = Formats.BlockFormats.Get(type);
+                var packed = GC.AllocateUninitializedArray<byte>(rows * cols / fmt.BlockSize * fmt.BlockBytes, pinned: true);
+                fmt.Quantize(w, packed, cols, default);
+                fixed (byte* pp = packed)
+                {
+                    var m = TensorCodec.Engine.QuantizedMatrix.TryCreate(fmt.GgmlTypeId, pp, rows, cols, null)!;
+                    int stride = TensorCodec.Engine.GgmlQ8.RowBytes(m.Activation, cols);
+                    var xq = GC.AllocateUninitializedArray<byte>(n * stride, pinned: true);
+                    var td = new List<double>(); var tg = new List<double>();
+                    fixed (byte* pq = xq)
+                    {
+                        byte* q = pq;
+                        float* xs = px, ys = py;
+                        for (int r = 0; r < 7; r++)
+                        {
+                            td.Add(Time(() => TensorCodec.Engine.WeightMatrix.MatMulByDecodedTiles(m, x, n, y, 0, rows)));
+                            tg.Add(Time(() =>
+                            {
+                                for (int t = 0; t < n; t++) TensorCodec.Engine.GgmlQ8.Quantize(m.Activation, xs + (long)t * cols, cols, q + (long)t * stride);
+                                m.MatMulGgml(q, stride, n, ys, 0, rows);
+                            }));
+                        }
+                    }
+                    td.Sort(); tg.Sort();
+                    Console.WriteLine($"| {type} | {macs / td[3]:F2} | {macs / tg[3]:F2} | {td[3] / tg[3]:F2}x |");
+                }
+            }
+        }
     }
 
     static void Ratio(string[] files)

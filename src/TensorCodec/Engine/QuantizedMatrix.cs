@@ -130,17 +130,20 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
     /// <summary>
     /// Y[t][r] = W[r]·X[t] for t &lt; n, r in [rowStart, rowEnd), with X already in ggml's activation
     /// layout (<see cref="GgmlQ8"/>, <see cref="Activation"/>, <paramref name="xStride"/> bytes per token):
-    /// llama.cpp's arithmetic. Rows outer, tokens in fours inner, so a packed row is read from memory
-    /// once and stays in L1 while every token uses it.
+    /// llama.cpp's arithmetic. Token tiles outer, then rows, then tokens in fours, so a packed row stays
+    /// in L1 while the tile's tokens use it and the tile's codes stay in L2 while the rows pass.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
     {
         float* r4 = stackalloc float[4];
+        // Tokens in tiles of ~96 KB of codes, so a tile stays in L2 while every row of the share passes over it.
+        int tile = Math.Max(4, 98304 / xStride & ~3);
+        for (int t0 = 0; t0 < n; t0 += tile)
         for (int r = rowStart; r < rowEnd; r++)
         {
             byte* w = _data + (long)r * _rowBytes;
-            for (int t = 0; t < n; t += 4)
+            for (int t = t0; t < Math.Min(n, t0 + tile); t += 4)
             {
                 // A short group repeats its last token; the extra results are dropped.
                 byte* x0 = xq + (long)t * xStride;
