@@ -40,7 +40,7 @@ internal static unsafe class GgmlQ8
             float* xb = x + b * 32;
             var v0 = Vector256.Load(xb); var v1 = Vector256.Load(xb + 8);
             var v2 = Vector256.Load(xb + 16); var v3 = Vector256.Load(xb + 24);
-            float amax = MaxLane(Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3))));
+            float amax = Q8Activations.MaxLane(Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3))));
             var vid = Vector256.Create(amax != 0 ? 127f / amax : 0f);
             var i0 = Vector256.ConvertToInt32Native(Vector256.Round(v0 * vid));
             var i1 = Vector256.ConvertToInt32Native(Vector256.Round(v1 * vid));
@@ -65,7 +65,7 @@ internal static unsafe class GgmlQ8
             float* xb = x + s * 256;
             var am = Vector256<float>.Zero;
             for (int i = 0; i < 256; i += 8) am = Vector256.Max(am, Vector256.Abs(Vector256.Load(xb + i)));
-            float amax = MaxLane(am);
+            float amax = Q8Activations.MaxLane(am);
             if (amax == 0)
             {
                 new Span<byte>(q + s * 256, 256).Clear();
@@ -90,15 +90,6 @@ internal static unsafe class GgmlQ8
             }
             d[s] = 1 / iscale;
         }
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float MaxLane(Vector256<float> v)
-    {
-        var m = Vector128.Max(v.GetLower(), v.GetUpper());
-        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
-        m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(1, 0, 3, 2)));
-        return m.ToScalar();
     }
 }
 

@@ -50,7 +50,7 @@ internal static unsafe class Q8Activations
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float MaxLane(Vector256<float> v)
+    internal static float MaxLane(Vector256<float> v)
     {
         var m = Vector128.Max(v.GetLower(), v.GetUpper());
         m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
