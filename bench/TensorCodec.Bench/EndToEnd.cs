@@ -30,12 +30,104 @@ public static class EndToEnd
             case "gen-llama": GenerateLlama(args[1..]); return 0;
             case "repeat": Repeat(args[1], args[2], long.Parse(args[3])); return 0;
             case "profile": CoderProfile.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 3); return 0;
+            case "gemm": Gemm(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 2048, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
+            case "gen-bandwidth": GenBandwidth(args[1], args.Length > 2 ? int.Parse(args[2]) : 1, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             case "gptq": GptqBench.Run(args[1..]); return 0;
             case "sample": GptqBench.Sample(args[1..]); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS]");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS] | e2e gptq ROWS COLS TYPE");
                 return 2;
+        }
+    }
+
+    /// <summary>
+    /// Batch-1 generation against memory bandwidth: weight bytes read per generated token × tokens/s,
+    /// as a fraction of the measured copy bandwidth (bytes read per second by a multi-threaded
+    /// memcpy of 256 MiB buffers, median of 5) at the same thread count.
+    /// </summary>
+    static unsafe void GenBandwidth(string path, int threads, int tokens)
+    {
+        using var model = TensorCodec.Engine.LlamaModel.Load(path);
+        var timing = GenerationBenchmark.Run(model, [model.Config.BosId >= 0 ? model.Config.BosId : 1], tokens, threads, runs: 5);
+        const int size = 256 << 20;
+        var src = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        var dst = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        new Random(1).NextBytes(src);
+        src.AsSpan().CopyTo(dst); // fault both in
+        var rates = new List<double>();
+        for (int r = 0; r < 5; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+            {
+                long a = (long)size * t / threads, b = (long)size * (t + 1) / threads;
+                src.AsSpan((int)a, (int)(b - a)).CopyTo(dst.AsSpan((int)a, (int)(b - a)));
+            });
+            rates.Add(size / sw.Elapsed.TotalSeconds);
+        }
+        rates.Sort();
+        double copy = rates[rates.Count / 2];
+        long perToken = model.WeightBytesPerToken;
+        double reached = perToken * timing.TokensPerSecond;
+        Console.WriteLine($"{Path.GetFileName(path)} -T {threads}: {timing.TokensPerSecond:F1} tokens/s (median of {timing.Runs}) x {perToken / 1e6:F1} MB of weights per token = {reached / 1e9:F2} GB/s; " +
+            $"copy bandwidth {copy / 1e9:F2} GB/s read; {100 * reached / copy:F0}% of it");
+    }
+
+    /// <summary>
+    /// One thread, one ROWS×COLS matrix per type, TOKENS activations: the default batch product
+    /// (F32 GEMM; quantized types decode row tiles to F32 first) against --like-llama-cpp's integer
+    /// GEMM (activation quantization included). Rounds interleave the two; medians of 7.
+    /// </summary>
+    static unsafe void Gemm(int rows, int cols, int n)
+    {
+        var rng = new Random(3);
+        var w = new float[rows * cols];
+        for (int i = 0; i < w.Length; i++) w[i] = (float)(rng.NextDouble() - 0.5) * 0.1f;
+        var x = new float[n * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() - 0.5);
+        var y = new float[n * rows];
+        Console.WriteLine($"{rows}x{cols} weights, {n} tokens, one thread: GMAC/s (median of 7)");
+        Console.WriteLine("| type | default (F32 GEMM) | --like-llama-cpp (integer GEMM) | ratio |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        fixed (float* pw = w, px = x, py = y)
+        {
+            var f32 = new TensorCodec.Engine.F32Matrix(pw, rows, cols);
+            double Time(Action a) { var sw = Stopwatch.StartNew(); a(); return sw.Elapsed.TotalSeconds; }
+            double macs = (double)rows * cols * n / 1e9;
+            var tf = new List<double>();
+            for (int r = 0; r < 7; r++) tf.Add(Time(() => f32.MatMul(x, n, y, 0, rows)));
+            tf.Sort();
+            Console.WriteLine($"| f32 | {macs / tf[3]:F2} | | |");
+            foreach (var type in new[] { "q8_0", "q4_0", "q4_K", "q5_K", "q6_K", "q3_K", "q2_K" })
+            {
+                var fmt = Formats.BlockFormats.Get(type);
+                var packed = GC.AllocateUninitializedArray<byte>(rows * cols / fmt.BlockSize * fmt.BlockBytes, pinned: true);
+                fmt.Quantize(w, packed, cols, default);
+                fixed (byte* pp = packed)
+                {
+                    var m = TensorCodec.Engine.QuantizedMatrix.TryCreate(fmt.GgmlTypeId, pp, rows, cols, null)!;
+                    int stride = TensorCodec.Engine.GgmlQ8.RowBytes(m.Activation, cols);
+                    var xq = GC.AllocateUninitializedArray<byte>(n * stride, pinned: true);
+                    var td = new List<double>(); var tg = new List<double>();
+                    fixed (byte* pq = xq)
+                    {
+                        byte* q = pq;
+                        float* xs = px, ys = py;
+                        for (int r = 0; r < 7; r++)
+                        {
+                            td.Add(Time(() => TensorCodec.Engine.WeightMatrix.MatMulByDecodedTiles(m, x, n, y, 0, rows)));
+                            tg.Add(Time(() =>
+                            {
+                                for (int t = 0; t < n; t++) TensorCodec.Engine.GgmlQ8.Quantize(m.Activation, xs + (long)t * cols, cols, q + (long)t * stride);
+                                m.MatMulGgml(q, stride, n, ys, 0, rows);
+                            }));
+                        }
+                    }
+                    td.Sort(); tg.Sort();
+                    Console.WriteLine($"| {type} | {macs / td[3]:F2} | {macs / tg[3]:F2} | {td[3] / tg[3]:F2}x |");
+                }
+            }
         }
     }
 

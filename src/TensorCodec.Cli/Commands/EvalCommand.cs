@@ -21,12 +21,13 @@ static class EvalCommand
         var baseLogits = new Option<string?>("--base-logits") { Description = "Use log-probabilities saved by --save-logits as the base" };
         var forceCtx = new Option<bool>("--force-ctx") { Description = "Allow --ctx beyond the model's maximum positions" };
         var kv = new Option<string>("--kv") { Description = "KV cache type of MODEL: f32, f16, q8_0, kivi2, kivi4, kvmix (K4/V2); KIVI types take :k=B,v=B,g=G,r=R (docs/KV.md)", DefaultValueFactory = _ => "f32" };
+        var likeLlama = new Option<bool>("--like-llama-cpp") { Description = "Reproduce llama-perplexity's arithmetic: activations rounded to 8 bits before each quantized matmul as llama.cpp's CPU backend does, base log-probs as its uint16 codes, base log-probs below -16 left out of KL (docs/EVAL.md)" };
         var threads = CliCommon.Threads();
         var json = CliCommon.Json();
         var force = CliCommon.Force();
         var cmd = new Command("eval", "Perplexity (llama.cpp protocol) and, with a base, KL divergence statistics")
         {
-            model, baseModel, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, kv, threads, json, force,
+            model, baseModel, evalText.Text, evalText.Paragraphs, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, scoreFrom, config, baseConfig, saveLogits, baseLogits, forceCtx, kv, likeLlama, threads, json, force,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -35,7 +36,7 @@ static class EvalCommand
             if (p.GetValue(baseModel) is not null && p.GetValue(baseLogits) is not null)
                 throw new ArgumentException("give either --base or --base-logits, not both");
             string modelPath = p.GetValue(model)!;
-            var data = evalText.Read(p, modelPath);
+            var data = evalText.Read(p, modelPath, p.GetValue(ctx));
 
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             using var b = p.GetValue(baseModel) is { } bp ? LlamaModel.Load(bp, new LlamaLoadOptions { ConfigPath = p.GetValue(baseConfig) }) : null;
@@ -49,7 +50,7 @@ static class EvalCommand
                 Ctx = ctxValue, ScoreFrom = p.GetValue(scoreFrom), MaxChunks = p.GetValue(chunks),
                 Threads = CliCommon.ResolveThreads(p.GetValue(threads)), AllowLongContext = p.GetValue(forceCtx),
                 Base = b, BaseLogitsPath = p.GetValue(baseLogits), SaveLogitsPath = p.GetValue(saveLogits), Overwrite = p.GetValue(force),
-                Kv = kvSpec,
+                Kv = kvSpec, LikeLlamaCpp = p.GetValue(likeLlama),
             };
             var result = RunWithProgress(asJson, Path.GetFileName(modelPath), progress => Perplexity.Run(m, data.Span, options, progress, ct));
 
@@ -62,12 +63,12 @@ static class EvalCommand
                     config = p.GetValue(config), base_config = p.GetValue(baseConfig),
                 }, evalText.JsonPaths(p), new
                 {
-                    split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), tokens = data.Length, ctx = result.Ctx, score_from = result.ScoreFrom,
+                    text_mode = evalText.TextMode(p), split = p.GetValue(evalText.Split).ToString().ToLowerInvariant(), tokens = data.Length, ctx = result.Ctx, score_from = result.ScoreFrom,
                     windows = result.Windows, scored = result.Scored, mean_nll = result.MeanNll, ppl = result.Ppl, ppl_std_err = result.PplStdErr,
                     base_ppl = kl?.BasePpl, base_ppl_std_err = kl?.BasePplStdErr, kl_mean = kl?.Mean, kl_mean_std_err = kl?.MeanStdErr, kl_median = kl?.Median,
                     kl_p90 = kl?.P90, kl_p99 = kl?.P99, kl_max = kl?.Max, top1_agreement = kl is null ? (double?)null : JsonOutput.Fraction(kl.Top1AgreementPercent),
                     top1_agreement_std_err = kl is null ? (double?)null : JsonOutput.Fraction(kl.Top1StdErrPercent), mean_delta_p = kl?.MeanDeltaP, rms_delta_p = kl?.RmsDeltaP,
-                    kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), threads = options.Threads,
+                    kv = result.KvType, kv_bytes = result.KvBytes, kv_bytes_per_token = result.KvBytes / (double)(result.Ctx - 1), like_llama_cpp = options.LikeLlamaCpp, threads = options.Threads,
                     seconds = result.Seconds, tokens_per_s = result.TokensPerSecond,
                 });
                 return 0;
@@ -81,6 +82,7 @@ static class EvalCommand
                 AnsiConsole.MarkupLine($"  top-1 agreement {k.Top1AgreementPercent:F3} ± {k.Top1StdErrPercent:F3} %   Δp mean {100 * k.MeanDeltaP:F4} %, RMS {100 * k.RmsDeltaP:F4} %");
             }
             AnsiConsole.MarkupLine($"  KV cache {Markup.Escape(result.KvType)}: {result.KvBytes:N0} bytes for {result.Ctx - 1} positions ({result.KvBytes / (double)(result.Ctx - 1):F1} bytes/token)");
+            if (options.LikeLlamaCpp) AnsiConsole.MarkupLine("  arithmetic: like llama.cpp (activations rounded to the weights' ggml vec_dot_type, uint16 base log-probs, base log-probs ≤ −16 left out of KL)");
             AnsiConsole.MarkupLine($"  {result.Seconds:F2} s, {result.TokensPerSecond:F0} tokens/s (model under test, -T {options.Threads})");
             return 0;
         });

@@ -24,7 +24,7 @@ static class ImatrixCommand
         var json = CliCommon.Json();
         var cmd = new Command("imatrix", "Importance matrix (llama-imatrix): per linear weight, the mean squared input activation per column over calibration text")
         {
-            model, output, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, format, processOutput, config, threads, force, json,
+            model, output, evalText.Text, evalText.Paragraphs, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, format, processOutput, config, threads, force, json,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
@@ -36,7 +36,8 @@ static class ImatrixCommand
                 "gguf" => false,
                 var f => throw new ArgumentException($"--format {f}: use gguf or dat"),
             };
-            var data = evalText.Read(p, modelPath);
+            // As llama-imatrix: the whole text as one string, BOS over each window's first token.
+            var data = evalText.Read(p, modelPath, p.GetValue(ctx));
             using var m = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = p.GetValue(config) });
             var options = new ImatrixOptions
             {

@@ -22,12 +22,12 @@ static class SweepCommand
         var json = CliCommon.Json();
         var cmd = new Command("sweep", "Rate–distortion sweep: quantize to each type in memory, evaluate against the unquantized model, write report.md and rd.svg")
         {
-            model, types, evalText.Text, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json, imatrix,
+            model, types, evalText.Text, evalText.Paragraphs, evalText.Tokenizer, evalText.Tokens, evalText.Split, ctx, chunks, config, output, threads, json, imatrix,
         };
         cmd.SetGuardedAction((p, ct) =>
         {
             string modelPath = p.GetValue(model)!;
-            var data = evalText.Read(p, modelPath);
+            var data = evalText.Read(p, modelPath, p.GetValue(ctx));
             var options = new SweepOptions
             {
                 Types = p.GetValue(types)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),

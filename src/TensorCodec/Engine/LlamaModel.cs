@@ -74,6 +74,9 @@ public sealed class LlamaModel : IDisposable
     public long WeightBytes => Embedding.ByteSize + (ReferenceEquals(Output, Embedding) ? 0 : Output.ByteSize)
         + Layers.Sum(l => l.Wq.ByteSize + l.Wk.ByteSize + l.Wv.ByteSize + l.Wo.ByteSize + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize);
 
+    /// <summary>Bytes of weights one generated token reads: every matrix in full, except one row of an untied embedding.</summary>
+    public long WeightBytesPerToken => WeightBytes - (ReferenceEquals(Output, Embedding) ? 0 : Embedding.ByteSize - Embedding.ByteSize / Embedding.Rows);
+
     /// <summary>A new sequence over this model with its own KV cache and scratch; dispose it when done.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A capacity of zero or less.</exception>
     public LlamaSession CreateSession(LlamaSessionOptions? options = null) => new(this, options ?? new LlamaSessionOptions());

@@ -17,6 +17,8 @@ public sealed record LlamaSessionOptions
     public KvSpec? Kv { get; init; }
     /// <summary>Sees every linear layer's input (calibration); null for none.</summary>
     internal IActivationObserver? Observer { get; init; }
+    /// <summary>Activation rounding of the linear layers (default: the engine's own; see <see cref="LinearArithmetic"/>).</summary>
+    public LinearArithmetic Arithmetic { get; init; }
 }
 
 /// <summary>
@@ -33,6 +35,8 @@ public sealed unsafe class LlamaSession : IDisposable
     // Activations, [batch][width] row-major, pinned so worker threads can address them.
     readonly float[] _x, _xb, _xb2, _q, _k, _v, _hb, _hb2, _logits;
     readonly float[] _att;            // [threads][capacity] attention scores
+    readonly float[]? _rounded;       // LikeLlamaCpp: the input rounded to the weight type's ggml activation type
+    byte[]? _xq;                      // LikeLlamaCpp: the input in ggml's q8_0/q8_K layout, for the integer kernels
     readonly RopeTable _rope;
     readonly LinearJob _linear = new();
     readonly AttentionJob _attention;
@@ -62,6 +66,7 @@ public sealed unsafe class LlamaSession : IDisposable
         _k = A(b * _c.KvDim); _v = A(b * _c.KvDim);
         _hb = A(b * _c.HiddenDim); _hb2 = A(b * _c.HiddenDim);
         _logits = A(b * _c.VocabSize);
+        if (o.Arithmetic == LinearArithmetic.LikeLlamaCpp) _rounded = A(b * Math.Max(Math.Max(_c.Dim, _c.QDim), _c.HiddenDim));
         _att = A(_pool.Threads * AttentionJob.ScoreRows(_c, _maxBatch) * Capacity);
         _attention = new AttentionJob(this);
         _observer = o.Observer;
@@ -220,9 +225,38 @@ public sealed unsafe class LlamaSession : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void Linear(IWeightMatrix w, float[] x, float[] y, int n)
     {
+        bool exact = false;
+        if (_rounded is not null && w is QuantizedMatrix qm && QuantizedMatrix.HasGgmlGemm)
+        {
+            // llama.cpp's arithmetic on the integer kernels: quantize the n inputs once, on the caller.
+            var kind = qm.Activation;
+            int stride = GgmlQ8.RowBytes(kind, qm.Cols);
+            if (_xq is null || _xq.Length < n * stride) _xq = GC.AllocateArray<byte>(_maxBatch * stride, pinned: true);
+            fixed (float* px0 = x)
+            fixed (byte* pq = _xq)
+            fixed (float* py0 = y)
+            {
+                for (int t = 0; t < n; t++) GgmlQ8.Quantize(kind, px0 + (long)t * qm.Cols, qm.Cols, pq + (long)t * stride);
+                _linear.W = w; _linear.Xq = pq; _linear.XqStride = stride; _linear.Y = py0; _linear.N = n;
+                _pool.Run(_linear, w.Rows, minPerWorker: Math.Max(1, 16384 / Math.Max(1, w.Cols * n)));
+                _linear.W = null; _linear.Xq = null;
+            }
+            return;
+        }
+        if (_rounded is not null)
+        {
+            // llama.cpp rounds the input to the weight type's vec_dot_type; the product is then exact.
+            var kind = GgmlActivations.For(w.TypeName);
+            if (kind != GgmlActivation.None)
+            {
+                for (int t = 0; t < n; t++) GgmlActivations.Round(kind, x.AsSpan(t * w.Cols, w.Cols), _rounded.AsSpan(t * w.Cols, w.Cols));
+                x = _rounded;
+            }
+            exact = true;
+        }
         fixed (float* px = x, py = y)
         {
-            _linear.W = w; _linear.X = px; _linear.Y = py; _linear.N = n;
+            _linear.W = w; _linear.X = px; _linear.Y = py; _linear.N = n; _linear.Exact = exact;
             // Small matrices are not worth waking a thread for.
             _pool.Run(_linear, w.Rows, minPerWorker: Math.Max(1, 16384 / Math.Max(1, w.Cols * n)));
             _linear.W = null;
@@ -234,14 +268,19 @@ public sealed unsafe class LlamaSession : IDisposable
         public IWeightMatrix? W;
         public float* X, Y;
         public int N;
+        public bool Exact; // no activation codes of the engine's own: the fused kernels' are bypassed
+        public byte* Xq;   // set: the input is in ggml's layout and W is a QuantizedMatrix
+        public int XqStride;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var w = W!;
+            if (Xq is not null) { ((QuantizedMatrix)w).MatMulGgml(Xq, XqStride, N, Y, start, end); return; }
             var x = new ReadOnlySpan<float>(X, N * w.Cols);
             var y = new Span<float>(Y, N * w.Rows);
-            if (N == 1) w.MatVec(x, y, start, end);
+            if (Exact && w is QuantizedMatrix) WeightMatrix.MatMulByDecodedTiles(w, x, N, y, start, end);
+            else if (N == 1) w.MatVec(x, y, start, end);
             else w.MatMul(x, N, y, start, end);
         }
     }

@@ -50,7 +50,7 @@ internal static unsafe class Q8Activations
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float MaxLane(Vector256<float> v)
+    internal static float MaxLane(Vector256<float> v)
     {
         var m = Vector128.Max(v.GetLower(), v.GetUpper());
         m = Vector128.Max(m, Vector128.Shuffle(m, Vector128.Create(2, 3, 0, 1)));
@@ -96,7 +96,7 @@ internal static unsafe class QuantizedKernels
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(w, x), Ones16);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static float Half(byte* p) => Fp16Bits.ToFloat(Unsafe.ReadUnaligned<ushort>(p));
+    internal static float Half(byte* p) => Fp16Bits.ToFloat(Unsafe.ReadUnaligned<ushort>(p));
 
     /// <summary>q8_0: 34-byte blocks, fp16 d then 32 int8.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -261,7 +261,7 @@ internal static unsafe class QuantizedKernels
 
     /// <summary>q3_K's sixteen 6-bit scales minus 32: low nibbles in bytes 0–7 (scales 0–7 low, 8–15 high), top 2 bits in bytes 8–11.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScalesK3(byte* p, sbyte* dst)
+    internal static void ScalesK3(byte* p, sbyte* dst)
     {
         // Four scales per uint32, one per byte: scale 4i+b's top bits sit in byte b of the last word at bit 2i.
         uint a0 = Unsafe.ReadUnaligned<uint>(p), a1 = Unsafe.ReadUnaligned<uint>(p + 4), t = Unsafe.ReadUnaligned<uint>(p + 8);
@@ -318,7 +318,7 @@ internal static unsafe class QuantizedKernels
 
     /// <summary>ggml's get_scale_min_k4 for all eight sub-blocks.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void ScalesMinsK4(byte* q, byte* sc, byte* mn)
+    internal static void ScalesMinsK4(byte* q, byte* sc, byte* mn)
     {
         for (int j = 0; j < 4; j++)
         {
@@ -341,8 +341,6 @@ internal static unsafe class QuantizedKernels
         sbyte* xs = (sbyte*)xq;
         float* xd = (float*)(xq + cols);
         var acc = Vector256<float>.Zero;
-        var m4 = Vector256.Create((byte)0x0F);
-        var m30 = Vector256.Create((byte)0x30);
         var off = Vector256.Create((sbyte)32);
         for (int s = 0; s < nsb; s++, w += 210)
         {
@@ -350,14 +348,7 @@ internal static unsafe class QuantizedKernels
             sbyte* scales = (sbyte*)(w + 192);
             for (int n = 0; n < 2; n++)
             {
-                var qlA = Vector256.Load(w + 64 * n);
-                var qlB = Vector256.Load(w + 64 * n + 32);
-                var h = Vector256.Load(w + 128 + 32 * n).AsUInt16();
-                // Byte-wise shifts via 16-bit shifts: the mask drops bits that crossed from the neighbour byte.
-                var q0 = (qlA & m4) | (Vector256.ShiftLeft(h, 4).AsByte() & m30);
-                var q1 = (qlB & m4) | (Vector256.ShiftLeft(h, 2).AsByte() & m30);
-                var q2 = (Vector256.ShiftRightLogical(qlA.AsUInt16(), 4).AsByte() & m4) | (h.AsByte() & m30);
-                var q3 = (Vector256.ShiftRightLogical(qlB.AsUInt16(), 4).AsByte() & m4) | (Vector256.ShiftRightLogical(h, 2).AsByte() & m30);
+                UnpackQ6K(w, n, out var q0, out var q1, out var q2, out var q3);
                 int xb = s * 8 + n * 4;
                 sbyte* sc = scales + 8 * n;
                 acc = Block6(q0, sc[0], sc[1], xs + xb * 32, d * xd[xb], acc, off);
@@ -367,6 +358,22 @@ internal static unsafe class QuantizedKernels
             }
         }
         return Vector256.Sum(acc);
+    }
+
+    /// <summary>q6_K's four 32-value blocks of codes (0–63) in 128-value half <paramref name="n"/> of the super-block at <paramref name="w"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void UnpackQ6K(byte* w, int n, out Vector256<byte> q0, out Vector256<byte> q1, out Vector256<byte> q2, out Vector256<byte> q3)
+    {
+        var m4 = Vector256.Create((byte)0x0F);
+        var m30 = Vector256.Create((byte)0x30);
+        var qlA = Vector256.Load(w + 64 * n);
+        var qlB = Vector256.Load(w + 64 * n + 32);
+        var h = Vector256.Load(w + 128 + 32 * n).AsUInt16();
+        // Byte-wise shifts via 16-bit shifts: the mask drops bits that crossed from the neighbour byte.
+        q0 = (qlA & m4) | (Vector256.ShiftLeft(h, 4).AsByte() & m30);
+        q1 = (qlB & m4) | (Vector256.ShiftLeft(h, 2).AsByte() & m30);
+        q2 = (Vector256.ShiftRightLogical(qlA.AsUInt16(), 4).AsByte() & m4) | (h.AsByte() & m30);
+        q3 = (Vector256.ShiftRightLogical(qlB.AsUInt16(), 4).AsByte() & m4) | (Vector256.ShiftRightLogical(h, 2).AsByte() & m30);
     }
 
     /// <summary>One 32-value q6_K block: two 16-value halves with their own int8 scale, applied in the integer madd.</summary>

@@ -121,6 +121,51 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
         finally { ArrayPool<byte>.Shared.Return(rented); }
     }
 
+    /// <summary>ggml's activation type for this weight type (what <see cref="MatMulGgml"/> takes).</summary>
+    public GgmlActivation Activation => _kernel is Kernel.Q8_0 or Kernel.Q4_0 ? GgmlActivation.Q8_0 : GgmlActivation.Q8_K;
+
+    /// <summary>Whether <see cref="MatMulGgml"/> can run here (AVX2 and FMA).</summary>
+    public static bool HasGgmlGemm => QuantizedGemm.IsSupported;
+
+    /// <summary>
+    /// Y[t][r] = W[r]·X[t] for t &lt; n, r in [rowStart, rowEnd), with X already in ggml's activation
+    /// layout (<see cref="GgmlQ8"/>, <see cref="Activation"/>, <paramref name="xStride"/> bytes per token):
+    /// llama.cpp's arithmetic. Token tiles outer, then rows, then tokens in fours, so a packed row stays
+    /// in L1 while the tile's tokens use it and the tile's codes stay in L2 while the rows pass.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
+    {
+        float* r4 = stackalloc float[4];
+        // Tokens in tiles of ~96 KB of codes, so a tile stays in L2 while every row of the share passes over it.
+        int tile = Math.Max(4, 98304 / xStride & ~3);
+        for (int t0 = 0; t0 < n; t0 += tile)
+        for (int r = rowStart; r < rowEnd; r++)
+        {
+            byte* w = _data + (long)r * _rowBytes;
+            for (int t = t0; t < Math.Min(n, t0 + tile); t += 4)
+            {
+                // A short group repeats its last token; the extra results are dropped.
+                byte* x0 = xq + (long)t * xStride;
+                byte* x1 = xq + (long)Math.Min(t + 1, n - 1) * xStride;
+                byte* x2 = xq + (long)Math.Min(t + 2, n - 1) * xStride;
+                byte* x3 = xq + (long)Math.Min(t + 3, n - 1) * xStride;
+                switch (_kernel)
+                {
+                    case Kernel.Q8_0: QuantizedGemm.Q8_0(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q4_0: QuantizedGemm.Q4_0(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q4_K: QuantizedGemm.Q4_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q6_K: QuantizedGemm.Q6_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q5_K: QuantizedGemm.Q5_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    case Kernel.Q3_K: QuantizedGemm.Q3_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    default: QuantizedGemm.Q2_K(w, Cols, x0, x1, x2, x3, r4); break;
+                }
+                int m = Math.Min(4, n - t);
+                for (int k = 0; k < m; k++) y[(long)(t + k) * Rows + r] = r4[k];
+            }
+        }
+    }
+
     public void ReadRow(int row, Span<float> destination) =>
         _format.Dequantize(new ReadOnlySpan<byte>(_data + (long)row * _rowBytes, _rowBytes), destination[..Cols]);
 }

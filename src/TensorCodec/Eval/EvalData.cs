@@ -78,6 +78,44 @@ public static class EvalData
     public static int[] Tokenize(string textPath, ITextTokenizer tokenizer) => EncodeParagraphs(File.ReadAllText(textPath), tokenizer);
 
     /// <summary>
+    /// llama-perplexity's tokenization of a text file: the whole file as one string (one trailing
+    /// "\n" dropped, as llama.cpp's <c>-f</c> reads it), encoded with the model's special tokens
+    /// added (its BOS when it adds one) and special tokens in the text not parsed.
+    /// </summary>
+    public static int[] TokenizeWhole(string textPath, ITextTokenizer tokenizer) => EncodeWhole(File.ReadAllText(textPath), tokenizer);
+
+    /// <summary>The text form of <see cref="TokenizeWhole"/>.</summary>
+    public static int[] EncodeWhole(string text, ITextTokenizer tokenizer)
+    {
+        if (text.EndsWith('\n')) text = text[..^1];
+        return tokenizer.Encode(text, addSpecial: true, parseSpecial: false);
+    }
+
+    /// <summary>
+    /// The id llama-perplexity writes over the first token of every chunk: the tokenizer's BOS when
+    /// encoding adds one (llama.cpp's add_bos flag), else null (chunks are fed unchanged).
+    /// </summary>
+    public static int? ChunkStartToken(ITextTokenizer tokenizer)
+    {
+        if (tokenizer.BosId < 0) return null;
+        var probe = tokenizer.Encode("a", addSpecial: true, parseSpecial: false);
+        return probe.Length > 0 && probe[0] == tokenizer.BosId ? tokenizer.BosId : null;
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="tokens"/> with <paramref name="token"/> written over the first token
+    /// of each whole window of <paramref name="ctx"/> (llama-perplexity replaces, it does not insert:
+    /// the window keeps ctx tokens and the replaced one is never a scored target).
+    /// </summary>
+    public static int[] WithChunkStarts(ReadOnlySpan<int> tokens, int ctx, int token)
+    {
+        if (ctx < 1) throw new ArgumentOutOfRangeException(nameof(ctx), $"ctx {ctx} must be positive");
+        var copy = tokens.ToArray();
+        for (long i = 0; i + ctx <= copy.Length; i += ctx) copy[i] = token;
+        return copy;
+    }
+
+    /// <summary>
     /// <see cref="Tokenizer.EncodeParagraphs"/> for any tokenizer: per blank-line-separated paragraph, BOS (when
     /// the tokenizer has one) + the paragraph and "\n" as plain text (special tokens in it are not parsed).
     /// </summary>

@@ -27,6 +27,13 @@ public sealed record EvalOptions
     public bool Overwrite { get; init; }
     /// <summary>KV cache type of the model under test (the base always uses F32); default F32.</summary>
     public KvSpec? Kv { get; init; }
+    /// <summary>
+    /// Reproduce llama-perplexity --kl-divergence: both models' linear layers round their activations
+    /// as llama.cpp's CPU matmuls do (<see cref="LinearArithmetic.LikeLlamaCpp"/>), the base
+    /// log-probabilities are stored as llama.cpp's uint16 codes, and base log-probabilities at or
+    /// below −16 are left out of the KL sum. Default off: the exact evaluation is the ruler.
+    /// </summary>
+    public bool LikeLlamaCpp { get; init; }
 }
 
 /// <summary>KL(base ‖ model) and related statistics over the scored positions (llama.cpp's --kl-divergence set).</summary>
@@ -129,8 +136,13 @@ public static class Perplexity
         bool haveBase = o.Base is not null || reader is not null;
 
         var kv = o.Kv ?? KvSpec.F32;
-        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64, Kv = kv });
-        using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = 64 });
+        var arithmetic = o.LikeLlamaCpp ? LinearArithmetic.LikeLlamaCpp : LinearArithmetic.Default;
+        // llama-perplexity decodes a chunk as one batch; the integer GEMM gives every token the same
+        // result in any batch, so like llama.cpp the whole window (up to 512) goes at once. The default
+        // keeps batches of 64, whose grouping its F32 GEMM's summation order (and so its figures) depends on.
+        int batch = o.LikeLlamaCpp ? Math.Clamp(ctx - 1, 1, 512) : 64;
+        using var session = model.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = batch, Kv = kv, Arithmetic = arithmetic });
+        using var baseSession = o.Base?.CreateSession(new LlamaSessionOptions { Threads = o.Threads, Capacity = ctx, MaxBatch = batch, Arithmetic = arithmetic });
         var logProbs = new float[rows * vocab];
         var baseLogProbs = haveBase ? new float[rows * vocab] : null;
 
@@ -171,8 +183,9 @@ public static class Perplexity
                 nll.Add(-lp[target]);
                 if (!haveBase) continue;
                 var bp = baseLogProbs.AsSpan(r * vocab, vocab);
+                if (o.LikeLlamaCpp) RoundLikeLlamaCpp(bp);
                 baseNll.Add(-bp[target]);
-                kl.Add(LogSoftmax.Kl<float>(bp, lp));
+                kl.Add(o.LikeLlamaCpp ? KlLikeLlamaCpp(bp, lp) : LogSoftmax.Kl<float>(bp, lp));
                 deltaP.Add(Math.Exp(lp[target]) - Math.Exp(bp[target]));
                 if (ArgMax(lp) == ArgMax(bp)) sameTop++;
             }
@@ -200,6 +213,40 @@ public static class Perplexity
         long fed = (long)windows * (ctx - 1);
         return new EvalResult(ctx, from, windows, nll.Count, meanNll, Math.Exp(meanNll), pplErr, klStats, fed, seconds,
             modelSeconds > 0 ? fed / modelSeconds : 0) { KvType = kv.Name, KvBytes = kv.BytesFor(c, ctx - 1) };
+    }
+
+    /// <summary>llama-perplexity's lowest base log-probability that counts in the KL sum (exclusive).</summary>
+    internal const float LlamaCppMinLogProb = -16f;
+
+    /// <summary>
+    /// Replaces a row of log-probabilities by the values llama-perplexity's uint16 codes stand for:
+    /// the range [max(min, max − 16), max] in 65,535 steps, everything at or below its bottom coded 0
+    /// (read back as the bottom, which the KL sum then skips).
+    /// </summary>
+    internal static void RoundLikeLlamaCpp(Span<float> logProbs)
+    {
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(logProbs);
+        float min = MathF.Max(System.Numerics.Tensors.TensorPrimitives.Min(logProbs), max - 16);
+        float scale = (max - min) / 65535f;
+        if (scale == 0) { logProbs.Fill(min); return; }
+        float inv = 1 / scale;
+        for (int i = 0; i < logProbs.Length; i++)
+        {
+            float q = logProbs[i] > min ? MathF.Round(inv * (logProbs[i] - min), MidpointRounding.ToEven) : 0;
+            logProbs[i] = scale * q + min;
+        }
+    }
+
+    /// <summary>KL(base ‖ model) as llama-perplexity sums it: only terms whose base log-probability exceeds −16, in float.</summary>
+    internal static double KlLikeLlamaCpp(ReadOnlySpan<float> baseLogProbs, ReadOnlySpan<float> logProbs)
+    {
+        double sum = 0;
+        for (int i = 0; i < baseLogProbs.Length; i++)
+        {
+            float b = baseLogProbs[i];
+            if (b > LlamaCppMinLogProb) sum += MathF.Exp(b) * (b - logProbs[i]);
+        }
+        return sum;
     }
 
     static int ArgMax(ReadOnlySpan<float> x) => System.Numerics.Tensors.TensorPrimitives.IndexOfMax(x);
