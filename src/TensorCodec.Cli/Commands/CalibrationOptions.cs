@@ -13,7 +13,7 @@ sealed class CalibrationOptions
         Description = "rtn: llama-quantize's exact bytes (the default; importance weights only from --imatrix); imatrix: the same quantizers with importance " +
             "weights from --imatrix or computed from --calibration; gptq: GPTQ error-compensating rounding into the same ggml blocks, from --calibration",
     };
-    public Option<string?> Calibration { get; } = new("--calibration") { Description = "Calibration data: token ids (.u16 raw uint16, .csv) or a text file (tokenized with the model's tokenizer, paragraph by paragraph)" };
+    public Option<string?> Calibration { get; } = new("--calibration") { Description = "Calibration data: token ids (.u16 raw uint16, .csv) or a text file (tokenized as llama-imatrix does: the whole file as one string, BOS over each chunk's first token)" };
     public Option<int> Ctx { get; } = new("--calibration-ctx") { Description = "Tokens per calibration chunk", DefaultValueFactory = _ => 128 };
     public Option<int> Chunks { get; } = new("--calibration-chunks") { Description = "Use at most N calibration chunks (0 = all)", DefaultValueFactory = _ => 64 };
     public Option<TokenSplit> Split { get; } = new("--calibration-split") { Description = "Part of the calibration tokens to use: all, train, or val (the last n/20 tokens)", DefaultValueFactory = _ => TokenSplit.All };
@@ -35,10 +35,17 @@ sealed class CalibrationOptions
         var method = ParseMethod(p.GetValue(Method));
         if (p.GetValue(Calibration) is not string path || method == QuantMethod.Rtn) return null;
         string ext = Path.GetExtension(path);
-        int[] all = ext.Equals(".u16", StringComparison.OrdinalIgnoreCase) || ext.Equals(".csv", StringComparison.OrdinalIgnoreCase)
-            ? EvalData.ReadTokens(path)
-            : EvalData.Tokenize(path, CliCommon.ResolveTokenizer(tokenizerPath, modelPath));
-        var tokens = EvalData.Split(all, p.GetValue(Split));
+        ReadOnlyMemory<int> tokens;
+        if (ext.Equals(".u16", StringComparison.OrdinalIgnoreCase) || ext.Equals(".csv", StringComparison.OrdinalIgnoreCase))
+            tokens = EvalData.Split(EvalData.ReadTokens(path), p.GetValue(Split));
+        else
+        {
+            // Text is read as `tcodec imatrix` and llama-imatrix read it: one string, BOS over each window's first token.
+            var tokenizer = CliCommon.ResolveTokenizer(tokenizerPath, modelPath);
+            var split = EvalData.Split(EvalData.TokenizeWhole(path, tokenizer), p.GetValue(Split));
+            int ctx = p.GetValue(Ctx);
+            tokens = EvalData.ChunkStartToken(tokenizer) is int bos && ctx > 0 ? EvalData.WithChunkStarts(split.Span, ctx, bos) : split;
+        }
         var model = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = configPath });
         try
         {

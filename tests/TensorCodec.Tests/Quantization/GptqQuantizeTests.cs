@@ -70,4 +70,48 @@ public class GptqQuantizeTests
         Assert.Equal("gptq", doc.RootElement.GetProperty("method").GetString());
         Assert.True(doc.RootElement.GetProperty("imatrix_used").GetBoolean());
     }
+
+    /// <summary>
+    /// quantize --calibration TEXT reads text as `tcodec imatrix --text` does (one string, BOS over each window's
+    /// first token), so its importance weights and an imatrix file made from the same text (with output.weight, which
+    /// llama-imatrix skips unless asked) give the same tensors.
+    /// </summary>
+    [Fact]
+    public void CalibrationTextReadsLikeTheImatrixCommand()
+    {
+        using var dir = new ScratchDir();
+        var text = string.Join("\n", Enumerable.Range(0, 60).Select(i => $"Line {i}: to be, or not to be, that is the question {i * 7}."));
+        File.WriteAllText(dir.File("c.txt"), text);
+        string[] common = ["--config", ModelQuantizerTests.Config, "--tokenizer", ModelQuantizerTests.Tokenizer];
+        var (code, _, err) = TensorCodec.Tests.Cli.CliTests.Tcodec(["imatrix", ModelQuantizerTests.Bf16Sample, .. common,
+            "--text", dir.File("c.txt"), "--ctx", "64", "--chunks", "4", "--process-output", "-o", dir.File("im.gguf")]);
+        Assert.True(code == 0, err);
+        (code, _, err) = TensorCodec.Tests.Cli.CliTests.Tcodec(["quantize", ModelQuantizerTests.Bf16Sample, .. common, "-t", "q4_K_M",
+            "--imatrix", dir.File("im.gguf"), "-o", dir.File("a.gguf"), "-T", "2"]);
+        Assert.True(code == 0, err);
+        (code, _, err) = TensorCodec.Tests.Cli.CliTests.Tcodec(["quantize", ModelQuantizerTests.Bf16Sample, .. common, "-t", "q4_K_M",
+            "--method", "imatrix", "--calibration", dir.File("c.txt"), "--calibration-ctx", "64", "--calibration-chunks", "4",
+            "-o", dir.File("b.gguf"), "-T", "2"]);
+        Assert.True(code == 0, err);
+        var a = TensorsOf(dir.File("a.gguf"));
+        var b = TensorsOf(dir.File("b.gguf"));
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        foreach (var (name, bytes) in a)
+            Assert.True(bytes.AsSpan().SequenceEqual(b[name]), $"{name}: the calibration text and the imatrix file give different bytes");
+    }
+
+    static Dictionary<string, byte[]> TensorsOf(string path)
+    {
+        using var fs = File.OpenRead(path);
+        var g = GgufFile.Parse(fs, path);
+        var result = new Dictionary<string, byte[]>();
+        foreach (var t in g.Tensors)
+        {
+            var bytes = new byte[t.ByteSize];
+            fs.Position = t.Offset;
+            fs.ReadExactly(bytes);
+            result[t.Name] = bytes;
+        }
+        return result;
+    }
 }
