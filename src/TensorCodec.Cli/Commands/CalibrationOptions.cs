@@ -35,17 +35,11 @@ sealed class CalibrationOptions
         var method = ParseMethod(p.GetValue(Method));
         if (p.GetValue(Calibration) is not string path || method == QuantMethod.Rtn) return null;
         string ext = Path.GetExtension(path);
-        ReadOnlyMemory<int> tokens;
-        if (ext.Equals(".u16", StringComparison.OrdinalIgnoreCase) || ext.Equals(".csv", StringComparison.OrdinalIgnoreCase))
-            tokens = EvalData.Split(EvalData.ReadTokens(path), p.GetValue(Split));
-        else
-        {
-            // Text is read as `tcodec imatrix` and llama-imatrix read it: one string, BOS over each window's first token.
-            var tokenizer = CliCommon.ResolveTokenizer(tokenizerPath, modelPath);
-            var split = EvalData.Split(EvalData.TokenizeWhole(path, tokenizer), p.GetValue(Split));
-            int ctx = p.GetValue(Ctx);
-            tokens = EvalData.ChunkStartToken(tokenizer) is int bos && ctx > 0 ? EvalData.WithChunkStarts(split.Span, ctx, bos) : split;
-        }
+        bool ids = ext.Equals(".u16", StringComparison.OrdinalIgnoreCase) || ext.Equals(".csv", StringComparison.OrdinalIgnoreCase);
+        // Text is read as `tcodec imatrix` and llama-imatrix read it: one string, BOS over each window's first token.
+        var tokens = ids
+            ? EvalData.Split(EvalData.ReadTokens(path), p.GetValue(Split))
+            : EvalData.TextWindows(path, CliCommon.ResolveTokenizer(tokenizerPath, modelPath), p.GetValue(Split), p.GetValue(Ctx));
         var model = LlamaModel.Load(modelPath, new LlamaLoadOptions { ConfigPath = configPath });
         try
         {

@@ -32,7 +32,6 @@ sealed class EvalTextOptions
         if (tokensPath is not null) return EvalData.Split(EvalData.ReadTokens(tokensPath), p.GetValue(Split));
         var tokenizer = CliCommon.ResolveTokenizer(tokPath, modelPath);
         if (p.GetValue(Paragraphs)) return EvalData.Split(EvalData.Tokenize(textPath!, tokenizer), p.GetValue(Split));
-        var split = EvalData.Split(EvalData.TokenizeWhole(textPath!, tokenizer), p.GetValue(Split));
-        return EvalData.ChunkStartToken(tokenizer) is int bos && ctx > 0 ? EvalData.WithChunkStarts(split.Span, ctx, bos) : split;
+        return EvalData.TextWindows(textPath!, tokenizer, p.GetValue(Split), ctx);
     }
 }

@@ -116,6 +116,17 @@ public static class EvalData
     }
 
     /// <summary>
+    /// A text file as llama-perplexity and llama-imatrix feed it: <see cref="TokenizeWhole"/>, the
+    /// <paramref name="split"/> selected, then <see cref="ChunkStartToken"/> written over the first token of
+    /// each window of <paramref name="ctx"/> (when the tokenizer adds a BOS).
+    /// </summary>
+    public static ReadOnlyMemory<int> TextWindows(string textPath, ITextTokenizer tokenizer, TokenSplit split, int ctx)
+    {
+        var selected = Split(TokenizeWhole(textPath, tokenizer), split);
+        return ChunkStartToken(tokenizer) is int bos && ctx > 0 ? WithChunkStarts(selected.Span, ctx, bos) : selected;
+    }
+
+    /// <summary>
     /// <see cref="Tokenizer.EncodeParagraphs"/> for any tokenizer: per blank-line-separated paragraph, BOS (when
     /// the tokenizer has one) + the paragraph and "\n" as plain text (special tokens in it are not parsed).
     /// </summary>
