@@ -52,7 +52,7 @@ public class QuantizeCliTests
 }
 
 /// <summary>Runs only when TCODEC_NODE_LLAMA points at a folder where node-llama-cpp is installed (.ci/run does that).</summary>
-public sealed class NodeLlamaFactAttribute : FactAttribute
+public sealed class NodeLlamaFactAttribute : SkippableFactAttribute
 {
     public const string Variable = "TCODEC_NODE_LLAMA";
 
