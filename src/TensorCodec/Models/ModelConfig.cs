@@ -442,7 +442,8 @@ public sealed record ModelConfig
             RopeScaling = scaling, SlidingWindow = window,
         };
         // An explicit head_dim equal to the derived one is the same model (and the same identity).
-        if (headDim is int hd && (hd != c.HeadDim || c.Dim % c.Heads != 0)) c = c with { HeadDim = hd };
+        // Heads ≤ 0 is Validate's to name; deriving a head size from it first would divide by zero.
+        if (headDim is int hd && (c.Heads <= 0 || c.Dim % c.Heads != 0 || hd != c.HeadDim)) c = c with { HeadDim = hd };
         c.Validate(path, ConfigOrigin.HfConfig);
         return c;
     }

@@ -180,6 +180,20 @@ public class ModelConfigTests
         Gen.Int[0, 300].Array[0, 3].Select(a => "[" + string.Join(",", a) + "]"),
         Gen.Const("true"), Gen.Const("false"), Gen.Const("null"), Gen.Const("{}"), Gen.Const("\"llama\""), Gen.Const("[\"LlamaForCausalLM\"]"));
 
+    /// <summary>Regression (found by the fuzz test below, seed 8soHVmujLAB3): zero heads with an explicit head_dim divided by zero.</summary>
+    [Fact]
+    public void Zero_heads_with_an_explicit_head_dim_is_a_named_error()
+    {
+        using var dir = new ScratchDir();
+        var root = JsonNode.Parse(File.ReadAllText(BardConfig))!.AsObject();
+        root["num_attention_heads"] = 0;
+        root["head_dim"] = 32;
+        var path = dir.File("config.json");
+        File.WriteAllText(path, root.ToJsonString());
+        var e = Assert.Throws<TensorFormatException>(() => ModelConfig.FromHfConfig(path));
+        Assert.Contains("head", e.Message);
+    }
+
     [Fact]
     public void Random_field_values_give_a_config_or_a_named_error_never_a_crash()
     {
