@@ -10,6 +10,8 @@ public sealed class ChunkCodecOptions
     /// Off by default: the 64K-entry pair histogram costs about as much as coding the chunk.
     /// </summary>
     public bool MeasureOrder1 { get; init; } = false;
+    /// <summary>Let FP8 chunks use split transforms 10/11 where they pay (<see cref="Fp8Split"/>); off: always transform 0, for measurements and tests.</summary>
+    internal bool Fp8Fields { get; init; } = true;
     /// <summary>The defaults: zstd level 3, no order-1 measurement.</summary>
     public static ChunkCodecOptions Default { get; } = new();
 }

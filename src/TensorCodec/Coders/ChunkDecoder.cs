@@ -119,7 +119,7 @@ public sealed class ChunkDecoder : IDisposable
             if (pos >= chunk.Length) return false;
             byte method = chunk[pos++];
             if (!Varint.TryRead(chunk, ref pos, out int len) || len > chunk.Length - pos) return false;
-            if (method == ChunkCodec.MethodRans)
+            if (method == ChunkCodec.MethodRans && FloatSplit.StreamLength(t, k, n) == n)
             {
                 found = (k, pos, len, n, sc);
                 return true;
@@ -157,13 +157,14 @@ public sealed class ChunkDecoder : IDisposable
                 byte method = src[pos++];
                 if (!Varint.TryRead(src, ref pos, out int len) || len > src.Length - pos) return OperationStatus.InvalidData;
                 ReadOnlySpan<byte> payload = src.Slice(pos, len);
-                Span<byte> s = streams.AsSpan(k * n, n);
+                int sn = FloatSplit.StreamLength(t, k, n);
+                Span<byte> s = streams.AsSpan(k * n, sn);
                 sp[k] = scratch + (long)k * n;
                 OperationStatus st;
                 switch (method)
                 {
                     case ChunkCodec.MethodStored:
-                        if (len != n) return OperationStatus.InvalidData;
+                        if (len != sn) return OperationStatus.InvalidData;
                         sp[k] = s0 + pos;
                         st = OperationStatus.Done;
                         break;

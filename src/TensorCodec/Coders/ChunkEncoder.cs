@@ -112,7 +112,8 @@ public sealed class ChunkEncoder : IDisposable
 
     int EncodeSplit(ReadOnlySpan<byte> raw, DType dtype, byte[] outBuf, bool tryZstdStreams, List<StreamStats>? stats)
     {
-        var t = FloatSplit.ForDType(dtype);
+        Span<uint> hist = stackalloc uint[256];
+        var t = _options.Fp8Fields && Fp8Split.Is(Fp8Split.ForDType(dtype)) ? Fp8Split.Choose(raw, dtype, hist) : FloatSplit.ForDType(dtype);
         int e = FloatSplit.ElementSize(t), sc = FloatSplit.StreamCount(t);
         int n = raw.Length / e, tail = raw.Length % e;
         Span<byte> output = outBuf;
@@ -122,30 +123,30 @@ public sealed class ChunkEncoder : IDisposable
 
         byte[] streams = Scratch.Grow(ref _streams, Math.Max(1, sc * n));
         FloatSplit.Split(t, raw, streams);
-        Span<uint> hist = stackalloc uint[256];
         Span<byte> lengths = stackalloc byte[256];
         Span<ushort> freqs = stackalloc ushort[256];
         for (int k = 0; k < sc; k++)
         {
-            ReadOnlySpan<byte> s = streams.AsSpan(k * n, n);
+            int sn = FloatSplit.StreamLength(t, k, n);
+            ReadOnlySpan<byte> s = streams.AsSpan(k * n, sn);
             bool random = !tryZstdStreams && stats is null && LooksRandom(s, hist);
             if (!random) FrequencyTable.Histogram(s, hist);
             int used = random ? 256 : FrequencyTable.UsedSymbols(hist);
             int start = pos;
             byte method = ChunkCodec.MethodStored;
-            int payloadLen = n;
+            int payloadLen = sn;
             // Payload goes after a worst-case varint; it is moved down once its length is known.
-            Span<byte> payload = output.Slice(pos + 1 + Varint.MaxLength, n);
-            if (n > 0 && used == 1)
+            Span<byte> payload = output.Slice(pos + 1 + Varint.MaxLength, sn);
+            if (sn > 0 && used == 1)
             {
                 method = ChunkCodec.MethodConstant;
                 payload[0] = s[0];
                 payloadLen = 1;
             }
-            else if (n > 0)
+            else if (sn > 0)
             {
                 // Coding must beat storing by a margin; a near-random stream is faster to copy.
-                long limit = n - (n >> 7) - 8;
+                long limit = sn - (sn >> 7) - 8;
                 OperationStatus st = OperationStatus.DestinationTooSmall;
                 int w = 0;
                 Span<byte> room = payload[..(int)Math.Max(0, limit)];
@@ -164,15 +165,15 @@ public sealed class ChunkEncoder : IDisposable
                 }
                 if (Math.Min(hSize, rSize) < limit)
                 {
-                    if (rSize <= hSize) { st = RansCoder.Encode(s, freqs, room, out w, Scratch.Grow(ref _ransWords, RansCoder.WordScratchLength(n))); method = ChunkCodec.MethodRans; }
+                    if (rSize <= hSize) { st = RansCoder.Encode(s, freqs, room, out w, Scratch.Grow(ref _ransWords, RansCoder.WordScratchLength(sn))); method = ChunkCodec.MethodRans; }
                     else { st = HuffmanCoder.Encode(s, lengths, room, out w); method = ChunkCodec.MethodHuffman; }
                 }
                 if (st == OperationStatus.Done) payloadLen = w;
-                else { method = ChunkCodec.MethodStored; payloadLen = n; }
+                else { method = ChunkCodec.MethodStored; payloadLen = sn; }
 
                 if (tryZstdStreams)
                 {
-                    byte[] zbuf = Scratch.Grow(ref _zstdStream, Compressor.GetCompressBound(n));
+                    byte[] zbuf = Scratch.Grow(ref _zstdStream, Compressor.GetCompressBound(sn));
                     int z = TryZstd(s, zbuf);
                     if (z > 0 && z < payloadLen && z < limit)
                     {
@@ -189,7 +190,7 @@ public sealed class ChunkEncoder : IDisposable
             if (vl != Varint.MaxLength) payload[..payloadLen].CopyTo(output[pos..]);
             pos += payloadLen;
 
-            stats?.Add(new StreamStats($"{dtype}.{FloatSplit.StreamName(t, k)}", n, pos - start,
+            stats?.Add(new StreamStats($"{dtype}.{FloatSplit.StreamName(t, k)}", sn, pos - start,
                 FrequencyTable.Order0Bits(hist), Order1(s), MethodNames[method]));
         }
         raw[(n * e)..].CopyTo(output[pos..]);

@@ -27,6 +27,10 @@ internal enum SplitTransform : byte
     ZigZag2 = 7,
     ZigZag4 = 8,
     ZigZag8 = 9,
+    /// <summary>FP8 E4M3: mag (bits 6..0) and sign (bit 7, packed 8 per byte), <see cref="Fp8Split"/>.</summary>
+    F8E4M3 = 10,
+    /// <summary>FP8 E5M2: the same two streams as <see cref="F8E4M3"/>; the exponent is bits 6..2 of mag.</summary>
+    F8E5M2 = 11,
 }
 
 /// <summary>
@@ -56,7 +60,7 @@ internal static class FloatSplit
 
     public static int ElementSize(SplitTransform t) => t switch
     {
-        SplitTransform.Bytes => 1,
+        SplitTransform.Bytes or SplitTransform.F8E4M3 or SplitTransform.F8E5M2 => 1,
         SplitTransform.BF16 or SplitTransform.F16 or SplitTransform.Planes2 or SplitTransform.ZigZag2 => 2,
         SplitTransform.F32 or SplitTransform.Planes4 or SplitTransform.ZigZag4 => 4,
         SplitTransform.Planes8 or SplitTransform.ZigZag8 => 8,
@@ -67,10 +71,15 @@ internal static class FloatSplit
     {
         SplitTransform.F16 => 3,
         SplitTransform.F32 => 4,
+        SplitTransform.F8E4M3 or SplitTransform.F8E5M2 => 2,
         _ => ElementSize(t),
     };
 
-    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.ZigZag8;
+    public static bool IsDefined(byte id) => id <= (byte)SplitTransform.ZigZag8 || id is (byte)SplitTransform.F8E4M3 or (byte)SplitTransform.F8E5M2;
+
+    /// <summary>Bytes of stream <paramref name="k"/> for <paramref name="n"/> elements: n, except the FP8 sign plane (ceil(n/8)).
+    /// Stream k always starts at k·n in the stream buffer.</summary>
+    public static int StreamLength(SplitTransform t, int k, int n) => Fp8Split.Is(t) ? Fp8Split.StreamLength(k, n) : n;
 
     static readonly string[] BF16Names = ["exp", "sm"], F16Names = ["exp", "hi", "lo"], F32Names = ["exp", "sm", "m1", "m0"];
 
@@ -81,6 +90,7 @@ internal static class FloatSplit
         SplitTransform.F16 => F16Names[index],
         SplitTransform.F32 => F32Names[index],
         SplitTransform.Bytes => "bytes",
+        SplitTransform.F8E4M3 or SplitTransform.F8E5M2 => Fp8Split.StreamName(index),
         _ => "b" + (ElementSize(t) - 1 - index),
     };
 
@@ -99,6 +109,7 @@ internal static class FloatSplit
                 case SplitTransform.F16: SplitF16(r, s, s + n, s + 2 * n, n); break;
                 case SplitTransform.F32: SplitF32(r, s, s + n, s + 2 * n, s + 3 * n, n); break;
                 case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: SplitZigZag(r, s, n, e); break;
+                case SplitTransform.F8E4M3 or SplitTransform.F8E5M2: Fp8Split.Split(r, s, s + n, n); break;
                 default: SplitPlanes(r, s, n, e); break;
             }
         }
@@ -141,6 +152,7 @@ internal static class FloatSplit
             case SplitTransform.F16: MergeF16(sp[0], sp[1], sp[2], r, n); break;
             case SplitTransform.F32: MergeF32(sp[0], sp[1], sp[2], sp[3], r, n); break;
             case SplitTransform.ZigZag2 or SplitTransform.ZigZag4 or SplitTransform.ZigZag8: MergeZigZag(sp, r, n, e); break;
+            case SplitTransform.F8E4M3 or SplitTransform.F8E5M2: Fp8Split.Merge(sp[0], sp[1], r, n); break;
             default: MergePlanes(sp, r, n, e); break;
         }
     }
