@@ -130,7 +130,7 @@ public static class Fp8Bench
         long n = chunks.Sum(c => (long)c.Data.Length);
 
         // Entropies, in total bits.
-        double hByte = 0, hMagSign = 0, hExpSm = 0, hExpManSign = 0, hByteGivenPrev = 0, hMagGivenPrevExp = 0;
+        double hByte = 0, hMagSign = 0, hExpSm = 0, hExpManSign = 0, hMagGivenPrevExp = 0;
         Span<uint> h = stackalloc uint[256];
         var pairs = new uint[65536];
         foreach (var (d, dtype, row) in chunks)
@@ -141,13 +141,12 @@ public static class Fp8Bench
             hMagSign += Order0(d, b => b & 0x7F, h) + signBits;
             hExpSm += Order0(d, b => (b & 0x7F) >> m, h) + Order0(d, b => ((b >> 7) << m) | (b & ((1 << m) - 1)), h);
             hExpManSign += Order0(d, b => (b & 0x7F) >> m, h) + Order0(d, b => b & ((1 << m) - 1), h) + signBits;
-            hByteGivenPrev += FrequencyTable.Order1Bits(d, pairs);
             hMagGivenPrevExp += Conditional(d, row, m, pairs) + signBits;
         }
         double Bits(double total) => total / n;
         Console.WriteLine($"{Path.GetFileName(path)}: {chunks.Count} chunks, {n:N0} FP8 values ({string.Join(", ", chunks.Select(c => c.DType).Distinct())})");
         Console.WriteLine($"  order-0 bits/value: byte {Bits(hByte):F4} | mag + sign (transforms 10/11) {Bits(hMagSign):F4} | exp + sign·mantissa (BF16-style) {Bits(hExpSm):F4} | exp + mantissa + sign {Bits(hExpManSign):F4}");
-        Console.WriteLine($"  mantissa given exponent gains {Bits(hExpManSign - hMagSign):F4}; context bounds: byte given previous byte {Bits(hByteGivenPrev):F4}, mag given previous exponent in the row (+ sign) {Bits(hMagGivenPrevExp):F4}");
+        Console.WriteLine($"  mantissa given exponent gains {Bits(hExpManSign - hMagSign):F4}; context bound: mag given the previous exponent in the row (+ sign) {Bits(hMagGivenPrevExp):F4}");
 
         // Codec sizes (transform 0 vs the FP8 transform) and zstd -19 on the same chunks.
         using var fp8Enc = new ChunkEncoder();
@@ -178,21 +177,35 @@ public static class Fp8Bench
         Console.WriteLine($"  chunk codec: transform 0 {sizeB:N0} B ({8.0 * sizeB / n:F4} bits/value, {100.0 * sizeB / n:F2}% of raw); " +
             $"FP8 transform {sizeF:N0} B ({8.0 * sizeF / n:F4}, {100.0 * sizeF / n:F2}%; chosen for {split}/{chunks.Count} chunks); zstd -19 {z19:N0} B ({100.0 * z19 / n:F2}%)");
 
+        if (Environment.GetEnvironmentVariable("FP8_PROFILE") == "1")
+        {
+            var hh = new uint[256]; var ll = new byte[256]; var ff = new ushort[256];
+            FrequencyTable.Histogram(chunks[0].Data, hh);
+            for (int rep = 0; rep < 3; rep++)
+            {
+                double tn = Time(() => { for (int k = 0; k < 200; k++) RansCoder.NormalizeFrequencies(hh, ff); }) / 200;
+                double tl = Time(() => { for (int k = 0; k < 200; k++) HuffmanCoder.BuildCodeLengths(hh, ll); }) / 200;
+                double th = Time(() => { for (int k = 0; k < 200; k++) FrequencyTable.Histogram(chunks[0].Data, hh); }) / 200;
+                Console.WriteLine($"  PROFILE n={chunks[0].Data.Length} used={FrequencyTable.UsedSymbols(hh)}: normalize {tn * 1e6:F0} us, package-merge {tl * 1e6:F0} us, histogram {th * 1e6:F0} us");
+            }
+        }
         // Speed, one thread: rounds alternate the two transforms; medians.
-        var times = new List<double>[4];
-        for (int k = 0; k < 4; k++) times[k] = new();
+        var times = new List<double>[5];
+        for (int k = 0; k < 5; k++) times[k] = new();
+        var hist = new uint[256];
         for (int r = 0; r < repeats + 1; r++)
         {
             double eb = Time(() => { for (int i = 0; i < chunks.Count; i++) byteEnc.Encode(chunks[i].Data, chunks[i].DType, encB[i], out _); });
             double ef = Time(() => { for (int i = 0; i < chunks.Count; i++) fp8Enc.Encode(chunks[i].Data, chunks[i].DType, encF[i], out _); });
             double db = Time(() => { for (int i = 0; i < chunks.Count; i++) dec.Decode(encB[i].AsSpan(0, lenB[i]), back, out _); });
             double df = Time(() => { for (int i = 0; i < chunks.Count; i++) dec.Decode(encF[i].AsSpan(0, lenF[i]), back, out _); });
+            double choose = Time(() => { foreach (var c in chunks) Fp8Split.Choose(c.Data, c.DType, hist); });
             if (r == 0) continue; // warm-up
-            times[0].Add(eb); times[1].Add(ef); times[2].Add(db); times[3].Add(df);
+            times[0].Add(eb); times[1].Add(ef); times[2].Add(db); times[3].Add(df); times[4].Add(choose);
         }
         double Mbs(List<double> s) { s.Sort(); return n / s[s.Count / 2] / 1e6; }
         Console.WriteLine($"  speed (MB/s of FP8 bytes, median of {repeats}): encode transform 0 {Mbs(times[0]):F0}, FP8 transform {Mbs(times[1]):F0}; " +
-            $"decode transform 0 {Mbs(times[2]):F0}, FP8 transform {Mbs(times[3]):F0}");
+            $"decode transform 0 {Mbs(times[2]):F0}, FP8 transform {Mbs(times[3]):F0}; the choice alone (Fp8Split.Choose) {Mbs(times[4]):F0}");
         return 0;
     }
 

@@ -46,10 +46,17 @@ internal static class Fp8Split
 
     /// <summary>
     /// Transform 10/11 or 0 for one chunk of FP8 bytes, decided from the byte histogram without trial encoding:
-    /// the FP8 split is taken when the encoder's own size estimate of its two streams (the magnitude histogram
-    /// folded from the byte histogram; the sign plane stored, or constant when every sign is equal) is smaller
-    /// than the estimate for the byte stream as it is.
+    /// the FP8 split is taken when the size estimate of its two streams (the magnitude histogram folded from the
+    /// byte histogram; the sign plane stored, or constant when every sign is equal) beats the estimate for the byte
+    /// stream as it is by more than <see cref="Margin"/>. <paramref name="hist"/> (256 entries) is overwritten.
     /// </summary>
+    /// <remarks>
+    /// Each stream is estimated as the encoder would code it (constant; else the cheaper of Huffman, exact from
+    /// its code lengths, and rANS; stored if neither beats the storing limit), except that the rANS size comes
+    /// from rounded frequencies without the encoder's unit-by-unit correction to a sum of exactly 2^12, which
+    /// costs about three histograms on a 250-symbol alphabet; both candidates are estimated the same way and the
+    /// margin covers the difference.
+    /// </remarks>
     public static SplitTransform Choose(ReadOnlySpan<byte> raw, DType dtype, Span<uint> hist)
     {
         var t = ForDType(dtype);
@@ -68,26 +75,48 @@ internal static class Fp8Split
         long signBytes = StreamLength(1, n);
         long sign = negative == 0 || negative == n ? 1 : signBytes;
         long split = EstimateStream(mag, n) + sign + 1 + Varint.Size((uint)sign);
-        return split < whole ? t : SplitTransform.Bytes;
+        return split + Margin(n) < whole ? t : SplitTransform.Bytes;
     }
 
-    /// <summary>Payload bytes the encoder would spend on a stream of <paramref name="n"/> bytes with histogram <paramref name="hist"/>
-    /// (the same choice as <see cref="ChunkEncoder"/>: constant, the cheaper coder if it beats the storing limit, else stored).</summary>
+    /// <summary>How much smaller the FP8 split's estimate must be: 16 bytes + 1/4096 of the chunk (the gain on
+    /// weights is about 1/400 of the chunk, BENCHMARKS.md "FP8 weights").</summary>
+    static long Margin(int n) => 16 + (n >> 12);
+
+    /// <summary>Payload bytes plus record header the encoder would spend on a stream of <paramref name="n"/> bytes
+    /// with histogram <paramref name="hist"/> (see <see cref="Choose"/>).</summary>
     static long EstimateStream(ReadOnlySpan<uint> hist, int n)
     {
-        if (FrequencyTable.UsedSymbols(hist) <= 1) return 1;
+        if (FrequencyTable.UsedSymbols(hist) <= 1) return 3;
         long limit = n - (n >> 7) - 8;
         long best = n;
         if (FrequencyTable.Order0Bits(hist) / 8 < limit + 1)
         {
             Span<byte> lengths = stackalloc byte[256];
-            Span<ushort> freqs = stackalloc ushort[256];
             HuffmanCoder.BuildCodeLengths(hist, lengths);
-            RansCoder.NormalizeFrequencies(hist, freqs);
-            long coded = Math.Min(HuffmanCoder.EstimateSize(hist, lengths), RansCoder.EstimateSize(hist, freqs));
+            long coded = Math.Min(HuffmanCoder.EstimateSize(hist, lengths), RansEstimate(hist, n));
             if (coded < limit) best = coded;
         }
         return best + 1 + Varint.Size((uint)best);
+    }
+
+    /// <summary>rANS payload size from frequencies rounded to the 2^12 scale (each present symbol ≥ 1), coded as if
+    /// their probabilities were freq / Σfreq: the table, the states and the ideal code length.</summary>
+    static long RansEstimate(ReadOnlySpan<uint> hist, int n)
+    {
+        Span<ushort> freqs = stackalloc ushort[256];
+        long sum = 0;
+        for (int s = 0; s < 256; s++)
+        {
+            uint c = hist[s];
+            if (c == 0) { freqs[s] = 0; continue; }
+            long f = Math.Clamp(((long)c * RansCoder.Scale + n / 2) / n, 1, RansCoder.Scale);
+            freqs[s] = (ushort)f;
+            sum += f;
+        }
+        double bits = 0, logSum = Math.Log2(sum);
+        for (int s = 0; s < 256; s++)
+            if (hist[s] != 0) bits += hist[s] * (logSum - Math.Log2(freqs[s]));
+        return RansCoder.TableSize(freqs) + 4 * 16 + 2 * (long)Math.Ceiling(bits / 16 + 1);
     }
 
     /// <summary>Splits <paramref name="n"/> bytes at <paramref name="r"/> into <paramref name="mag"/> (n bytes) and <paramref name="sign"/> (ceil(n/8) bytes).</summary>

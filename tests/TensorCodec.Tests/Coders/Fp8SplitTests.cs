@@ -28,6 +28,33 @@ public class Fp8SplitTests
     }
 
     [Fact]
+    public void SpecialCodesAreWhatFormatMdSays()
+    {
+        // FORMAT.md §2, "FP8 transforms": the table of special codes, checked against our numerics.
+        var e4 = MiniFloat.E4M3;
+        var e5 = MiniFloat.E5M2;
+        Assert.Equal([352f, 384f, 416f, 448f], new byte[] { 0x7B, 0x7C, 0x7D, 0x7E }.Select(e4.Decode));
+        Assert.True(float.IsNaN(e4.Decode(0x7F)) && float.IsNaN(e4.Decode(0xFF)));
+        Assert.Equal(448f, e4.MaxFinite);
+        Assert.Equal(57344f, e5.Decode(0x7B));
+        Assert.Equal(57344f, e5.MaxFinite);
+        Assert.Equal(float.PositiveInfinity, e5.Decode(0x7C));
+        Assert.Equal(float.NegativeInfinity, e5.Decode(0xFC));
+        Assert.All(new byte[] { 0x7D, 0x7E, 0x7F, 0xFD, 0xFE, 0xFF }, c => Assert.True(float.IsNaN(e5.Decode(c))));
+        Assert.Equal(MathF.ScaleB(7, -9), e4.Decode(0x07));
+        Assert.Equal(MathF.ScaleB(3, -16), e5.Decode(0x03));
+        Assert.Equal(MathF.ScaleB(1, -14), e5.Decode(0x04));
+        Assert.True(float.IsNegative(e4.Decode(0x80)) && e4.Decode(0x80) == 0);
+        Assert.True(float.IsNegative(e5.Decode(0x80)) && e5.Decode(0x80) == 0);
+        // Each splits into mag = low 7 bits and its sign bit.
+        foreach (byte c in new byte[] { 0x00, 0x80, 0x07, 0x7B, 0x7C, 0xFC, 0x7D, 0x7E, 0x7F, 0xFF })
+        {
+            var s = SplitOf(SplitTransform.F8E5M2, [c]);
+            Assert.Equal(new[] { (byte)(c & 0x7F), (byte)(c >> 7) }, s);
+        }
+    }
+
+    [Fact]
     public void FieldsLandInTheDocumentedStreams()
     {
         // Element 9 is 0xFF (sign 1, NaN in E4M3), element 0 is 0x80 (−0); the rest +1.0 in E4M3 (0x38).
