@@ -177,18 +177,6 @@ public static class Fp8Bench
         Console.WriteLine($"  chunk codec: transform 0 {sizeB:N0} B ({8.0 * sizeB / n:F4} bits/value, {100.0 * sizeB / n:F2}% of raw); " +
             $"FP8 transform {sizeF:N0} B ({8.0 * sizeF / n:F4}, {100.0 * sizeF / n:F2}%; chosen for {split}/{chunks.Count} chunks); zstd -19 {z19:N0} B ({100.0 * z19 / n:F2}%)");
 
-        if (Environment.GetEnvironmentVariable("FP8_PROFILE") == "1")
-        {
-            var hh = new uint[256]; var ll = new byte[256]; var ff = new ushort[256];
-            FrequencyTable.Histogram(chunks[0].Data, hh);
-            for (int rep = 0; rep < 3; rep++)
-            {
-                double tn = Time(() => { for (int k = 0; k < 200; k++) RansCoder.NormalizeFrequencies(hh, ff); }) / 200;
-                double tl = Time(() => { for (int k = 0; k < 200; k++) HuffmanCoder.BuildCodeLengths(hh, ll); }) / 200;
-                double th = Time(() => { for (int k = 0; k < 200; k++) FrequencyTable.Histogram(chunks[0].Data, hh); }) / 200;
-                Console.WriteLine($"  PROFILE n={chunks[0].Data.Length} used={FrequencyTable.UsedSymbols(hh)}: normalize {tn * 1e6:F0} us, package-merge {tl * 1e6:F0} us, histogram {th * 1e6:F0} us");
-            }
-        }
         // Speed, one thread: rounds alternate the two transforms; medians.
         var times = new List<double>[5];
         for (int k = 0; k < 5; k++) times[k] = new();
