@@ -55,6 +55,22 @@ public class Fp8SplitTests
     }
 
     [Fact]
+    public void FormatMdWorkedExampleDecodes()
+    {
+        // FORMAT.md §6, the transform-10 example.
+        byte[] raw = [0x00, 0x80, 0x7F, 0xFF, 0x38, 0xB8, 0x01, 0x81, 0x7E, 0xFE, 0x40, 0xC0, 0x08, 0x88, 0x30, 0xB0];
+        byte[] chunk = [0x02, 0x0A, 0x10, 0x00, 0x10, .. raw.Select(b => (byte)(b & 0x7F)), 0x00, 0x02, 0xAA, 0xAA];
+        Assert.Equal("00-00-7F-7F-38-38-01-01-7E-7E-40-40-08-08-30-30", BitConverter.ToString(chunk, 5, 16));
+        var back = new byte[16];
+        Assert.Equal(OperationStatus.Done, ChunkCodec.Decode(chunk, back, out int w));
+        Assert.Equal(16, w);
+        Assert.Equal(raw, back);
+        Assert.Equal([0f, 1f, 2f, 448f, 0.5f, MathF.ScaleB(1, -6), MathF.ScaleB(1, -9)],
+            new byte[] { 0x00, 0x38, 0x40, 0x7E, 0x30, 0x08, 0x01 }.Select(MiniFloat.E4M3.Decode));
+        Assert.Equal(SplitOf(SplitTransform.F8E4M3, raw)[..18], chunk[5..21].Concat(chunk[23..25]));
+    }
+
+    [Fact]
     public void FieldsLandInTheDocumentedStreams()
     {
         // Element 9 is 0xFF (sign 1, NaN in E4M3), element 0 is 0x80 (−0); the rest +1.0 in E4M3 (0x38).
