@@ -41,7 +41,7 @@ public sealed class TczReader : IDisposable
     internal bool CodedFormOnly { get; set; }
 
     /// <summary>True when some tensors are stored quantized: decompression rebuilds them, not the original bytes.</summary>
-    public bool IsLossy => _section?.Entries.Any(e => e.Coding == TczCoding.Quantized) == true;
+    public bool IsLossy => _section?.Entries.Any(e => e.Coding is TczCoding.Quantized or TczCoding.LossyDelta) == true;
 
     /// <summary>
     /// Supplies the reference file the archive was coded against (needed before decoding any delta-coded tensor).
