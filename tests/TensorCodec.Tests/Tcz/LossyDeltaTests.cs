@@ -240,7 +240,7 @@ public class LossyDeltaTests
         }
         Matrix("model.a.weight", DType.F32, 48, 40);
         Matrix("model.b.weight", DType.F16, 32, 24);
-        Matrix("model.c.weight", DType.BF16, 24, 64);
+        Matrix("model.c.weight", DType.BF16, 32, 64);
         var norm = Enumerable.Range(0, 40).Select(i => 1 + i * 0.01f).ToArray();
         b.Add(new SafetensorsTensor("model.norm.weight", DType.F32, [40], TensorByteSource.FromMemory(Tensor(DType.F32, norm))));
         f.Add(new SafetensorsTensor("model.norm.weight", DType.F32, [40], TensorByteSource.FromMemory(Tensor(DType.F32, norm.Select(x => x * 1.01f).ToArray()))));
