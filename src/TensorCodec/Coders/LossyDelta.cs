@@ -8,14 +8,10 @@ namespace TensorCodec.Coders;
 /// holds values <c>first … first + n − 1</c> of a row-major tensor of <c>cols</c> columns; it is cut into
 /// <em>pieces</em>, the runs of values that lie in one row, and each piece has its own scale. The payload is, in
 /// order: the low-rank factor rows L[r] of the rows the chunk touches (P × R F16), the whole right factor R
-/// (cols × R F16), one F16 scale per piece, the codes, then zero bytes up to the chunk's n·w bytes. Codes of N ≥ 2
-/// bits are one signed byte each when that fits (<see cref="LossyDeltaLayout.Wide"/>, coded by the chunk codec's
-/// integer path), else packed LSB-first at N bits (<see cref="LossyDeltaLayout.Packed"/>, as bitdelta's signs always
-/// are); a chunk whose payload fits neither way holds its values verbatim (lossless).
+/// (cols × R F16), one F16 scale per piece, the codes packed LSB-first at their width, then zero bytes up to the
+/// chunk's n·w bytes. A chunk whose payload would not fit in n·w bytes holds its values verbatim (lossless).
 /// Decoding is scalar float arithmetic in a fixed order (no fused multiply-add), so every reader rebuilds the same bytes.
 /// </summary>
-internal enum LossyDeltaLayout { Verbatim, Packed, Wide }
-
 internal static class LossyDelta
 {
     /// <summary>Dtypes a lossy delta is defined for.</summary>
@@ -29,25 +25,17 @@ internal static class LossyDelta
     static int Pieces(int cols, long first, int n) => n == 0 ? 0 : (int)((first + n - 1) / cols - first / cols + 1);
 
     /// <summary>Bytes of the payload of a chunk of <paramref name="n"/> values from value <paramref name="first"/>.</summary>
-    public static long PayloadBytes(LossyDeltaSpec spec, int cols, long first, int n, LossyDeltaLayout layout)
+    public static long PayloadBytes(LossyDeltaSpec spec, int cols, long first, int n)
     {
         long p = Pieces(cols, first, n), bytes = 0;
         if (spec.Method == LossyDeltaMethod.LowRank) bytes += 2L * spec.Rank * (p + cols);
-        if (spec.Bits > 0) bytes += 2 * p + (layout == LossyDeltaLayout.Wide ? n : ((long)n * spec.Bits + 7) / 8);
+        if (spec.Bits > 0) bytes += 2 * p + ((long)n * spec.Bits + 7) / 8;
         return bytes;
     }
 
-    /// <summary>How a chunk holds its delta: codes a byte each if that fits in its n·w bytes (N ≥ 2), else packed, else verbatim.</summary>
-    public static LossyDeltaLayout Layout(LossyDeltaSpec spec, int cols, long first, int n, DType dtype)
-    {
-        long room = (long)n * dtype.ElementSize();
-        if (n == 0) return LossyDeltaLayout.Verbatim;
-        if (spec.Bits >= 2 && PayloadBytes(spec, cols, first, n, LossyDeltaLayout.Wide) <= room) return LossyDeltaLayout.Wide;
-        return PayloadBytes(spec, cols, first, n, LossyDeltaLayout.Packed) <= room ? LossyDeltaLayout.Packed : LossyDeltaLayout.Verbatim;
-    }
-
     /// <summary>True when the chunk holds the lossy payload; false: its values verbatim.</summary>
-    public static bool Fits(LossyDeltaSpec spec, int cols, long first, int n, DType dtype) => Layout(spec, cols, first, n, dtype) != LossyDeltaLayout.Verbatim;
+    public static bool Fits(LossyDeltaSpec spec, int cols, long first, int n, DType dtype) =>
+        n > 0 && PayloadBytes(spec, cols, first, n) <= (long)n * dtype.ElementSize();
 
     /// <summary>Values of a float dtype as F32 (exact).</summary>
     public static void ToFloat(ReadOnlySpan<byte> src, DType dtype, Span<float> dst)
@@ -77,10 +65,9 @@ internal static class LossyDelta
     /// Writes the payload of a chunk whose delta (target − reference, in F32) is <paramref name="delta"/>, into
     /// <paramref name="payload"/> (n·w bytes, fully written). <paramref name="leftRows"/>: the rows of the left
     /// factor for the rows the chunk touches (P × R); <paramref name="right"/>: the right factor (cols × R).
-    /// The chunk must <see cref="Fits"/>; <paramref name="layout"/> is its <see cref="Layout"/>.
+    /// The chunk must <see cref="Fits"/>.
     /// </summary>
-    public static void Encode(LossyDeltaSpec spec, int cols, long first, ReadOnlySpan<float> delta, ReadOnlySpan<Half> leftRows, ReadOnlySpan<Half> right,
-        Span<byte> payload, LossyDeltaLayout layout)
+    public static void Encode(LossyDeltaSpec spec, int cols, long first, ReadOnlySpan<float> delta, ReadOnlySpan<Half> leftRows, ReadOnlySpan<Half> right, Span<byte> payload)
     {
         int n = delta.Length, pieces = Pieces(cols, first, n), rank = spec.Rank;
         payload.Clear();
@@ -123,13 +110,10 @@ internal static class LossyDelta
             int level = spec.Bits == 1 ? 0 : Level(spec.Bits);
             foreach (var v in e)
             {
-                int q = spec.Bits == 1 ? (v < 0 ? 1 : 0) : Math.Clamp(s == 0 ? 0 : (int)Math.Round(v / s, MidpointRounding.ToEven), -level, level);
-                if (layout == LossyDeltaLayout.Wide) payload[codeAt + (int)(bit++)] = (byte)(sbyte)q;
-                else
-                {
-                    PutBits(payload[codeAt..], bit, spec.Bits, (uint)(spec.Bits == 1 ? q : q + level));
-                    bit += spec.Bits;
-                }
+                uint code = spec.Bits == 1 ? (v < 0 ? 1u : 0u)
+                    : (uint)(Math.Clamp(s == 0 ? 0 : (int)Math.Round(v / s, MidpointRounding.ToEven), -level, level) + level);
+                PutBits(payload[codeAt..], bit, spec.Bits, code);
+                bit += spec.Bits;
             }
         }
     }
@@ -194,11 +178,10 @@ internal static class LossyDelta
     /// (<c>bits:N</c> and residuals: (c − L) × s with L = 2^(N−1) − 1; bitdelta: ±s). False when the payload is malformed
     /// (a scale negative or not finite, a code above 2L, a factor not finite, nonzero padding).
     /// </summary>
-    public static bool DecodeDelta(LossyDeltaSpec spec, int cols, long first, ReadOnlySpan<byte> payload, Span<float> delta, LossyDeltaLayout layout)
+    public static bool DecodeDelta(LossyDeltaSpec spec, int cols, long first, ReadOnlySpan<byte> payload, Span<float> delta)
     {
         int n = delta.Length, pieces = Pieces(cols, first, n), rank = spec.Rank;
-        if (layout == LossyDeltaLayout.Verbatim || (layout == LossyDeltaLayout.Wide && spec.Bits < 2)) return false;
-        long used = PayloadBytes(spec, cols, first, n, layout);
+        long used = PayloadBytes(spec, cols, first, n);
         if (used > payload.Length || payload[(int)used..].ContainsAnyExcept((byte)0)) return false;
         delta.Clear();
         int pos = 0;
@@ -211,9 +194,8 @@ internal static class LossyDelta
         }
         if (spec.Bits == 0) return true;
         int scaleAt = 2 * pos, codeAt = scaleAt + 2 * pieces;
-        bool wide = layout == LossyDeltaLayout.Wide;
         long totalBits = (long)n * spec.Bits;
-        if (!wide && totalBits % 8 != 0 && (payload[codeAt + (int)(totalBits >> 3)] >> (int)(totalBits & 7)) != 0) return false;
+        if (totalBits % 8 != 0 && (payload[codeAt + (int)(totalBits >> 3)] >> (int)(totalBits & 7)) != 0) return false;
         int level = spec.Bits == 1 ? 0 : Level(spec.Bits);
         long bit = 0;
         var codes = payload[codeAt..];
@@ -223,17 +205,9 @@ internal static class LossyDelta
             if (!Half.IsFinite(scale) || Half.IsNegative(scale)) return false;
             float s = (float)scale;
             var (from, to) = Piece(cols, first, n, p);
-            for (int i = from; i < to; i++)
+            for (int i = from; i < to; i++, bit += spec.Bits)
             {
-                if (wide)
-                {
-                    int q = (sbyte)codes[(int)(bit++)];
-                    if (q < -level || q > level) return false;
-                    delta[i] += q * s;
-                    continue;
-                }
                 uint code = GetBits(codes, bit, spec.Bits);
-                bit += spec.Bits;
                 if (spec.Bits == 1) delta[i] = code == 0 ? s : -s;
                 else
                 {
@@ -250,7 +224,7 @@ internal static class LossyDelta
     {
         int n = reference.Length / dtype.ElementSize();
         var delta = new float[n];
-        if (!DecodeDelta(spec, cols, first, payload, delta, Layout(spec, cols, first, n, dtype))) return false;
+        if (!DecodeDelta(spec, cols, first, payload, delta)) return false;
         var values = new float[n];
         ToFloat(reference, dtype, values);
         for (int i = 0; i < n; i++) values[i] += delta[i];

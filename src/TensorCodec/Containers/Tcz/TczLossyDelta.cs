@@ -84,8 +84,7 @@ internal static class TczLossyDelta
         int w = seg.DType.ElementSize(), n = raw.Length / w;
         long first = offset / w;
         var spec = e.Lossy!;
-        var layout = LossyDelta.Layout(spec, e.Cols, first, n, seg.DType);
-        if (layout == LossyDeltaLayout.Verbatim)
+        if (!LossyDelta.Fits(spec, e.Cols, first, n, seg.DType))
         {
             raw.CopyTo(rebuilt);
             return seg.DType;
@@ -102,12 +101,11 @@ internal static class TczLossyDelta
             leftRows = factors.Left.AsSpan((int)(r0 * spec.Rank), (int)((r1 - r0 + 1) * spec.Rank));
             right = factors.Right;
         }
-        LossyDelta.Encode(spec, e.Cols, first, delta, leftRows, right, raw, layout);
+        LossyDelta.Encode(spec, e.Cols, first, delta, leftRows, right, raw);
         if (!LossyDelta.Decode(spec, e.Cols, first, raw, reference, seg.DType, rebuilt))
             throw new InvalidOperationException($"{seg.Label}: the lossy delta encoder wrote a payload its decoder refuses");
-        // Codes a byte each go through the integer path (I8: measured 4–13% smaller than packed codes through zstd,
-        // BENCHMARKS.md §7); factors, scales and packed codes are bytes, not values of the dtype: zstd (U8) codes them.
-        return layout == LossyDeltaLayout.Wide ? DType.I8 : DType.U8;
+        // Scales, factors and packed codes are bytes, not values of the dtype: zstd (U8) codes them.
+        return DType.U8;
     }
 
     /// <summary>Reader side: turns a decoded chunk of <paramref name="seg"/> back into the rebuilt values, in place.</summary>
