@@ -158,3 +158,67 @@ public static class FineTuneDelta
 
     static string Esc(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
 }
+
+/// <summary>
+/// "ckpt-lossy-layout FINETUNE BASE": how the per-row N-bit codes of the delta are best laid out for the chunk codec:
+/// packed at N bits (what the archive stores) and coded as bytes (zstd), against one code per byte coded as bytes (zstd)
+/// or as signed 8-bit integers (the codec's integer path). Codes only (scales aside), summed over the 2-D tensors.
+/// </summary>
+public static class FineTuneDeltaLayout
+{
+    public static int Run(string[] args)
+    {
+        var ft = TensorFileReader.Open(args[0]);
+        var bs = TensorFileReader.Open(args[1]);
+        var ftBytes = File.ReadAllBytes(args[0]);
+        var baseBytes = File.ReadAllBytes(args[1]);
+        using var encoder = new ChunkEncoder(ChunkCodecOptions.Default);
+        Console.WriteLine("| bits | codes | packed, raw | packed → zstd | byte each → zstd | byte each → integer path |");
+        Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
+        foreach (int bits in new[] { 2, 3, 4 })
+        {
+            long n = 0, packedRaw = 0, packedCoded = 0, byteZstd = 0, byteInt = 0;
+            int level = (1 << (bits - 1)) - 1;
+            foreach (var t in ft.Tensors.Where(t => t.Shape.Length == 2))
+            {
+                var b = bs.Tensors.First(x => x.Name == t.Name);
+                int count = (int)(t.Length / t.DType.ElementSize()), cols = (int)t.Shape[1];
+                var tv = new float[count];
+                var bv = new float[count];
+                LossyDelta.ToFloat(ftBytes.AsSpan((int)t.Offset, (int)t.Length), t.DType, tv);
+                LossyDelta.ToFloat(baseBytes.AsSpan((int)b.Offset, (int)b.Length), t.DType, bv);
+                var codes = new sbyte[count];
+                for (int r = 0; r < count / cols; r++)
+                {
+                    float max = 0;
+                    for (int c = 0; c < cols; c++) max = Math.Max(max, Math.Abs(tv[r * cols + c] - bv[r * cols + c]));
+                    double s = (double)LossyDelta.ScaleFor(max, level);
+                    for (int c = 0; c < cols; c++)
+                        codes[r * cols + c] = (sbyte)(s == 0 ? 0 : Math.Clamp((int)Math.Round((tv[r * cols + c] - bv[r * cols + c]) / s, MidpointRounding.ToEven), -level, level));
+                }
+                var packed = new byte[((long)count * bits + 7) / 8];
+                for (long i = 0; i < count; i++)
+                {
+                    uint code = (uint)(codes[i] + level);
+                    for (int k = 0; k < bits; k++)
+                        if ((code >> k & 1) != 0) packed[(i * bits + k) >> 3] |= (byte)(1 << (int)((i * bits + k) & 7));
+                }
+                var offset = codes.Select(c => (byte)(c + level)).ToArray();
+                var signed = codes.Select(c => (byte)c).ToArray();
+                long Coded(byte[] raw, DType dtype)
+                {
+                    var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
+                    encoder.Encode(raw, dtype, dst, out int len, null);
+                    return len;
+                }
+                n += count;
+                packedRaw += packed.Length;
+                packedCoded += Coded(packed, DType.U8);
+                byteZstd += Coded(offset, DType.U8);
+                byteInt += Coded(signed, DType.I8);
+            }
+            Console.WriteLine($"| {bits} | {n:N0} | {packedRaw:N0} | {packedCoded:N0} ({packedCoded * 8.0 / n:0.00} b/v) | {byteZstd:N0} ({byteZstd * 8.0 / n:0.00} b/v) | {byteInt:N0} ({byteInt * 8.0 / n:0.00} b/v) |");
+        }
+        return 0;
+    }
+}

@@ -9,5 +9,6 @@ if (args.Length > 0 && args[0] == "ckpt") return CheckpointDelta.Run(args[1..]);
 if (args.Length > 0 && args[0] == "ckpt-archive") return CheckpointDelta.Archive(args[1..]);
 // "ckpt-lossy FINETUNE BASE TOKENS [WINDOWS]": lossy fine-tune deltas, bytes vs KLD with our engine.
 if (args.Length > 0 && args[0] == "ckpt-lossy") return FineTuneDelta.Run(args[1..]);
+if (args.Length > 0 && args[0] == "ckpt-lossy-layout") return FineTuneDeltaLayout.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(EndToEnd).Assembly).Run(args);
 return 0;

@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace TensorCodec.Numerics;
 
 /// <summary>
@@ -24,37 +26,38 @@ internal static class TruncatedSvd
         if (rows < 1 || cols < 1 || a.Length != (long)rows * cols) throw new ArgumentException("matrix size does not match its data");
         if (rank < 1 || rank > Math.Min(rows, cols)) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} outside 1..{Math.Min(rows, cols)}");
         int k = Math.Min(rank + Oversample, Math.Min(rows, cols));
+        // Row-major A in double; tall matrices are kept as k column vectors, so every product is a contiguous dot or axpy.
         var m = new double[a.Length];
         for (int i = 0; i < a.Length; i++) m[i] = a[i];
 
-        // Omega: cols × k, entries ±1.
-        var omega = new double[(long)cols * k];
         ulong s = seed;
-        for (int i = 0; i < omega.Length; i++) omega[i] = (SplitMix(ref s) & 1) == 0 ? 1 : -1;
-        var q = MulAB(m, rows, cols, omega, k);          // rows × k
-        Orthonormalize(q, rows, k);
+        var omega = new double[k][];
+        for (int j = 0; j < k; j++)
+        {
+            omega[j] = new double[cols];
+            for (int c = 0; c < cols; c++) omega[j][c] = (SplitMix(ref s) & 1) == 0 ? 1 : -1;
+        }
+        var q = MulA(m, rows, cols, omega);              // k columns of length rows
+        Orthonormalize(q);
         for (int it = 0; it < PowerIterations; it++)
         {
-            var z = MulAtB(m, rows, cols, q, k);         // cols × k
-            Orthonormalize(z, cols, k);
-            q = MulAB(m, rows, cols, z, k);
-            Orthonormalize(q, rows, k);
+            var z = MulAt(m, rows, cols, q);             // k columns of length cols
+            Orthonormalize(z);
+            q = MulA(m, rows, cols, z);
+            Orthonormalize(q);
         }
-        var b = MulAtB(m, rows, cols, q, k);             // Bᵀ = Aᵀ Q: cols × k
-        // G = B Bᵀ = (Bᵀ)ᵀ Bᵀ: k × k.
-        var g = new double[k * k];
+        var bt = MulAt(m, rows, cols, q);                // Bᵀ = Aᵀ Q
+        var g = new double[k * k];                       // G = B Bᵀ
         for (int i = 0; i < k; i++)
             for (int j = i; j < k; j++)
-            {
-                double sum = 0;
-                for (int c = 0; c < cols; c++) sum += b[c * k + i] * b[c * k + j];
-                g[i * k + j] = g[j * k + i] = sum;
-            }
+                g[i * k + j] = g[j * k + i] = TensorPrimitives.Dot<double>(bt[i], bt[j]);
         var (lambda, w) = JacobiEigen(g, k);
         var order = Enumerable.Range(0, k).OrderByDescending(i => lambda[i]).ToArray();
         var left = new double[(long)rows * rank];
         var right = new double[(long)cols * rank];
         var sigma = new double[rank];
+        var u = new double[rows];
+        var v = new double[cols];
         for (int t = 0; t < rank; t++)
         {
             int e = order[t];
@@ -63,18 +66,15 @@ internal static class TruncatedSvd
             if (sv <= 0) continue;
             double root = Math.Sqrt(sv);
             // u = Q w (unit), v = Bᵀ w / σ (unit): left = u √σ, right = v √σ = Bᵀ w / √σ.
-            for (int r = 0; r < rows; r++)
+            Array.Clear(u);
+            Array.Clear(v);
+            for (int j = 0; j < k; j++)
             {
-                double sum = 0;
-                for (int j = 0; j < k; j++) sum += q[r * k + j] * w[j * k + e];
-                left[(long)r * rank + t] = sum * root;
+                TensorPrimitives.MultiplyAdd<double>(q[j], w[j * k + e], u, u);
+                TensorPrimitives.MultiplyAdd<double>(bt[j], w[j * k + e], v, v);
             }
-            for (int c = 0; c < cols; c++)
-            {
-                double sum = 0;
-                for (int j = 0; j < k; j++) sum += b[c * k + j] * w[j * k + e];
-                right[(long)c * rank + t] = sum / root;
-            }
+            for (int r = 0; r < rows; r++) left[(long)r * rank + t] = u[r] * root;
+            for (int c = 0; c < cols; c++) right[(long)c * rank + t] = v[c] / root;
         }
         return (left, right, sigma);
     }
@@ -87,60 +87,41 @@ internal static class TruncatedSvd
         return z ^ (z >> 31);
     }
 
-    /// <summary>A (rows × cols) times X (cols × k): rows × k.</summary>
-    static double[] MulAB(double[] a, int rows, int cols, double[] x, int k)
+    /// <summary>A (rows × cols) times each column x_j (length cols): columns of length rows.</summary>
+    static double[][] MulA(double[] a, int rows, int cols, double[][] x)
     {
-        var y = new double[(long)rows * k];
-        for (int r = 0; r < rows; r++)
+        var y = new double[x.Length][];
+        for (int j = 0; j < x.Length; j++)
         {
-            var yr = y.AsSpan(r * k, k);
-            for (int c = 0; c < cols; c++)
-            {
-                double v = a[(long)r * cols + c];
-                if (v == 0) continue;
-                var xc = x.AsSpan(c * k, k);
-                for (int j = 0; j < k; j++) yr[j] += v * xc[j];
-            }
+            y[j] = new double[rows];
+            for (int r = 0; r < rows; r++) y[j][r] = TensorPrimitives.Dot<double>(a.AsSpan(r * cols, cols), x[j]);
         }
         return y;
     }
 
-    /// <summary>Aᵀ (cols × rows) times X (rows × k): cols × k.</summary>
-    static double[] MulAtB(double[] a, int rows, int cols, double[] x, int k)
+    /// <summary>Aᵀ (cols × rows) times each column x_j (length rows): columns of length cols.</summary>
+    static double[][] MulAt(double[] a, int rows, int cols, double[][] x)
     {
-        var y = new double[(long)cols * k];
-        for (int r = 0; r < rows; r++)
+        var y = new double[x.Length][];
+        for (int j = 0; j < x.Length; j++)
         {
-            var xr = x.AsSpan(r * k, k);
-            for (int c = 0; c < cols; c++)
-            {
-                double v = a[(long)r * cols + c];
-                if (v == 0) continue;
-                var yc = y.AsSpan(c * k, k);
-                for (int j = 0; j < k; j++) yc[j] += v * xr[j];
-            }
+            var yj = y[j] = new double[cols];
+            for (int r = 0; r < rows; r++)
+                if (x[j][r] != 0) TensorPrimitives.MultiplyAdd<double>(a.AsSpan(r * cols, cols), x[j][r], yj, yj);
         }
         return y;
     }
 
-    /// <summary>Modified Gram–Schmidt, twice, on the k columns of an n × k row-major matrix; a column that
-    /// vanishes (rank deficiency) becomes zero.</summary>
-    static void Orthonormalize(double[] x, int n, int k)
+    /// <summary>Modified Gram–Schmidt, twice, on the columns; a column that vanishes (rank deficiency) becomes zero.</summary>
+    static void Orthonormalize(double[][] x)
     {
         for (int pass = 0; pass < 2; pass++)
-            for (int j = 0; j < k; j++)
+            for (int j = 0; j < x.Length; j++)
             {
                 for (int i = 0; i < j; i++)
-                {
-                    double dot = 0;
-                    for (int r = 0; r < n; r++) dot += x[r * k + i] * x[r * k + j];
-                    for (int r = 0; r < n; r++) x[r * k + j] -= dot * x[r * k + i];
-                }
-                double norm = 0;
-                for (int r = 0; r < n; r++) norm += x[r * k + j] * x[r * k + j];
-                norm = Math.Sqrt(norm);
-                double inv = norm > 1e-300 ? 1 / norm : 0;
-                for (int r = 0; r < n; r++) x[r * k + j] *= inv;
+                    TensorPrimitives.MultiplyAdd<double>(x[i], -TensorPrimitives.Dot<double>(x[i], x[j]), x[j], x[j]);
+                double norm = Math.Sqrt(TensorPrimitives.Dot<double>(x[j], x[j]));
+                TensorPrimitives.Multiply<double>(x[j], norm > 1e-300 ? 1 / norm : 0, x[j]);
             }
     }
 

@@ -278,6 +278,7 @@ public class LossyDeltaTests
     static byte[] Direct(LossyDeltaSpec spec, DType dtype, int rows, int cols, byte[] target, byte[] reference)
     {
         int n = rows * cols;
+        if (!LossyDelta.Fits(spec, cols, 0, n, dtype)) return target;
         var t = new float[n];
         var b = new float[n];
         LossyDelta.ToFloat(target, dtype, t);
@@ -304,6 +305,7 @@ public class LossyDeltaTests
     [InlineData("bits:4")]
     [InlineData("lowrank:4")]
     [InlineData("lowrank:4+bits:3")]
+    [InlineData("lowrank:12+bits:4")] // the F16 matrix is verbatim: its factors leave no room for the codes
     public void ArchiveRebuildsBasePlusDecodedDeltaExactly(string text)
     {
         var spec = LossyDeltaSpec.Parse(text);
@@ -315,7 +317,8 @@ public class LossyDeltaTests
         Assert.Equal(3, res.Reference.LossySegments);
         Assert.Equal(spec.ToString(), res.Reference.LossyDelta);
         Assert.Equal(1, res.Reference.DeltaSegments); // the norm: lossless against the base
-        Assert.True(res.CompressedBytes < plain.CompressedBytes, $"{res.CompressedBytes} vs lossless {plain.CompressedBytes}");
+        // (Rank 12 factors of these small matrices outweigh their lossless delta; that case checks the fit rule only.)
+        if (spec.Rank <= 4) Assert.True(res.CompressedBytes < plain.CompressedBytes, $"{res.CompressedBytes} vs lossless {plain.CompressedBytes}");
         var header = File.ReadAllBytes(tcz).AsSpan(12, 4).ToArray();
         Assert.Equal(TczFlags.Reference | TczFlags.Lossy, BinaryPrimitives.ReadUInt32LittleEndian(header));
 
