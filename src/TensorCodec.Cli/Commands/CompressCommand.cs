@@ -32,6 +32,7 @@ static class CompressCommand
             CollectStatistics = s.Verbose,
             Reference = s.Reference,
             OptimizerBits = s.OptimizerBits,
+            DeltaLossy = s.DeltaLossy,
             OptimizerPatterns = s.OptimizerPatterns,
         };
         TczCompressResult result;
@@ -63,7 +64,7 @@ static class CompressCommand
                 {
                     Threads = options.Threads, ChunkSize = options.ChunkSize, Codec = options.Codec,
                     Cancellation = ct, CollectStatistics = options.CollectStatistics, Progress = progress,
-                    Reference = options.Reference, OptimizerBits = options.OptimizerBits, OptimizerPatterns = options.OptimizerPatterns,
+                    Reference = options.Reference, OptimizerBits = options.OptimizerBits, OptimizerPatterns = options.OptimizerPatterns, DeltaLossy = options.DeltaLossy,
                 };
                 if (outPath != FileFlags.StdStream) return TczWriter.CompressFile(inPath, outPath, s.Force, withProgress);
                 var layout = TensorFileReader.Open(inPath, strict: false);

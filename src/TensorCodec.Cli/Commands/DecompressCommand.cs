@@ -36,7 +36,8 @@ static class DecompressCommand
         {
             r.Tensors > 0 ? $"coded against reference '{r.Label}' (id {r.IdHex}): {r.DeltaSegments} tensor(s) as deltas; decompress needs --ref" : null,
             r.DuplicateSegments > 0 ? $"{r.DuplicateSegments} duplicate tensor(s) stored once" : null,
-            r.LossySegments > 0 ? $"LOSSY: {r.LossySegments} optimizer tensor(s) stored quantized, rebuilt approximately" : null,
+            r.LossySegments > r.LossyDeltaSegments ? $"LOSSY: {r.LossySegments - r.LossyDeltaSegments} optimizer tensor(s) stored quantized, rebuilt approximately" : null,
+            r.LossyDeltaSegments > 0 ? $"LOSSY: {r.LossyDeltaSegments} tensor(s) stored as lossy deltas ({r.LossyDelta}), rebuilt as reference + decoded delta" : null,
         }.Where(x => x is not null));
 
     /// <summary>A command's JSON report, with the reference and lossy keys of docs/JSON.md when the archive has them.</summary>
@@ -46,6 +47,7 @@ static class DecompressCommand
         var extra = new JsonObject();
         if (r.Tensors > 0) { extra["reference"] = r.Label; extra["reference_id"] = r.IdHex; }
         extra["lossy"] = r.LossySegments > 0;
+        if (r.LossyDelta is not null) { extra["lossy_delta"] = r.LossyDelta; extra["lossy_delta_tensors"] = r.LossyDeltaSegments; }
         return JsonOutput.Object(null, report, extra);
     }
 

@@ -35,6 +35,7 @@ sealed class FileFlags
     public readonly Option<int?> Chunk = new("--chunk-size") { Description = "Chunk size in bytes (overrides the level's)", Hidden = true };
     public readonly Option<string?> Ref = new("--ref") { Description = "Reference tensor file (e.g. the previous checkpoint, or the base of a fine-tune): compress codes matching tensors as deltas against it; decompress and verify need the same file", HelpName = "FILE" };
     public readonly Option<int?> OptimizerBits = new("--optimizer-bits") { Description = "Store optimizer moments (optimizer.*.exp_avg, optimizer.*.exp_avg_sq) blockwise quantized at 8 or 4 bits: lossy, never the default", HelpName = "8|4" };
+    public readonly Option<string?> DeltaLossy = new("--delta-lossy") { Description = "With --ref: store 2-D float tensors matched in the reference as a lossy delta (bitdelta, bits:N, lowrank:R, lowrank:R+bits:N): lossy, never the default", HelpName = "METHOD" };
     public readonly Option<string[]> OptimizerPattern = new("--optimizer-pattern") { Description = "Name glob (* = any run) of the tensors --optimizer-bits quantizes, instead of the optimizer moments; may repeat", HelpName = "GLOB" };
 
     public FileFlags(string filesDescription, int minFiles = 1)
@@ -72,6 +73,7 @@ sealed class FileFlags
             cmd.Options.Add(Fast);
             cmd.Options.Add(Chunk);
             cmd.Options.Add(OptimizerBits);
+            cmd.Options.Add(DeltaLossy);
             cmd.Options.Add(OptimizerPattern);
         }
         cmd.Options.Add(Ref);
@@ -118,6 +120,11 @@ sealed class FileFlags
             if (s.OptimizerBits is not (0 or 4 or 8)) throw new ArgumentException($"--optimizer-bits {s.OptimizerBits}: give 8 or 4");
             s.OptimizerPatterns = Get(OptimizerPattern, null) ?? [];
             if (s.OptimizerPatterns.Length > 0 && s.OptimizerBits == 0) throw new ArgumentException("--optimizer-pattern needs --optimizer-bits 8 or 4");
+            if (Get(DeltaLossy, null) is { } lossy)
+            {
+                s.DeltaLossy = LossyDeltaSpec.Parse(lossy);
+                if (s.Reference is null) throw new ArgumentException($"--delta-lossy {lossy} needs --ref BASE (the delta is taken against it)");
+            }
         }
         if (s.Output is not null && IsStdoutPath(s.Output)) { s.Output = null; s.ToStdout = true; }
         if (s.Output is not null && (s.ToStdout || s.OutputDir is not null))
@@ -183,6 +190,7 @@ sealed class FileFlags
         public string? Output, OutputDir;
         public bool ToStdout, Force, Remove, Quiet, Verbose, Json;
         public int Threads, Level, ChunkSize, OptimizerBits;
+        public LossyDeltaSpec? DeltaLossy;
         /// <summary>--ref: the reference tensor file, or null.</summary>
         public string? Reference;
         public string[] OptimizerPatterns = [];

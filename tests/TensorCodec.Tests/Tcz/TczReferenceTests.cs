@@ -175,7 +175,7 @@ public class TczReferenceTests
     }
 
     /// <summary>Rewrites the index hash after an edit of header or index, so the section's own checks are reached.</summary>
-    static void Rehash(byte[] file)
+    internal static void Rehash(byte[] file)
     {
         long indexOffset = BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(file.Length - 32));
         long indexLength = BinaryPrimitives.ReadInt64LittleEndian(file.AsSpan(file.Length - 24));

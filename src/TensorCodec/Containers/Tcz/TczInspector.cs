@@ -185,7 +185,9 @@ public static class TczInspector
         {
             if (r.Tensors > 0) { meta["reference"] = r.Label; meta["reference_id_xxh128"] = r.IdHex; meta["delta_tensors"] = r.DeltaSegments.ToString(); }
             if (r.DuplicateSegments > 0) meta["duplicate_tensors"] = r.DuplicateSegments.ToString();
-            if (r.LossySegments > 0) meta["lossy"] = $"{r.LossySegments} tensor(s) stored quantized (rows show the stored bytes)";
+            if (r.LossySegments > 0)
+                meta["lossy"] = r.LossyDeltaSegments == 0 ? $"{r.LossySegments} tensor(s) stored quantized (rows show the stored bytes)"
+                    : $"{r.LossySegments} tensor(s) stored lossy, {r.LossyDeltaSegments} of them as lossy deltas ({r.LossyDelta}) (rows show the stored bytes)";
         }
         return new FileReport(path, "Tcz", reader.FileLength, reader.Index.OriginalLength, reader.FileLength, rows, meta) { Verified = false };
     }

@@ -41,7 +41,11 @@ public sealed class TczReader : IDisposable
     internal bool CodedFormOnly { get; set; }
 
     /// <summary>True when some tensors are stored quantized: decompression rebuilds them, not the original bytes.</summary>
-    public bool IsLossy => _section?.Entries.Any(e => e.Coding == TczCoding.Quantized) == true;
+    public bool IsLossy => _section?.Entries.Any(e => e.Coding is TczCoding.Quantized or TczCoding.LossyDelta) == true;
+
+    /// <summary>The lossy delta coding of segment <paramref name="segment"/>, or null when it is not stored as one.</summary>
+    internal LossyDeltaSpec? LossyDeltaEntry(int segment) =>
+        _section?.Entries.FirstOrDefault(e => e.Segment == segment && e.Coding == TczCoding.LossyDelta).Lossy;
 
     /// <summary>
     /// Supplies the reference file the archive was coded against (needed before decoding any delta-coded tensor).

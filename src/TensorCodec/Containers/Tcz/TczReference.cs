@@ -12,9 +12,11 @@ namespace TensorCodec.Containers.Tcz;
 /// <summary>What a .tcz archive coded against a reference, or with lossy optimizer state, needs and says (FORMAT.md, "Reference and lossy segments").</summary>
 public sealed class TczReferenceInfo
 {
-    internal TczReferenceInfo(string label, UInt128 id, int tensors, int deltaSegments, int duplicateSegments, int lossySegments)
+    internal TczReferenceInfo(string label, UInt128 id, int tensors, int deltaSegments, int duplicateSegments, int lossySegments,
+        int lossyDeltaSegments = 0, string? lossyDelta = null)
     {
         Label = label; Id = id; Tensors = tensors; DeltaSegments = deltaSegments; DuplicateSegments = duplicateSegments; LossySegments = lossySegments;
+        LossyDeltaSegments = lossyDeltaSegments; LossyDelta = lossyDelta;
     }
 
     /// <summary>File name of the reference at compress time (for messages; the identity is <see cref="Id"/>).</summary>
@@ -27,8 +29,12 @@ public sealed class TczReferenceInfo
     public int DeltaSegments { get; }
     /// <summary>Segments identical to an earlier segment of the same file (coded as nothing but a pointer and zeros).</summary>
     public int DuplicateSegments { get; }
-    /// <summary>Segments stored quantized (lossy): decompress rebuilds them, not the original bytes.</summary>
+    /// <summary>Segments stored lossy (quantized optimizer state, or lossy deltas): decompress rebuilds them, not the original bytes.</summary>
     public int LossySegments { get; }
+    /// <summary>Of <see cref="LossySegments"/>, those stored as a lossy delta against the reference (<c>--delta-lossy</c>).</summary>
+    public int LossyDeltaSegments { get; }
+    /// <summary>The lossy delta codings used (<see cref="LossyDeltaSpec"/> spellings, comma-separated); null when none.</summary>
+    public string? LossyDelta { get; }
     /// <summary>The identity as 32 hex digits.</summary>
     public string IdHex => Id.ToString("x32");
 }
@@ -50,9 +56,12 @@ internal enum TczCoding : byte
     Dup = 3,
     /// <summary>Blockwise absmax quantization (lossy): <c>Bits</c>, <c>Map</c>, <c>Arg</c> = block size.</summary>
     Quantized = 4,
+    /// <summary>Lossy delta against reference tensor <c>Arg</c> (<c>Lossy</c>, rows of <c>Cols</c> values; LossyDelta.cs).</summary>
+    LossyDelta = 5,
 }
 
-internal readonly record struct TczCodingEntry(int Segment, TczCoding Coding, int Arg, byte Bits = 0, QuantMap Map = 0);
+internal readonly record struct TczCodingEntry(int Segment, TczCoding Coding, int Arg, byte Bits = 0, QuantMap Map = 0,
+    LossyDeltaSpec? Lossy = null, int Cols = 0);
 
 internal sealed record TczRefTensor(string Name, DType DType, long[] Shape, long Length, ulong Hash);
 
@@ -70,7 +79,7 @@ internal sealed class TczReferenceSection
     public UInt128 Id => ComputeId(RefTensors);
 
     public uint Flags =>
-        (RefTensors.Count > 0 ? TczFlags.Reference : 0) | (Entries.Any(e => e.Coding == TczCoding.Quantized) ? TczFlags.Lossy : 0);
+        (RefTensors.Count > 0 ? TczFlags.Reference : 0) | (Entries.Any(e => e.Coding is TczCoding.Quantized or TczCoding.LossyDelta) ? TczFlags.Lossy : 0);
 
     /// <summary>XXH128 of (name UTF-8, 0x00, XXH3 of the tensor's bytes as u64 LE) for each reference tensor in order.</summary>
     static UInt128 ComputeId(List<TczRefTensor> tensors)
@@ -90,7 +99,9 @@ internal sealed class TczReferenceSection
 
     public TczReferenceInfo Info() => new(Label, Id, RefTensors.Count,
         Entries.Count(e => e.Coding is TczCoding.Xor or TczCoding.Sub), Entries.Count(e => e.Coding == TczCoding.Dup),
-        Entries.Count(e => e.Coding == TczCoding.Quantized));
+        Entries.Count(e => e.Coding is TczCoding.Quantized or TczCoding.LossyDelta), Entries.Count(e => e.Coding == TczCoding.LossyDelta),
+        Entries.Any(e => e.Coding == TczCoding.LossyDelta)
+            ? string.Join(",", Entries.Where(e => e.Lossy is not null).Select(e => e.Lossy!.ToString()).Distinct()) : null);
 
     public byte[] Serialize()
     {
@@ -121,6 +132,13 @@ internal sealed class TczReferenceSection
             w.WriteByte((byte)e.Coding);
             w.WriteVarUInt((ulong)e.Arg);
             if (e.Coding == TczCoding.Quantized) { w.WriteByte(e.Bits); w.WriteByte((byte)e.Map); }
+            if (e.Coding == TczCoding.LossyDelta)
+            {
+                w.WriteByte((byte)e.Lossy!.Method);
+                w.WriteByte((byte)e.Lossy.Bits);
+                w.WriteVarUInt((ulong)e.Lossy.Rank);
+                w.WriteVarUInt((ulong)e.Cols);
+            }
         }
         return w.WrittenSpan.ToArray();
     }
@@ -169,6 +187,7 @@ internal sealed class TczReferenceSection
             var coding = (TczCoding)r.Byte(f + ".coding");
             long arg = r.Long(f + ".arg");
             byte bits = 0; QuantMap map = 0;
+            LossyDeltaSpec? lossy = null; int cols = 0;
             var s = segments[(int)seg];
             if (s.Kind != TczSegmentKind.Tensor) r.Fail(f + ".segment", $"segment {seg} is not a tensor");
             switch (coding)
@@ -194,9 +213,12 @@ internal sealed class TczReferenceSection
                     if (arg < 1 || arg > 1 << 20) r.Fail(f + ".arg", $"block size {arg} outside 1..{1 << 20}");
                     if (s.DType != DType.F32 || s.Chunks.Any(c => c.RawLength % 4 != 0)) r.Fail(f + ".coding", $"{s.Label} is not F32 in whole values");
                     break;
+                case TczCoding.LossyDelta:
+                    (lossy, cols) = TczLossyDelta.ParseEntry(ref r, f, arg, s, section.RefTensors);
+                    break;
                 default: r.Fail(f + ".coding", $"unknown coding {(int)coding}"); break;
             }
-            section.Entries.Add(new TczCodingEntry((int)seg, coding, (int)arg, bits, map));
+            section.Entries.Add(new TczCodingEntry((int)seg, coding, (int)arg, bits, map, lossy, cols));
             last = (int)seg;
         }
         if (!r.AtEnd) r.Fail("reference", $"{r.Remaining} unexpected bytes after the last entry");
@@ -269,6 +291,7 @@ internal sealed class TczSegmentCoder : IDisposable
     readonly TczReferenceFile? _reference;
     readonly IReadOnlyList<TczSegment> _segments;
     readonly Dictionary<TczSegment, int> _segmentIndex;
+    readonly Dictionary<int, TczLossyDelta.Factors> _factors = new();
     bool _ownsReference;
 
     TczSegmentCoder(TczReferenceSection section, IReadOnlyList<TczSegment> segments, TczReferenceFile? reference)
@@ -298,6 +321,7 @@ internal sealed class TczSegmentCoder : IDisposable
     /// </summary>
     public static TczSegmentCoder? Plan(IReadOnlyList<TczSegment> segments, SafeFileHandle input, string inputPath, TczCompressOptions options)
     {
+        if (options.DeltaLossy is not null && options.Reference is null) throw new ArgumentException($"{inputPath}: --delta-lossy {options.DeltaLossy} needs a reference (--ref)");
         if (options.Reference is null && options.OptimizerBits == 0) return null;
         if (options.OptimizerBits is not (0 or 4 or 8)) throw new ArgumentOutOfRangeException(nameof(options), $"optimizer bits {options.OptimizerBits}: 4 or 8 (0 = lossless)");
         var reference = options.Reference is null ? null : new TczReferenceFile(options.Reference);
@@ -307,6 +331,17 @@ internal sealed class TczSegmentCoder : IDisposable
             var patterns = (options.OptimizerPatterns is { Count: > 0 } p ? p : DefaultOptimizerPatterns).Select(Glob).ToArray();
             var seen = new Dictionary<UInt128, int>();
             var refIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+            var factors = new Dictionary<int, TczLossyDelta.Factors>();
+            int RefTensor(TensorInfo rt)
+            {
+                if (!refIndex.TryGetValue(rt.Name, out int ri))
+                {
+                    ri = section.RefTensors.Count;
+                    refIndex[rt.Name] = ri;
+                    section.RefTensors.Add(new TczRefTensor(rt.Name, rt.DType, rt.Shape, rt.Length, reference!.Hash(rt)));
+                }
+                return ri;
+            }
             for (int i = 0; i < segments.Count; i++)
             {
                 var s = segments[i];
@@ -318,16 +353,17 @@ internal sealed class TczSegmentCoder : IDisposable
                     section.Entries.Add(new TczCodingEntry(i, TczCoding.Quantized, OptimizerBlock(options.OptimizerBits), (byte)options.OptimizerBits, map));
                     continue;
                 }
-                if (reference?.Find(s.Name) is { } rt && rt.DType == s.DType && rt.Length == s.Length && rt.Shape.SequenceEqual(s.Shape)
-                    && ChooseDelta(s) is var kind and not DeltaKind.None)
+                var match = reference?.Find(s.Name) is { } m && m.DType == s.DType && m.Length == s.Length && m.Shape.SequenceEqual(s.Shape) ? m : null;
+                if (match is not null && options.DeltaLossy is { } spec
+                    && TczLossyDelta.TryPlan(s, match, reference!, input, inputPath, spec, out var f))
                 {
-                    if (!refIndex.TryGetValue(s.Name, out int ri))
-                    {
-                        ri = section.RefTensors.Count;
-                        refIndex[s.Name] = ri;
-                        section.RefTensors.Add(new TczRefTensor(rt.Name, rt.DType, rt.Shape, rt.Length, reference.Hash(rt)));
-                    }
-                    section.Entries.Add(new TczCodingEntry(i, kind == DeltaKind.Sub ? TczCoding.Sub : TczCoding.Xor, ri));
+                    section.Entries.Add(new TczCodingEntry(i, TczCoding.LossyDelta, RefTensor(match), Lossy: spec, Cols: (int)s.Shape[1]));
+                    if (f is not null) factors[i] = f;
+                    continue;
+                }
+                if (match is not null && ChooseDelta(s) is var kind and not DeltaKind.None)
+                {
+                    section.Entries.Add(new TczCodingEntry(i, kind == DeltaKind.Sub ? TczCoding.Sub : TczCoding.Xor, RefTensor(match)));
                     continue;
                 }
                 // Dedup within the file: a later identical tensor (same dtype and length) codes as zeros against the first.
@@ -338,7 +374,9 @@ internal sealed class TczSegmentCoder : IDisposable
                 else seen.TryAdd(h, i);
             }
             if (section.Entries.Count == 0) { reference?.Dispose(); return null; }
-            return new TczSegmentCoder(section, segments, reference) { _ownsReference = true };
+            var coder = new TczSegmentCoder(section, segments, reference) { _ownsReference = true };
+            foreach (var (seg, f) in factors) coder._factors[seg] = f;
+            return coder;
         }
         catch
         {
@@ -445,6 +483,20 @@ internal sealed class TczSegmentCoder : IDisposable
                 other.CopyTo(raw);
                 // Codes and block maxima are bytes, not floats: zstd (U8) codes them.
                 return DType.U8;
+            case TczCoding.LossyDelta:
+            {
+                _reference!.Read(_refInfo[e.Arg]!, offset, other);
+                var rebuilt = ArrayPool<byte>.Shared.Rent(raw.Length);
+                try
+                {
+                    var r = rebuilt.AsSpan(0, raw.Length);
+                    var dtype = TczLossyDelta.Forward(e, seg, _factors.GetValueOrDefault(segment), offset, raw, other, r);
+                    fileHash.Append(r);
+                    rawHash = TczHash.Of(r);
+                    return dtype;
+                }
+                finally { ArrayPool<byte>.Shared.Return(rebuilt); }
+            }
             case TczCoding.Dup:
                 fileHash.Append(raw);
                 rawHash = TczHash.Of(raw);
@@ -480,6 +532,11 @@ internal sealed class TczSegmentCoder : IDisposable
                         throw new TensorFormatException(reader.Path, seg.Chunks[chunkIndex].FileOffset, $"chunk {chunkIndex}", $"{seg.Label}, chunk {chunkIndex}: quantized block data is malformed");
                     raw.CopyTo(other);
                     BlockQuantizer.Decode(other, raw, e.Map, e.Bits, e.Arg);
+                    break;
+                case TczCoding.LossyDelta:
+                    if (_reference is null) throw MissingReference(reader.Path);
+                    _reference.Read(_refInfo[e.Arg]!, offset, other);
+                    TczLossyDelta.Inverse(e, seg, offset, raw, other, reader.Path, chunkIndex);
                     break;
                 case TczCoding.Dup:
                     var src = _segments[e.Arg];

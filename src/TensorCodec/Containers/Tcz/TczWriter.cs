@@ -31,6 +31,9 @@ public sealed class TczCompressOptions
     /// <summary>Name globs (<c>*</c> matches any run of characters) of the optimizer moments <see cref="OptimizerBits"/>
     /// quantizes; null or empty: <c>optimizer.*.exp_avg</c> and <c>optimizer.*.exp_avg_sq</c>.</summary>
     public IReadOnlyList<string>? OptimizerPatterns { get; init; }
+    /// <summary>With <see cref="Reference"/>: 2-D F32/F16/BF16 tensors matched in the reference are stored as a lossy
+    /// delta of this kind (lossy; the archive says so; FORMAT.md "Lossy deltas"). Null (the default): lossless.</summary>
+    public LossyDeltaSpec? DeltaLossy { get; init; }
 }
 
 /// <summary>What one segment cost: its index entry plus the per-stream coding statistics.</summary>
@@ -105,7 +108,7 @@ public static class TczWriter
     public static TczCompressResult CompressStream(Stream input, string name, Stream output, TczCompressOptions? options = null)
     {
         options ??= new TczCompressOptions();
-        if (options.Reference is not null || options.OptimizerBits != 0)
+        if (options.Reference is not null || options.OptimizerBits != 0 || options.DeltaLossy is not null)
             throw new ArgumentException($"{name}: a reference or optimizer quantization needs the tensors of a file, not a stream");
         if (options.ChunkSize < 64 || options.ChunkSize > TczConstants.MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(options), $"chunk size must be in 64..{TczConstants.MaxChunkSize}");
