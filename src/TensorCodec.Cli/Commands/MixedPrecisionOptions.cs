@@ -16,8 +16,9 @@ sealed class MixedPrecisionOptions
     public Option<string?> Size { get; } = new("--size") { Description = "Mixed precision with the budget as a file size: bytes, or with a unit (KB, MB, KiB, MiB, GiB)" };
     public Option<string?> DamageOption { get; } = new("--damage")
     {
-        Description = "How --bpw/--size predict each (tensor, type)'s damage: proxy (H-weighted squared error from --calibration; the default) " +
-            "or measured (KL divergence on calibration tokens with only that tensor quantized; needs --calibration)",
+        Description = "How --bpw/--size predict each (tensor, type)'s damage: scaled (the H-weighted squared error scaled per tensor to one measured " +
+            "KL divergence at its cheapest type; the default with --calibration), proxy (the H-weighted squared error alone; the default without), " +
+            "or measured (KL divergence on calibration tokens with only that tensor quantized, for every type: slow)",
     };
     public Option<int> DamageChunks { get; } = new("--damage-chunks") { Description = "Calibration windows (of --calibration-ctx tokens) each measured KL divergence runs", DefaultValueFactory = _ => 16 };
 
@@ -38,11 +39,14 @@ sealed class MixedPrecisionOptions
         return (bpw, size is null ? null : HfExport.ParseSize(size));
     }
 
-    public DamageMode Damage(ParseResult p) => p.GetValue(DamageOption)?.ToLowerInvariant() switch
+    /// <summary>--damage; by default scaled when calibration tokens are given, else proxy.</summary>
+    public DamageMode Damage(ParseResult p, bool calibrated) => p.GetValue(DamageOption)?.ToLowerInvariant() switch
     {
-        null or "proxy" => DamageMode.Proxy,
+        null => calibrated ? DamageMode.Scaled : DamageMode.Proxy,
+        "proxy" => DamageMode.Proxy,
         "measured" => DamageMode.Measured,
-        var s => throw new ArgumentException($"--damage {s}: use proxy or measured"),
+        "scaled" => DamageMode.Scaled,
+        var s => throw new ArgumentException($"--damage {s}: use proxy, measured or scaled"),
     };
 
     /// <summary>The KL meter on the calibration tokens (for measured damage, and to measure the written file); null without tokens.</summary>
@@ -50,7 +54,7 @@ sealed class MixedPrecisionOptions
     {
         if (tokens is not { } t)
         {
-            if (Damage(p) == DamageMode.Measured) throw new ArgumentException("--damage measured needs calibration tokens (--calibration FILE)");
+            if (Damage(p, false) != DamageMode.Proxy) throw new ArgumentException($"--damage {p.GetValue(DamageOption)} needs calibration tokens (--calibration FILE)");
             return null;
         }
         return new KldDamageMeter(modelPath, configPath, t.Span, ctx, p.GetValue(DamageChunks), threads, ct);
@@ -65,20 +69,20 @@ sealed class MixedPrecisionOptions
         tensors = m.Tensors.Select(t => new
         {
             name = t.Name, dtype = JsonOutput.DType(t.Type), @fixed = t.Fixed, values = t.Elements, bytes = t.Bytes, damage = t.Damage,
-            options = t.Options.Select(o => new { dtype = JsonOutput.DType(o.Type), bytes = o.Bytes, proxy = o.Proxy, measured_kl_mean = o.MeasuredKld }),
+            options = t.Options.Select(o => new { dtype = JsonOutput.DType(o.Type), bytes = o.Bytes, proxy = o.Proxy, measured_kl_mean = o.MeasuredKld, predicted = o.Predicted }),
         }),
     };
 
     public static void Print(QuantizeResult r, MixedPrecisionReport m, EvalResult? file)
     {
-        bool measured = m.Damage == DamageMode.Measured;
+        bool measured = m.Damage != DamageMode.Proxy;
         var table = new Table().Border(TableBorder.Simple);
         table.AddColumns("tensor", "type", "dims (ne0 first)", "bytes", "bits/weight", measured ? "KLD alone" : "proxy", "alternatives (type: " + (measured ? "KLD" : "proxy") + ")");
         foreach (var c in table.Columns.Skip(3).Take(3)) c.RightAligned();
         var dims = r.Tensors.ToDictionary(t => t.Name, t => t.Dims);
         foreach (var t in m.Tensors)
         {
-            string alt = string.Join("  ", t.Options.Where(o => o.Type != t.Type).Select(o => $"{o.Type}: {(measured ? o.MeasuredKld : o.Proxy):G3}"));
+            string alt = string.Join("  ", t.Options.Where(o => o.Type != t.Type).Select(o => $"{o.Type}: {(measured ? o.Predicted : o.Proxy):G3}"));
             table.AddRow(Markup.Escape(t.Name), t.Fixed ? $"[grey]{t.Type}[/]" : $"[bold]{t.Type}[/]", Markup.Escape("[" + string.Join(", ", dims[t.Name]) + "]"),
                 t.Bytes.ToString("N0"), $"{t.Bytes * 8.0 / Math.Max(1, t.Elements):0.000}", t.Fixed ? "" : $"{t.Damage:G4}", Markup.Escape(alt));
         }
@@ -89,12 +93,12 @@ sealed class MixedPrecisionOptions
         foreach (var n in r.Notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(n)}");
         AnsiConsole.MarkupLine($"budget {m.BudgetBytes:N0} bytes ({m.BudgetBitsPerWeight:0.000} bits/weight; achievable {m.SmallestBytes:N0} … {m.LargestBytes:N0}); " +
             $"written {r.OutputBytes:N0} bytes; knapsack grid {m.Grid} byte(s){(m.Exact ? ", exact" : ", costs rounded up")}; {m.Seconds:0.0} s choosing");
-        string predicted = measured ? $"predicted KLD (Σ of each tensor's alone) {m.PredictedDamage:G4}" : $"Σ proxy {m.PredictedDamage:G4}";
+        string predicted = measured ? $"predicted KLD (Σ of each tensor's alone, {m.Damage.ToString().ToLowerInvariant()}) {m.PredictedDamage:G4}" : $"Σ proxy {m.PredictedDamage:G4}";
         AnsiConsole.MarkupLine(file?.Kl is { } kl
             ? $"{predicted}; measured KLD of the file on the same {file.Windows} calibration windows {kl.Mean:G4}"
             : $"{predicted} (no calibration tokens: the file's KLD was not measured)");
         if (m.Spearman is { } rho)
-            AnsiConsole.MarkupLine($"proxy vs measured KLD, Spearman rank correlation: {rho:0.000} over every (tensor, type); {m.SpearmanWithinType:0.000} across tensors at a fixed type (mean over types)");
+            AnsiConsole.MarkupLine($"proxy vs measured KLD, Spearman rank correlation: {rho:0.000} over every measured (tensor, type); {m.SpearmanWithinType:0.000} across tensors at a fixed type (mean over types)");
         AnsiConsole.MarkupLine($"{Markup.Escape(r.Input)} ({r.InputFormat}) → {Markup.Escape(r.Output)}: {CliCommon.Bytes(r.OutputBytes)}, {r.Tensors.Count} tensors, {r.Elapsed.TotalSeconds:0.00} s");
     }
 }

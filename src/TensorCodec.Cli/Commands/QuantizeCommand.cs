@@ -86,7 +86,7 @@ static class QuantizeCommand
                 Calibration = calib?.Stats,
                 TargetBitsPerWeight = target?.Bpw,
                 TargetBytes = target?.Bytes,
-                Damage = budget.Damage(p),
+                Damage = budget.Damage(p, meter is not null),
                 DamageMeter = meter,
             };
 

@@ -12,6 +12,9 @@ public enum DamageMode : byte
     /// <summary>Mean KL divergence on calibration tokens with only that tensor quantized at that type
     /// (<see cref="ModelQuantizeOptions.DamageMeter"/>); the proxy is computed too, for the rank correlation.</summary>
     Measured,
+    /// <summary>The proxy scaled per tensor so that it equals the measured KL divergence at the tensor's cheapest type: one
+    /// measurement per tensor instead of one per (tensor, type); KL and the proxy are both second order in the error.</summary>
+    Scaled,
 }
 
 /// <summary>Measures the damage of one tensor stored as one type, the rest of the model unquantized.</summary>
@@ -27,7 +30,8 @@ public interface IQuantDamageMeter
 /// <param name="Bytes">Bytes it takes in the file, alignment padding included.</param>
 /// <param name="Proxy">H-weighted squared error per calibration token (see <see cref="DamageMode.Proxy"/>).</param>
 /// <param name="MeasuredKld">Mean KL divergence with only this tensor at this type, when measured.</param>
-public sealed record MixedPrecisionOption(string Type, long Bytes, double Proxy, double? MeasuredKld);
+/// <param name="Predicted">The damage the choice used (the proxy, the measured KL, or the scaled proxy, by <see cref="DamageMode"/>).</param>
+public sealed record MixedPrecisionOption(string Type, long Bytes, double Proxy, double? MeasuredKld, double Predicted);
 
 /// <summary>The type chosen for one tensor under <c>--bpw/--size</c>, and the alternatives it was chosen from.</summary>
 /// <param name="Name">GGUF tensor name.</param>
@@ -109,8 +113,8 @@ internal static class MixedPrecision
     public static MixedPrecisionReport Apply(ModelQuantizer.Plan plan, ModelQuantizeOptions o, string inputPath)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        if (o.Damage == DamageMode.Measured && o.DamageMeter is null)
-            throw new ArgumentException("--damage measured needs calibration tokens (--calibration FILE)");
+        if (o.Damage != DamageMode.Proxy && o.DamageMeter is null)
+            throw new ArgumentException($"--damage {o.Damage.ToString().ToLowerInvariant()} needs calibration tokens (--calibration FILE)");
         uint align = AlignmentOf(plan);
         long header = HeaderBytes(plan, align);
         long elements = plan.Tensors.Sum(t => t.Elements);
@@ -127,7 +131,8 @@ internal static class MixedPrecision
             if (IsChoosable(t, pinned))
             {
                 free.Add(i);
-                candidates.Add(CandidatesFor(t.RowLength).Where(ty => GgmlTypes.Get(ty).ByteSize(t.RowLength) is not null).ToArray());
+                var allowed = CandidatesFor(t.RowLength).Where(ty => GgmlTypes.Get(ty).ByteSize(t.RowLength) is not null).ToArray();
+                candidates.Add(o.CandidateTypes is { } only && allowed.Intersect(only).ToArray() is { Length: > 0 } kept ? kept : allowed);
             }
             else fixedBytes += GgufFile.AlignUp(t.Bytes, align);
         }
@@ -153,8 +158,7 @@ internal static class MixedPrecision
             options.Add(damage.Evaluate(t, candidates[j], ty => SizeOf(t, ty)));
         }
 
-        var items = options.Select(opts => (IReadOnlyList<KnapsackOption>)opts.Select(x =>
-            new KnapsackOption(x.Bytes, o.Damage == DamageMode.Measured ? x.MeasuredKld!.Value : x.Proxy)).ToArray()).ToList();
+        var items = options.Select(opts => (IReadOnlyList<KnapsackOption>)opts.Select(x => new KnapsackOption(x.Bytes, x.Predicted)).ToArray()).ToList();
         var solution = MixedPrecisionKnapsack.Solve(items, budget - fixedBytes)
             ?? throw new InvalidOperationException("knapsack found no solution above the smallest size"); // smallest ≤ budget was checked
 
@@ -176,9 +180,9 @@ internal static class MixedPrecision
             else report.Add(new MixedPrecisionTensor(t.Name, ModelQuantizer.TypeName(t.Choice.Type), true, t.Elements, GgufFile.AlignUp(t.Bytes, align), 0, []));
         }
         double? rho = null, rhoType = null;
-        if (o.Damage == DamageMode.Measured)
+        if (o.Damage != DamageMode.Proxy)
         {
-            var all = options.SelectMany(x => x).ToList();
+            var all = options.SelectMany(x => x).Where(x => x.MeasuredKld is not null).ToList();
             rho = Spearman(all.Select(x => x.Proxy).ToArray(), all.Select(x => x.MeasuredKld!.Value).ToArray());
             var perType = all.GroupBy(x => x.Type).Where(g => g.Count() >= 3)
                 .Select(g => Spearman(g.Select(x => x.Proxy).ToArray(), g.Select(x => x.MeasuredKld!.Value).ToArray())).Where(double.IsFinite).ToList();

@@ -47,8 +47,15 @@ internal sealed class MixedPrecisionDamage(ModelQuantizeOptions o)
             double proxy = embedding ? SquaredError(w, decoded, null) / Math.Max(1, rows)
                 : h is not null ? HError(w, decoded, h, rows, cols) / perToken
                 : SquaredError(w, decoded, diag is { Length: var n } && n == cols ? diag : null);
-            double? kld = o.Damage == DamageMode.Measured ? o.DamageMeter!.Measure(t.Name, type, rows, cols, bytes) : null;
-            result[k] = new MixedPrecisionOption(ModelQuantizer.TypeName(type), size(type), proxy, kld);
+            double? kld = o.Damage == DamageMode.Measured || (o.Damage == DamageMode.Scaled && k == 0)
+                ? o.DamageMeter!.Measure(t.Name, type, rows, cols, bytes) : null;
+            result[k] = new MixedPrecisionOption(ModelQuantizer.TypeName(type), size(type), proxy, kld, o.Damage == DamageMode.Measured ? kld!.Value : proxy);
+        }
+        if (o.Damage == DamageMode.Scaled)
+        {
+            // One measurement at the cheapest type (the largest, least noisy KL) calibrates the tensor's proxy.
+            double scale = result[0].Proxy > 0 ? result[0].MeasuredKld!.Value / result[0].Proxy : 0;
+            for (int k = 0; k < result.Length; k++) result[k] = result[k] with { Predicted = result[k].Proxy * scale };
         }
         return result;
     }

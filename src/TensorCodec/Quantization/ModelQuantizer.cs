@@ -56,8 +56,10 @@ public sealed class ModelQuantizeOptions
     public long? TargetBytes { get; init; }
     /// <summary>How mixed precision predicts each (tensor, type)'s damage.</summary>
     public DamageMode Damage { get; init; }
-    /// <summary>Measures KL divergence for <see cref="DamageMode.Measured"/>.</summary>
+    /// <summary>Measures KL divergence for <see cref="DamageMode.Measured"/> and <see cref="DamageMode.Scaled"/>.</summary>
     public IQuantDamageMeter? DamageMeter { get; init; }
+    /// <summary>Restricts mixed precision's candidate types (ggml ids) where the row length allows any of them (tests).</summary>
+    internal IReadOnlyList<int>? CandidateTypes { get; init; }
 
     /// <summary>Replace an existing output file.</summary>
     public bool Overwrite { get; init; }

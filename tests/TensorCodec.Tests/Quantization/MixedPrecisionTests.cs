@@ -112,11 +112,11 @@ public class MixedPrecisionTests
     }
 
     static ModelQuantizeOptions Options(ICalibration? calib, double? bpw = null, long? bytes = null, QuantMethod method = QuantMethod.Gptq,
-        IQuantDamageMeter? meter = null) => new()
+        IQuantDamageMeter? meter = null, DamageMode damage = DamageMode.Measured, int[]? types = null) => new()
     {
         Mix = QuantMix.Get("q4_K_M"), ConfigPath = ModelQuantizerTests.Config, TokenizerPath = ModelQuantizerTests.Tokenizer,
         Method = method, Calibration = calib, Threads = 2, TargetBitsPerWeight = bpw, TargetBytes = bytes,
-        Damage = meter is null ? DamageMode.Proxy : DamageMode.Measured, DamageMeter = meter,
+        Damage = meter is null ? DamageMode.Proxy : damage, DamageMeter = meter, CandidateTypes = types,
     };
 
     [Fact]
@@ -129,7 +129,8 @@ public class MixedPrecisionTests
         foreach (double bpw in new[] { 2.9, 3.5, 4.5, 6.0 })
         {
             var path = dir.File($"b{bpw}.gguf");
-            var r = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, path, Options(calib, bpw));
+            // GPTQ once (the writer's GPTQ path), the others with importance-weighted rounding (faster).
+            var r = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, path, Options(calib, bpw, method: bpw == 3.5 ? QuantMethod.Gptq : QuantMethod.Imatrix));
             var mp = r.MixedPrecision!;
             long size = new FileInfo(path).Length;
             Assert.Equal(size, r.OutputBytes);
@@ -153,7 +154,7 @@ public class MixedPrecisionTests
 
         // --size: an exact byte budget, reached to within one tensor's step.
         long budget = 1_500_000;
-        var rs = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, dir.File("s.gguf"), Options(calib, bytes: budget));
+        var rs = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, dir.File("s.gguf"), Options(calib, bytes: budget, method: QuantMethod.Imatrix));
         Assert.True(rs.OutputBytes <= budget);
         Assert.Equal(budget, rs.MixedPrecision!.BudgetBytes);
     }
@@ -171,7 +172,7 @@ public class MixedPrecisionTests
         long smallest = long.Parse(System.Text.RegularExpressions.Regex.Match(e.Message, @"size, ([\d,]+) bytes").Groups[1].Value.Replace(",", ""));
         var r = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, path, Options(null, bytes: smallest, method: QuantMethod.Rtn));
         Assert.Equal(smallest, r.OutputBytes);
-        Assert.All(r.MixedPrecision!.Tensors.Where(t => !t.Fixed), t => Assert.Equal("q2_K", t.Type));
+        Assert.All(r.MixedPrecision!.Tensors.Where(t => !t.Fixed), t => Assert.Equal("Q2_K", t.Type));
     }
 
     [Fact]
@@ -183,7 +184,8 @@ public class MixedPrecisionTests
         var calib = new CalibrationStats(model, tokens, new ImatrixOptions { Ctx = 64, Threads = 2 }, "random-3", hessian: true);
         using var meter = new KldDamageMeter(ModelQuantizerTests.Bf16Sample, ModelQuantizerTests.Config, tokens, 64, 2, 2);
         var path = dir.File("m.gguf");
-        var r = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, path, Options(calib, 3.5, meter: meter));
+        int[] types = [GgmlTypes.Q2_K, GgmlTypes.Q4_K, GgmlTypes.Q8_0, GgmlTypes.F16];
+        var r = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, path, Options(calib, 3.5, method: QuantMethod.Imatrix, meter: meter, types: types));
         var mp = r.MixedPrecision!;
         var free = mp.Tensors.Where(t => !t.Fixed).ToList();
         Assert.Equal(30, free.Count);
@@ -191,13 +193,28 @@ public class MixedPrecisionTests
         Assert.All(free.SelectMany(t => t.Options), o => Assert.True(o.MeasuredKld >= 0));
         // f16 alone barely moves the model; q2_K of the classifier moves it most among its options.
         var output = free.Single(t => t.Name == "output.weight");
-        Assert.True(output.Options.Single(o => o.Type == "f16").MeasuredKld < output.Options.Single(o => o.Type == "q2_K").MeasuredKld);
+        Assert.True(output.Options.Single(o => o.Type == "F16").MeasuredKld < output.Options.Single(o => o.Type == "Q2_K").MeasuredKld);
         Assert.True(mp.Spearman > 0.8, $"Spearman {mp.Spearman}");
         Assert.Equal(free.Sum(t => t.Damage), mp.PredictedDamage, 9);
         Assert.True(r.OutputBytes * 8.0 / mp.Elements <= 3.5);
         // The whole file's KL on the same windows is of the order the sum predicts.
         double file = meter.MeasureFile(path).Kl!.Mean;
         Assert.InRange(file, mp.PredictedDamage / 4, mp.PredictedDamage * 4);
+
+        // Scaled: one measurement per tensor, at its cheapest type, which the scaled proxy then equals.
+        int before = meter.Measurements;
+        var rs = ModelQuantizer.Quantize(ModelQuantizerTests.Bf16Sample, dir.File("s.gguf"),
+            Options(calib, 3.5, method: QuantMethod.Imatrix, meter: meter, damage: DamageMode.Scaled, types: types));
+        var sfree = rs.MixedPrecision!.Tensors.Where(t => !t.Fixed).ToList();
+        Assert.Equal(30, meter.Measurements - before);
+        Assert.All(sfree, t =>
+        {
+            Assert.Equal(t.Options[0].MeasuredKld!.Value, t.Options[0].Predicted, 12);
+            Assert.All(t.Options.Skip(1), o => Assert.Null(o.MeasuredKld));
+            // Same measurement as the measured run (same bytes, same windows).
+            Assert.Equal(free.Single(f => f.Name == t.Name).Options[0].MeasuredKld!.Value, t.Options[0].MeasuredKld!.Value, 12);
+        });
+        Assert.True(rs.OutputBytes * 8.0 / rs.MixedPrecision.Elements <= 3.5);
     }
 }
 
@@ -218,8 +235,13 @@ public class MixedPrecisionCliTests
         Assert.Equal(new FileInfo(dir.File("b.gguf")).Length, doc.RootElement.GetProperty("output_bytes").GetInt64());
         Assert.True(doc.RootElement.GetProperty("output_bytes").GetInt64() <= mp.GetProperty("budget_bytes").GetInt64());
         Assert.True(mp.GetProperty("measured_kl_mean").GetDouble() > 0);
-        Assert.Equal("proxy", mp.GetProperty("damage").GetString());
-        Assert.Equal(System.Text.Json.JsonValueKind.Null, mp.GetProperty("spearman").ValueKind);
+        // With calibration tokens the default is the scaled proxy: one measured KL per tensor.
+        Assert.Equal("scaled", mp.GetProperty("damage").GetString());
+        foreach (var t in mp.GetProperty("tensors").EnumerateArray().Where(t => !t.GetProperty("fixed").GetBoolean()))
+        {
+            var first = t.GetProperty("options")[0];
+            Assert.Equal(first.GetProperty("measured_kl_mean").GetDouble(), first.GetProperty("predicted").GetDouble(), 12);
+        }
     }
 
     [Fact]
