@@ -13,8 +13,8 @@ OUT=${1:-/tmp/bpw-kld}
 CHUNKS=${CHUNKS:-128}
 DAMAGE=${DAMAGE:-scaled}
 DCHUNKS=${DCHUNKS:-4}
-MIXES=${MIXES:-"q2_K q3_K_S q3_K_M q3_K_L q4_K_S q4_K_M q5_K_S q5_K_M q6_K"}
-BPWS=${BPWS:-"2.5 3.0 3.5 4.0 4.5 5.0 6.0"}
+MIXES=${MIXES-"q2_K q3_K_S q3_K_M q3_K_L q4_K_S q4_K_M q5_K_S q5_K_M q6_K"}
+BPWS=${BPWS-"2.5 3.0 3.5 4.0 4.5 5.0 6.0"}
 mkdir -p "$OUT"
 B=$S/data/models/bard-3m
 TOK=$S/data/text/shakespeare.tok1024.u16

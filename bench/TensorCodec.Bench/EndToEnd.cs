@@ -35,6 +35,7 @@ public static class EndToEnd
             case "tokenize": Tokenize(args[1], args[2], args.Length > 3 ? int.Parse(args[3]) : 5); return 0;
             case "gptq": GptqBench.Run(args[1..]); return 0;
             case "sample": GptqBench.Sample(args[1..]); return 0;
+            case "bpw-plot": BpwPlot.Run(args[1..]); return 0;
             default:
                 Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS] | e2e gptq ROWS COLS TYPE");
                 return 2;
