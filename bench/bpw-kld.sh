@@ -5,7 +5,8 @@
 # Rows: every mix with `--imatrix` (llama.cpp's exact quantizers, imatrix from the same calibration tokens); `--bpw` at
 # fixed targets; `--size` at each mix's own file size (so the file is never larger than the mix's).
 # bits/weight = whole file bytes × 8 / weights (header and metadata included), the quantity --bpw bounds.
-# Usage: bench/bpw-kld.sh [OUTDIR]   (env: CHUNKS calibration chunks, DAMAGE proxy|scaled|measured, DCHUNKS windows per KL)
+# Usage: bench/bpw-kld.sh [OUTDIR]   (env: CHUNKS calibration chunks, DAMAGE proxy|scaled|measured, DCHUNKS windows per KL,
+#        MIXES, SIZES, BPWS: the rows to run; an existing base.tclp / imatrix.gguf in OUTDIR is reused)
 set -euo pipefail
 T=${TCODEC:-src/TensorCodec.Cli/bin/Release/net10.0/tcodec}
 S=${SHARED:-/work/shared}
@@ -15,6 +16,7 @@ DAMAGE=${DAMAGE:-scaled}
 DCHUNKS=${DCHUNKS:-4}
 MIXES=${MIXES-"q2_K q3_K_S q3_K_M q3_K_L q4_K_S q4_K_M q5_K_S q5_K_M q6_K"}
 BPWS=${BPWS-"2.5 3.0 3.5 4.0 4.5 5.0 6.0"}
+SIZES=${SIZES-$MIXES}   # the mixes whose file size gets a --size row (their files must exist in OUTDIR)
 mkdir -p "$OUT"
 B=$S/data/models/bard-3m
 TOK=$S/data/text/shakespeare.tok1024.u16
@@ -22,8 +24,8 @@ EVAL="--tokens $TOK --split val --ctx 128"
 CAL=(--calibration "$TOK" --calibration-split train --calibration-ctx 128 --calibration-chunks "$CHUNKS")
 printf "model\tlabel\tmethod\tfile_bytes\tbits_per_weight\tkl_mean\tkl_p99\tppl\tbase_ppl\ttop1\tpredicted\tcalib_kl\tquantize_s\n"
 
-$T eval "$B" $EVAL --save-logits "$OUT/base.tclp" -f --json > "$OUT/base.json"
-$T imatrix "$B" --tokens "$TOK" --split train --ctx 128 --chunks "$CHUNKS" -o "$OUT/imatrix.gguf" -f --json > "$OUT/imatrix.json"
+[ -f "$OUT/base.tclp" ] || $T eval "$B" $EVAL --save-logits "$OUT/base.tclp" -f --json > "$OUT/base.json"
+[ -f "$OUT/imatrix.gguf" ] || $T imatrix "$B" --tokens "$TOK" --split train --ctx 128 --chunks "$CHUNKS" -o "$OUT/imatrix.gguf" -f --json > "$OUT/imatrix.json"
 
 # row LABEL METHOD FILE: evaluate FILE on the validation split and print one line.
 row() {
@@ -47,7 +49,7 @@ for mix in $MIXES; do
 done
 # --size at each mix's own file size, then the fixed --bpw targets.
 targets=()
-for mix in $MIXES; do targets+=("size:$(stat -c %s "$OUT/$mix-imatrix.gguf"):$mix"); done
+for mix in $SIZES; do targets+=("size:$(stat -c %s "$OUT/$mix-imatrix.gguf"):$mix"); done
 for b in $BPWS; do targets+=("bpw:$b:$b"); done
 for t in "${targets[@]}"; do
   IFS=: read -r kind value label <<< "$t"
