@@ -28,12 +28,14 @@ sealed class CalibrationOptions
         _ => throw new ArgumentException($"--method {s}: use rtn, imatrix or gptq"),
     };
 
-    /// <summary>The calibration run, or null when no --calibration was given or the method does not read it.
-    /// The returned model must stay loaded while quantizing (layer-by-layer H re-runs it).</summary>
-    public (LlamaModel Model, CalibrationStats Stats)? Build(ParseResult p, string modelPath, string? configPath, string? tokenizerPath, int threads, CancellationToken ct)
+    /// <summary>The calibration run, or null when no --calibration was given or nothing reads it (the method, or a
+    /// <paramref name="budget"/> run's damage prediction, which also needs H). The returned model must stay loaded while
+    /// quantizing (layer-by-layer H re-runs it).</summary>
+    public (LlamaModel Model, CalibrationStats Stats, ReadOnlyMemory<int> Tokens)? Build(ParseResult p, string modelPath, string? configPath, string? tokenizerPath, int threads,
+        CancellationToken ct, bool budget = false)
     {
         var method = ParseMethod(p.GetValue(Method));
-        if (p.GetValue(Calibration) is not string path || method == QuantMethod.Rtn) return null;
+        if (p.GetValue(Calibration) is not string path || (method == QuantMethod.Rtn && !budget)) return null;
         string ext = Path.GetExtension(path);
         bool ids = ext.Equals(".u16", StringComparison.OrdinalIgnoreCase) || ext.Equals(".csv", StringComparison.OrdinalIgnoreCase);
         // Text is read as `tcodec imatrix` and llama-imatrix read it: one string, BOS over each window's first token.
@@ -44,7 +46,7 @@ sealed class CalibrationOptions
         try
         {
             var options = new ImatrixOptions { Ctx = p.GetValue(Ctx), MaxChunks = p.GetValue(Chunks), Threads = threads };
-            return (model, new CalibrationStats(model, tokens.Span, options, path, hessian: method == QuantMethod.Gptq, ct));
+            return (model, new CalibrationStats(model, tokens.Span, options, path, hessian: method == QuantMethod.Gptq || budget, ct), tokens);
         }
         catch
         {

@@ -40,6 +40,7 @@ static class QuantizeCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var leaveOutput = new Option<bool>("--leave-output-tensor") { Description = "Leave output.weight unquantized (its F32/F16/BF16 source type)" };
+        var budget = new MixedPrecisionOptions();
         var calibration = new CalibrationOptions();
         var threads = CliCommon.Threads();
         var force = CliCommon.Force();
@@ -50,6 +51,7 @@ static class QuantizeCommand
             pure, outputType, embdType, tensorType, leaveOutput,
         };
         foreach (var o in calibration.All) cmd.Options.Add(o);
+        foreach (var o in budget.All) cmd.Options.Add(o);
         cmd.SetGuardedAction((p, ct) =>
         {
             string inPath = p.GetValue(input)!;
@@ -58,8 +60,10 @@ static class QuantizeCommand
             bool asJson = p.GetValue(json);
             var mix = QuantMix.Get(p.GetValue(type)!);
             var method = CalibrationOptions.ParseMethod(p.GetValue(calibration.Method));
-            var calib = calibration.Build(p, inPath, p.GetValue(config), p.GetValue(tokenizer), CliCommon.ResolveThreads(p.GetValue(threads)), ct);
+            var target = budget.Target(p);
+            var calib = calibration.Build(p, inPath, p.GetValue(config), p.GetValue(tokenizer), CliCommon.ResolveThreads(p.GetValue(threads)), ct, budget: target is not null);
             using var calibModel = calib?.Model;
+            using var meter = target is null ? null : budget.Meter(p, inPath, p.GetValue(config), calib?.Tokens, p.GetValue(calibration.Ctx), CliCommon.ResolveThreads(p.GetValue(threads)), ct);
             ModelQuantizeOptions Options(IProgress<QuantizeProgress>? progress) => new()
             {
                 Mix = mix,
@@ -80,6 +84,10 @@ static class QuantizeCommand
                 Cancellation = ct,
                 Method = method,
                 Calibration = calib?.Stats,
+                TargetBitsPerWeight = target?.Bpw,
+                TargetBytes = target?.Bytes,
+                Damage = budget.Damage(p, meter is not null),
+                DamageMeter = meter,
             };
 
             QuantizeResult result;
@@ -100,6 +108,8 @@ static class QuantizeCommand
             // A GGUF without a tokenizer is written but llama.cpp cannot load it: say so on stderr.
             var warnings = result.TokenizerEmbedded ? [] : result.Notes.Where(n => n.StartsWith("no tokenizer embedded", StringComparison.Ordinal)).ToList();
             foreach (var w in warnings) Console.Error.WriteLine($"warning: {w}");
+            // Predicted against measured: the written file's KL divergence on the same calibration windows.
+            var fileEval = result.MixedPrecision is not null ? meter?.MeasureFile(result.Output) : null;
             if (asJson)
             {
                 JsonOutput.Write("quantize", new
@@ -110,6 +120,7 @@ static class QuantizeCommand
                     tensors = result.Tensors.Count, values = result.Elements, bits_per_value = result.BitsPerWeight,
                     tokenizer_embedded = result.TokenizerEmbedded, imatrix_used = result.ImatrixUsed, seconds = result.Elapsed.TotalSeconds, notes = result.Notes,
                     warnings,
+                    mixed_precision = MixedPrecisionOptions.Json(result, fileEval),
                     tensor_list = result.Tensors.Select(t => new
                     {
                         name = t.Name, source_name = t.SourceName, dtype = JsonOutput.DType(t.Type), shape = JsonOutput.Shape(t.Dims), values = t.Elements,
@@ -119,6 +130,11 @@ static class QuantizeCommand
                 return 0;
             }
 
+            if (result.MixedPrecision is { } mp)
+            {
+                MixedPrecisionOptions.Print(result, mp, fileEval);
+                return 0;
+            }
             var table = new Table().Border(TableBorder.Simple);
             table.AddColumns("tensor", "type", "dims (ne0 first)", "bytes", "bits/weight");
             foreach (var c in table.Columns.Skip(3)) c.RightAligned();

@@ -49,6 +49,18 @@ public sealed class ModelQuantizeOptions
     /// <summary>llama-quantize's <c>--leave-output-tensor</c>: output.weight is not quantized (it keeps its F32/F16/BF16 source type).</summary>
     public bool LeaveOutputTensor { get; init; }
 
+    /// <summary>Mixed precision (<c>--bpw</c>): choose each quantizable tensor's type so the whole file has at most this many bits
+    /// per weight (every stored byte over every weight); the mix then only names <c>general.file_type</c>. See <see cref="MixedPrecision"/>.</summary>
+    public double? TargetBitsPerWeight { get; init; }
+    /// <summary>Mixed precision (<c>--size</c>): as <see cref="TargetBitsPerWeight"/>, with the budget in bytes of the whole file.</summary>
+    public long? TargetBytes { get; init; }
+    /// <summary>How mixed precision predicts each (tensor, type)'s damage.</summary>
+    public DamageMode Damage { get; init; }
+    /// <summary>Measures KL divergence for <see cref="DamageMode.Measured"/> and <see cref="DamageMode.Scaled"/>.</summary>
+    public IQuantDamageMeter? DamageMeter { get; init; }
+    /// <summary>Restricts mixed precision's candidate types (ggml ids) where the row length allows any of them (tests).</summary>
+    internal IReadOnlyList<int>? CandidateTypes { get; init; }
+
     /// <summary>Replace an existing output file.</summary>
     public bool Overwrite { get; init; }
     /// <summary>Reports each tensor as it starts and the values done so far.</summary>
@@ -94,6 +106,9 @@ public sealed record QuantizeResult(
     string Input, string Output, TensorFileFormat InputFormat, QuantMix Mix, IReadOnlyList<QuantizedTensor> Tensors,
     long OutputBytes, bool TokenizerEmbedded, bool ImatrixUsed, IReadOnlyList<string> Notes, TimeSpan Elapsed)
 {
+    /// <summary>The per-tensor choice under <see cref="ModelQuantizeOptions.TargetBitsPerWeight"/> / <see cref="ModelQuantizeOptions.TargetBytes"/>, else null.</summary>
+    public MixedPrecisionReport? MixedPrecision { get; init; }
+
     /// <summary>Bytes of tensor data, without header and padding.</summary>
     public long TensorBytes => Tensors.Sum(t => t.Bytes);
 
@@ -136,6 +151,8 @@ public static class ModelQuantizer
         internal RowReader Read { get; init; } = (_, _, _, _) => throw new InvalidOperationException();
         /// <summary>Reads start and end on a multiple of this many rows: a RoPE head for Q/K, whose rows are reordered within the head.</summary>
         internal int RowGroup { get; init; } = 1;
+        /// <summary>The tensor's importance weights when any were given, whatever its type (mixed precision re-types tensors).</summary>
+        internal float[]? ImportanceWeights { get; init; }
         public long Elements { get { long n = 1; foreach (var d in Dims) n *= d; return n; } }
         public long Bytes => GgmlTypes.Get(Choice.Type).ByteSize(Elements)!.Value;
         /// <summary>Values per GGUF row (the innermost dimension).</summary>
@@ -181,6 +198,9 @@ public static class ModelQuantizer
             if (FileIdentity.Same(f, outputPath))
                 throw new IOException($"{outputPath}: output would overwrite the input");
 
+        if (options.TargetBitsPerWeight is not null && options.TargetBytes is not null)
+            throw new ArgumentException("give --bpw or --size, not both");
+        var mixed = options.TargetBitsPerWeight is not null || options.TargetBytes is not null ? MixedPrecision.Apply(plan, options, inputPath) : null;
         int threads = Math.Max(1, options.Threads);
         var gptq = options.Method == QuantMethod.Gptq ? new GptqTensorEncoder(options.Calibration!, threads) : null;
         long total = plan.Tensors.Sum(t => t.Elements);
@@ -204,6 +224,9 @@ public static class ModelQuantizer
         {
             GgufWriter.Write(writer.Stream, plan.Metadata, sources);
             outBytes = writer.TempPath is null ? writer.BytesWritten : writer.Stream.Length; // /dev/null has length 0
+            // The budget is a promise: a file over it is never committed.
+            if (mixed is not null && (outBytes > mixed.BudgetBytes || outBytes != mixed.PlannedBytes))
+                throw new InvalidOperationException($"{outputPath}: wrote {outBytes} bytes, planned {mixed.PlannedBytes} within the budget of {mixed.BudgetBytes}; nothing written");
             writer.Commit();
         }
         if (gptq is not null)
@@ -211,7 +234,8 @@ public static class ModelQuantizer
         var tensors = plan.Tensors.Select(t => new QuantizedTensor(t.Name, t.SourceName, TypeName(t.Choice.Type), t.Dims, t.Elements, t.Bytes,
             t.Choice.FallbackFrom is int f ? TypeName(f) : null)).ToList();
         return new QuantizeResult(inputPath, outputPath, plan.InputFormat, options.Mix, tensors, outBytes,
-            plan.TokenizerEmbedded, options.ImatrixPath is not null || (options.Method != QuantMethod.Rtn && options.Calibration is not null), plan.Notes, sw.Elapsed);
+            plan.TokenizerEmbedded, options.ImatrixPath is not null || (options.Method != QuantMethod.Rtn && options.Calibration is not null), plan.Notes, sw.Elapsed)
+        { MixedPrecision = mixed };
     }
 
     internal static string TypeName(int ggmlType) => GgmlTypes.Get(ggmlType).Name;
@@ -345,6 +369,7 @@ public static class ModelQuantizer
                     notes.Add($"{r.Name}: row length {r.Dims[0]} is not a multiple of {TypeName(from)}'s block size {GgmlTypes.Get(from).BlockSize}; using {TypeName(choice.Type)}");
                 planned.Add(new PlannedTensor(r.Name, r.Source, r.Dims, choice, imp)
                 {
+                    ImportanceWeights = imatrix?.Find(r.Name) is { } iw && iw.Length == r.Dims[0] ? iw : null,
                     Read = Checked(r.Read, r.Dims[0], r.Source, r.Name, options.AllowNonFinite), RowGroup = r.RowGroup,
                 });
             }
@@ -634,7 +659,7 @@ public static class ModelQuantizer
     }
 
     /// <summary>The float rows and encoded bytes of one batch, reused for every tensor.</summary>
-    sealed class StreamBuffers
+    internal sealed class StreamBuffers
     {
         public readonly RowBuffers Rows = new();
         float[] _values = [];
@@ -647,7 +672,7 @@ public static class ModelQuantizer
     const int BatchValues = 1 << 20;
 
     /// <summary>Encodes one tensor to its chosen type a batch of rows at a time, splitting each batch's rows across threads.</summary>
-    static void Encode(PlannedTensor t, Stream output, StreamBuffers buffers, int threads, CancellationToken ct)
+    internal static void Encode(PlannedTensor t, Stream output, StreamBuffers buffers, int threads, CancellationToken ct)
     {
         long rows = t.Rows;
         if (rows == 0) return;

@@ -43,31 +43,34 @@ public class GptqInteropTests(ITestOutputHelper output)
         Assert.True(llamaGptq < llamaRtn, $"llama.cpp: gptq KL {llamaGptq} not below rtn {llamaRtn}");
 
         // Our engine agrees on the same positions.
-        var ids = EvalData.ReadTokens(Path.Combine(refDir, "val.first128.tokens.csv"));
-        var refLogits = File.ReadAllBytes(Path.Combine(refDir, "val.first128.logits.f32"));
-        int vocab = model.Config.VocabSize;
-        double Ours(string path)
-        {
-            using var q = LlamaModel.Load(path);
-            using var s = q.CreateSession(new LlamaSessionOptions { Capacity = ids.Length });
-            var logits = new float[ids.Length * vocab];
-            s.Forward(ids, logits);
-            double sum = 0;
-            foreach (int pos in positions)
-            {
-                var p = new float[vocab];
-                Buffer.BlockCopy(refLogits, pos * vocab * 4, p, 0, vocab * 4);
-                var lq = logits.AsSpan(pos * vocab, vocab).ToArray();
-                LogSoftmax.Rows(p, vocab);
-                LogSoftmax.Rows(lq, vocab);
-                for (int i = 0; i < vocab; i++) sum += Math.Exp(p[i]) * (p[i] - lq[i]);
-            }
-            return sum / positions.Length;
-        }
+        double Ours(string path) => EngineKl(path, refDir, positions);
         double oursRtn = Ours(files["rtn"]), oursGptq = Ours(files["gptq"]);
         output.WriteLine($"tcodec engine: rtn {oursRtn:G4}, gptq {oursGptq:G4}");
         Assert.True(oursGptq < oursRtn);
         Assert.Equal(llamaRtn, oursRtn, 0.2 * llamaRtn);
         Assert.Equal(llamaGptq, oursGptq, 0.2 * llamaGptq);
+    }
+
+    /// <summary>Our engine's mean KL against the PyTorch reference logits of <c>val.first128</c> at <paramref name="positions"/>.</summary>
+    internal static double EngineKl(string path, string refDir, int[] positions)
+    {
+        var ids = EvalData.ReadTokens(Path.Combine(refDir, "val.first128.tokens.csv"));
+        var refLogits = File.ReadAllBytes(Path.Combine(refDir, "val.first128.logits.f32"));
+        using var q = LlamaModel.Load(path);
+        int vocab = q.Config.VocabSize;
+        using var s = q.CreateSession(new LlamaSessionOptions { Capacity = ids.Length });
+        var logits = new float[ids.Length * vocab];
+        s.Forward(ids, logits);
+        double sum = 0;
+        foreach (int pos in positions)
+        {
+            var p = new float[vocab];
+            Buffer.BlockCopy(refLogits, pos * vocab * 4, p, 0, vocab * 4);
+            var lq = logits.AsSpan(pos * vocab, vocab).ToArray();
+            LogSoftmax.Rows(p, vocab);
+            LogSoftmax.Rows(lq, vocab);
+            for (int i = 0; i < vocab; i++) sum += Math.Exp(p[i]) * (p[i] - lq[i]);
+        }
+        return sum / positions.Length;
     }
 }
