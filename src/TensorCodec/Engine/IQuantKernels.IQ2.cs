@@ -27,6 +27,8 @@ internal static unsafe partial class IQuantKernels
         sbyte* x = (sbyte*)xq;
         float* xd = (float*)(xq + cols);
         float acc = 0;
+        var shifts7 = Vector128.Create(0u, 7, 14, 21);
+        var m7 = Vector128.Create(127u);
         fixed (ulong* grid = Grid256.T)
         fixed (ulong* sg = SignBytes.Even7)
             for (int s = 0; s < nsb; s++, w += 66)
@@ -34,9 +36,11 @@ internal static unsafe partial class IQuantKernels
                 var iv = Vector256<int>.Zero;
                 for (int ib = 0; ib < 8; ib++, x += 32)
                 {
-                    uint a0 = U32(w + 2 + 8 * ib), a1 = U32(w + 6 + 8 * ib);
-                    var g = Vector256.Create(grid[a0 & 255], grid[a0 >> 8 & 255], grid[a0 >> 16 & 255], grid[a0 >> 24]).AsByte();
-                    var sv = Vector256.Create(sg[a1 & 127], sg[a1 >> 7 & 127], sg[a1 >> 14 & 127], sg[a1 >> 21 & 127]).AsSByte();
+                    uint a1 = U32(w + 6 + 8 * ib);
+                    // Four grid points by their byte indices and four sign masks by their 7-bit fields, gathered.
+                    var g = Avx2.GatherVector256(grid, Sse41.ConvertToVector128Int32(w + 2 + 8 * ib), 8).AsByte();
+                    var si = Avx2.ShiftRightLogicalVariable(Vector128.Create(a1), shifts7) & m7;
+                    var sv = Avx2.GatherVector256(sg, si.AsInt32(), 8).AsSByte();
                     iv += MagSignDot(g, sv, x, Vector256.Create((short)(2 * (a1 >> 28) + 1)));
                 }
                 acc += Half(w) * xd[s] * Vector256.Sum(iv);

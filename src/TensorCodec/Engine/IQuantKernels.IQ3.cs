@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TensorCodec.Formats;
 
 namespace TensorCodec.Engine;
@@ -32,9 +33,9 @@ internal static unsafe partial class IQuantKernels
                 var iv = Vector256<int>.Zero;
                 for (int ib = 0; ib < 8; ib++, x += 32)
                 {
-                    byte* q = w + 2 + 8 * ib;
                     uint aux = U32(w + 66 + 4 * ib);
-                    var g = Vector256.Create(grid[q[0]], grid[q[1]], grid[q[2]], grid[q[3]], grid[q[4]], grid[q[5]], grid[q[6]], grid[q[7]]).AsByte();
+                    // Eight grid points gathered by their byte indices (vpgatherdd: about twice as fast as eight inserts).
+                    var g = Avx2.GatherVector256(grid, Avx2.ConvertToVector256Int32(w + 2 + 8 * ib), 4).AsByte();
                     var sv = Vector256.Create(sg[aux & 127], sg[aux >> 7 & 127], sg[aux >> 14 & 127], sg[aux >> 21 & 127]).AsSByte();
                     iv += MagSignDot(g, sv, x, Vector256.Create((short)(2 * (aux >> 28) + 1)));
                 }
@@ -78,6 +79,8 @@ internal static unsafe partial class IQuantKernels
         sbyte* x = (sbyte*)xq;
         float* xd = (float*)(xq + cols);
         float acc = 0;
+        var shifts = Vector256.Create(8u, 7, 6, 5, 4, 3, 2, 1);
+        var bit8 = Vector256.Create(256u);
         fixed (uint* grid = Iq3s.T)
         fixed (ulong* sg = SignBytes.Full)
             for (int s = 0; s < nsb; s++, w += 110)
@@ -85,10 +88,11 @@ internal static unsafe partial class IQuantKernels
                 var iv = Vector256<int>.Zero;
                 for (int ib = 0; ib < 8; ib++, x += 32)
                 {
-                    byte* q = w + 2 + 8 * ib, sb = w + 74 + 4 * ib;
-                    int qh = w[66 + ib];
-                    var g = Vector256.Create(grid[q[0] | (qh << 8 & 256)], grid[q[1] | (qh << 7 & 256)], grid[q[2] | (qh << 6 & 256)], grid[q[3] | (qh << 5 & 256)],
-                        grid[q[4] | (qh << 4 & 256)], grid[q[5] | (qh << 3 & 256)], grid[q[6] | (qh << 2 & 256)], grid[q[7] | (qh << 1 & 256)]).AsByte();
+                    byte* sb = w + 74 + 4 * ib;
+                    // Index k = qs[k] | bit k of qh << 8, for the eight points at once, then one gather.
+                    var idx = Avx2.ConvertToVector256Int32(w + 2 + 8 * ib).AsUInt32()
+                        | (Avx2.ShiftLeftLogicalVariable(Vector256.Create((uint)w[66 + ib]), shifts) & bit8);
+                    var g = Avx2.GatherVector256(grid, idx.AsInt32(), 4).AsByte();
                     var sv = Vector256.Create(sg[sb[0]], sg[sb[1]], sg[sb[2]], sg[sb[3]]).AsSByte();
                     int sc = w[106 + ib / 2] >> 4 * (ib & 1) & 15;
                     iv += MagSignDot(g, sv, x, Vector256.Create((short)(2 * sc + 1)));
