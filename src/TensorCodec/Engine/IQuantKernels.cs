@@ -20,8 +20,9 @@ namespace TensorCodec.Engine;
 /// before that step, so both forms return the same float bit for bit, at every instruction-set
 /// level (the tests hold them to that). Grid points come from the formats' own tables
 /// (<see cref="IQ2Grids"/>, <see cref="IQ3Grids"/>, <see cref="IQ4"/>), which are ggml's
-/// (ggml-common.h); signs are applied with <c>vpsignb</c> from eight ±1 bytes per sign mask, as in
-/// ggml's AVX2 <c>ggml_vec_dot_iq2_xxs_q8_K</c> and relatives.
+/// (ggml-common.h), gathered (vpgatherdd/vpgatherdq) or inserted; signs are applied with <c>vpsignb</c>
+/// from eight ±1 bytes per sign mask, as in ggml's AVX2 <c>ggml_vec_dot_iq2_xxs_q8_K</c> and relatives.
+/// Design, bounds and measurements: docs/IQUANT-KERNELS.md.
 /// </para>
 /// </summary>
 internal static unsafe partial class IQuantKernels
