@@ -226,7 +226,7 @@ public sealed unsafe class LlamaSession : IDisposable
     void Linear(IWeightMatrix w, float[] x, float[] y, int n)
     {
         bool exact = false;
-        if (_rounded is not null && w is QuantizedMatrix qm && QuantizedMatrix.HasGgmlGemm)
+        if (_rounded is not null && w is IGgmlProductMatrix qm && qm.CanMatMulGgml)
         {
             // llama.cpp's arithmetic on the integer kernels: quantize the n inputs once, on the caller.
             var kind = qm.Activation;
@@ -269,17 +269,17 @@ public sealed unsafe class LlamaSession : IDisposable
         public float* X, Y;
         public int N;
         public bool Exact; // no activation codes of the engine's own: the fused kernels' are bypassed
-        public byte* Xq;   // set: the input is in ggml's layout and W is a QuantizedMatrix
+        public byte* Xq;   // set: the input is in ggml's layout and W is an IGgmlProductMatrix
         public int XqStride;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Execute(int start, int end, int worker)
         {
             var w = W!;
-            if (Xq is not null) { ((QuantizedMatrix)w).MatMulGgml(Xq, XqStride, N, Y, start, end); return; }
+            if (Xq is not null) { ((IGgmlProductMatrix)w).MatMulGgml(Xq, XqStride, N, Y, start, end); return; }
             var x = new ReadOnlySpan<float>(X, N * w.Cols);
             var y = new Span<float>(Y, N * w.Rows);
-            if (Exact && w is QuantizedMatrix) WeightMatrix.MatMulByDecodedTiles(w, x, N, y, start, end);
+            if (Exact && w is IGgmlProductMatrix) WeightMatrix.MatMulByDecodedTiles(w, x, N, y, start, end);
             else if (N == 1) w.MatVec(x, y, start, end);
             else w.MatMul(x, N, y, start, end);
         }

@@ -11,7 +11,7 @@ namespace TensorCodec.Engine;
 /// is dotted with it straight from its blocks, never decoded to F32. Types without a kernel, and
 /// CPUs without AVX2/FMA, use <see cref="BlockMatrix"/>.
 /// </summary>
-internal sealed unsafe class QuantizedMatrix : IWeightMatrix
+internal sealed unsafe class QuantizedMatrix : IGgmlProductMatrix
 {
     enum Kernel : byte { Q8_0, Q4_0, Q4_K, Q6_K, Q5_K, Q3_K, Q2_K }
 
@@ -126,6 +126,8 @@ internal sealed unsafe class QuantizedMatrix : IWeightMatrix
 
     /// <summary>Whether <see cref="MatMulGgml"/> can run here (AVX2 and FMA).</summary>
     public static bool HasGgmlGemm => QuantizedGemm.IsSupported;
+
+    public bool CanMatMulGgml => HasGgmlGemm;
 
     /// <summary>
     /// Y[t][r] = W[r]·X[t] for t &lt; n, r in [rowStart, rowEnd), with X already in ggml's activation

@@ -229,6 +229,7 @@ internal static unsafe class WeightMatrix
             DType.F16 => new F16Matrix((Half*)data, rows, cols, owner),
             // A fused kernel where one exists for the type, else decode rows and use the F32 kernel.
             DType.Packed when QuantizedMatrix.TryCreate(ggmlType, data, rows, cols, owner) is { } q => q,
+            DType.Packed when IQuantMatrix.TryCreate(ggmlType, data, rows, cols, owner) is { } iq => iq,
             DType.Packed when BlockFormats.FromGgmlType(ggmlType) is { } f => new BlockMatrix(f, data, rows, cols, owner),
             _ => throw new NotSupportedException($"weight type {dtype} is not supported by the engine yet"),
         };

@@ -7,9 +7,9 @@ using TensorCodec.Numerics;
 namespace TensorCodec.Tests.Engine;
 
 /// <summary>
-/// The engine runs the iq2/iq1 types packed through its decode-a-row path (<see cref="BlockMatrix"/>): they
-/// have no fused kernel yet, so MatVec must equal the dot product with the dequantized row exactly and
-/// MatMul (decoded tiles) must agree with it.
+/// The engine's decode-a-row path (<see cref="BlockMatrix"/>) for the iq2/iq1 types, which the fused kernels
+/// (<see cref="IQuantMatrix"/>, tested in IQuantKernelTests) are checked against: MatVec must equal the dot
+/// product with the dequantized row exactly and MatMul (decoded tiles) must agree with it.
 /// </summary>
 public unsafe class IQ2EngineTests
 {
@@ -37,8 +37,8 @@ public unsafe class IQ2EngineTests
         fixed (byte* p = packed)
         {
             Assert.False(QuantizedMatrix.HasKernel(f.GgmlTypeId));
-            var m = WeightMatrix.Create(DType.Packed, p, rows, cols, null, ggmlType: f.GgmlTypeId);
-            Assert.IsType<BlockMatrix>(m);
+            Assert.IsType<IQuantMatrix>(WeightMatrix.Create(DType.Packed, p, rows, cols, null, ggmlType: f.GgmlTypeId));
+            var m = new BlockMatrix(f, p, rows, cols);
             Assert.Equal(type, m.TypeName);
             Assert.Equal(packed.Length, m.ByteSize);
             var y = new float[rows];

@@ -141,8 +141,9 @@ public class GgmlIq3GoldenTests
     [InlineData("q2_0")]
     public unsafe void Engine_runs_the_type_packed_by_decoding_rows(string type)
     {
-        // No fused kernel yet: WeightMatrix keeps the packed bytes and decodes a row per dot product,
-        // so the result is exactly dequantize → F32 dot.
+        // The engine picks the fused kernel (IQuantMatrix, tested in IQuantKernelTests against this path);
+        // the decode-a-row BlockMatrix keeps the packed bytes and decodes a row per dot product, so its
+        // result is exactly dequantize → F32 dot.
         var f = BlockFormats.Get(type);
         const int rows = 8, cols = 512;
         var rng = new Random(5);
@@ -155,8 +156,8 @@ public class GgmlIq3GoldenTests
         var y = new float[rows];
         fixed (byte* p = packed)
         {
-            var m = WeightMatrix.Create(TensorCodec.Numerics.DType.Packed, p, rows, cols, null, ggmlType: f.GgmlTypeId);
-            Assert.IsType<BlockMatrix>(m);
+            Assert.IsType<IQuantMatrix>(WeightMatrix.Create(TensorCodec.Numerics.DType.Packed, p, rows, cols, null, ggmlType: f.GgmlTypeId));
+            var m = new BlockMatrix(f, p, rows, cols);
             Assert.Equal(type, m.TypeName);
             m.MatVec(x, y, 0, rows);
         }

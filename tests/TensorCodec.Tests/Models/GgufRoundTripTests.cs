@@ -201,7 +201,7 @@ public class GgufRoundTripTests(ITestOutputHelper output)
     /// The mixes llama-quantize refuses without an importance matrix get one of all ones (plain squared-error
     /// weighting), keyed by the GGUF names of the model's matrices; the others get none, as before.
     /// </summary>
-    static string? UniformImatrixIfNeeded(string mix, string model, ScratchDir dir)
+    internal static string? UniformImatrixIfNeeded(string mix, string model, ScratchDir dir)
     {
         if (mix is not ("iq1_s" or "iq1_m" or "iq2_xxs" or "iq2_xs" or "iq2_s" or "iq2_m" or "iq3_xxs" or "iq3_xs" or "q2_K_S")) return null;
         string f32 = dir.File("names.gguf");
