@@ -17,9 +17,7 @@ public class GptqInteropTests(ITestOutputHelper output)
         var text = TestFiles.SharedOrSkip("data/text/shakespeare.tok1024.u16");
         using var dir = new ScratchDir();
         using var model = LlamaModel.Load(f32);
-        // Calibrate on the training split; the reference positions are the validation split's first 128 tokens.
-        var train = EvalData.Split(EvalData.ReadU16(text), TokenSplit.Train);
-        var calib = new CalibrationStats(model, train.Span, new ImatrixOptions { Ctx = 128, MaxChunks = 64, Threads = 2 }, text, hessian: true);
+        var calib = TrainSplitCalibration(model, text);
         var files = new Dictionary<string, string>();
         foreach (var (label, method) in new[] { ("rtn", QuantMethod.Rtn), ("gptq", QuantMethod.Gptq) })
         {
@@ -52,6 +50,16 @@ public class GptqInteropTests(ITestOutputHelper output)
     }
 
     /// <summary>Our engine's mean KL against the PyTorch reference logits of <c>val.first128</c> at <paramref name="positions"/>.</summary>
+    /// <summary>
+    /// Calibration both interop tests quantize with: the training split (ctx 128, 64 chunks, with H), so the
+    /// reference positions — the validation split's first 128 tokens — are never calibrated on.
+    /// </summary>
+    internal static CalibrationStats TrainSplitCalibration(LlamaModel model, string text)
+    {
+        var train = EvalData.Split(EvalData.ReadU16(text), TokenSplit.Train);
+        return new CalibrationStats(model, train.Span, new ImatrixOptions { Ctx = 128, MaxChunks = 64, Threads = 2 }, text, hessian: true);
+    }
+
     internal static double EngineKl(string path, string refDir, int[] positions)
     {
         var ids = EvalData.ReadTokens(Path.Combine(refDir, "val.first128.tokens.csv"));

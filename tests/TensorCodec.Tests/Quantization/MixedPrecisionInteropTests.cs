@@ -16,9 +16,8 @@ public class MixedPrecisionInteropTests(ITestOutputHelper output)
         var text = TestFiles.SharedOrSkip("data/text/shakespeare.tok1024.u16");
         using var dir = new ScratchDir();
         using var model = LlamaModel.Load(f32);
-        // Calibrate on the training split; the reference positions are the validation split's first 128 tokens.
-        var train = EvalData.Split(EvalData.ReadU16(text), TokenSplit.Train);
-        var calib = new CalibrationStats(model, train.Span, new ImatrixOptions { Ctx = 128, MaxChunks = 64, Threads = 2 }, text, hessian: true);
+        var calib = GptqInteropTests.TrainSplitCalibration(model, text);
+        var train = EvalData.Split(EvalData.ReadU16(text), TokenSplit.Train); // the damage meter measures on the same split
         string mixPath = dir.File("bard-q3_K_M-imatrix.gguf"), bpwPath = dir.File("bard-size-gptq.gguf");
         var mix = ModelQuantizer.Quantize(f32, mixPath, new ModelQuantizeOptions
         {
