@@ -36,7 +36,7 @@ sealed class FileFlags
     public readonly Option<string?> Ref = new("--ref") { Description = "Reference tensor file (e.g. the previous checkpoint, or the base of a fine-tune): compress codes matching tensors as deltas against it; decompress and verify need the same file", HelpName = "FILE" };
     public readonly Option<int?> OptimizerBits = new("--optimizer-bits") { Description = "Store optimizer moments (optimizer.*.exp_avg, optimizer.*.exp_avg_sq) blockwise quantized at 8 or 4 bits: lossy, never the default", HelpName = "8|4" };
     public readonly Option<string?> DeltaLossy = new("--delta-lossy") { Description = "With --ref: store 2-D float tensors matched in the reference as a lossy delta (bitdelta, bits:N, lowrank:R, lowrank:R+bits:N): lossy, never the default", HelpName = "METHOD" };
-    public readonly Option<string[]> OptimizerPattern = new("--optimizer-pattern") { Description = "Name glob (* = any run) of the tensors --optimizer-bits quantizes, instead of the optimizer moments; may repeat", HelpName = "GLOB" };
+    public readonly Option<string[]?> OptimizerPattern = new("--optimizer-pattern") { Description = "Name glob (* = any run) of the tensors --optimizer-bits quantizes, instead of the optimizer moments; may repeat", HelpName = "GLOB" };
 
     public FileFlags(string filesDescription, int minFiles = 1)
     {

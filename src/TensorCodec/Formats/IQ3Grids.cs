@@ -330,6 +330,6 @@ internal static class IQ3Grids
         }
 
         /// <summary>The 12-bit code of four levels.</summary>
-        public static int Code(ReadOnlySpan<sbyte> L) => L[0] | L[1] << 3 | L[2] << 6 | L[3] << 9;
+        public static int Code(ReadOnlySpan<sbyte> L) => (byte)L[0] | (byte)L[1] << 3 | (byte)L[2] << 6 | (byte)L[3] << 9; // levels are 0..7
     }
 }

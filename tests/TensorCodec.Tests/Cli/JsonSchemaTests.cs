@@ -53,7 +53,7 @@ public static partial class JsonSchema
             var command = keys!.FirstOrDefault(k => k.Path == "command") ?? throw new InvalidDataException($"docs/JSON.md: section `{name}` has no `command` key");
             var literal = Regex.Match(command.Meaning, "`\"([^\"]+)\"`");
             if (!literal.Success) throw new InvalidDataException($"docs/JSON.md: section `{name}`: `command` does not give its value as `\"…\"`");
-            sections.Add(name, new Section(name, literal.Groups[1].Value, keys));
+            sections.Add(name, new Section(name, literal.Groups[1].Value, keys!));
             name = null;
         }
         foreach (var line in lines)

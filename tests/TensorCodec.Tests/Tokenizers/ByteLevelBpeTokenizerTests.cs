@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 
 namespace TensorCodec.Tests.Tokenizers;
 
-public class ByteLevelBpeTokenizerTests(ITestOutputHelper output)
+public class ByteLevelBpeTokenizerTests
 {
     internal static ByteLevelBpeTokenizer Gguf(string path)
     {
