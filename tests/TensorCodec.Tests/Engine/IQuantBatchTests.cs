@@ -90,6 +90,8 @@ public unsafe class IQuantBatchTests(ITestOutputHelper output)
                 for (int t = 0; t < n; t++) GgmlActivations.Round(kind, x.AsSpan(t * cols, cols), xHat.AsSpan(t * cols, cols));
 
                 double worst = 0, worstBatch = 0, unroundedMoves = 0;
+                var exact = new double[n * rows];
+                var exactTol = new double[n * rows];
                 for (int t = 0; t < n; t++)
                     for (int r = 0; r < rows; r++)
                     {
@@ -103,6 +105,8 @@ public unsafe class IQuantBatchTests(ITestOutputHelper output)
                         }
                         float b = batch[t * rows + r], k = fused[t * rows + r];
                         double tol = (relFused + relGemm) * mag + 1e-30, tolBatch = relGemm * mag + 1e-30;
+                        exact[t * rows + r] = same;
+                        exactTol[t * rows + r] = tolBatch;
                         Assert.True(Math.Abs(b - k) <= tol, $"{level} {type} n {n} token {t} row {r}: batch {b:R} vs fused {k:R}: |Δ| {Math.Abs(b - k):E3} > {tol:E3}");
                         Assert.True(Math.Abs(b - same) <= tolBatch, $"{level} {type} n {n} token {t} row {r}: batch {b:R} vs Σŵx̂ {same:R}: |Δ| {Math.Abs(b - same):E3} > {tolBatch:E3}");
                         worst = Math.Max(worst, Math.Abs(b - k) / tol);
@@ -112,13 +116,13 @@ public unsafe class IQuantBatchTests(ITestOutputHelper output)
                 Assert.True(unroundedMoves > 1, $"{type}: unrounded activations stay within the batch bound ({unroundedMoves:F2}×): the test could not tell them apart");
                 output.WriteLine($"{level} {type} n {n}: batch vs fused {100 * worst:F1}% of the bound, vs Σŵx̂ {100 * worstBatch:F1}%; unrounded activations {unroundedMoves:F0}× it");
 
-                // A row range writes only its rows.
+                // A row range writes only its rows (within the same bound: the GEMM may pair rows differently).
                 var part = new float[n * rows];
                 Array.Fill(part, float.NaN);
                 fixed (byte* pq = xq) fixed (float* pp = part) m.MatMulGgml(pq, stride, n, pp, 3, 8);
                 for (int t = 0; t < n; t++)
                     for (int r = 0; r < rows; r++)
-                        if (r is >= 3 and < 8) Assert.Equal(batch[t * rows + r], part[t * rows + r]);
+                        if (r is >= 3 and < 8) Assert.True(Math.Abs(part[t * rows + r] - exact[t * rows + r]) <= exactTol[t * rows + r], $"{level} {type} n {n} rows 3..8: token {t} row {r}: {part[t * rows + r]:R} vs Σŵx̂ {exact[t * rows + r]:R}");
                         else Assert.True(float.IsNaN(part[t * rows + r]));
             }
 
