@@ -16,7 +16,7 @@ public static class BpwPlot
             .Where(c => c.Length >= 10 && c[0] != "model" && double.TryParse(c[4], CultureInfo.InvariantCulture, out _)).ToList();
         double D(string s) => double.Parse(s, CultureInfo.InvariantCulture);
         var chart = new SvgChart(1000, 600);
-        var panel = chart.AddPanel($"{rows.FirstOrDefault()?[0] ?? "model"}: KL(F32 ‖ quantized) vs file size, validation split", "bits per weight (whole file)",
+        var panel = chart.AddPanel($"{rows.FirstOrDefault()?[0] ?? "model"}: KL(F32 ‖ quantized) vs file size, held-out tokens", "bits per weight (whole file)",
             "mean KL divergence, nats (log scale)", logY: true);
         foreach (var g in rows.GroupBy(c => c[2]))
         {

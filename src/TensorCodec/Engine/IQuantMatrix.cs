@@ -29,7 +29,8 @@ internal unsafe interface IGgmlProductMatrix : IWeightMatrix
 /// The kernels have a scalar form, so this runs on any CPU. Batches of
 /// <see cref="QuantizedMatrix.MinDecodedBatch"/> tokens or more decode tiles of rows to F32 and run
 /// the F32 GEMM, as <see cref="QuantizedMatrix"/> does (faster there, measured in BENCHMARKS.md §3,
-/// and weight-only rounding for evaluation).
+/// and weight-only rounding for evaluation); under llama.cpp's arithmetic (<see cref="MatMulGgml"/>)
+/// they do the same with the activations' rounded values.
 /// </summary>
 internal sealed unsafe class IQuantMatrix : IGgmlProductMatrix
 {
@@ -127,11 +128,41 @@ internal sealed unsafe class IQuantMatrix : IGgmlProductMatrix
     }
 
     /// <summary>
-    /// Rows outer, tokens inner: a packed row stays in L1 while the tokens use it; tokens in tiles
-    /// of ~96 KB of codes so a tile stays in L2 while every row of the share passes over it.
+    /// llama.cpp's arithmetic: Σ ŵ·x̂ with x̂ the activation codes' values. Fewer than
+    /// <see cref="QuantizedMatrix.MinDecodedBatch"/> tokens run the fused kernel per token; a batch turns
+    /// the codes back into their F32 values (<see cref="GgmlQ8Values"/>) and runs decoded weight tiles
+    /// through the F32 GEMM — the same rounding up to summation order, and 1.1–5× faster from 4 tokens
+    /// (BENCHMARKS.md §2, "batch" columns), because a row is decoded once for all tokens instead of per
+    /// token. Each call (each worker) decodes the n activation rows itself: n·Cols operations against its
+    /// share of Rows·Cols·n.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
+    {
+        if (n >= QuantizedMatrix.MinDecodedBatch) { MatMulGgmlByDecodedTiles(xq, xStride, n, y, rowStart, rowEnd); return; }
+        MatMulGgmlFused(xq, xStride, n, y, rowStart, rowEnd);
+    }
+
+    /// <summary>The batch path of <see cref="MatMulGgml"/>: activation values in F32, weight tiles decoded, F32 GEMM.</summary>
+    internal void MatMulGgmlByDecodedTiles(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
+    {
+        float[] x = ArrayPool<float>.Shared.Rent(n * Cols);
+        try
+        {
+            fixed (float* px = x)
+                for (int t = 0; t < n; t++) GgmlQ8Values.Dequantize(Activation, xq + (long)t * xStride, Cols, px + (long)t * Cols);
+            WeightMatrix.MatMulByDecodedTiles(this, x.AsSpan(0, n * Cols), n, new Span<float>(y, n * Rows), rowStart, rowEnd);
+        }
+        finally { ArrayPool<float>.Shared.Return(x); }
+    }
+
+    /// <summary>
+    /// The per-token path of <see cref="MatMulGgml"/> (any n): rows outer, tokens inner, so a packed row
+    /// stays in L1 while the tokens use it; tokens in tiles of ~96 KB of codes so a tile stays in L2
+    /// while every row of the share passes over it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void MatMulGgmlFused(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
     {
         int tile = Math.Max(1, 98304 / xStride);
         for (int t0 = 0; t0 < n; t0 += tile)

@@ -50,7 +50,8 @@ public sealed class ModelQuantizeOptions
     public bool LeaveOutputTensor { get; init; }
 
     /// <summary>Mixed precision (<c>--bpw</c>): choose each quantizable tensor's type so the whole file has at most this many bits
-    /// per weight (every stored byte over every weight); the mix then only names <c>general.file_type</c>. See <see cref="MixedPrecision"/>.</summary>
+    /// per weight (every stored byte over every weight). <c>general.file_type</c> then names the file's dominant type, as llama.cpp's
+    /// loader guesses it (<see cref="LlamaFileTypes"/>), not the mix. See <see cref="MixedPrecision"/>.</summary>
     public double? TargetBitsPerWeight { get; init; }
     /// <summary>Mixed precision (<c>--size</c>): as <see cref="TargetBitsPerWeight"/>, with the budget in bytes of the whole file.</summary>
     public long? TargetBytes { get; init; }
@@ -201,6 +202,12 @@ public static class ModelQuantizer
         if (options.TargetBitsPerWeight is not null && options.TargetBytes is not null)
             throw new ArgumentException("give --bpw or --size, not both");
         var mixed = options.TargetBitsPerWeight is not null || options.TargetBytes is not null ? MixedPrecision.Apply(plan, options, inputPath) : null;
+        if (mixed is not null && LlamaFileTypes.Guess(plan.Tensors.Select(t => (t.Name, t.Choice.Type, t.Dims.Length))) is int ftype)
+        {
+            // No mix chose these types: label the file by its dominant type, as llama.cpp's loader would (same size: the header stays as planned).
+            int at = plan.Metadata.FindIndex(kv => kv.Key == "general.file_type");
+            if (at >= 0) plan.Metadata[at] = new("general.file_type", GgufValue.UInt32((uint)ftype));
+        }
         int threads = Math.Max(1, options.Threads);
         var gptq = options.Method == QuantMethod.Gptq ? new GptqTensorEncoder(options.Calibration!, threads) : null;
         long total = plan.Tensors.Sum(t => t.Elements);
