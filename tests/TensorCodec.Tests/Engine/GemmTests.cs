@@ -26,7 +26,7 @@ public unsafe class GemmTests
             d.Add(level, 13, 33, 9);
             d.Add(level, 2, 16, 3);
             d.Add(level, 7, 515, 6);
-            d.Add(level, Gemm.MC + 3, Gemm.KC * 2 + 40, 11);   // several row and K blocks, each with a tail
+            d.Add(level, 9, Gemm.KC * 2 + 40, 6);   // three K blocks, the last with a tail
             d.Add(level, 64, 256, 64);
         }
         return d;
