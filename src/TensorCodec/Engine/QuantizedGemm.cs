@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TensorCodec.Containers;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
@@ -128,31 +129,32 @@ internal static unsafe class QuantizedGemm
     /// lane j, each min twice, for the 16-value activation sums; q6_K/q3_K: the 16 signed scales, no mins;
     /// q2_K: the 16 4-bit scales and mins).
     /// </summary>
-    public static void DecodeRowScales(int type, byte* w, int cols, byte* dst)
+    public static void DecodeRowScales(int ggmlType, byte* w, int cols, byte* dst)
     {
         int nsb = cols / 256;
         float* dd = (float*)dst;
         short* sc = (short*)(dd + 2 * nsb), mn = sc + 16 * nsb;
         byte* s8 = stackalloc byte[16];
         byte* m8 = stackalloc byte[8];
+        int type = ggmlType;
         switch (type)
         {
-            case 0: // q8_0
+            case GgmlTypes.Q8_0:
                 for (int b = 0; b < cols / 32; b++) dd[b] = QuantizedKernels.Half(w + 34 * b);
                 break;
-            case 1: // q4_0
+            case GgmlTypes.Q4_0:
                 for (int b = 0; b < cols / 32; b++) dd[b] = QuantizedKernels.Half(w + 18 * b);
                 break;
-            case 2: case 4: // q4_K, q5_K
+            case GgmlTypes.Q4_K: case GgmlTypes.Q5_K:
                 for (int s = 0; s < nsb; s++)
                 {
-                    byte* b = w + s * (type == 2 ? 144 : 176);
+                    byte* b = w + s * (type == GgmlTypes.Q4_K ? 144 : 176);
                     dd[2 * s] = QuantizedKernels.Half(b); dd[2 * s + 1] = QuantizedKernels.Half(b + 2);
                     QuantizedKernels.ScalesMinsK4(b + 4, s8, m8);
                     for (int j = 0; j < 8; j++) { sc[16 * s + j] = s8[j]; sc[16 * s + 8 + j] = 0; mn[16 * s + 2 * j] = m8[j]; mn[16 * s + 2 * j + 1] = m8[j]; }
                 }
                 break;
-            case 3: // q6_K
+            case GgmlTypes.Q6_K:
                 for (int s = 0; s < nsb; s++)
                 {
                     byte* b = w + s * 210;
@@ -160,7 +162,7 @@ internal static unsafe class QuantizedGemm
                     for (int i = 0; i < 16; i++) { sc[16 * s + i] = ((sbyte*)(b + 192))[i]; mn[16 * s + i] = 0; }
                 }
                 break;
-            case 5: // q3_K
+            case GgmlTypes.Q3_K:
                 for (int s = 0; s < nsb; s++)
                 {
                     byte* b = w + s * 110;
@@ -169,7 +171,7 @@ internal static unsafe class QuantizedGemm
                     for (int i = 0; i < 16; i++) { sc[16 * s + i] = ((sbyte*)s8)[i]; mn[16 * s + i] = 0; }
                 }
                 break;
-            default: // q2_K
+            case GgmlTypes.Q2_K:
                 for (int s = 0; s < nsb; s++)
                 {
                     byte* b = w + s * 84;
@@ -177,6 +179,7 @@ internal static unsafe class QuantizedGemm
                     for (int i = 0; i < 16; i++) { sc[16 * s + i] = (short)(b[i] & 0xF); mn[16 * s + i] = (short)(b[i] >> 4); }
                 }
                 break;
+            default: throw new ArgumentOutOfRangeException(nameof(ggmlType), ggmlType, "no integer GEMM for this type");
         }
     }
 
