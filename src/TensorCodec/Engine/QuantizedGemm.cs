@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using TensorCodec.Containers;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Engine;
@@ -95,7 +96,8 @@ internal static unsafe class GgmlQ8
 
 /// <summary>
 /// Integer matrix products of packed ggml weights with <see cref="GgmlQ8"/> activations, one weight
-/// row against four tokens at a time: each block of the row is unpacked once and multiplied with all
+/// row against four tokens at a time, the row's scales decoded once for all its token groups
+/// (<see cref="DecodeRowScales"/>): each block of the row is unpacked once and multiplied with all
 /// four tokens' codes (vpmaddubsw, then vpmaddwd with the sub-block scale), as ggml's k-quant dot
 /// products do. For the k-quants the activation scale is one per 256, so a whole super-block sums in
 /// int32 and meets floating point once; the weights' offsets (q4_K/q5_K mins, q6_K's −32, q3_K's −4,
@@ -117,9 +119,73 @@ internal static unsafe class QuantizedGemm
     static Vector256<int> Madd(Vector256<byte> u, Vector256<sbyte> x, Vector256<short> scale) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, x), scale);
 
+    /// <summary>Bytes of <see cref="DecodeRowScales"/> output for a row of <paramref name="cols"/>.</summary>
+    public static int RowScalesBytes(int cols) => Math.Max(cols / 32 * 4, cols / 256 * (8 + 64));
+
+    /// <summary>
+    /// A row's scales decoded once for all its token groups (the base redid this per group of four):
+    /// q8_0/q4_0: float d per 32. k-quants: float (d, dmin) per super-block, then per super-block
+    /// 16 int16 scales and 16 int16 mins in the lanes the kernels multiply with (q4_K/q5_K: scale j in
+    /// lane j, each min twice, for the 16-value activation sums; q6_K/q3_K: the 16 signed scales, no mins;
+    /// q2_K: the 16 4-bit scales and mins).
+    /// </summary>
+    public static void DecodeRowScales(int ggmlType, byte* w, int cols, byte* dst)
+    {
+        int nsb = cols / 256;
+        float* dd = (float*)dst;
+        short* sc = (short*)(dd + 2 * nsb), mn = sc + 16 * nsb;
+        byte* s8 = stackalloc byte[16];
+        byte* m8 = stackalloc byte[8];
+        int type = ggmlType;
+        switch (type)
+        {
+            case GgmlTypes.Q8_0:
+                for (int b = 0; b < cols / 32; b++) dd[b] = QuantizedKernels.Half(w + 34 * b);
+                break;
+            case GgmlTypes.Q4_0:
+                for (int b = 0; b < cols / 32; b++) dd[b] = QuantizedKernels.Half(w + 18 * b);
+                break;
+            case GgmlTypes.Q4_K: case GgmlTypes.Q5_K:
+                for (int s = 0; s < nsb; s++)
+                {
+                    byte* b = w + s * (type == GgmlTypes.Q4_K ? 144 : 176);
+                    dd[2 * s] = QuantizedKernels.Half(b); dd[2 * s + 1] = QuantizedKernels.Half(b + 2);
+                    QuantizedKernels.ScalesMinsK4(b + 4, s8, m8);
+                    for (int j = 0; j < 8; j++) { sc[16 * s + j] = s8[j]; sc[16 * s + 8 + j] = 0; mn[16 * s + 2 * j] = m8[j]; mn[16 * s + 2 * j + 1] = m8[j]; }
+                }
+                break;
+            case GgmlTypes.Q6_K:
+                for (int s = 0; s < nsb; s++)
+                {
+                    byte* b = w + s * 210;
+                    dd[2 * s] = QuantizedKernels.Half(b + 208); dd[2 * s + 1] = 0;
+                    for (int i = 0; i < 16; i++) { sc[16 * s + i] = ((sbyte*)(b + 192))[i]; mn[16 * s + i] = 0; }
+                }
+                break;
+            case GgmlTypes.Q3_K:
+                for (int s = 0; s < nsb; s++)
+                {
+                    byte* b = w + s * 110;
+                    dd[2 * s] = QuantizedKernels.Half(b + 108); dd[2 * s + 1] = 0;
+                    QuantizedKernels.ScalesK3(b + 96, (sbyte*)s8);
+                    for (int i = 0; i < 16; i++) { sc[16 * s + i] = ((sbyte*)s8)[i]; mn[16 * s + i] = 0; }
+                }
+                break;
+            case GgmlTypes.Q2_K:
+                for (int s = 0; s < nsb; s++)
+                {
+                    byte* b = w + s * 84;
+                    dd[2 * s] = QuantizedKernels.Half(b + 80); dd[2 * s + 1] = QuantizedKernels.Half(b + 82);
+                    for (int i = 0; i < 16; i++) { sc[16 * s + i] = (short)(b[i] & 0xF); mn[16 * s + i] = (short)(b[i] >> 4); }
+                }
+                break;
+            default: throw new ArgumentOutOfRangeException(nameof(ggmlType), ggmlType, "no integer GEMM for this type");
+        }
+    }
+
     /// <summary>q8_0 × q8_0: per 32, d_w·d_x·Σ w·x.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q8_0(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q8_0(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nb = cols / 32;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -128,7 +194,7 @@ internal static unsafe class QuantizedGemm
         {
             var wq = Vector256.Load((sbyte*)(w + 2));
             var aw = Avx2.Abs(wq);
-            float dw = QuantizedKernels.Half(w);
+            float dw = ((float*)rs)[b];
             int o = b * 32;
             a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(aw, Avx2.Sign(Vector256.Load((sbyte*)x0 + o), wq)), Ones16)), Vector256.Create(dw * d0[b]), a0);
             a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(aw, Avx2.Sign(Vector256.Load((sbyte*)x1 + o), wq)), Ones16)), Vector256.Create(dw * d1[b]), a1);
@@ -140,7 +206,7 @@ internal static unsafe class QuantizedGemm
 
     /// <summary>q4_0 × q8_0: codes 0–15 unsigned, value (q − 8)·d, so Σ(q − 8)·x = Σ q·x − 8·Σx.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q4_0(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q4_0(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nb = cols / 32;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -152,7 +218,7 @@ internal static unsafe class QuantizedGemm
         {
             var raw = Vector128.Load(w + 2);
             var q = Vector256.Create(raw & m4, Vector128.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & m4);
-            float dw = QuantizedKernels.Half(w);
+            float dw = ((float*)rs)[b];
             int o = b * 32;
             float e0 = dw * d0[b], e1 = dw * d1[b], e2 = dw * d2[b], e3 = dw * d3[b];
             a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(Madd(q, Vector256.Load((sbyte*)x0 + o), Ones16)), Vector256.Create(e0), a0);
@@ -170,7 +236,7 @@ internal static unsafe class QuantizedGemm
     /// sc·(Σ q·x) in int32, the mins through the activation's 16-value sums (vpmaddwd with each min twice).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q4_K(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q4_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nsb = cols / 256;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -178,14 +244,12 @@ internal static unsafe class QuantizedGemm
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> m0 = default, m1 = default, m2 = default, m3 = default;
         var mask = Vector256.Create((byte)0x0F);
-        byte* sc = stackalloc byte[8];
-        byte* mn = stackalloc byte[8];
-        short* mins = stackalloc short[16];
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb), rmn = rsc + 16 * nsb;
         for (int s = 0; s < nsb; s++, w += 144)
         {
-            float d = QuantizedKernels.Half(w), dmin = QuantizedKernels.Half(w + 2);
-            QuantizedKernels.ScalesMinsK4(w + 4, sc, mn);
-            for (int j = 0; j < 8; j++) { mins[2 * j] = mn[j]; mins[2 * j + 1] = mn[j]; }
+            float d = dd[2 * s], dmin = dd[2 * s + 1];
+            short* sc = rsc + 16 * s, mins = rmn + 16 * s;
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             byte* qs = w + 16;
             int o = s * 256;
@@ -194,8 +258,8 @@ internal static unsafe class QuantizedGemm
                 var raw = Vector256.Load(qs + 32 * j);
                 var lo = raw & mask;
                 var hi = Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask;
-                var sl = Vector256.Create((short)sc[2 * j]);
-                var sh = Vector256.Create((short)sc[2 * j + 1]);
+                var sl = Vector256.Create(sc[2 * j]);
+                var sh = Vector256.Create(sc[2 * j + 1]);
                 int k = o + 64 * j;
                 i0 += Madd(lo, Vector256.Load((sbyte*)x0 + k), sl) + Madd(hi, Vector256.Load((sbyte*)x0 + k + 32), sh);
                 i1 += Madd(lo, Vector256.Load((sbyte*)x1 + k), sl) + Madd(hi, Vector256.Load((sbyte*)x1 + k + 32), sh);
@@ -218,7 +282,7 @@ internal static unsafe class QuantizedGemm
 
     /// <summary>q5_K × q8_K: q4_K with a fifth bit from qh (codes 0–31).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q5_K(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q5_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nsb = cols / 256;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -227,14 +291,12 @@ internal static unsafe class QuantizedGemm
         Vector256<float> m0 = default, m1 = default, m2 = default, m3 = default;
         var mask = Vector256.Create((byte)0x0F);
         var bit4 = Vector256.Create((byte)0x10);
-        byte* sc = stackalloc byte[8];
-        byte* mn = stackalloc byte[8];
-        short* mins = stackalloc short[16];
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb), rmn = rsc + 16 * nsb;
         for (int s = 0; s < nsb; s++, w += 176)
         {
-            float d = QuantizedKernels.Half(w), dmin = QuantizedKernels.Half(w + 2);
-            QuantizedKernels.ScalesMinsK4(w + 4, sc, mn);
-            for (int j = 0; j < 8; j++) { mins[2 * j] = mn[j]; mins[2 * j + 1] = mn[j]; }
+            float d = dd[2 * s], dmin = dd[2 * s + 1];
+            short* sc = rsc + 16 * s, mins = rmn + 16 * s;
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             var qh = Vector256.Load(w + 16).AsUInt16();
             byte* qs = w + 48;
@@ -245,8 +307,8 @@ internal static unsafe class QuantizedGemm
                 var lo = (raw & mask) | (Vector256.ShiftLeft(qh, 4).AsByte() & bit4);
                 var hi = (Vector256.ShiftRightLogical(raw.AsUInt16(), 4).AsByte() & mask) | (Vector256.ShiftLeft(qh, 3).AsByte() & bit4);
                 qh = Vector256.ShiftRightLogical(qh, 2);
-                var sl = Vector256.Create((short)sc[2 * j]);
-                var sh = Vector256.Create((short)sc[2 * j + 1]);
+                var sl = Vector256.Create(sc[2 * j]);
+                var sh = Vector256.Create(sc[2 * j + 1]);
                 int k = o + 64 * j;
                 i0 += Madd(lo, Vector256.Load((sbyte*)x0 + k), sl) + Madd(hi, Vector256.Load((sbyte*)x0 + k + 32), sh);
                 i1 += Madd(lo, Vector256.Load((sbyte*)x1 + k), sl) + Madd(hi, Vector256.Load((sbyte*)x1 + k + 32), sh);
@@ -272,19 +334,19 @@ internal static unsafe class QuantizedGemm
     /// super-block's integer sum is Σ sc·(Σ q·x) − 32·Σ sc·(Σx per 16).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q6_K(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q6_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nsb = cols / 256;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
         short* b0 = (short*)(d0 + nsb), b1 = (short*)(d1 + nsb), b2 = (short*)(d2 + nsb), b3 = (short*)(d3 + nsb);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        short* sc16 = stackalloc short[16];
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb), rmn = rsc + 16 * nsb;
         for (int s = 0; s < nsb; s++, w += 210)
         {
-            float d = QuantizedKernels.Half(w + 208);
-            sbyte* scales = (sbyte*)(w + 192);
-            for (int i = 0; i < 16; i++) sc16[i] = scales[i];
-            var scv = Vector256.Load(sc16);
+            float d = dd[2 * s];
+            short* scales = rsc + 16 * s;
+            var scv = Vector256.Load(scales);
             int o = s * 256;
             // The −32 offset: 32·Σ sc·bsum per token, subtracted from the integer sum.
             var i0 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b0 + s * 16), scv), 5);
@@ -294,7 +356,7 @@ internal static unsafe class QuantizedGemm
             for (int n = 0; n < 2; n++)
             {
                 QuantizedKernels.UnpackQ6K(w, n, out var q0, out var q1, out var q2, out var q3);
-                sbyte* sc = scales + 8 * n;
+                short* sc = scales + 8 * n;
                 Block6(q0, sc[0], sc[1], o + 128 * n, x0, x1, x2, x3, ref i0, ref i1, ref i2, ref i3);
                 Block6(q1, sc[2], sc[3], o + 128 * n + 32, x0, x1, x2, x3, ref i0, ref i1, ref i2, ref i3);
                 Block6(q2, sc[4], sc[5], o + 128 * n + 64, x0, x1, x2, x3, ref i0, ref i1, ref i2, ref i3);
@@ -310,11 +372,11 @@ internal static unsafe class QuantizedGemm
 
     /// <summary>One 32-value block of unsigned codes in two 16-value halves with their own scale, for four tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static void Block6(Vector256<byte> q, sbyte scLo, sbyte scHi, int k, byte* x0, byte* x1, byte* x2, byte* x3,
+    static void Block6(Vector256<byte> q, short scLo, short scHi, int k, byte* x0, byte* x1, byte* x2, byte* x3,
         ref Vector256<int> i0, ref Vector256<int> i1, ref Vector256<int> i2, ref Vector256<int> i3)
     {
         // int16 lanes 0–7 of vpmaddubsw hold values 0–15, lanes 8–15 values 16–31.
-        var scv = Vector256.Create(Vector128.Create((short)scLo), Vector128.Create((short)scHi));
+        var scv = Vector256.Create(Vector128.Create(scLo), Vector128.Create(scHi));
         i0 += Madd(q, Vector256.Load((sbyte*)x0 + k), scv); // |pair| ≤ 2·63·127 fits int16
         i1 += Madd(q, Vector256.Load((sbyte*)x1 + k), scv);
         i2 += Madd(q, Vector256.Load((sbyte*)x2 + k), scv);
@@ -326,7 +388,7 @@ internal static unsafe class QuantizedGemm
     /// is Σ sc·(Σ q·x) − 4·Σ sc·(Σx per 16).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q3_K(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q3_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nsb = cols / 256;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -334,14 +396,13 @@ internal static unsafe class QuantizedGemm
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         var m3 = Vector256.Create((byte)3);
         var b2v = Vector256.Create((byte)4);
-        sbyte* sc = stackalloc sbyte[16];
-        short* sc16 = stackalloc short[16];
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb), rmn = rsc + 16 * nsb;
         for (int s = 0; s < nsb; s++, w += 110)
         {
-            float d = QuantizedKernels.Half(w + 108);
-            QuantizedKernels.ScalesK3(w + 96, sc);
-            for (int i = 0; i < 16; i++) sc16[i] = sc[i];
-            var scv = Vector256.Load(sc16);
+            float d = dd[2 * s];
+            short* sc = rsc + 16 * s;
+            var scv = Vector256.Load(sc);
             var i0 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b0 + s * 16), scv), 2);
             var i1 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b1 + s * 16), scv), 2);
             var i2 = -Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b2 + s * 16), scv), 2);
@@ -372,7 +433,7 @@ internal static unsafe class QuantizedGemm
     /// sums are Σ sc·(Σ q·x) and Σ m·(Σx per 16).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Q2_K(byte* w, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
+    public static void Q2_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
         int nsb = cols / 256;
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
@@ -380,12 +441,13 @@ internal static unsafe class QuantizedGemm
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
         Vector256<float> m0 = default, m1 = default, m2 = default, m3v = default;
         var m3 = Vector256.Create((byte)3);
-        short* mins = stackalloc short[16];
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb), rmn = rsc + 16 * nsb;
         for (int s = 0; s < nsb; s++, w += 84)
         {
-            float d = QuantizedKernels.Half(w + 80), dmin = QuantizedKernels.Half(w + 82);
-            for (int i = 0; i < 16; i++) mins[i] = (short)(w[i] >> 4);
-            var mv = Vector256.Load(mins);
+            float d = dd[2 * s], dmin = dd[2 * s + 1];
+            short* sc = rsc + 16 * s;
+            var mv = Vector256.Load(rmn + 16 * s);
             Vector256<int> i0 = default, i1 = default, i2 = default, i3 = default;
             int o = s * 256;
             for (int n = 0; n < 2; n++)
@@ -395,7 +457,7 @@ internal static unsafe class QuantizedGemm
                 {
                     var code = Vector256.ShiftRightLogical(q, 2 * j).AsByte() & m3;
                     int k = 8 * n + 2 * j;
-                    var scv = Vector256.Create(Vector128.Create((short)(w[k] & 0xF)), Vector128.Create((short)(w[k + 1] & 0xF)));
+                    var scv = Vector256.Create(Vector128.Create(sc[k]), Vector128.Create(sc[k + 1]));
                     int xo = o + 128 * n + 32 * j;
                     i0 += Madd(code, Vector256.Load((sbyte*)x0 + xo), scv);
                     i1 += Madd(code, Vector256.Load((sbyte*)x1 + xo), scv);

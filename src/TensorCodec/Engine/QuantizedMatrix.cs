@@ -139,33 +139,41 @@ internal sealed unsafe class QuantizedMatrix : IGgmlProductMatrix
     public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
     {
         float* r4 = stackalloc float[4];
-        // Tokens in tiles of ~96 KB of codes, so a tile stays in L2 while every row of the share passes over it.
-        int tile = Math.Max(4, 98304 / xStride & ~3);
-        for (int t0 = 0; t0 < n; t0 += tile)
-        for (int r = rowStart; r < rowEnd; r++)
+        int scaleBytes = QuantizedGemm.RowScalesBytes(Cols);
+        byte[]? rented = null;
+        Span<byte> scales = scaleBytes <= 16384 ? stackalloc byte[scaleBytes] : (rented = ArrayPool<byte>.Shared.Rent(scaleBytes));
+        fixed (byte* rs = scales)
         {
-            byte* w = _data + (long)r * _rowBytes;
-            for (int t = t0; t < Math.Min(n, t0 + tile); t += 4)
+            // Tokens in tiles of ~96 KB of codes, so a tile stays in L2 while every row of the share passes over it.
+            int tile = Math.Max(4, 98304 / xStride & ~3);
+            for (int t0 = 0; t0 < n; t0 += tile)
+            for (int r = rowStart; r < rowEnd; r++)
             {
-                // A short group repeats its last token; the extra results are dropped.
-                byte* x0 = xq + (long)t * xStride;
-                byte* x1 = xq + (long)Math.Min(t + 1, n - 1) * xStride;
-                byte* x2 = xq + (long)Math.Min(t + 2, n - 1) * xStride;
-                byte* x3 = xq + (long)Math.Min(t + 3, n - 1) * xStride;
-                switch (_kernel)
+                byte* w = _data + (long)r * _rowBytes;
+                QuantizedGemm.DecodeRowScales(_format.GgmlTypeId, w, Cols, rs);
+                for (int t = t0; t < Math.Min(n, t0 + tile); t += 4)
                 {
-                    case Kernel.Q8_0: QuantizedGemm.Q8_0(w, Cols, x0, x1, x2, x3, r4); break;
-                    case Kernel.Q4_0: QuantizedGemm.Q4_0(w, Cols, x0, x1, x2, x3, r4); break;
-                    case Kernel.Q4_K: QuantizedGemm.Q4_K(w, Cols, x0, x1, x2, x3, r4); break;
-                    case Kernel.Q6_K: QuantizedGemm.Q6_K(w, Cols, x0, x1, x2, x3, r4); break;
-                    case Kernel.Q5_K: QuantizedGemm.Q5_K(w, Cols, x0, x1, x2, x3, r4); break;
-                    case Kernel.Q3_K: QuantizedGemm.Q3_K(w, Cols, x0, x1, x2, x3, r4); break;
-                    default: QuantizedGemm.Q2_K(w, Cols, x0, x1, x2, x3, r4); break;
+                    // A short group repeats its last token; the extra results are dropped.
+                    byte* x0 = xq + (long)t * xStride;
+                    byte* x1 = xq + (long)Math.Min(t + 1, n - 1) * xStride;
+                    byte* x2 = xq + (long)Math.Min(t + 2, n - 1) * xStride;
+                    byte* x3 = xq + (long)Math.Min(t + 3, n - 1) * xStride;
+                    switch (_kernel)
+                    {
+                        case Kernel.Q8_0: QuantizedGemm.Q8_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q4_0: QuantizedGemm.Q4_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q4_K: QuantizedGemm.Q4_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q6_K: QuantizedGemm.Q6_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q5_K: QuantizedGemm.Q5_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q3_K: QuantizedGemm.Q3_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        default: QuantizedGemm.Q2_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                    }
+                    int m = Math.Min(4, n - t);
+                    for (int k = 0; k < m; k++) y[(long)(t + k) * Rows + r] = r4[k];
                 }
-                int m = Math.Min(4, n - t);
-                for (int k = 0; k < m; k++) y[(long)(t + k) * Rows + r] = r4[k];
             }
         }
+        if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
     }
 
     public void ReadRow(int row, Span<float> destination) =>

@@ -61,7 +61,7 @@ public unsafe class QuantizedGemmTests(ITestOutputHelper output)
         f.Dequantize(packed, wHat);
         var offsets = Offsets(f, packed, rows * cols);
 
-        foreach (int n in new[] { 1, 3, 5, 9 })
+        foreach (int n in new[] { 1, 3, 4, 5, 8, 9 }) // whole and partial groups of four tokens
         {
             var x = Random(rng, n * cols, 1f);
             x.AsSpan(0, 32).Clear();                       // an all-zero activation block
