@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace TensorCodec.Coders;
 
@@ -16,9 +17,18 @@ internal static class BinaryRangeCoder
     public const int MaxShift = 7;
     const uint Top = 1u << 24;
 
-    /// <summary>Adaptation shift for a bit seen <c>count</c> times: about 1/(count+1.5) early, 1/128 once settled.</summary>
-    static ReadOnlySpan<byte> ShiftOf => [1, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 6];
-    public const int Settled = 31;   // ShiftOf's last index: counts stop here (then 6, or MaxShift after more)
+    /// <summary>Adaptation shift for a bit seen <c>count</c> times (counts stop at 63): about 1/(count+1.5) early, then
+    /// 1/64, and 1/128 once settled.</summary>
+    static readonly byte[] Shifts = BuildShifts();
+    public const int MaxCount = 63;
+
+    static byte[] BuildShifts()
+    {
+        var t = new byte[MaxCount + 1];
+        for (int c = 0; c <= MaxCount; c++)
+            t[c] = (byte)(c == 0 ? 1 : c < 3 ? 2 : c < 7 ? 3 : c < 15 ? 4 : c < 31 ? 5 : c < 63 ? 6 : MaxShift);
+        return t;
+    }
 
     /// <summary>Resets <paramref name="probs"/> to one half and the counts to zero.</summary>
     public static void Reset(Span<ushort> probs, Span<byte> counts)
@@ -27,16 +37,13 @@ internal static class BinaryRangeCoder
         counts.Clear();
     }
 
+    /// <summary>The shift for <paramref name="count"/> (≤ <see cref="MaxCount"/>), and the count advanced.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Update(ref ushort p, ref byte count, int bit)
+    static int Step(ref byte count)
     {
         int c = count;
-        int shift = c < Settled ? ShiftOf[c] : (c < 63 ? 6 : MaxShift);
-        if (c < 255) count = (byte)(c + 1);
-        if (bit == 0) p += (ushort)((65536 - p) >> shift);
-        else p -= (ushort)(p >> shift);
-        // Keep p inside (0, 65536): never a zero-width interval.
-        if (p == 0) p = 1;
+        count = (byte)(c + ((c - MaxCount) >>> 31));
+        return Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Shifts), c);
     }
 
     /// <summary>Encoder state over a caller's buffer; <see cref="Overflow"/> is set (and bytes dropped) if it fills.</summary>
@@ -59,23 +66,23 @@ internal static class BinaryRangeCoder
         public void Encode(ref ushort p, ref byte count, int bit)
         {
             uint bound = (_range >> ProbBits) * p;
-            if (bit == 0) _range = bound;
-            else { _low += bound; _range -= bound; }
-            Update(ref p, ref count, bit);
+            int shift = Step(ref count);
+            if (bit == 0) { _range = bound; p += (ushort)((65536 - p) >> shift); }
+            else { _low += bound; _range -= bound; p -= (ushort)(p >> shift); }
             while (_range < Top) { _range <<= 8; ShiftLow(); }
         }
 
         /// <summary>Codes the low <paramref name="bits"/> bits of <paramref name="symbol"/> MSB first through a bit tree
         /// of 2^bits − 1 nodes at <paramref name="probs"/>[0..] (node 1 is the root; index 0 unused).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void EncodeTree(Span<ushort> probs, Span<byte> counts, int bits, int symbol)
+        public void EncodeTree(ref ushort probs, ref byte counts, int bits, int symbol)
         {
-            int node = 1;
+            nint node = 1;
             for (int i = bits - 1; i >= 0; i--)
             {
                 int b = (symbol >> i) & 1;
-                Encode(ref probs[node], ref counts[node], b);
-                node = (node << 1) | b;
+                Encode(ref Unsafe.Add(ref probs, node), ref Unsafe.Add(ref counts, node), b);
+                node = (node << 1) | (nint)b;
             }
         }
 
@@ -137,24 +144,25 @@ internal static class BinaryRangeCoder
             return 0;
         }
 
+        /// <summary>A symbol of <paramref name="bits"/> bits through the tree at <paramref name="probs"/>/<paramref name="counts"/>
+        /// (the caller guarantees 2^bits entries); state in locals, written back once.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public int Decode(ref ushort p, ref byte count)
+        public int DecodeTree(ref ushort probs, ref byte counts, int bits)
         {
-            uint bound = (_range >> ProbBits) * p;
-            int bit;
-            if (_code < bound) { _range = bound; bit = 0; }
-            else { _code -= bound; _range -= bound; bit = 1; }
-            Update(ref p, ref count, bit);
-            while (_range < Top) { _range <<= 8; _code = (_code << 8) | Next(); }
-            return bit;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public int DecodeTree(Span<ushort> probs, Span<byte> counts, int bits)
-        {
-            int node = 1;
-            for (int i = 0; i < bits; i++) node = (node << 1) | Decode(ref probs[node], ref counts[node]);
-            return node - (1 << bits);
+            uint range = _range, code = _code;
+            nint node = 1;
+            for (int i = 0; i < bits; i++)
+            {
+                ref ushort p = ref Unsafe.Add(ref probs, node);
+                int shift = Step(ref Unsafe.Add(ref counts, node));
+                uint bound = (range >> ProbBits) * p;
+                if (code < bound) { range = bound; p += (ushort)((65536 - p) >> shift); node <<= 1; }
+                else { code -= bound; range -= bound; p -= (ushort)(p >> shift); node = (node << 1) | 1; }
+                while (range < Top) { range <<= 8; code = (code << 8) | Next(); }
+            }
+            _range = range;
+            _code = code;
+            return (int)node - (1 << bits);
         }
     }
 }

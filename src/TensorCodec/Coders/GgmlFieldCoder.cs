@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace TensorCodec.Coders;
 
@@ -8,7 +9,7 @@ namespace TensorCodec.Coders;
 /// written once against this, so encoder and decoder cannot disagree about a context.</summary>
 internal interface IBitIO
 {
-    int Tree(Span<ushort> probs, Span<byte> counts, int bits, int symbol);
+    int Tree(ref ushort probs, ref byte counts, int bits, int symbol);
 }
 
 /// <summary>
@@ -65,6 +66,7 @@ internal sealed class GgmlFieldCoder
 
     /// <summary>Codes the whole blocks of <paramref name="raw"/> (its length a multiple of the block size) into
     /// <paramref name="dst"/>; returns the bytes written, or −1 if they do not fit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Encode(int type, ReadOnlySpan<byte> raw, Span<byte> dst)
     {
         int bb = GgmlBlockFields.BlockBytes(type);
@@ -82,6 +84,7 @@ internal sealed class GgmlFieldCoder
 
     /// <summary>Decodes <paramref name="src"/> into the whole blocks of <paramref name="raw"/>; false if the coded bytes are
     /// not exactly what the blocks consume (a corrupt chunk).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool Decode(int type, ReadOnlySpan<byte> src, Span<byte> raw)
     {
         int bb = GgmlBlockFields.BlockBytes(type);
@@ -96,16 +99,18 @@ internal sealed class GgmlFieldCoder
         return io.Rc.Overread == 0 && io.Rc.Position == src.Length;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     void CodeBlock<T>(ref T io, int type) where T : IBitIO, allows ref struct
     {
         var f = _block;
-        var p = _probs.AsSpan();
-        var c = _counts.AsSpan();
+        // Every context index below is bounded by construction (see the region sizes), so no bounds checks.
+        ref ushort p = ref MemoryMarshal.GetArrayDataReference(_probs);
+        ref byte c = ref MemoryMarshal.GetArrayDataReference(_counts);
         f.D = CodeHalf(ref io, 0, f.D, ref _prevExpD);
         if (GgmlBlockFields.HasM(type)) f.M = CodeHalf(ref io, 1, f.M, ref _prevExpM);
         int nv = GgmlBlockFields.BlockValues(type), qb = GgmlBlockFields.QuantBits(type), qn = 1 << qb;
-        var qp = p[OffQuant..];
-        var qc = c[OffQuant..];
+        ref ushort qp = ref Unsafe.Add(ref p, OffQuant);
+        ref byte qc = ref Unsafe.Add(ref c, OffQuant);
         var q = f.Q;
         switch (type)
         {
@@ -115,9 +120,9 @@ internal sealed class GgmlFieldCoder
                 for (int j = 0; j < 8; j++)
                 {
                     // Scales alone (the previous scale did not pay on bard-3m); mins given their scale.
-                    f.Scale[j] = (byte)io.Tree(p.Slice(OffScale, 64), c.Slice(OffScale, 64), 6, f.Scale[j]);
+                    f.Scale[j] = (byte)io.Tree(ref Unsafe.Add(ref p, OffScale), ref Unsafe.Add(ref c, OffScale), 6, f.Scale[j]);
                     int mc = f.Scale[j] >> 2;
-                    f.Min[j] = (byte)io.Tree(p.Slice(OffMin + mc * 64, 64), c.Slice(OffMin + mc * 64, 64), 6, f.Min[j]);
+                    f.Min[j] = (byte)io.Tree(ref Unsafe.Add(ref p, OffMin + mc * 64), ref Unsafe.Add(ref c, OffMin + mc * 64), 6, f.Min[j]);
                 }
                 float d = (float)BitConverter.UInt16BitsToHalf(f.D), dmin = (float)BitConverter.UInt16BitsToHalf(f.M);
                 int top = type == GgmlBlockFields.Q4_K ? 15 : 31;
@@ -125,22 +130,22 @@ internal sealed class GgmlFieldCoder
                 {
                     int z = ZeroPoint(d * f.Scale[j], dmin * f.Min[j], top);
                     int ctx = (z < 0 ? top + 1 : z) * SideBuckets + Math.Min(f.Scale[j] >> 4, SideBuckets - 1);
-                    var tp = qp.Slice(ctx * qn, qn);
-                    var tc = qc.Slice(ctx * qn, qn);
-                    for (int l = 0; l < 32; l++) q[j * 32 + l] = (byte)io.Tree(tp, tc, qb, q[j * 32 + l]);
+                    ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
+                    ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
+                    for (int l = 0; l < 32; l++) q[j * 32 + l] = (byte)io.Tree(ref tp, ref tc, qb, q[j * 32 + l]);
                 }
                 break;
             }
             case GgmlBlockFields.Q6_K:
             {
                 for (int k = 0; k < 16; k++)
-                    f.Scale[k] = (byte)io.Tree(p.Slice(OffScale, 256), c.Slice(OffScale, 256), 8, f.Scale[k]);
+                    f.Scale[k] = (byte)io.Tree(ref Unsafe.Add(ref p, OffScale), ref Unsafe.Add(ref c, OffScale), 8, f.Scale[k]);
                 for (int s = 0; s < 16; s++)
                 {
                     int ctx = Math.Min(Math.Abs((int)(sbyte)f.Scale[s]) >> 3, 15);
-                    var tp = qp.Slice(ctx * qn, qn);
-                    var tc = qc.Slice(ctx * qn, qn);
-                    for (int k = s * 16; k < s * 16 + 16; k++) q[k] = (byte)io.Tree(tp, tc, qb, q[k]);
+                    ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
+                    ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
+                    for (int k = s * 16; k < s * 16 + 16; k++) q[k] = (byte)io.Tree(ref tp, ref tc, qb, q[k]);
                 }
                 break;
             }
@@ -148,9 +153,9 @@ internal sealed class GgmlFieldCoder
             {
                 // 32-value blocks: the exponent of d says which tensor region (and spread) the block is from.
                 int ctx = (f.D >> 10) & 31;
-                var tp = qp.Slice(ctx * qn, qn);
-                var tc = qc.Slice(ctx * qn, qn);
-                for (int k = 0; k < nv; k++) q[k] = (byte)io.Tree(tp, tc, qb, q[k]);
+                ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
+                ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
+                for (int k = 0; k < nv; k++) q[k] = (byte)io.Tree(ref tp, ref tc, qb, q[k]);
                 break;
             }
         }
@@ -171,14 +176,14 @@ internal sealed class GgmlFieldCoder
     /// given the exponent, low 7 bits alone.</summary>
     ushort CodeHalf<T>(ref T io, int field, ushort value, ref int prevExp) where T : IBitIO, allows ref struct
     {
-        var p = _probs.AsSpan();
-        var c = _counts.AsSpan();
+        ref ushort p = ref MemoryMarshal.GetArrayDataReference(_probs);
+        ref byte c = ref MemoryMarshal.GetArrayDataReference(_counts);
         int eAt = OffHalfExp + (field * ExpCtx + prevExp) * 64;
-        int e = io.Tree(p.Slice(eAt, 64), c.Slice(eAt, 64), 6, value >> 10);
+        int e = io.Tree(ref Unsafe.Add(ref p, eAt), ref Unsafe.Add(ref c, eAt), 6, value >> 10);
         int tAt = OffHalfTop + (field * 64 + e) * 8;
-        int t = io.Tree(p.Slice(tAt, 8), c.Slice(tAt, 8), 3, (value >> 7) & 7);
+        int t = io.Tree(ref Unsafe.Add(ref p, tAt), ref Unsafe.Add(ref c, tAt), 3, (value >> 7) & 7);
         int lAt = OffHalfLow + field * 128;
-        int l = io.Tree(p.Slice(lAt, 128), c.Slice(lAt, 128), 7, value & 127);
+        int l = io.Tree(ref Unsafe.Add(ref p, lAt), ref Unsafe.Add(ref c, lAt), 7, value & 127);
         prevExp = e;
         return (ushort)((e << 10) | (t << 7) | l);
     }
@@ -188,9 +193,9 @@ internal sealed class GgmlFieldCoder
         public BinaryRangeCoder.Encoder Rc = new(dst);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public int Tree(Span<ushort> probs, Span<byte> counts, int bits, int symbol)
+        public int Tree(ref ushort probs, ref byte counts, int bits, int symbol)
         {
-            Rc.EncodeTree(probs, counts, bits, symbol);
+            Rc.EncodeTree(ref probs, ref counts, bits, symbol);
             return symbol;
         }
     }
@@ -200,6 +205,6 @@ internal sealed class GgmlFieldCoder
         public BinaryRangeCoder.Decoder Rc = new(src);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public int Tree(Span<ushort> probs, Span<byte> counts, int bits, int symbol) => Rc.DecodeTree(probs, counts, bits);
+        public int Tree(ref ushort probs, ref byte counts, int bits, int symbol) => Rc.DecodeTree(ref probs, ref counts, bits);
     }
 }
