@@ -210,3 +210,29 @@ public class GgmlFieldCoderTests
             Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData or OperationStatus.DestinationTooSmall);
         }, iter: 2000);
 }
+
+/// <summary>Golden bytes of mode 3: llama.cpp's stories260K blocks (Fixtures/ggml) must encode to exactly these chunks
+/// (the first 16 bytes of the SHA-256 of the encoded chunk), so a change of field order, context or model rate cannot pass silently: FORMAT.md
+/// then has to change with it.</summary>
+public class GgmlFieldGoldenTests
+{
+    [Theory]
+    [InlineData("q4_0", "5A8C73994F54E624741024155DAB5F3C")]
+    [InlineData("q4_1", "0013C895595F3A0BC9B67B5698A1186B")]
+    [InlineData("q5_0", "D867FA235F008D2F9C76F997D697C7C0")]
+    [InlineData("q5_1", "14B103BA667603A59635DB58EE95EEF3")]
+    [InlineData("q8_0", "1A789A195DA43A5F634448B761779D7C")]
+    [InlineData("q4_K", "DC4960F0632651555FAC958D2639EDFA")]
+    [InlineData("q5_K", "27FDD4D53CF06E7FDF2148704F96E47C")]
+    [InlineData("q6_K", "14C7294D5B5E13366C7F7840EBE8718A")]
+    public void Mode3ChunksOfLlamaCppBlocksAreStable(string name, string sha256)
+    {
+        var raw = File.ReadAllBytes(TestFiles.Fixture($"ggml/stories260k.{name}.bin"));
+        Assert.True(GgmlTypes.TryGetByName(name, out var info));
+        var coder = new GgmlFieldCoder();
+        var dst = new byte[raw.Length * 2];
+        int n = coder.Encode(info.Id, raw, dst);
+        Assert.True(n > 0 && n < raw.Length, $"{name}: {n} of {raw.Length}");
+        Assert.Equal(sha256, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(dst.AsSpan(0, n)))[..32]);
+    }
+}
