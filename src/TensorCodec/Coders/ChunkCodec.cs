@@ -11,7 +11,7 @@ namespace TensorCodec.Coders;
 /// </summary>
 public static class ChunkCodec
 {
-    internal const byte ModeStored = 0, ModeZstd = 1, ModeSplit = 2;
+    internal const byte ModeStored = 0, ModeZstd = 1, ModeSplit = 2, ModeGgml = 3;
     internal const byte MethodStored = 0, MethodConstant = 1, MethodHuffman = 2, MethodRans = 3, MethodZstd = 4;
 
     /// <summary>Upper bound of an encoded chunk for <paramref name="rawLength"/> input bytes.</summary>
@@ -21,7 +21,7 @@ public static class ChunkCodec
         return checked(rawLength + 1);
     }
 
-    /// <summary>One-shot <see cref="ChunkEncoder.Encode"/>.</summary>
+    /// <summary>One-shot <see cref="ChunkEncoder.Encode(ReadOnlySpan{byte}, DType, Span{byte}, out int, ChunkStats)"/>.</summary>
     public static OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, Span<byte> destination, out int bytesWritten,
         ChunkCodecOptions? options = null, ChunkStats? stats = null)
     {

@@ -12,6 +12,9 @@ public sealed class ChunkCodecOptions
     public bool MeasureOrder1 { get; init; } = false;
     /// <summary>Let FP8 chunks use split transforms 10/11 where they pay (<see cref="Fp8Split"/>); off: always transform 0, for measurements and tests.</summary>
     internal bool Fp8Fields { get; init; } = true;
+    /// <summary>Let chunks of ggml block tensors use mode 3 (fields coded apart, <see cref="GgmlFieldCoder"/>) where it is
+    /// smaller; off: today's coding only, for measurements and tests.</summary>
+    internal bool GgmlFields { get; init; } = true;
     /// <summary>The defaults: zstd level 3, no order-1 measurement.</summary>
     public static ChunkCodecOptions Default { get; } = new();
 }

@@ -13,7 +13,7 @@ namespace TensorCodec.Coders;
 /// largest chunk seen, and a zstd context, both reused, so decoding allocates nothing after warm-up.
 /// <see cref="Dispose"/> releases them. One decoder serves one thread at a time.
 /// </remarks>
-public sealed class ChunkDecoder : IDisposable
+public sealed partial class ChunkDecoder : IDisposable
 {
     Decompressor? _zstd;
     byte[] _streams = [], _pairStreams = [];
@@ -45,6 +45,9 @@ public sealed class ChunkDecoder : IDisposable
                 break;
             case ChunkCodec.ModeSplit:
                 st = DecodeSplit(body, destination, out written, ref _streams, -1, default);
+                break;
+            case ChunkCodec.ModeGgml:
+                st = DecodeGgml(body, destination, out written);
                 break;
             default:
                 return OperationStatus.InvalidData;
@@ -199,5 +202,6 @@ public sealed class ChunkDecoder : IDisposable
         _zstd?.Dispose();
         _zstd = null;
         _streams = _pairStreams = [];
+        _ggml = null;
     }
 }

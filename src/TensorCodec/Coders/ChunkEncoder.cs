@@ -17,7 +17,7 @@ namespace TensorCodec.Coders;
 /// They are released by <see cref="Dispose"/>. One encoder serves one thread at a time; give each
 /// worker its own.
 /// </remarks>
-public sealed class ChunkEncoder : IDisposable
+public sealed partial class ChunkEncoder : IDisposable
 {
     static readonly string[] MethodNames = ["Stored", "Constant", "Huffman", "Rans", "Zstd"];
 
@@ -46,7 +46,12 @@ public sealed class ChunkEncoder : IDisposable
     /// usable written) if the result does not fit; <see cref="ChunkCodec.MaxEncodedLength"/> bytes always suffice.
     /// When <paramref name="stats"/> is given, this chunk's per-stream statistics are added to it.
     /// </summary>
-    public OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null)
+    public OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null) =>
+        Encode(source, dtype, -1, destination, out bytesWritten, stats);
+
+    /// <summary>As above, for a tensor of ggml type <paramref name="ggmlType"/> (−1: none), whose whole blocks may be
+    /// coded field by field (mode 3) where that is smaller.</summary>
+    internal OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, int ggmlType, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         bytesWritten = 0;
@@ -74,6 +79,9 @@ public sealed class ChunkEncoder : IDisposable
                 if (bestStats is not null) { bestStats.Clear(); bestStats.Add(WholeStats(source, dtype, bestLen, "Zstd")); }
             }
         }
+
+        if (ggmlType >= 0 && n > 0 && _options.GgmlFields)
+            TryGgml(source, dtype, ggmlType, ref best, ref bestLen, bestStats);
 
         if (bestLen > n)
         {
@@ -231,5 +239,7 @@ public sealed class ChunkEncoder : IDisposable
         _best = _other = _streams = _zstdStream = [];
         _ransWords = [];
         _pairCounts = [];
+        _ggmlOut = [];
+        _ggml = null;
     }
 }

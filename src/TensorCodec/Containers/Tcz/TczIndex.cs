@@ -201,8 +201,7 @@ public sealed class TczIndex
         long bound = 1 + 10 + 8 + 10 + 10, chunks = 0;
         foreach (var s in segments)
         {
-            int elem = Math.Max(1, s.DType.ElementSize());
-            long step = Math.Max(elem, chunkSize / elem * elem);
+            long step = TczChunking.Step(s, chunkSize);
             long n = (s.Length + step - 1) / step;
             chunks += n;
             bound += 1 + 10 + Encoding.UTF8.GetByteCount(s.Name) + 1 + 10 + 10 + 10L * s.Shape.Length + 10 + 10 + n * (5 + 5 + 8 + 8);

@@ -178,11 +178,11 @@ public static class TczWriter
         return header;
     }
 
-    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics, bool rawHashed = false)
+    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics, bool rawHashed = false, int ggmlType = -1)
     {
         slot.Stats = collectStatistics ? new ChunkStats() : null;
         // The slot holds MaxEncodedLength bytes, which always suffices.
-        if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
+        if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, ggmlType, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
             throw new InvalidOperationException("chunk encoder exceeded its own size bound");
         slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
         // A coded segment's raw hash was taken before its transform (it covers what decompression gives back).
@@ -225,8 +225,7 @@ public static class TczWriter
         for (int s = 0; s < segments.Count; s++)
         {
             var seg = segments[s];
-            int elem = Math.Max(1, seg.DType.ElementSize());
-            int step = Math.Max(elem, options.ChunkSize / elem * elem);
+            long step = TczChunking.Step(seg, options.ChunkSize);
             for (long o = 0; o < seg.Length; o += step)
                 work.Add((s, seg.OriginalOffset + o, (int)Math.Min(step, seg.Length - o)));
         }
@@ -254,7 +253,8 @@ public static class TczWriter
             code: (i, slot, encoder) =>
             {
                 var (s, _, len) = work[i];
-                EncodeSlot(slot, len, coder is null ? segments[s].DType : slot.CodedType, encoder, options.CollectStatistics, rawHashed: coder is not null);
+                EncodeSlot(slot, len, coder is null ? segments[s].DType : slot.CodedType, encoder, options.CollectStatistics, rawHashed: coder is not null,
+                    ggmlType: coder is null ? segments[s].GgmlType : -1);
             },
             write: (i, slot) =>
             {

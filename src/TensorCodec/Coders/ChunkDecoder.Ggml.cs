@@ -1,0 +1,29 @@
+using System.Buffers;
+
+namespace TensorCodec.Coders;
+
+public sealed partial class ChunkDecoder
+{
+    GgmlFieldCoder? _ggml;
+
+    /// <summary>A mode-3 body (FORMAT.md): ggml type, raw length, coded length, coded blocks, stored tail.</summary>
+    OperationStatus DecodeGgml(ReadOnlySpan<byte> src, Span<byte> destination, out int rawLen)
+    {
+        rawLen = 0;
+        if (src.Length < 1) return OperationStatus.InvalidData;
+        int type = src[0];
+        int bb = GgmlBlockFields.BlockBytes(type);
+        if (bb == 0) return OperationStatus.InvalidData;
+        int pos = 1;
+        if (!Varint.TryRead(src, ref pos, out int n) || !Varint.TryRead(src, ref pos, out int coded)) return OperationStatus.InvalidData;
+        if (n < bb || coded > src.Length - pos) return OperationStatus.InvalidData;
+        int blocksLen = n - n % bb, tail = n - blocksLen;
+        if (src.Length - pos - coded != tail) return OperationStatus.InvalidData;
+        if (n > destination.Length) return OperationStatus.DestinationTooSmall;
+        _ggml ??= new GgmlFieldCoder();
+        if (!_ggml.Decode(type, src.Slice(pos, coded), destination[..blocksLen])) return OperationStatus.InvalidData;
+        src[(pos + coded)..].CopyTo(destination[blocksLen..]);
+        rawLen = n;
+        return OperationStatus.Done;
+    }
+}
