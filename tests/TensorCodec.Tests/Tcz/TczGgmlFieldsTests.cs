@@ -38,7 +38,7 @@ public class TczGgmlFieldsTests
         File.WriteAllBytes(gguf, MakeGguf());
         // 5000-byte chunks: no block size divides it, so the writer must cut on block boundaries for mode 3.
         var result = TczWriter.CompressFile(gguf, dir.File("q.tcz"), false,
-            new TczCompressOptions { ChunkSize = 5000, Threads = 2, CollectStatistics = true });
+            new TczCompressOptions { ChunkSize = 5000, Threads = 2, CollectStatistics = true, Codec = new ChunkCodecOptions { GgmlFields = true } });
         foreach (var seg in result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor))
         {
             Assert.True(GgmlTypes.TryGet(seg.Segment.GgmlType, out var info));
@@ -69,7 +69,7 @@ public class TczGgmlFieldsTests
         var gguf = dir.File("bard.gguf");
         ModelQuantizer.Quantize(model, gguf, new ModelQuantizeOptions { Mix = QuantMix.Get("q4_K_M") });
         var tcz = dir.File("bard.tcz");
-        var result = TczWriter.CompressFile(gguf, tcz, false);
+        var result = TczWriter.CompressFile(gguf, tcz, false, new TczCompressOptions { Codec = new ChunkCodecOptions { ZstdLevel = 19, GgmlFields = true } });
         using (var reader = TczReader.Open(tcz)) reader.DecompressToFile(dir.File("back.gguf"), false);
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(gguf)), SHA256.HashData(File.ReadAllBytes(dir.File("back.gguf"))));
         using var z = new ZstdSharp.Compressor(19);
