@@ -23,6 +23,15 @@ public class RansWideCoderTests
         return freqs;
     }
 
+    /// <summary>Histogram, normalisation and method-5 encode, as the chunk encoder does it.</summary>
+    internal static OperationStatus EncodeWithHistogram(ReadOnlySpan<byte> src, Span<byte> dst, out int written) =>
+        RansWideCoder.Encode(src, Freqs(src), dst, out written, new ushort[RansWideCoder.WordScratchLength(src.Length)]);
+
+    [Fact]
+    public void Bit_flipped_payloads_never_throw() =>
+        ByteCoderChecks.CorruptPayloadsNeverThrow(RansWideCoder.MaxEncodedLength, EncodeWithHistogram, RansWideCoder.Decode,
+            HuffmanCoderTests.Make("skewed"), seed: 21);
+
     static byte[] Encode(ReadOnlySpan<byte> data, bool allowSimd)
     {
         var freqs = Freqs(data);
