@@ -71,11 +71,11 @@ static class RansWideBench
             ("histogram (4 interleaved)", () => { for (int i = 0; i < count; i++) FrequencyTable.Histogram(exps[i], hist); }),
             ("normalise frequencies (per chunk)", () => { for (int i = 0; i < count; i++) RansCoder.NormalizeFrequencies(hists[i], scratchFreqs); }),
             ("encode m3 (16 states, AVX2)", () => { for (int i = 0; i < count; i++) RansCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
-            ("encode m5 (32 states, AVX2)", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
+            ("encode m5 (32 states, AVX2, VDIVPD)", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
             ("encode m5 scalar", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: false); }),
             ("decode m3 (16 states, best SIMD)", () => { for (int i = 0; i < count; i++) RansCoder.Decode(narrow[i], outBuf.AsSpan(0, exps[i].Length)); }),
             ("decode m3 pairs (DecodePair)", () => { for (int i = 0; i + 1 < count; i += 2) RansCoder.DecodePair(narrow[i], outBuf.AsSpan(0, exps[i].Length), out _, narrow[i + 1], tmp.AsSpan(0, exps[i + 1].Length), out _); }),
-            ("decode m5 (32 states, AVX2)", () => { for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: true); }),
+            ("decode m5 (32 states, AVX2, table by scalar loads)", () => { for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: true); }),
             ("decode m5 scalar", () => { for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: false); }),
         ];
 
