@@ -26,7 +26,7 @@ static class CoderProfile
         int cap = TczConstants.DefaultChunkSize;
         byte[] raw = new byte[cap], streams = new byte[cap], coded = new byte[cap + 4096], back = new byte[cap];
         byte[] encoded = new byte[ChunkCodec.MaxEncodedLength(cap)], decoded = new byte[cap];
-        var words = new ushort[RansCoder.WordScratchLength(cap)];
+        var words = new ushort[RansWideCoder.WordScratchLength(cap)];
         uint[] hist = new uint[256], smHist = new uint[256];
         byte[] lengths = new byte[256];
         ushort[] freqs = new ushort[256];
@@ -38,10 +38,10 @@ static class CoderProfile
         string[] names =
         [
             "enc: read chunk (page cache → buffer)", "enc: whole-file hash (XxHash3)", "enc: split exp/sm", "enc: histogram exp", "enc: histogram sm (as the codec: a quarter when ≥ 128 KiB)",
-            "enc: tables exp (Huffman lengths, rANS freqs, size estimates)", "enc: sm stored/coded decision (order-0 bound)", "enc: rANS encode exp",
+            "enc: tables exp (Huffman lengths, rANS freqs, size estimates)", "enc: sm stored/coded decision (order-0 bound)", "enc: rANS encode exp (method 5, or 3 under 16 KiB)",
             "enc: copy sm into the chunk", "enc: raw chunk hash", "enc: encoded chunk hash", "enc: write chunk (FileStream, tmpfs)",
             "enc: = ChunkEncoder.Encode, whole codec",
-            "dec: read chunk", "dec: encoded chunk hash", "dec: rANS decode exp", "dec: merge exp/sm", "dec: raw chunk hash",
+            "dec: read chunk", "dec: encoded chunk hash", "dec: rANS decode exp (method 5, or 3 under 16 KiB)", "dec: merge exp/sm", "dec: raw chunk hash",
             "dec: whole-file hash", "dec: write chunk (FileStream, tmpfs)", "dec: = ChunkDecoder.Decode, whole codec",
         ];
         var best = Enumerable.Repeat(double.MaxValue, names.Length + 2).ToArray();
@@ -71,8 +71,17 @@ static class CoderProfile
                 HuffmanCoder.BuildCodeLengths(hist, lengths); HuffmanCoder.EstimateSize(hist, lengths);
                 RansCoder.NormalizeFrequencies(hist, freqs); RansCoder.EstimateSize(hist, freqs); Lap(ref t);
                 _ = FrequencyTable.Order0Bits(smHist) / 8 < n - (n >> 7) - 7; Lap(ref t); // (the sampled test is the same arithmetic)
-                RansCoder.Encode(streams.AsSpan(0, n), freqs, coded, out int w, words); Lap(ref t);
-                if (r == 0) { expCoded.Add(coded.AsSpan(0, w).ToArray()); expLen.Add(n); t = Stopwatch.GetTimestamp(); }
+                // As the codec: method 5 (32 states) for long streams, method 3 below RansWideCoder.MinimumLength.
+                bool wide = n >= RansWideCoder.MinimumLength;
+                int w;
+                if (wide) RansWideCoder.Encode(streams.AsSpan(0, n), freqs, coded, out w, words);
+                else RansCoder.Encode(streams.AsSpan(0, n), freqs, coded, out w, words);
+                Lap(ref t);
+                if (r == 0)
+                {   // the pair rows below compare method 3 one chunk at a time and two at a time
+                    RansCoder.Encode(streams.AsSpan(0, n), freqs, back, out int w3, words);
+                    expCoded.Add(back.AsSpan(0, w3).ToArray()); expLen.Add(n); t = Stopwatch.GetTimestamp();
+                }
                 streams.AsSpan(n, n).CopyTo(back); Lap(ref t);
                 TczHash.Of(rawSpan); Lap(ref t);
                 encoder.Encode(rawSpan, DType.BF16, encoded, out int el);
@@ -83,7 +92,9 @@ static class CoderProfile
 
                 RandomAccess.Read(handle, back.AsSpan(0, el), off); Lap(ref t);
                 TczHash.Of(encoded.AsSpan(0, el)); Lap(ref t);
-                RansCoder.Decode(coded.AsSpan(0, w), streams.AsSpan(0, n)); Lap(ref t);
+                if (wide) RansWideCoder.Decode(coded.AsSpan(0, w), streams.AsSpan(0, n));
+                else RansCoder.Decode(coded.AsSpan(0, w), streams.AsSpan(0, n));
+                Lap(ref t);
                 FloatSplit.Merge(SplitTransform.BF16, streams, decoded.AsSpan(0, len)); Lap(ref t);
                 TczHash.Of(decoded.AsSpan(0, len)); Lap(ref t);
                 decHash.Append(decoded.AsSpan(0, len)); Lap(ref t);
@@ -133,7 +144,7 @@ static class CoderProfile
             if (names[i] == "enc: = ChunkEncoder.Encode, whole codec") Row("enc: sum of the stages above", sumEnc, best[^2]);
         }
         Row("dec: sum of the stages above", sumDec, best[^1]);
-        Row("dec: rANS decode exp, one chunk at a time (all chunks)", pairSingle, best[^1]);
+        Row("dec: method-3 rANS decode exp, one chunk at a time (all chunks)", pairSingle, best[^1]);
         Row("dec: rANS decode exp, two chunks at a time (RansCoder.DecodePair)", pairBoth, best[^1]);
         Row("pipe: TczWriter.Compress -T 1 (output discarded)", best[^2], best[^2]);
         Row("pipe: TczReader.DecompressTo -T 1 (output discarded)", best[^1], best[^1]);

@@ -29,6 +29,7 @@ public static class EndToEnd
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
             case "repeat": Repeat(args[1], args[2], long.Parse(args[3])); return 0;
+            case "wide": RansWideBench.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 5); return 0;
             case "profile": CoderProfile.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 3); return 0;
             case "gemm-vs-base": GemmVsBase.Run(int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]), args.Length > 4 ? int.Parse(args[4]) : 9); return 0;
             case "gemm": Gemm(args.Length > 1 ? int.Parse(args[1]) : 2048, args.Length > 2 ? int.Parse(args[2]) : 2048, args.Length > 3 ? int.Parse(args[3]) : 64); return 0;
@@ -40,7 +41,7 @@ public static class EndToEnd
             case "fp8": return Fp8Bench.Measure(args[1..]);
             case "bpw-plot": BpwPlot.Run(args[1..]); return 0;
             default:
-                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS] | e2e gemm-vs-base ROWS COLS TOKENS [ROUNDS] | e2e gptq ROWS COLS TYPE | e2e fp8-cast IN OUT [e4m3|e5m2] [BLOCK|row] | e2e fp8 FILE [REPEATS]");
+                Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e wide FILE [ROUNDS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS] | e2e gemm-vs-base ROWS COLS TOKENS [ROUNDS] | e2e gptq ROWS COLS TYPE | e2e fp8-cast IN OUT [e4m3|e5m2] [BLOCK|row] | e2e fp8 FILE [REPEATS]");
                 return 2;
         }
     }

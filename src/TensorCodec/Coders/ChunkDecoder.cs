@@ -178,6 +178,7 @@ public sealed partial class ChunkDecoder : IDisposable
                         break;
                     case ChunkCodec.MethodHuffman: st = HuffmanCoder.Decode(payload, s); break;
                     case ChunkCodec.MethodRans: st = k == decodedStream ? decodedStatus : RansCoder.Decode(payload, s); break;
+                    case ChunkCodec.MethodRansWide: st = RansWideCoder.Decode(payload, s); break;
                     case ChunkCodec.MethodZstd:
                         st = Unzstd(payload, s, out int zw);
                         if (st == OperationStatus.Done && zw != n) st = OperationStatus.InvalidData;

@@ -6,7 +6,7 @@ namespace TensorCodec.Coders;
 /// <param name="EncodedBytes">Bytes it took coded, including its method byte and length.</param>
 /// <param name="Order0EntropyBits">Total order-0 information in bits (Σ −log2 p over the stream's symbols, p from each chunk's own histogram).</param>
 /// <param name="Order1EntropyBits">Total order-1 information in bits (previous symbol as context); 0 unless measured.</param>
-/// <param name="Method">Stored, Constant, Huffman, Rans or Zstd; several joined by '+' once summed.</param>
+/// <param name="Method">Stored, Constant, Huffman, Rans, Zstd or RansWide; several joined by '+' once summed.</param>
 public sealed record StreamStats(string Name, long RawBytes, long EncodedBytes, double Order0EntropyBits, double Order1EntropyBits, string Method);
 
 /// <summary>Per-stream statistics summed by stream name over the chunks an encoder was given.</summary>

@@ -100,7 +100,7 @@ internal static class RansCoder
     }
 
     /// <summary>Writes the frequency table as runs of present symbols (see FORMAT.md (chunk payload section)).</summary>
-    static int WriteTable(ReadOnlySpan<ushort> freqs, Span<byte> dst)
+    internal static int WriteTable(ReadOnlySpan<ushort> freqs, Span<byte> dst)
     {
         int runs = 0, pos = 1, s = 0, prevEnd = 0;
         while (s < 256)
@@ -118,7 +118,7 @@ internal static class RansCoder
         return pos;
     }
 
-    static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs)
+    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs)
     {
         freqs[..256].Clear();
         if (pos >= src.Length) return false;

@@ -34,6 +34,17 @@ public class FormatGoldenTests
     }
 
     [Fact]
+    public void WideRansPayloadMatchesTheDocument()
+    {
+        // Method 5: the method-3 example's table and states 0..3, then states 4..31 at 0x10000; no words.
+        var expected = new List<byte> { 0x00, 0x41, 0x01, 0xFF, 0x17, 0xFF, 0x07 };
+        for (int k = 0; k < 3; k++) expected.AddRange([0x00, 0x54, 0x01, 0x00]);
+        expected.AddRange([0x00, 0x0C, 0x04, 0x00]);
+        for (int k = 4; k < 32; k++) expected.AddRange([0x00, 0x00, 0x01, 0x00]);
+        ByteCoderChecks.PayloadIs(RansWideCoderTests.EncodeWithHistogram, RansWideCoder.Decode, AAAB, [.. expected], dstLength: 256);
+    }
+
+    [Fact]
     public void ConstantBf16ChunkMatchesTheDocument()
     {
         // 100 × BF16 1.0 (0x3F80) + 1 trailing byte: split mode, transform 1, rawLength 201 (varint C9 01),
