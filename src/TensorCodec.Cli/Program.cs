@@ -8,6 +8,7 @@ if (Console.IsOutputRedirected) Spectre.Console.AnsiConsole.Profile.Width = 240;
 
 Timing.Mark("start-up (runtime, to Main)");
 var root = CliRoot.Create();
+Timing.Mark("build command tree");
 // Signals are ours (see Interrupts), not System.CommandLine's: it would exit after 2 s without cleanup.
 using var interrupts = new Interrupts();
 int code = await root.Parse(RootFiles.RewriteLevels(args, root)).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, interrupts.Token);
