@@ -74,7 +74,9 @@ static class DecompressCommand
             ? "standard input has no name to derive an output name from; use -o FILE or -c"
             : "unknown suffix; name the output with -o");
         var stamp = job.FromStdin ? default : FileFlags.Job.Stamp(inPath);
+        Timing.Mark("parse arguments");
         using var reader = Open(job);
+        Timing.Mark("open archive, read index");
         if (outPath == FileFlags.StdStream)
         {
             using var stdout = Console.OpenStandardOutput();
@@ -88,6 +90,7 @@ static class DecompressCommand
                 return 0;
             });
         }
+        Timing.Mark("decode, check, write, commit");
         string shownIn = job.FromStdin ? "stdin" : inPath, shownOut = outPath == FileFlags.StdStream ? "stdout" : outPath;
         job.Summary($"{Markup.Escape(shownIn)} : {CliCommon.Bytes(reader.Index.OriginalLength)} restored, checksums OK ==> {Markup.Escape(shownOut)}");
         double seconds = job.ElapsedSeconds;
