@@ -550,9 +550,10 @@ internal static class RansCoder
         oRef = o;
     }
 
-    /// <summary>One symbol for each of eight states; needs ≥ 8 words available.</summary>
+    /// <summary>One symbol for each of eight states; needs ≥ 8 words available. Shared with <see cref="RansWideCoder"/>,
+    /// whose 32 states are four groups of these eight.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe ushort* DecodeEight(uint* table, uint* xs, ushort* w, byte* o)
+    internal static unsafe ushort* DecodeEight(uint* table, uint* xs, ushort* w, byte* o)
     {
         const uint Mask = Scale - 1;
         // Locals, not xs[], so the JIT keeps the states in registers while they are updated.

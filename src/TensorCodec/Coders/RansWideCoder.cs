@@ -323,46 +323,14 @@ internal static class RansWideCoder
         byte* o = oRef;
         while (oend - o >= States && wend - w >= States)
         {
-            w = DecodeEight(table, xs, w, o);
-            w = DecodeEight(table, xs + 8, w, o + 8);
-            w = DecodeEight(table, xs + 16, w, o + 16);
-            w = DecodeEight(table, xs + 24, w, o + 24);
+            w = RansCoder.DecodeEight(table, xs, w, o);
+            w = RansCoder.DecodeEight(table, xs + 8, w, o + 8);
+            w = RansCoder.DecodeEight(table, xs + 16, w, o + 16);
+            w = RansCoder.DecodeEight(table, xs + 24, w, o + 24);
             o += States;
         }
         wRef = w;
         oRef = o;
-    }
-
-    /// <summary>One symbol for each of eight states; needs ≥ 8 words available.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe ushort* DecodeEight(uint* table, uint* xs, ushort* w, byte* o)
-    {
-        const uint Mask = Scale - 1;
-        // Locals, not xs[], so the JIT keeps the states in registers while they are updated.
-        uint x0 = xs[0], x1 = xs[1], x2 = xs[2], x3 = xs[3], x4 = xs[4], x5 = xs[5], x6 = xs[6], x7 = xs[7];
-        uint e0 = table[x0 & Mask], e1 = table[x1 & Mask], e2 = table[x2 & Mask], e3 = table[x3 & Mask];
-        uint e4 = table[x4 & Mask], e5 = table[x5 & Mask], e6 = table[x6 & Mask], e7 = table[x7 & Mask];
-        o[0] = (byte)e0; o[1] = (byte)e1; o[2] = (byte)e2; o[3] = (byte)e3;
-        o[4] = (byte)e4; o[5] = (byte)e5; o[6] = (byte)e6; o[7] = (byte)e7;
-        x0 = ((e0 >> 20) + 1) * (x0 >> ScaleBits) + ((e0 >> 8) & Mask);
-        x1 = ((e1 >> 20) + 1) * (x1 >> ScaleBits) + ((e1 >> 8) & Mask);
-        x2 = ((e2 >> 20) + 1) * (x2 >> ScaleBits) + ((e2 >> 8) & Mask);
-        x3 = ((e3 >> 20) + 1) * (x3 >> ScaleBits) + ((e3 >> 8) & Mask);
-        x4 = ((e4 >> 20) + 1) * (x4 >> ScaleBits) + ((e4 >> 8) & Mask);
-        x5 = ((e5 >> 20) + 1) * (x5 >> ScaleBits) + ((e5 >> 8) & Mask);
-        x6 = ((e6 >> 20) + 1) * (x6 >> ScaleBits) + ((e6 >> 8) & Mask);
-        x7 = ((e7 >> 20) + 1) * (x7 >> ScaleBits) + ((e7 >> 8) & Mask);
-        // Branchless renormalisation: whether a state needs a word is data-dependent and mispredicts.
-        uint n0 = x0 < L ? 1u : 0u; x0 = (x0 << (int)(n0 << 4)) | (*w & (0u - n0)); w += n0;
-        uint n1 = x1 < L ? 1u : 0u; x1 = (x1 << (int)(n1 << 4)) | (*w & (0u - n1)); w += n1;
-        uint n2 = x2 < L ? 1u : 0u; x2 = (x2 << (int)(n2 << 4)) | (*w & (0u - n2)); w += n2;
-        uint n3 = x3 < L ? 1u : 0u; x3 = (x3 << (int)(n3 << 4)) | (*w & (0u - n3)); w += n3;
-        uint n4 = x4 < L ? 1u : 0u; x4 = (x4 << (int)(n4 << 4)) | (*w & (0u - n4)); w += n4;
-        uint n5 = x5 < L ? 1u : 0u; x5 = (x5 << (int)(n5 << 4)) | (*w & (0u - n5)); w += n5;
-        uint n6 = x6 < L ? 1u : 0u; x6 = (x6 << (int)(n6 << 4)) | (*w & (0u - n6)); w += n6;
-        uint n7 = x7 < L ? 1u : 0u; x7 = (x7 << (int)(n7 << 4)) | (*w & (0u - n7)); w += n7;
-        xs[0] = x0; xs[1] = x1; xs[2] = x2; xs[3] = x3; xs[4] = x4; xs[5] = x5; xs[6] = x6; xs[7] = x7;
-        return w;
     }
 
     /// <summary>
