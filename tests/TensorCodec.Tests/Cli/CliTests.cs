@@ -158,4 +158,30 @@ public class ErrorLineTests
         Assert.True(cut.Length <= TensorCodec.Cli.Commands.CliCommon.MaxErrorChars);
         Assert.EndsWith("END", cut);
     }
+    /// <summary>Chunk mode 3 (ggml block fields) codes at 5–10 MB/s, so the default level must not use it and level 10
+    /// and above must; both archives come back byte for byte.</summary>
+    [Fact]
+    public void GgmlFieldModeOnlyFromLevelTen()
+    {
+        using var dir = new ScratchDir();
+        var gguf = dir.File("q.gguf");
+        File.WriteAllBytes(gguf, TensorCodec.Tests.Tcz.TczGgmlFieldsTests.MakeGguf());
+        foreach (var (level, expectMode3) in new[] { ("-3", false), ("-9", false), ("-10", true), ("-19", true) })
+        {
+            var tcz = dir.File($"q{level}.tcz");
+            var (code, _, err) = CliTests.Tcodec("compress", gguf, "-o", tcz, level, "-q");
+            Assert.True(code == 0, err);
+            var bytes = File.ReadAllBytes(tcz);
+            using (var reader = TensorCodec.Containers.Tcz.TczReader.Open(tcz))
+            {
+                var modes = reader.Index.Segments.Where(s => s.Kind == TensorCodec.Containers.Tcz.TczSegmentKind.Tensor)
+                    .SelectMany(s => s.Chunks).Select(c => bytes[c.FileOffset]).ToList();
+                Assert.NotEmpty(modes);
+                Assert.Equal(expectMode3, modes.Contains(TensorCodec.Coders.ChunkCodec.ModeGgml));
+            }
+            (code, _, err) = CliTests.Tcodec("decompress", tcz, "-o", dir.File($"back{level}.gguf"), "-q");
+            Assert.True(code == 0, err);
+            Assert.Equal(File.ReadAllBytes(gguf), File.ReadAllBytes(dir.File($"back{level}.gguf")));
+        }
+    }
 }

@@ -13,7 +13,7 @@ public class TczGgmlFieldsTests
 {
     static readonly string[] Types = ["q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"];
 
-    static byte[] MakeGguf()
+    internal static byte[] MakeGguf()
     {
         var rng = new Random(11);
         var tensors = new List<GgufTensor>();
