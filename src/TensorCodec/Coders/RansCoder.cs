@@ -359,8 +359,8 @@ internal static class RansCoder
         return (q << ScaleBits) + v - Avx2.MultiplyLow(q, f) + cum;
     }
 
-    /// <summary>dst[k] = src[count − 1 − k].</summary>
-    static unsafe void ReverseWords(ushort* src, int count, ushort* dst)
+    /// <summary>dst[k] = src[count − 1 − k]. Shared with <see cref="RansWideCoder"/>.</summary>
+    internal static unsafe void ReverseWords(ushort* src, int count, ushort* dst)
     {
         int k = 0;
         if (Avx2.IsSupported)
@@ -378,7 +378,7 @@ internal static class RansCoder
 
     /// <summary>For each 8-bit lane mask: the set lanes from highest to lowest (then anything), the order the
     /// scalar encoder emits a vector's words in.</summary>
-    static readonly int[] s_compressDescending = BuildCompressDescending();
+    internal static readonly int[] s_compressDescending = BuildCompressDescending();
 
     static int[] BuildCompressDescending()
     {
@@ -586,7 +586,7 @@ internal static class RansCoder
 
     /// <summary>For each 8-bit "needs a word" lane mask: lane j takes word rank(j) (set bits below j),
     /// so the words consumed in one step are handed to lanes 0..7 in order, as the scalar decoder does.</summary>
-    static readonly int[] s_renormPermute = BuildRenormPermute();
+    internal static readonly int[] s_renormPermute = BuildRenormPermute();
 
     static int[] BuildRenormPermute()
     {

@@ -95,7 +95,7 @@ internal static class RansWideCoder
             if (header + 2L * words > dst.Length) return OperationStatus.DestinationTooSmall;
             int pos = RansCoder.WriteTable(freqs, dst);
             for (int k = 0; k < States; k++, pos += 4) BinaryPrimitives.WriteUInt32LittleEndian(dst[pos..], xs[k]);
-            fixed (byte* d0 = dst) ReverseWords(t0, words, (ushort*)(d0 + pos));
+            fixed (byte* d0 = dst) RansCoder.ReverseWords(t0, words, (ushort*)(d0 + pos));
             written = pos + 2 * words;
             return OperationStatus.Done;
         }
@@ -138,7 +138,7 @@ internal static class RansWideCoder
         // Bytes 0,1 of each dword → the low 8 bytes of each 128-bit half.
         var packWords = Vector256.Create((byte)0, 1, 4, 5, 8, 9, 12, 13, 128, 128, 128, 128, 128, 128, 128, 128,
                                          0, 1, 4, 5, 8, 9, 12, 13, 128, 128, 128, 128, 128, 128, 128, 128);
-        fixed (int* perm = s_compressDescending)
+        fixed (int* perm = RansCoder.s_compressDescending)
         {
             for (int g = groups - 1; g >= 0; g--)
             {
@@ -203,49 +203,6 @@ internal static class RansWideCoder
         var qhi = Avx.ConvertToVector128Int32WithTruncation(dhi / Avx.ConvertToVector256Double(f.GetUpper().AsInt32()));
         var q = Vector256.Create(qlo, qhi).AsUInt32();
         return (q << ScaleBits) + v - Avx2.MultiplyLow(q, f) + cum;
-    }
-
-    /// <summary>dst[k] = src[count − 1 − k].</summary>
-    static unsafe void ReverseWords(ushort* src, int count, ushort* dst)
-    {
-        int k = 0;
-        if (Avx2.IsSupported)
-        {
-            var rev = Vector256.Create((byte)14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1,
-                                       14, 15, 12, 13, 10, 11, 8, 9, 6, 7, 4, 5, 2, 3, 0, 1);
-            for (; k + 16 <= count; k += 16)
-            {
-                var v = Avx2.Shuffle(Vector256.Load(src + count - 16 - k).AsByte(), rev);
-                Avx2.Permute2x128(v, v, 1).AsUInt16().Store(dst + k);
-            }
-        }
-        for (; k < count; k++) dst[k] = src[count - 1 - k];
-    }
-
-    /// <summary>For each 8-bit lane mask: the set lanes from highest to lowest (then anything), the order the
-    /// scalar encoder emits a vector's words in.</summary>
-    static readonly int[] s_compressDescending = BuildCompressDescending();
-
-    static int[] BuildCompressDescending()
-    {
-        var t = GC.AllocateArray<int>(256 * 8, pinned: true);
-        for (int m = 0; m < 256; m++)
-            for (int j = 7, r = 0; j >= 0; j--)
-                if ((m >> j & 1) != 0) t[m * 8 + r++] = j;
-        return t;
-    }
-
-    /// <summary>For each 8-bit "needs a word" lane mask: lane j takes word rank(j) (set lanes below j), so the
-    /// words consumed by one vector go to its lanes in ascending order, as the scalar decoder hands them out.</summary>
-    static readonly int[] s_renormPermute = BuildRenormPermute();
-
-    static int[] BuildRenormPermute()
-    {
-        var t = GC.AllocateArray<int>(256 * 8, pinned: true);
-        for (int m = 0; m < 256; m++)
-            for (int j = 0, r = 0; j < 8; j++)
-                if ((m >> j & 1) != 0) t[m * 8 + j] = r++;
-        return t;
     }
 
     /// <summary>
@@ -350,7 +307,7 @@ internal static class RansWideCoder
         var lowByte = Vector256.Create(0xFFu);
         var order = Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7);
         uint* slots = stackalloc uint[8];
-        fixed (int* perm = s_renormPermute)
+        fixed (int* perm = RansCoder.s_renormPermute)
         {
             while (oend - o >= States && wend - w >= States)
             {
