@@ -67,16 +67,26 @@ public class IQuantEngineTests(ITestOutputHelper output)
         }
         var kernels = Run(fused, LinearArithmetic.LikeLlamaCpp, 48);
         var kernelsSingle = Run(fused, LinearArithmetic.Default, 1);
+        var likeSingle = Run(fused, LinearArithmetic.LikeLlamaCpp, 1);
         var fallback = Run(decoded, LinearArithmetic.LikeLlamaCpp, 48);
         var exact = Run(decoded, LinearArithmetic.Default, 48);
         static double MeanAbs(ReadOnlySpan<float> a, ReadOnlySpan<float> b) { double s = 0; for (int i = 0; i < a.Length; i++) s += Math.Abs(a[i] - b[i]); return s / a.Length; }
         double paths = MeanAbs(kernels, fallback), effect = MeanAbs(fallback, exact);
         double first = MeanAbs(kernels.AsSpan(0, vocab), fallback.AsSpan(0, vocab)), firstEffect = MeanAbs(fallback.AsSpan(0, vocab), exact.AsSpan(0, vocab));
-        double single = MeanAbs(kernelsSingle, kernels);
-        output.WriteLine($"{type}: mean |Δlogit| kernels vs decode-row (both rounded) {paths:E3}, first token {first:E3}; rounding effect {effect:E3} (first token {firstEffect:E3}); default single-token vs batch {single:E3}");
+        double single = MeanAbs(kernelsSingle, likeSingle), singleFirst = MeanAbs(kernelsSingle.AsSpan(0, vocab), kernels.AsSpan(0, vocab));
+        output.WriteLine($"{type}: mean |Δlogit| kernels vs decode-row (both rounded) {paths:E3}, first token {first:E3}; rounding effect {effect:E3} (first token {firstEffect:E3}); default vs llama.cpp arithmetic, single tokens {single:E3}; default single-token vs batch, first token {singleFirst:E3}");
+        for (int t = 0; t < tokens.Length; t++)
+            output.WriteLine($"  token {t}: default single-token vs batch {MeanAbs(kernelsSingle.AsSpan(t * vocab, vocab), kernels.AsSpan(t * vocab, vocab)):E3}");
         Assert.True(effect > 0, "rounding the activations changed nothing: the comparison would be empty");
         Assert.True(first <= 1e-3 * firstEffect, $"{type} first token: kernels and decode-row differ by {first:E3}, the rounding itself by {firstEffect:E3}");
         Assert.True(paths <= 0.5 * effect, $"{type}: kernels and decode-row differ by {paths:E3}, the rounding itself by {effect:E3}");
-        Assert.True(single <= 0.5 * effect, $"{type}: single-token default path differs from the kernel batch by {single:E3}");
+        // The default single-token path is llama.cpp's arithmetic: the same activation codes through the same fused
+        // kernels, so only the F32 output layer's summation may differ (it feeds nothing back).
+        Assert.True(single <= 1e-3 * effect, $"{type}: single-token default path differs from llama.cpp's single-token arithmetic by {single:E3}");
+        // Against the batch (decoded tiles, F32 GEMM) only the first token is bounded: the two sum in different
+        // orders (~2e-7 here), which sooner or later moves one activation across a code's rounding boundary, and
+        // from that token on the caches differ by about the rounding effect itself (seen on q1_0 with AVX-512:
+        // tokens 0-7 agree to 2e-7, token 8 differs by 1.2e-2). Per matrix, IQuantBatchTests bounds the batch path.
+        Assert.True(singleFirst <= 1e-3 * firstEffect, $"{type} first token: single-token default path differs from the kernel batch by {singleFirst:E3}");
     }
 }
