@@ -103,6 +103,66 @@ public unsafe class QuantizedGemmTests(ITestOutputHelper output)
         }
     }
 
+    public static TheoryData<string, int> WideCases()
+    {
+        var d = new TheoryData<string, int>();
+        // Odd block counts (an unpaired last q8_0/q4_0 block) and 1–5 super-blocks.
+        foreach (var t in new[] { "q8_0", "q4_0" }) foreach (int c in new[] { 32, 96, 800, 2080 }) d.Add(t, c);
+        foreach (var t in new[] { "q4_K", "q6_K", "q5_K", "q3_K", "q2_K" }) foreach (int c in new[] { 256, 768, 1280 }) d.Add(t, c);
+        return d;
+    }
+
+    /// <summary>
+    /// The AVX-512BW kernels (<see cref="QuantizedGemm512"/>) against the AVX2 ones, bit for bit: the integer
+    /// sums are exact in any order and the float steps are the same operations in the same order, so
+    /// nothing may differ, over odd shapes (rows, tokens, blocks) and every type the integer GEMM runs.
+    /// Together with the bound test above at the AVX2 level this checks the wide kernels against the
+    /// double-precision reference too.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(WideCases))]
+    public void Avx512_kernels_equal_the_avx2_kernels_bit_for_bit(string type, int cols)
+    {
+        Skip.IfNot(QuantizedGemm.IsSupported, SimdLevels.Lacks("AVX2 and FMA"));
+        Skip.IfNot(Simd.Hardware >= SimdLevel.Avx512 && System.Runtime.Intrinsics.X86.Avx512BW.IsSupported, SimdLevels.Lacks("AVX-512BW"));
+        var f = BlockFormats.Get(type);
+        const int rows = 11;
+        var rng = new Random(cols * 13 + type[1] * 7 + type[^1]);
+        var w = Random(rng, rows * cols, 0.05f);
+        w.AsSpan(0, cols).Clear();
+        var packed = new byte[rows * cols / f.BlockSize * f.BlockBytes];
+        f.Quantize(w, packed, cols, default);
+        foreach (int n in new[] { 1, 2, 4, 7, 13 })
+        {
+            var x = Random(rng, n * cols, 1f);
+            x.AsSpan(0, 32).Clear();
+            fixed (byte* pw = packed)
+            fixed (float* px = x)
+            {
+                var m = QuantizedMatrix.TryCreate(f.GgmlTypeId, pw, rows, cols, null)!;
+                int stride = GgmlQ8.RowBytes(m.Activation, cols);
+                var xq = new byte[n * stride];
+                var narrow = new float[n * rows];
+                var wide = new float[n * rows];
+                fixed (byte* pq = xq)
+                fixed (float* pn = narrow, pwd = wide)
+                {
+                    for (int t = 0; t < n; t++) GgmlQ8.Quantize(m.Activation, px + t * cols, cols, pq + t * stride);
+                    using (Simd.Force(SimdLevel.Avx2)) m.MatMulGgml(pq, stride, n, pn, 0, rows);
+                    using (Simd.Force(SimdLevel.Avx512))
+                    {
+                        Assert.True(QuantizedGemm512.IsSupported);
+                        m.MatMulGgml(pq, stride, n, pwd, 1, rows); // rows from 1: a share that does not start at 0
+                        m.MatMulGgml(pq, stride, n, pwd, 0, 1);
+                    }
+                }
+                for (int i = 0; i < narrow.Length; i++)
+                    Assert.True(BitConverter.SingleToInt32Bits(narrow[i]) == BitConverter.SingleToInt32Bits(wide[i]),
+                        $"{type} cols {cols} n {n} token {i / rows} row {i % rows}: AVX2 {narrow[i]:R}, AVX-512 {wide[i]:R}");
+            }
+        }
+    }
+
     /// <summary>Each value's offset part, summed apart from its code part by the kernels (see the class summary).</summary>
     static double[] Offsets(IBlockFormat f, byte[] packed, int n)
     {
