@@ -146,7 +146,7 @@ internal sealed unsafe class QuantizedMatrix : IGgmlProductMatrix
     public void MatMulGgml(byte* xq, int xStride, int n, float* y, int rowStart, int rowEnd)
     {
         float* r4 = stackalloc float[4];
-        bool wide = QuantizedGemm512.IsSupported; // 64 codes per multiply-add; bit-identical results
+        bool wide = QuantizedGemm512.IsSupported; // q3_K only: 64 codes per multiply-add, bit-identical results
         int scaleBytes = QuantizedGemm.RowScalesBytes(Cols);
         byte[]? rented = null;
         Span<byte> scales = scaleBytes <= 16384 ? stackalloc byte[scaleBytes] : (rented = ArrayPool<byte>.Shared.Rent(scaleBytes));
@@ -166,28 +166,17 @@ internal sealed unsafe class QuantizedMatrix : IGgmlProductMatrix
                     byte* x1 = xq + (long)Math.Min(t + 1, n - 1) * xStride;
                     byte* x2 = xq + (long)Math.Min(t + 2, n - 1) * xStride;
                     byte* x3 = xq + (long)Math.Min(t + 3, n - 1) * xStride;
-                    if (wide)
-                        switch (_kernel)
-                        {
-                            case Kernel.Q8_0: QuantizedGemm512.Q8_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q4_0: QuantizedGemm512.Q4_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q4_K: QuantizedGemm512.Q4_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q6_K: QuantizedGemm512.Q6_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q5_K: QuantizedGemm512.Q5_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q3_K: QuantizedGemm512.Q3_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            default: QuantizedGemm512.Q2_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                        }
-                    else
-                        switch (_kernel)
-                        {
-                            case Kernel.Q8_0: QuantizedGemm.Q8_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q4_0: QuantizedGemm.Q4_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q4_K: QuantizedGemm.Q4_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q6_K: QuantizedGemm.Q6_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q5_K: QuantizedGemm.Q5_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            case Kernel.Q3_K: QuantizedGemm.Q3_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                            default: QuantizedGemm.Q2_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
-                        }
+                    switch (_kernel)
+                    {
+                        case Kernel.Q8_0: QuantizedGemm.Q8_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q4_0: QuantizedGemm.Q4_0(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q4_K: QuantizedGemm.Q4_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q6_K: QuantizedGemm.Q6_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q5_K: QuantizedGemm.Q5_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q3_K when wide: QuantizedGemm512.Q3_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        case Kernel.Q3_K: QuantizedGemm.Q3_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                        default: QuantizedGemm.Q2_K(w, rs, Cols, x0, x1, x2, x3, r4); break;
+                    }
                     int m = Math.Min(4, n - t);
                     for (int k = 0; k < m; k++) y[(long)(t + k) * Rows + r] = r4[k];
                 }
