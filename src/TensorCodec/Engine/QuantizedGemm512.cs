@@ -40,16 +40,16 @@ internal static unsafe class QuantizedGemm512
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Q3_K(byte* w, byte* rs, int cols, byte* x0, byte* x1, byte* x2, byte* x3, float* result)
     {
+        var groups0 = Groups16(0);
+        var four = Vector512.Create((short)4);
+        var m3 = Vector256.Create((byte)3);
+        var b2v = Vector256.Create((byte)4);
         int nsb = cols / 256;
+        float* dd = (float*)rs;
+        short* rsc = (short*)(dd + 2 * nsb);
         float* d0 = (float*)(x0 + cols), d1 = (float*)(x1 + cols), d2 = (float*)(x2 + cols), d3 = (float*)(x3 + cols);
         short* b0 = (short*)(d0 + nsb), b1 = (short*)(d1 + nsb), b2 = (short*)(d2 + nsb), b3 = (short*)(d3 + nsb);
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
-        var m3 = Vector256.Create((byte)3);
-        var b2v = Vector256.Create((byte)4);
-        var groups0 = Groups16(0);
-        var four = Vector512.Create((short)4);
-        float* dd = (float*)rs;
-        short* rsc = (short*)(dd + 2 * nsb);
         for (int s = 0; s < nsb; s++, w += 110)
         {
             float d = dd[2 * s];
@@ -76,15 +76,12 @@ internal static unsafe class QuantizedGemm512
                     i3 += Madd(code, Vector512.Load((sbyte*)x3 + k), sc);
                 }
             }
-            var j0 = Fold(i0) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b0 + s * 16), scv), 2);
-            var j1 = Fold(i1) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b1 + s * 16), scv), 2);
-            var j2 = Fold(i2) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b2 + s * 16), scv), 2);
-            var j3 = Fold(i3) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b3 + s * 16), scv), 2);
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(j0), Vector256.Create(d * d0[s]), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(j1), Vector256.Create(d * d1[s]), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(j2), Vector256.Create(d * d2[s]), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(j3), Vector256.Create(d * d3[s]), a3);
+            // The −4 offset as the AVX2 kernel applies it (4·Σ sc·bsum), after the exact fold.
+            a0 = QuantizedGemm.ScaleAdd(Fold(i0) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b0 + s * 16), scv), 2), d * d0[s], a0);
+            a1 = QuantizedGemm.ScaleAdd(Fold(i1) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b1 + s * 16), scv), 2), d * d1[s], a1);
+            a2 = QuantizedGemm.ScaleAdd(Fold(i2) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b2 + s * 16), scv), 2), d * d2[s], a2);
+            a3 = QuantizedGemm.ScaleAdd(Fold(i3) - Vector256.ShiftLeft(Avx2.MultiplyAddAdjacent(Vector256.Load(b3 + s * 16), scv), 2), d * d3[s], a3);
         }
-        result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
+        QuantizedGemm.Store4(result, a0, a1, a2, a3);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Formats;
@@ -131,37 +132,33 @@ public unsafe class QuantizedGemmTests(ITestOutputHelper output)
         var rng = new Random(cols * 13 + type[1] * 7 + type[^1]);
         var w = Random(rng, rows * cols, 0.05f);
         w.AsSpan(0, cols).Clear();
-        var packed = new byte[rows * cols / f.BlockSize * f.BlockBytes];
+        var packed = GC.AllocateArray<byte>(rows * cols / f.BlockSize * f.BlockBytes, pinned: true);
         f.Quantize(w, packed, cols, default);
+        var m = QuantizedMatrix.TryCreate(f.GgmlTypeId, (byte*)Unsafe.AsPointer(ref packed[0]), rows, cols, null)!;
+        int stride = GgmlQ8.RowBytes(m.Activation, cols);
         foreach (int n in new[] { 1, 2, 4, 7, 13 })
         {
             var x = Random(rng, n * cols, 1f);
             x.AsSpan(0, 32).Clear();
-            fixed (byte* pw = packed)
-            fixed (float* px = x)
+            var xq = GC.AllocateArray<byte>(n * stride, pinned: true);
+            byte* pq = (byte*)Unsafe.AsPointer(ref xq[0]);
+            fixed (float* px = x) for (int t = 0; t < n; t++) GgmlQ8.Quantize(m.Activation, px + t * cols, cols, pq + t * stride);
+            float[] Run(SimdLevel level, params (int Start, int End)[] shares)
             {
-                var m = QuantizedMatrix.TryCreate(f.GgmlTypeId, pw, rows, cols, null)!;
-                int stride = GgmlQ8.RowBytes(m.Activation, cols);
-                var xq = new byte[n * stride];
-                var narrow = new float[n * rows];
-                var wide = new float[n * rows];
-                fixed (byte* pq = xq)
-                fixed (float* pn = narrow, pwd = wide)
-                {
-                    for (int t = 0; t < n; t++) GgmlQ8.Quantize(m.Activation, px + t * cols, cols, pq + t * stride);
-                    using (Simd.Force(SimdLevel.Avx2)) m.MatMulGgml(pq, stride, n, pn, 0, rows);
-                    using (Simd.Force(SimdLevel.Avx512))
-                    {
-                        Assert.True(QuantizedGemm512.IsSupported);
-                        m.MatMulGgml(pq, stride, n, pwd, 1, rows); // rows from 1: a share that does not start at 0
-                        m.MatMulGgml(pq, stride, n, pwd, 0, 1);
-                    }
-                }
-                for (int i = 0; i < narrow.Length; i++)
-                    Assert.True(BitConverter.SingleToInt32Bits(narrow[i]) == BitConverter.SingleToInt32Bits(wide[i]),
-                        $"{type} cols {cols} n {n} token {i / rows} row {i % rows}: AVX2 {narrow[i]:R}, AVX-512 {wide[i]:R}");
+                var y = new float[n * rows];
+                using (Simd.Force(level))
+                    fixed (float* py = y)
+                        foreach (var (start, end) in shares) m.MatMulGgml(pq, stride, n, py, start, end);
+                return y;
             }
+            var narrow = Run(SimdLevel.Avx2, (0, rows));
+            var wide = Run(SimdLevel.Avx512, (1, rows), (0, 1)); // a share that does not start at row 0
+            using (Simd.Force(SimdLevel.Avx512)) Assert.True(QuantizedGemm512.IsSupported, "the AVX-512 level must select the q3_K kernel");
+            for (int i = 0; i < narrow.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(narrow[i]) == BitConverter.SingleToInt32Bits(wide[i]),
+                    $"{type} cols {cols} n {n} token {i / rows} row {i % rows}: AVX2 {narrow[i]:R}, AVX-512 {wide[i]:R}");
         }
+        GC.KeepAlive(packed);
     }
 
     /// <summary>Each value's offset part, summed apart from its code part by the kernels (see the class summary).</summary>
