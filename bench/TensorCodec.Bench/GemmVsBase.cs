@@ -60,6 +60,14 @@ static unsafe class GemmVsBase
                         Pair($"{type} decoded tiles + F32 GEMM", () => BaseDecodedTiles(m, fx, n, fy, rows), () => WeightMatrix.MatMulByDecodedTiles(m, x, n, y, 0, rows));
                         int rowBytes = packed.Length / rows;
                         Pair($"{type} integer GEMM", () => BaseGgml(type, wp, rowBytes, rows, cols, q, stride, n, fy), () => m.MatMulGgml(q, stride, n, fy, 0, rows));
+                        foreach (var tb in (Environment.GetEnvironmentVariable("TILE_SWEEP") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries))
+                        {
+                            int keep = QuantizedMatrix.TileBytes;
+                            Pair($"{type} integer GEMM, tile {keep} vs {tb} bytes", () => m.MatMulGgml(q, stride, n, fy, 0, rows),
+                                () => { QuantizedMatrix.TileBytes = int.Parse(tb); m.MatMulGgml(q, stride, n, fy, 0, rows); QuantizedMatrix.TileBytes = keep; });
+                        }
+                        if (Simd.Level >= SimdLevel.Avx512) // the AVX2 kernels (base: main before the AVX-512 ones) against this level's
+                            Pair($"{type} integer GEMM, AVX2 kernels vs {Simd.Level}", () => { using (Simd.Force(SimdLevel.Avx2)) m.MatMulGgml(q, stride, n, fy, 0, rows); }, () => m.MatMulGgml(q, stride, n, fy, 0, rows));
                     }
                 }
             }

@@ -119,6 +119,18 @@ internal static unsafe class QuantizedGemm
     static Vector256<int> Madd(Vector256<byte> u, Vector256<sbyte> x, Vector256<short> scale) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, x), scale);
 
+    /// <summary>A super-block's (or block's) float step: acc + (float)sum · scale.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> ScaleAdd(Vector256<int> sum, float scale, Vector256<float> acc) =>
+        Fma.MultiplyAdd(Avx.ConvertToVector256Single(sum), Vector256.Create(scale), acc);
+
+    /// <summary>The four tokens' results: each accumulator's lanes summed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Store4(float* result, Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3)
+    {
+        result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
+    }
+
     /// <summary>Bytes of <see cref="DecodeRowScales"/> output for a row of <paramref name="cols"/>.</summary>
     public static int RowScalesBytes(int cols) => Math.Max(cols / 32 * 4, cols / 256 * (8 + 64));
 
@@ -420,12 +432,10 @@ internal static unsafe class QuantizedGemm
                     Block6(code, sc[k], sc[k + 1], o + 128 * n + 32 * j, x0, x1, x2, x3, ref i0, ref i1, ref i2, ref i3);
                 }
             }
-            a0 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i0), Vector256.Create(d * d0[s]), a0);
-            a1 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i1), Vector256.Create(d * d1[s]), a1);
-            a2 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i2), Vector256.Create(d * d2[s]), a2);
-            a3 = Fma.MultiplyAdd(Avx.ConvertToVector256Single(i3), Vector256.Create(d * d3[s]), a3);
+            a0 = ScaleAdd(i0, d * d0[s], a0); a1 = ScaleAdd(i1, d * d1[s], a1);
+            a2 = ScaleAdd(i2, d * d2[s], a2); a3 = ScaleAdd(i3, d * d3[s], a3);
         }
-        result[0] = Vector256.Sum(a0); result[1] = Vector256.Sum(a1); result[2] = Vector256.Sum(a2); result[3] = Vector256.Sum(a3);
+        Store4(result, a0, a1, a2, a3);
     }
 
     /// <summary>

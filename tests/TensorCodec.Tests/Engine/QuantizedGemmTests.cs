@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TensorCodec.Engine;
 using TensorCodec.Eval;
 using TensorCodec.Formats;
@@ -101,6 +102,63 @@ public unsafe class QuantizedGemmTests(ITestOutputHelper output)
                 output.WriteLine($"{level} {type} cols {cols} n {n}: |Δ| reaches {100 * worst:F1}% of the bound");
             }
         }
+    }
+
+    public static TheoryData<string, int> WideCases()
+    {
+        var d = new TheoryData<string, int>();
+        // 1, 3 and 5 super-blocks; q3_K is the type with an AVX-512 kernel (QuantizedGemm512), the others
+        // check that the AVX-512 level leaves them on their AVX2 kernels, bit for bit.
+        foreach (var t in new[] { "q8_0", "q4_0" }) foreach (int c in new[] { 32, 96, 800 }) d.Add(t, c);
+        foreach (var t in new[] { "q4_K", "q6_K", "q5_K", "q3_K", "q2_K" }) foreach (int c in new[] { 256, 768, 1280 }) d.Add(t, c);
+        return d;
+    }
+
+    /// <summary>
+    /// The AVX-512 level against the AVX2 level, bit for bit, for every type the integer GEMM runs, over odd
+    /// shapes (rows, tokens, super-blocks): q3_K's AVX-512BW kernel (<see cref="QuantizedGemm512"/>) folds exact
+    /// int32 sums and then takes the AVX2 kernel's float steps in the same order, so nothing may differ.
+    /// Together with the bound test above at the AVX2 level this checks the wide kernels against the
+    /// double-precision reference too.
+    /// </summary>
+    [SkippableTheory]
+    [MemberData(nameof(WideCases))]
+    public void Avx512_level_equals_the_avx2_kernels_bit_for_bit(string type, int cols)
+    {
+        Skip.IfNot(QuantizedGemm.IsSupported, SimdLevels.Lacks("AVX2 and FMA"));
+        Skip.IfNot(Simd.Hardware >= SimdLevel.Avx512 && System.Runtime.Intrinsics.X86.Avx512BW.IsSupported, SimdLevels.Lacks("AVX-512BW"));
+        var f = BlockFormats.Get(type);
+        const int rows = 11;
+        var rng = new Random(cols * 13 + type[1] * 7 + type[^1]);
+        var w = Random(rng, rows * cols, 0.05f);
+        w.AsSpan(0, cols).Clear();
+        var packed = GC.AllocateArray<byte>(rows * cols / f.BlockSize * f.BlockBytes, pinned: true);
+        f.Quantize(w, packed, cols, default);
+        var m = QuantizedMatrix.TryCreate(f.GgmlTypeId, (byte*)Unsafe.AsPointer(ref packed[0]), rows, cols, null)!;
+        int stride = GgmlQ8.RowBytes(m.Activation, cols);
+        foreach (int n in new[] { 1, 2, 4, 7, 13 })
+        {
+            var x = Random(rng, n * cols, 1f);
+            x.AsSpan(0, 32).Clear();
+            var xq = GC.AllocateArray<byte>(n * stride, pinned: true);
+            byte* pq = (byte*)Unsafe.AsPointer(ref xq[0]);
+            fixed (float* px = x) for (int t = 0; t < n; t++) GgmlQ8.Quantize(m.Activation, px + t * cols, cols, pq + t * stride);
+            float[] Run(SimdLevel level, params (int Start, int End)[] shares)
+            {
+                var y = new float[n * rows];
+                using (Simd.Force(level))
+                    fixed (float* py = y)
+                        foreach (var (start, end) in shares) m.MatMulGgml(pq, stride, n, py, start, end);
+                return y;
+            }
+            var narrow = Run(SimdLevel.Avx2, (0, rows));
+            var wide = Run(SimdLevel.Avx512, (1, rows), (0, 1)); // a share that does not start at row 0
+            using (Simd.Force(SimdLevel.Avx512)) Assert.True(QuantizedGemm512.IsSupported, "the AVX-512 level must select the q3_K kernel");
+            for (int i = 0; i < narrow.Length; i++)
+                Assert.True(BitConverter.SingleToInt32Bits(narrow[i]) == BitConverter.SingleToInt32Bits(wide[i]),
+                    $"{type} cols {cols} n {n} token {i / rows} row {i % rows}: AVX2 {narrow[i]:R}, AVX-512 {wide[i]:R}");
+        }
+        GC.KeepAlive(packed);
     }
 
     /// <summary>Each value's offset part, summed apart from its code part by the kernels (see the class summary).</summary>
