@@ -237,17 +237,7 @@ public static class CtxModelBench
         foreach (var a in args)
         {
             if (a == "synthetic") { Measure("synthetic Student-t(3) BF16 1024x4096", Synthetic(1024, 4096, DType.BF16)); Measure("synthetic Student-t(3) F32 1024x2048", Synthetic(1024, 2048, DType.F32)); continue; }
-            var file = TensorFileReader.Open(a);
-            using var input = File.OpenRead(a);
-            var tensors = new List<(byte[] Data, DType DType, int Row)>();
-            foreach (var t in file.InFileOrder().Where(t => t.DType is DType.BF16 or DType.F32))
-            {
-                var raw = new byte[t.Length];
-                input.Position = t.Offset;
-                input.ReadExactly(raw);
-                tensors.Add((raw, t.DType, (int)Math.Max(1, t.RowLength)));
-            }
-            Measure(Path.GetFileName(a), tensors);
+            Measure(Path.GetFileName(a), Load(a));
         }
         return 0;
     }
