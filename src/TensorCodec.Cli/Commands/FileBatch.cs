@@ -312,7 +312,7 @@ static class Levels
     /// the default on bard-3m's GGUFs, but it encodes and decodes at 5–10 MB/s, so the fast levels keep zstd's speed.</summary>
     public const int GgmlFieldsFrom = 10;
 
-    /// <summary>The first level that tries the context-mixed float transforms 12/13 on BF16/F32 tensors: about 0.8 % smaller
+    /// <summary>The first level that tries the context-mixed float transforms 12/13 on BF16/F32 tensors: about 1.3 % smaller
     /// on bard-3m BF16, but they code at a few MB/s per core (BENCHMARKS.md §1 "Context-model level"), so only the top level.</summary>
     public const int ContextMixFrom = 19;
 

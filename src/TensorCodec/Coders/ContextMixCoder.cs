@@ -51,7 +51,8 @@ internal sealed class ContextMixCoder
     {
         d = Math.Clamp(d, -2047, 2047) + 2048;
         int j = d >> 7, f = d & 127;
-        return (SquashPoints[j] * (128 - f) + SquashPoints[j + 1] * f) >> 7;
+        ref int t = ref MemoryMarshal.GetArrayDataReference(SquashPoints);
+        return (Unsafe.Add(ref t, j) * (128 - f) + Unsafe.Add(ref t, j + 1) * f) >> 7;
     }
 
     /// <summary>The inverse of <see cref="Squash"/> on a 12-bit probability index: the smallest d whose squash reaches it.</summary>
@@ -141,34 +142,37 @@ internal sealed class ContextMixCoder
         if (c == 0) rowEma = mode << 4;
         int colB = Bucket(_colEma[c], mode), rowB = Bucket(rowEma, mode);
         int prevQ = Q((prevWord >> 7) & 255, mode);
-        Span<int> at = stackalloc int[Inputs];
-        at[0] = CtxOrder0 * 256;
-        at[1] = (CtxUp + Q((upWord >> 7) & 255, mode)) * 256;
-        at[2] = (CtxCol + colB) * 256;
-        at[3] = (CtxPrevCol + prevQ * 32 + colB) * 256;
-        at[4] = (CtxColRow + colB * 32 + rowB) * 256;
-        Span<int> st = stackalloc int[Inputs];
+        int a0 = CtxOrder0 * 256;
+        int a1 = (CtxUp + Q((upWord >> 7) & 255, mode)) * 256;
+        int a2 = (CtxCol + colB) * 256;
+        int a3 = (CtxPrevCol + prevQ * 32 + colB) * 256;
+        int a4 = (CtxColRow + colB * 32 + rowB) * 256;
+        ref short stretch = ref MemoryMarshal.GetArrayDataReference(StretchTable);
 
-        // Exponent: 8-bit tree, MSB first; every node mixes the five models.
+        // Exponent: 8-bit tree, MSB first; every node mixes the five models (unrolled: this loop is the coder's cost).
         int e = (word >> 7) & 255, node = 1;
         for (int d = 0; d < 8; d++)
         {
             ref int wd = ref Unsafe.Add(ref w, d * Inputs);
-            long dot = 0;
-            for (int k = 0; k < Inputs; k++)
-            {
-                st[k] = StretchTable[Unsafe.Add(ref p, at[k] + node) >> 20];
-                dot += (long)Unsafe.Add(ref wd, k) * st[k];
-            }
+            ref uint p0 = ref Unsafe.Add(ref p, a0 + node), p1 = ref Unsafe.Add(ref p, a1 + node), p2 = ref Unsafe.Add(ref p, a2 + node),
+                p3 = ref Unsafe.Add(ref p, a3 + node), p4 = ref Unsafe.Add(ref p, a4 + node);
+            int s0 = Unsafe.Add(ref stretch, (int)(p0 >> 20)), s1 = Unsafe.Add(ref stretch, (int)(p1 >> 20)), s2 = Unsafe.Add(ref stretch, (int)(p2 >> 20)),
+                s3 = Unsafe.Add(ref stretch, (int)(p3 >> 20)), s4 = Unsafe.Add(ref stretch, (int)(p4 >> 20));
+            long dot = (long)wd * s0 + (long)Unsafe.Add(ref wd, 1) * s1 + (long)Unsafe.Add(ref wd, 2) * s2
+                + (long)Unsafe.Add(ref wd, 3) * s3 + (long)Unsafe.Add(ref wd, 4) * s4;
             int pm = Squash((int)(dot >> 16));
             int bit = io.Bit((uint)pm, (e >> (7 - d)) & 1);
             int err = ((bit == 0 ? 65535 : 0) - pm) >> MixShift;
-            for (int k = 0; k < Inputs; k++)
-            {
-                ref int wk = ref Unsafe.Add(ref wd, k);
-                wk = Math.Clamp(wk + ((st[k] * err) >> 14), -WeightLimit, WeightLimit);
-                Update(ref Unsafe.Add(ref p, at[k] + node), ref Unsafe.Add(ref n, at[k] + node), bit);
-            }
+            wd = Math.Clamp(wd + ((s0 * err) >> 14), -WeightLimit, WeightLimit);
+            Unsafe.Add(ref wd, 1) = Math.Clamp(Unsafe.Add(ref wd, 1) + ((s1 * err) >> 14), -WeightLimit, WeightLimit);
+            Unsafe.Add(ref wd, 2) = Math.Clamp(Unsafe.Add(ref wd, 2) + ((s2 * err) >> 14), -WeightLimit, WeightLimit);
+            Unsafe.Add(ref wd, 3) = Math.Clamp(Unsafe.Add(ref wd, 3) + ((s3 * err) >> 14), -WeightLimit, WeightLimit);
+            Unsafe.Add(ref wd, 4) = Math.Clamp(Unsafe.Add(ref wd, 4) + ((s4 * err) >> 14), -WeightLimit, WeightLimit);
+            Update(ref p0, ref Unsafe.Add(ref n, a0 + node), bit);
+            Update(ref p1, ref Unsafe.Add(ref n, a1 + node), bit);
+            Update(ref p2, ref Unsafe.Add(ref n, a2 + node), bit);
+            Update(ref p3, ref Unsafe.Add(ref n, a3 + node), bit);
+            Update(ref p4, ref Unsafe.Add(ref n, a4 + node), bit);
             node = (node << 1) | bit;
         }
         e = node - 256;
