@@ -39,6 +39,8 @@ public static class EndToEnd
             case "sample": GptqBench.Sample(args[1..]); return 0;
             case "fp8-cast": return Fp8Bench.Cast(args[1..]);
             case "fp8": return Fp8Bench.Measure(args[1..]);
+            case "ctxmodel": return CtxModelBench.Run(args[1..]);
+            case "ctxmix": return CtxModelBench.Codec(args[1..]);
             case "bpw-plot": BpwPlot.Run(args[1..]); return 0;
             default:
                 Console.Error.WriteLine("usage: e2e ratio FILE... | e2e speed FILE [REPEATS] | e2e threads FILE | e2e gen OUT.safetensors MIB | e2e repeat IN.safetensors OUT.safetensors MIB | e2e profile FILE [REPEATS] | e2e wide FILE [ROUNDS] | e2e gen-llama DIR HIDDEN LAYERS FFN VOCAB HEADS KV_HEADS SHARDS | e2e tokenize TOKENIZER TEXT [REPEATS] | e2e gen-bandwidth MODEL [THREADS] [TOKENS] | e2e gemm [ROWS] [COLS] [TOKENS] | e2e gemm-vs-base ROWS COLS TOKENS [ROUNDS] | e2e gptq ROWS COLS TYPE | e2e fp8-cast IN OUT [e4m3|e5m2] [BLOCK|row] | e2e fp8 FILE [REPEATS]");

@@ -306,11 +306,15 @@ static class Levels
     /// <summary>zstd's own level for the bytes zstd codes: -N gives zstd -N.</summary>
     public static ChunkCodecOptions Codec(int level) => level == ChunkCodecOptions.Default.ZstdLevel
         ? ChunkCodecOptions.Default
-        : new ChunkCodecOptions { ZstdLevel = level, GgmlFields = level >= GgmlFieldsFrom };
+        : new ChunkCodecOptions { ZstdLevel = level, GgmlFields = level >= GgmlFieldsFrom, ContextMix = level >= ContextMixFrom };
 
     /// <summary>The first level that codes quantized GGUF blocks field by field (chunk mode 3): 2–4 % smaller than
     /// the default on bard-3m's GGUFs, but it encodes and decodes at 5–10 MB/s, so the fast levels keep zstd's speed.</summary>
     public const int GgmlFieldsFrom = 10;
+
+    /// <summary>The first level that tries the context-mixed float transforms 12/13 on BF16/F32 tensors: about 1.3 % smaller
+    /// on bard-3m BF16, but they code at a few MB/s per core (BENCHMARKS.md §1 "Context-model level"), so only the top level.</summary>
+    public const int ContextMixFrom = 19;
 
     /// <summary>Raw bytes per chunk at a level: 1 MiB up to level 9, 4 MiB from level 10, where zstd's longer
     /// window pays (2–3 % smaller on opaque data) for about 4 times the memory per thread; float tensors gain nothing.</summary>

@@ -72,6 +72,17 @@ internal static class BinaryRangeCoder
             while (_range < Top) { _range <<= 8; ShiftLow(); }
         }
 
+        /// <summary>Codes <paramref name="bit"/> with probability <paramref name="p"/> (of a zero, 1..65535) that the caller
+        /// models itself (no counter update).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void EncodeBit(uint p, int bit)
+        {
+            uint bound = (_range >> ProbBits) * p;
+            if (bit == 0) _range = bound;
+            else { _low += bound; _range -= bound; }
+            while (_range < Top) { _range <<= 8; ShiftLow(); }
+        }
+
         /// <summary>Codes the low <paramref name="bits"/> bits of <paramref name="symbol"/> MSB first through a bit tree
         /// of 2^bits − 1 nodes at <paramref name="probs"/>[0..] (node 1 is the root; index 0 unused).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -142,6 +153,18 @@ internal static class BinaryRangeCoder
             if (_pos < _in.Length) return _in[_pos++];
             Overread++;
             return 0;
+        }
+
+        /// <summary>One bit coded with the caller's probability <paramref name="p"/> (of a zero, 1..65535).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public int DecodeBit(uint p)
+        {
+            uint bound = (_range >> ProbBits) * p;
+            int bit;
+            if (_code < bound) { _range = bound; bit = 0; }
+            else { _code -= bound; _range -= bound; bit = 1; }
+            while (_range < Top) { _range <<= 8; _code = (_code << 8) | Next(); }
+            return bit;
         }
 
         /// <summary>A symbol of <paramref name="bits"/> bits through the tree at <paramref name="probs"/>/<paramref name="counts"/>

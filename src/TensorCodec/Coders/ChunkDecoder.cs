@@ -138,6 +138,8 @@ public sealed partial class ChunkDecoder : IDisposable
         int decodedStream, OperationStatus decodedStatus)
     {
         rawLen = 0;
+        if (src.Length >= 1 && src[0] is (byte)SplitTransform.Bf16ContextMix or (byte)SplitTransform.F32ContextMix)
+            return DecodeContextMix(src, destination, out rawLen);
         if (src.Length < 2 || !FloatSplit.IsDefined(src[0])) return OperationStatus.InvalidData;
         var t = (SplitTransform)src[0];
         int pos = 1;
@@ -204,5 +206,7 @@ public sealed partial class ChunkDecoder : IDisposable
         _zstd = null;
         _streams = _pairStreams = [];
         _ggml = null;
+        _mix = null;
+        _mixTop = [];
     }
 }

@@ -51,7 +51,12 @@ public sealed partial class ChunkEncoder : IDisposable
 
     /// <summary>As above, for a tensor of ggml type <paramref name="ggmlType"/> (−1: none), whose whole blocks may be
     /// coded field by field (mode 3) where that is smaller.</summary>
-    internal OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, int ggmlType, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null)
+    internal OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, int ggmlType, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null) =>
+        Encode(source, dtype, ggmlType, 0, destination, out bytesWritten, stats);
+
+    /// <summary>As above, also given the tensor's row length (its last dimension; ≤ 0: unknown), which the context-mixed
+    /// transforms use to find the same column in the previous row.</summary>
+    internal OperationStatus Encode(ReadOnlySpan<byte> source, DType dtype, int ggmlType, int rowLength, Span<byte> destination, out int bytesWritten, ChunkStats? stats = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         bytesWritten = 0;
@@ -82,6 +87,9 @@ public sealed partial class ChunkEncoder : IDisposable
 
         if (ggmlType >= 0 && n > 0 && _options.GgmlFields)
             TryGgml(source, dtype, ggmlType, ref best, ref bestLen, bestStats);
+
+        if (_options.ContextMix && n > 0)
+            TryContextMix(source, dtype, rowLength, ref best, ref bestLen, bestStats);
 
         if (bestLen > n)
         {
@@ -244,5 +252,8 @@ public sealed partial class ChunkEncoder : IDisposable
         _pairCounts = [];
         _ggmlOut = [];
         _ggml = null;
+        _mixOut = [];
+        _mixTop = [];
+        _mix = null;
     }
 }

@@ -31,6 +31,11 @@ internal enum SplitTransform : byte
     F8E4M3 = 10,
     /// <summary>FP8 E5M2: the same two streams as <see cref="F8E4M3"/>; the exponent is bits 6..2 of mag.</summary>
     F8E5M2 = 11,
+    /// <summary>BF16 context-mixed: sign, exponent and top 3 mantissa bits range coded, the low 4 stored (<see cref="ContextMixCoder"/>).
+    /// Not a stream split: handled apart from the others (FORMAT.md §2b).</summary>
+    Bf16ContextMix = 12,
+    /// <summary>F32 context-mixed: the top 16 bits as in <see cref="Bf16ContextMix"/>, the low 16 stored.</summary>
+    F32ContextMix = 13,
 }
 
 /// <summary>

@@ -185,3 +185,34 @@ public class ErrorLineTests
         }
     }
 }
+
+public class ContextMixLevelTests
+{
+    /// <summary>The context-mixed float transforms 12/13 code at a few MB/s, so only level 19 may use them; both archives
+    /// of bard-3m's BF16 sample come back byte for byte, and level 19's is smaller.</summary>
+    [Fact]
+    public void ContextMixOnlyAtLevel19()
+    {
+        using var dir = new ScratchDir();
+        string src = TensorCodec.Tests.Coders.TestData.Bard3mBf16;
+        long size18 = 0, size19 = 0;
+        foreach (var (level, expectMix) in new[] { ("-18", false), ("-19", true) })
+        {
+            var tcz = dir.File($"m{level}.tcz");
+            var (code, _, err) = CliTests.Tcodec("compress", src, "-o", tcz, level, "-q");
+            Assert.True(code == 0, err);
+            var bytes = File.ReadAllBytes(tcz);
+            using (var reader = TensorCodec.Containers.Tcz.TczReader.Open(tcz))
+            {
+                bool mix = reader.Index.Segments.Where(s => s.Kind == TensorCodec.Containers.Tcz.TczSegmentKind.Tensor)
+                    .SelectMany(s => s.Chunks).Any(c => bytes[c.FileOffset] == TensorCodec.Coders.ChunkCodec.ModeSplit && bytes[c.FileOffset + 1] == 12);
+                Assert.Equal(expectMix, mix);
+            }
+            if (expectMix) size19 = bytes.Length; else size18 = bytes.Length;
+            (code, _, err) = CliTests.Tcodec("decompress", tcz, "-o", dir.File($"back{level}.safetensors"), "-q");
+            Assert.True(code == 0, err);
+            Assert.Equal(File.ReadAllBytes(src), File.ReadAllBytes(dir.File($"back{level}.safetensors")));
+        }
+        Assert.True(size19 < size18 * 0.995, $"-19 {size19} vs -18 {size18}");
+    }
+}

@@ -178,16 +178,19 @@ public static class TczWriter
         return header;
     }
 
-    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics, bool rawHashed = false, int ggmlType = -1)
+    static void EncodeSlot(Slot slot, int len, DType dtype, ChunkEncoder encoder, bool collectStatistics, bool rawHashed = false, int ggmlType = -1, int rowLength = 0)
     {
         slot.Stats = collectStatistics ? new ChunkStats() : null;
         // The slot holds MaxEncodedLength bytes, which always suffices.
-        if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, ggmlType, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
+        if (encoder.Encode(slot.Raw.AsSpan(0, len), dtype, ggmlType, rowLength, slot.Encoded, out slot.EncodedLength, slot.Stats) != OperationStatus.Done)
             throw new InvalidOperationException("chunk encoder exceeded its own size bound");
         slot.EncodedHash = TczHash.Of(slot.Encoded.AsSpan(0, slot.EncodedLength));
         // A coded segment's raw hash was taken before its transform (it covers what decompression gives back).
         if (!rawHashed) slot.RawHash = TczHash.Of(slot.Raw.AsSpan(0, len));
     }
+
+    /// <summary>A tensor's last dimension, for the context-mixed transforms' column contexts (0: unknown or too long).</summary>
+    static int RowLength(TczSegment s) => s.Shape.Length == 0 || s.Shape[^1] > int.MaxValue ? 0 : (int)s.Shape[^1];
 
     /// <summary>Writes index and trailer after the chunks (which end at <paramref name="written"/>); returns the file's total length.</summary>
     static long WriteIndex(Stream output, TczIndex index, long written, uint flags = 0)
@@ -254,7 +257,7 @@ public static class TczWriter
             {
                 var (s, _, len) = work[i];
                 EncodeSlot(slot, len, coder is null ? segments[s].DType : slot.CodedType, encoder, options.CollectStatistics, rawHashed: coder is not null,
-                    ggmlType: coder is null ? segments[s].GgmlType : -1);
+                    ggmlType: coder is null ? segments[s].GgmlType : -1, rowLength: RowLength(segments[s]));
             },
             write: (i, slot) =>
             {
