@@ -34,6 +34,9 @@ internal sealed unsafe class GgmlTableCoder
     ushort[] _sideHalf = [];                            // decoder: d, m per block
     byte[] _sideBytes = [];                             // decoder: 16 scales, 8 mins per block
 
+    /// <summary>Tables (slots) and table-section bytes of the last <see cref="Encode"/>, for measurements.</summary>
+    internal int LastSlots, LastTableBytes;
+
     /// <summary>Contexts of field <paramref name="f"/> for <paramref name="type"/> (0: the type has no such field).</summary>
     static int FieldContexts(int type, int f) => f switch
     {
@@ -113,9 +116,20 @@ internal sealed unsafe class GgmlTableCoder
                 SumHistograms(b0, nctx, owned, shared);
                 RansCoder.NormalizeFrequencies(shared, sharedFreqs);
             }
+            // A flat shared table costs no bytes: it wins where the field is near uniform or has few symbols (small chunks).
+            int bits = FieldBits(type, f);
+            double tableCost = 8.0 * RansCoder.TableSize(sharedFreqs), flatCost = 0;
+            for (int s = 0; s < 256; s++)
+                if (shared[s] != 0)
+                {
+                    tableCost += shared[s] * (ScaleBits - Math.Log2(sharedFreqs[s]));
+                    flatCost += shared[s] * (double)bits;
+                }
+            bool flat = ownCount == CountPresent(b0, nctx) || flatCost <= tableCost;
+            if (flat) Flat(sharedFreqs, bits);
             if (!Fits(dst, pos, RansCoder.TableSize(sharedFreqs) + Varint.MaxLength)) return -1;
-            pos += RansCoder.WriteTable(sharedFreqs, dst[pos..]);
-            pos += Varint.Write(dst[pos..], (uint)ownCount);
+            pos += Varint.Write(dst[pos..], (uint)(ownCount * 2 + (flat ? 1 : 0)));
+            if (!flat) pos += RansCoder.WriteTable(sharedFreqs, dst[pos..]);
             int sharedSlot = slots++;
             for (int c = 0, prev = -1; c < nctx; c++)
             {
@@ -131,6 +145,8 @@ internal sealed unsafe class GgmlTableCoder
             }
         }
 
+        LastSlots = slots;
+        LastTableBytes = pos;
         fixed (RansCoder.EncSymbol* e0 = enc)
         fixed (byte* s0 = syms)
         fixed (ushort* c0 = ctx, slotOf = _slotOf, w0 = Scratch.Grow(ref _words, total + 1))
@@ -284,10 +300,12 @@ internal sealed unsafe class GgmlTableCoder
             {
                 int nctx = FieldContexts(type, f), b0 = Base[f], bits = FieldBits(type, f);
                 if (nctx == 0) continue;
-                if (!ReadTable(src, ref pos, freqs, bits)) return false;
+                if (!Varint.TryRead(src, ref pos, out int head, 2 * nctx + 1)) return false;
+                int own = head >> 1;
+                if ((head & 1) != 0) Flat(freqs, bits);
+                else if (!ReadTable(src, ref pos, freqs, bits)) return false;
                 if (pass == 1) BuildTable(freqs, slots);
                 int sharedSlot = slots++;
-                if (!Varint.TryRead(src, ref pos, out int own, nctx)) return false;
                 for (int c = 0; c < nctx; c++) _slotOf[b0 + c] = (ushort)sharedSlot;
                 for (int k = 0, c = -1; k < own; k++)
                 {
@@ -362,6 +380,13 @@ internal sealed unsafe class GgmlTableCoder
             for (int k = 0; k < States; k++) if (xs[k] != L) return false;
             return true;
         }
+    }
+
+    /// <summary>The flat table of a field of <paramref name="bits"/> bits: every symbol 2^(12 − bits).</summary>
+    static void Flat(Span<ushort> freqs, int bits)
+    {
+        freqs[..256].Clear();
+        freqs[..(1 << bits)].Fill((ushort)(Scale >> bits));
     }
 
     /// <summary>A table in RansCoder's format whose symbols are all below 2^<paramref name="bits"/>.</summary>
