@@ -64,7 +64,17 @@ static class GgmlTablesBench
                 tableBytes += m4.LastTableBytes;
                 slots += m4.LastSlots;
             }
-            Console.Error.WriteLine($"{Path.GetFileName(path)}: {chunks.Count} chunks, {slots} tables, {tableBytes:N0} table bytes");
+            var blk = new GgmlBlock();
+            double tj = Time(() =>
+            {
+                foreach (var (type, raw) in chunks)
+                    for (int bb = GgmlBlockFields.BlockBytes(type), o = 0; o < raw.Length; o += bb)
+                    {
+                        GgmlBlockFields.Split(type, raw.AsSpan(o, bb), blk);
+                        GgmlBlockFields.Join(type, blk, back.AsSpan(0, bb));
+                    }
+            });
+            Console.Error.WriteLine($"{Path.GetFileName(path)}: {chunks.Count} chunks, {slots} tables, {tableBytes:N0} table bytes; split+join {total / 1e6 / tj:F0} MB/s");
             string Mbs(int k) => (total / 1e6 / Median(times[k])).ToString("F1");
             Console.WriteLine($"| {Path.GetFileName(path)} | {total:N0} | {s3:N0} | {s4:N0} | {100.0 * (s4 - s3) / s3:+0.00;-0.00} % | {Mbs(0)} | {Mbs(1)} | {Mbs(2)} | {Mbs(3)} | {Mbs(4)} |");
         }

@@ -1,5 +1,8 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Coders;
 
@@ -100,14 +103,20 @@ internal sealed unsafe class GgmlTableCoder
             for (int c = 0; c < nctx; c++)
             {
                 var h = _hist.AsSpan((b0 + c) * 256, 256);
-                if (!RansCoder.NormalizeFrequencies(h, own)) continue;
-                double withShared = 0, withOwn = 8.0 * (RansCoder.TableSize(own) + Varint.Size((uint)c));
+                // Estimated without normalising every context (its correction loop dominated encoding): own table
+                // bytes from rounded frequencies, own code length from the empirical entropy.
+                long n = 0;
+                for (int s = 0; s < 256; s++) n += h[s];
+                if (n == 0) continue;
+                double withShared = 0, withOwn = 8.0 * Varint.Size((uint)c);
                 for (int s = 0; s < 256; s++)
-                    if (h[s] != 0)
-                    {
-                        withShared += h[s] * (ScaleBits - Math.Log2(sharedFreqs[s]));
-                        withOwn += h[s] * (ScaleBits - Math.Log2(own[s]));
-                    }
+                {
+                    own[s] = h[s] == 0 ? (ushort)0 : (ushort)Math.Clamp((h[s] * (long)Scale + n / 2) / n, 1, Scale - 1);
+                    if (h[s] == 0) continue;
+                    withShared += h[s] * (ScaleBits - Math.Log2(sharedFreqs[s]));
+                    withOwn += h[s] * Math.Log2((double)n / h[s]);
+                }
+                withOwn += 8.0 * RansCoder.TableSize(own);
                 if (withOwn < withShared) { owned[b0 + c] = true; ownCount++; }
             }
             // The shared table then only has to serve the contexts left to it (all of them, if none is).
@@ -331,7 +340,12 @@ internal sealed unsafe class GgmlTableCoder
         fixed (uint* tables = _dec)
         fixed (ushort* slotOf = _slotOf)
         fixed (byte* q = f0.Q)
+        fixed (int* perm = RansCoder.s_renormPermute)
         {
+            // 2: AVX-512VL steps, 1: AVX2 steps, 0: RansCoder's scalar eight-state step (or, not fast, the checked one).
+            int vector = !allowFast || !BitConverter.IsLittleEndian ? 0
+                : Simd.AllowAvx512 && Avx512F.VL.IsSupported ? 2
+                : Simd.AllowAvx2 && Avx2.IsSupported ? 1 : 0;
             ushort* w = (ushort*)(s0 + pos), wend = (ushort*)(s0 + src.Length);
             var rd = new Reader { Xs = xs, W = w, WEnd = wend, Tables = tables, SlotOf = slotOf };
             // Side fields of every block.
@@ -361,18 +375,45 @@ internal sealed unsafe class GgmlTableCoder
                 sb[..16].CopyTo(f.Scale);
                 sb.Slice(16, 8).CopyTo(f.Min);
                 int groups = GroupContexts(type, f.D, f.M, f.Scale, f.Min, groupCtx);
-                for (int g = 0; g < groups; g++)
+                if (vector != 0)
                 {
-                    uint* table = tables + slotOf[Base[FQuant] + groupCtx[g]] * Scale;
-                    byte* o = q + 16 * g;
-                    if (allowFast && rd.WEnd - rd.W >= States)
+                    // RansCoder's vector step with the group's table; the last few words go through the checked step.
+                    var xa = Vector256.Load(xs);
+                    var xb = Vector256.Load(xs + 8);
+                    for (int g = 0; g < groups; g++)
                     {
-                        rd.W = RansCoder.DecodeEight(table, xs, rd.W, o);
-                        rd.W = RansCoder.DecodeEight(table, xs + 8, rd.W, o + 8);
+                        uint* table = tables + slotOf[Base[FQuant] + groupCtx[g]] * Scale;
+                        byte* o = q + 16 * g;
+                        if (rd.WEnd - rd.W >= States)
+                        {
+                            if (vector == 2) RansCoder.StepAvx512(table, ref xa, ref xb, ref rd.W, o);
+                            else RansCoder.StepAvx2(table, ref xa, ref xb, ref rd.W, o, perm);
+                        }
+                        else
+                        {
+                            xa.Store(xs);
+                            xb.Store(xs + 8);
+                            for (int l = 0; l < States; l++) o[l] = rd.Step(table, xs + l);
+                            xa = Vector256.Load(xs);
+                            xb = Vector256.Load(xs + 8);
+                        }
                     }
-                    else
-                        for (int l = 0; l < States; l++) o[l] = rd.Step(table, xs + l);
+                    xa.Store(xs);
+                    xb.Store(xs + 8);
                 }
+                else
+                    for (int g = 0; g < groups; g++)
+                    {
+                        uint* table = tables + slotOf[Base[FQuant] + groupCtx[g]] * Scale;
+                        byte* o = q + 16 * g;
+                        if (allowFast && rd.WEnd - rd.W >= States)
+                        {
+                            rd.W = RansCoder.DecodeEight(table, xs, rd.W, o);
+                            rd.W = RansCoder.DecodeEight(table, xs + 8, rd.W, o + 8);
+                        }
+                        else
+                            for (int l = 0; l < States; l++) o[l] = rd.Step(table, xs + l);
+                    }
                 if (rd.Bad) return false;
                 GgmlBlockFields.Join(type, f, raw.Slice(b * bb, bb));
             }

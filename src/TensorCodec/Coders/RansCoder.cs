@@ -647,7 +647,7 @@ internal static class RansCoder
 
     /// <summary>One step of <see cref="DecodeAvx2"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
+    internal static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
     {
         var mask = Vector256.Create((uint)(Scale - 1));
         var one = Vector256.Create(1u);
@@ -697,7 +697,7 @@ internal static class RansCoder
 
     /// <summary>One step of <see cref="DecodeAvx512"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
+    internal static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
     {
         var mask = Vector256.Create((uint)(Scale - 1));
         var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);
