@@ -13,9 +13,9 @@ public class GgmlFieldCoderTests
     static readonly int[] Mode3Types = [2, 3, 6, 7, 8, 9, 12, 13, 14];
     static readonly Gen<int> GenMode3Type = Gen.OneOfConst(Mode3Types);
 
-    static byte[] EncodeChunk(ReadOnlySpan<byte> raw, int ggmlType, bool fields = true)
+    internal static byte[] EncodeChunk(ReadOnlySpan<byte> raw, int ggmlType, bool fields = true, bool tables = true)
     {
-        using var enc = new ChunkEncoder(new ChunkCodecOptions { ZstdLevel = 19, GgmlFields = fields });
+        using var enc = new ChunkEncoder(new ChunkCodecOptions { ZstdLevel = 19, GgmlFields = fields, GgmlTables = tables });
         var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
         Assert.Equal(OperationStatus.Done, enc.Encode(raw, GgmlTypes.ToDType(ggmlType), ggmlType, dst, out int w));
         Assert.InRange(w, 1, raw.Length + 1);
@@ -23,7 +23,7 @@ public class GgmlFieldCoderTests
     }
 
     /// <summary>Gaussian weights quantized with our ggml quantizers (llama-quantize's bytes): what real tensors hold.</summary>
-    static byte[] Quantized(int ggmlType, int blocks, int seed)
+    internal static byte[] Quantized(int ggmlType, int blocks, int seed)
     {
         var f = BlockFormats.FromGgmlType(ggmlType)!;
         var rng = new Random(seed);
@@ -110,13 +110,13 @@ public class GgmlFieldCoderTests
     public void RealBlocksChooseMode3AndBeatZstd19(int type)
     {
         var raw = Quantized(type, 256 * 1024 / BlockFormats.FromGgmlType(type)!.BlockSize, type);
-        var enc = EncodeChunk(raw, type);
+        var enc = EncodeChunk(raw, type, tables: false);
         Assert.Equal(ChunkCodec.ModeGgml, enc[0]);
         ByteCoderChecks.ChunkDecodesTo(enc, raw);
         using var z = new Compressor(19);
         int zstd = z.Wrap(raw).Length;
         Assert.True(enc.Length < zstd, $"type {type}: mode 3 {enc.Length} vs zstd -19 {zstd}");
-        Assert.True(enc.Length < EncodeChunk(raw, type, fields: false).Length);
+        Assert.True(enc.Length < EncodeChunk(raw, type, fields: false, tables: false).Length);
     }
 
     /// <summary>llama.cpp's own blocks of stories260K (Fixtures/ggml) dequantized from our fields equal its dequantization:
@@ -171,7 +171,7 @@ public class GgmlFieldCoderTests
     {
         var raw = Quantized(GgmlBlockFields.Q4_K, 64, 3);
         raw = [.. raw, 1, 2, 3];
-        var enc = EncodeChunk(raw, GgmlBlockFields.Q4_K);
+        var enc = EncodeChunk(raw, GgmlBlockFields.Q4_K, tables: false);
         Assert.Equal(ChunkCodec.ModeGgml, enc[0]);
         using var dec = new ChunkDecoder();
         var dst = new byte[raw.Length + 16];
