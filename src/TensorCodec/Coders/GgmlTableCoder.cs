@@ -116,39 +116,31 @@ internal sealed unsafe class GgmlTableCoder
                     withShared += h[s] * (ScaleBits - Math.Log2(sharedFreqs[s]));
                     withOwn += h[s] * Math.Log2((double)n / h[s]);
                 }
-                withOwn += 8.0 * RansCoder.TableSize(own);
+                withOwn += 8.0 * EstimateTableBytes(h, n, own);
                 if (withOwn < withShared) { owned[b0 + c] = true; ownCount++; }
             }
             // The shared table then only has to serve the contexts left to it (all of them, if none is).
-            if (ownCount > 0 && ownCount < CountPresent(b0, nctx))
-            {
-                SumHistograms(b0, nctx, owned, shared);
-                RansCoder.NormalizeFrequencies(shared, sharedFreqs);
-            }
+            if (ownCount > 0 && ownCount < CountPresent(b0, nctx)) SumHistograms(b0, nctx, owned, shared);
+            double tableCost = BestTable(shared, sharedFreqs, out int sharedShift, own);
             // A flat shared table costs no bytes: it wins where the field is near uniform or has few symbols (small chunks).
             int bits = FieldBits(type, f);
-            double tableCost = 8.0 * RansCoder.TableSize(sharedFreqs), flatCost = 0;
-            for (int s = 0; s < 256; s++)
-                if (shared[s] != 0)
-                {
-                    tableCost += shared[s] * (ScaleBits - Math.Log2(sharedFreqs[s]));
-                    flatCost += shared[s] * (double)bits;
-                }
+            double flatCost = 0;
+            for (int s = 0; s < 256; s++) flatCost += shared[s] * (double)bits;
             bool flat = ownCount == CountPresent(b0, nctx) || flatCost <= tableCost;
             if (flat) Flat(sharedFreqs, bits);
-            if (!Fits(dst, pos, RansCoder.TableSize(sharedFreqs) + Varint.MaxLength)) return -1;
+            if (!Fits(dst, pos, 1 + RansCoder.TableSize(sharedFreqs) + Varint.MaxLength)) return -1;
             pos += Varint.Write(dst[pos..], (uint)(ownCount * 2 + (flat ? 1 : 0)));
-            if (!flat) pos += RansCoder.WriteTable(sharedFreqs, dst[pos..]);
+            if (!flat) pos += WriteTable(sharedFreqs, sharedShift, dst[pos..], own);
             int sharedSlot = slots++;
             for (int c = 0, prev = -1; c < nctx; c++)
             {
                 _slotOf[b0 + c] = (ushort)sharedSlot;
                 if (!owned[b0 + c]) continue;
                 var ownFreqs = freqs.AsSpan(slots * 256, 256);
-                RansCoder.NormalizeFrequencies(_hist.AsSpan((b0 + c) * 256, 256), ownFreqs);
-                if (!Fits(dst, pos, Varint.MaxLength + RansCoder.TableSize(ownFreqs))) return -1;
+                BestTable(_hist.AsSpan((b0 + c) * 256, 256), ownFreqs, out int shift, own);
+                if (!Fits(dst, pos, Varint.MaxLength + 1 + RansCoder.TableSize(ownFreqs))) return -1;
                 pos += Varint.Write(dst[pos..], (uint)(c - prev - 1));
-                pos += RansCoder.WriteTable(ownFreqs, dst[pos..]);
+                pos += WriteTable(ownFreqs, shift, dst[pos..], own);
                 prev = c;
                 _slotOf[b0 + c] = (ushort)slots++;
             }
@@ -175,6 +167,54 @@ internal sealed unsafe class GgmlTableCoder
             pos += 2 * words;
         }
         return pos;
+    }
+
+    /// <summary>Coarsest table precision: frequencies summing to 2^(12 − shift), shift ≤ this.</summary>
+    const int MaxShift = 6;
+
+    /// <summary>Normalises <paramref name="hist"/> at the precision (12 − shift bits) that minimises table bytes plus code
+    /// bits (small contexts pay less for coarse tables than their bytes cost); <paramref name="freqs"/> gets the table scaled
+    /// to 4096. Returns that cost in bits.</summary>
+    static double BestTable(ReadOnlySpan<uint> hist, Span<ushort> freqs, out int shift, Span<ushort> tmp)
+    {
+        int present = 0;
+        for (int s = 0; s < 256; s++) if (hist[s] != 0) present++;
+        double best = double.MaxValue;
+        shift = 0;
+        for (int p = 0; p <= MaxShift && (Scale >> p) >= 2 * present; p++)
+        {
+            RansCoder.NormalizeFrequencies(hist, tmp, Scale >> p);
+            double cost = 8.0 * (1 + RansCoder.TableSize(tmp));
+            for (int s = 0; s < 256; s++)
+                if (hist[s] != 0) cost += hist[s] * (ScaleBits - p - Math.Log2(tmp[s]));
+            if (cost >= best) break; // the cost is convex in the precision here: stop at the first rise
+            best = cost;
+            shift = p;
+            for (int s = 0; s < 256; s++) freqs[s] = (ushort)(tmp[s] << p);
+        }
+        return best;
+    }
+
+    /// <summary>Rounded (not normalised) table bytes at the cheapest of a few precisions, for the own-or-shared estimate.</summary>
+    static int EstimateTableBytes(ReadOnlySpan<uint> h, long n, Span<ushort> tmp)
+    {
+        int best = int.MaxValue;
+        for (int p = 0; p <= MaxShift; p += 2)
+        {
+            long scale = Scale >> p;
+            for (int s = 0; s < 256; s++)
+                tmp[s] = h[s] == 0 ? (ushort)0 : (ushort)Math.Clamp((h[s] * scale + n / 2) / n, 1, scale - 1);
+            best = Math.Min(best, 1 + RansCoder.TableSize(tmp));
+        }
+        return best;
+    }
+
+    /// <summary>Writes the shift byte and the table at its precision (<paramref name="freqs"/> is scaled to 4096).</summary>
+    static int WriteTable(ReadOnlySpan<ushort> freqs, int shift, Span<byte> dst, Span<ushort> tmp)
+    {
+        for (int s = 0; s < 256; s++) tmp[s] = (ushort)(freqs[s] >> shift);
+        dst[0] = (byte)shift;
+        return 1 + RansCoder.WriteTable(tmp, dst[1..]);
     }
 
     static bool Fits(Span<byte> dst, int pos, int need) => dst.Length - pos >= need;
@@ -430,9 +470,16 @@ internal sealed unsafe class GgmlTableCoder
         freqs[..(1 << bits)].Fill((ushort)(Scale >> bits));
     }
 
-    /// <summary>A table in RansCoder's format whose symbols are all below 2^<paramref name="bits"/>.</summary>
-    static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs, int bits) =>
-        RansCoder.ReadTable(src, ref pos, freqs) && !freqs[(1 << bits)..256].ContainsAnyExcept((ushort)0);
+    /// <summary>A shift byte and a table in RansCoder's format summing to 2^(12 − shift), whose symbols are all below
+    /// 2^<paramref name="bits"/>; <paramref name="freqs"/> gets it scaled to 4096.</summary>
+    static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs, int bits)
+    {
+        if (pos >= src.Length || src[pos] > MaxShift) return false;
+        int shift = src[pos++];
+        if (!RansCoder.ReadTable(src, ref pos, freqs, Scale >> shift) || freqs[(1 << bits)..256].ContainsAnyExcept((ushort)0)) return false;
+        for (int s = 0; s < 256; s++) freqs[s] <<= shift;
+        return true;
+    }
 
     void BuildTable(ReadOnlySpan<ushort> freqs, int slot)
     {

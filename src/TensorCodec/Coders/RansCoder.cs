@@ -32,7 +32,11 @@ internal static class RansCoder
     /// (greedy on Σ count·log2 freq), which is near-optimal for the small corrections needed.
     /// Returns false if no symbol is present.
     /// </summary>
-    public static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs)
+    public static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs) => NormalizeFrequencies(histogram, freqs, Scale);
+
+    /// <summary>As above, to a sum of <paramref name="scale"/> (a power of two ≤ <see cref="Scale"/>; <see cref="GgmlTableCoder"/>
+    /// writes coarser tables where their bytes cost more than the precision saves).</summary>
+    internal static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs, int scale)
     {
         freqs[..256].Clear();
         ulong total = 0;
@@ -43,16 +47,16 @@ internal static class RansCoder
         {
             uint c = histogram[s];
             if (c == 0) continue;
-            ulong f = ((ulong)c * Scale + total / 2) / total;
+            ulong f = ((ulong)c * (ulong)scale + total / 2) / total;
             if (f == 0) f = 1;
             freqs[s] = (ushort)f;
             sum += (int)f;
         }
-        while (sum != Scale)
+        while (sum != scale)
         {
             int best = -1;
             double bestCost = double.MaxValue;
-            if (sum < Scale)
+            if (sum < scale)
             {
                 // Gain of f→f+1 is c·log2((f+1)/f); take the largest gain (smallest negative cost).
                 for (int s = 0; s < 256; s++)
@@ -118,7 +122,10 @@ internal static class RansCoder
         return pos;
     }
 
-    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs)
+    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs) => ReadTable(src, ref pos, freqs, Scale);
+
+    /// <summary>As above, for a table whose frequencies sum to <paramref name="scale"/>.</summary>
+    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs, int scale)
     {
         freqs[..256].Clear();
         if (pos >= src.Length) return false;
@@ -134,14 +141,14 @@ internal static class RansCoder
             if ((r > 0 && src[pos - 2] == 0) || start + len > 256) return false;
             for (int i = start; i < start + len; i++)
             {
-                if (!Varint.TryRead(src, ref pos, out int f, Scale - 1)) return false;
+                if (!Varint.TryRead(src, ref pos, out int f, scale - 1)) return false;
                 freqs[i] = (ushort)(f + 1);
                 sum += f + 1;
-                if (sum > Scale) return false;
+                if (sum > scale) return false;
             }
             next = start + len;
         }
-        return sum == Scale;
+        return sum == scale;
     }
 
     /// <summary>Encodes <paramref name="src"/> (histogram computed here).</summary>
