@@ -29,6 +29,7 @@ public static class EndToEnd
             case "gen": Generate(args[1], long.Parse(args[2])); return 0;
             case "gen-llama": GenerateLlama(args[1..]); return 0;
             case "repeat": Repeat(args[1], args[2], long.Parse(args[3])); return 0;
+            case "ggml": GgmlTablesBench.Run(int.Parse(args[1]), int.Parse(args[2]), args[3..]); return 0;
             case "wide": RansWideBench.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 5); return 0;
             case "profile": CoderProfile.Run(args[1], args.Length > 2 ? int.Parse(args[2]) : 3); return 0;
             case "gemm-vs-base": GemmVsBase.Run(int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]), args.Length > 4 ? int.Parse(args[4]) : 9); return 0;

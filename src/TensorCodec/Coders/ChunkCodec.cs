@@ -11,7 +11,7 @@ namespace TensorCodec.Coders;
 /// </summary>
 public static class ChunkCodec
 {
-    internal const byte ModeStored = 0, ModeZstd = 1, ModeSplit = 2, ModeGgml = 3;
+    internal const byte ModeStored = 0, ModeZstd = 1, ModeSplit = 2, ModeGgml = 3, ModeGgmlTables = 4;
     internal const byte MethodStored = 0, MethodConstant = 1, MethodHuffman = 2, MethodRans = 3, MethodZstd = 4, MethodRansWide = 5;
 
     /// <summary>Upper bound of an encoded chunk for <paramref name="rawLength"/> input bytes.</summary>

@@ -24,6 +24,11 @@ public sealed class ChunkCodecOptions
     /// bard-3m BF16, but it codes at a few MB/s per core, so it is off by default; the CLI turns it on at level 19.
     /// </summary>
     public bool ContextMix { get; init; } = false;
+    /// <summary>
+    /// Let chunks of ggml block tensors use chunk mode 4: mode 3's fields and contexts coded with static per-context rANS
+    /// tables (<see cref="GgmlTableCoder"/>) where that is smaller, at rANS speed. On by default.
+    /// </summary>
+    public bool GgmlTables { get; init; } = true;
     /// <summary>The defaults: zstd level 3, no order-1 measurement.</summary>
     public static ChunkCodecOptions Default { get; } = new();
 }

@@ -47,7 +47,8 @@ public sealed partial class ChunkDecoder : IDisposable
                 st = DecodeSplit(body, destination, out written, ref _streams, -1, default);
                 break;
             case ChunkCodec.ModeGgml:
-                st = DecodeGgml(body, destination, out written);
+            case ChunkCodec.ModeGgmlTables:
+                st = DecodeGgml(source[0], body, destination, out written);
                 break;
             default:
                 return OperationStatus.InvalidData;

@@ -85,8 +85,10 @@ public sealed partial class ChunkEncoder : IDisposable
             }
         }
 
+        if (ggmlType >= 0 && n > 0 && _options.GgmlTables)
+            TryGgml(source, dtype, ggmlType, ChunkCodec.ModeGgmlTables, ref best, ref bestLen, bestStats);
         if (ggmlType >= 0 && n > 0 && _options.GgmlFields)
-            TryGgml(source, dtype, ggmlType, ref best, ref bestLen, bestStats);
+            TryGgml(source, dtype, ggmlType, ChunkCodec.ModeGgml, ref best, ref bestLen, bestStats);
 
         if (_options.ContextMix && n > 0)
             TryContextMix(source, dtype, rowLength, ref best, ref bestLen, bestStats);

@@ -1,4 +1,8 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using TensorCodec.Numerics;
 
 namespace TensorCodec.Coders;
 
@@ -16,7 +20,7 @@ internal sealed class GgmlBlock
 /// <summary>
 /// Splits ggml blocks into fields and joins them back, bit-exactly, for the types chunk mode 3 codes: Q4_0, Q4_1,
 /// Q5_0, Q5_1, Q8_0, Q8_1 (32 values a block) and Q4_K, Q5_K, Q6_K (256). Layouts are ggml-common.h's
-/// <c>block_*</c> structs; every bit of a block lands in exactly one field, so <see cref="Join"/> inverts <see cref="Split"/>.
+/// <c>block_*</c> structs; every bit of a block lands in exactly one field, so <see cref="Join(int, GgmlBlock, Span{byte})"/> inverts <see cref="Split(int, ReadOnlySpan{byte}, GgmlBlock)"/>.
 /// </summary>
 internal static class GgmlBlockFields
 {
@@ -46,8 +50,21 @@ internal static class GgmlBlockFields
         _ => 8,
     };
 
-    public static void Split(int type, ReadOnlySpan<byte> b, GgmlBlock f)
+    /// <summary>Whether the 256-value types split and join with 32-byte vectors (the quants are the bulk of the work
+    /// of modes 3 and 4's decoders after the coder itself); <paramref name="allowVector"/> = false forces the scalar loops.</summary>
+    static bool Vector(bool allowVector) => allowVector && Simd.AllowAvx2 && Vector256.IsHardwareAccelerated;
+
+    public static void Split(int type, ReadOnlySpan<byte> b, GgmlBlock f) => Split(type, b, f, allowVector: true);
+
+    public static void Join(int type, GgmlBlock f, Span<byte> b) => Join(type, f, b, allowVector: true);
+
+    internal static void Split(int type, ReadOnlySpan<byte> b, GgmlBlock f, bool allowVector)
     {
+        if (type is Q4_K or Q5_K or Q6_K && Vector(allowVector) && b.Length >= BlockBytes(type))
+        {
+            SplitVector(type, b, f);
+            return;
+        }
         var q = f.Q;
         switch (type)
         {
@@ -124,8 +141,13 @@ internal static class GgmlBlockFields
         }
     }
 
-    public static void Join(int type, GgmlBlock f, Span<byte> b)
+    internal static void Join(int type, GgmlBlock f, Span<byte> b, bool allowVector)
     {
+        if (type is Q4_K or Q5_K or Q6_K && Vector(allowVector) && b.Length >= BlockBytes(type))
+        {
+            JoinVector(type, f, b);
+            return;
+        }
         var q = f.Q;
         switch (type)
         {
@@ -203,6 +225,94 @@ internal static class GgmlBlockFields
             }
             default: throw new ArgumentOutOfRangeException(nameof(type), type, "not a mode-3 ggml type");
         }
+    }
+
+    // Byte-lane shifts through 16-bit lanes, masked so that no bit crosses from the neighbouring byte.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<byte> Shr(Vector256<byte> v, int k, byte mask) => Vector256.ShiftRightLogical(v.AsUInt16(), k).AsByte() & Vector256.Create(mask);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static Vector256<byte> Shl(Vector256<byte> v, int k) => Vector256.ShiftLeft(v.AsUInt16(), k).AsByte();
+
+    /// <summary><see cref="Split(int, ReadOnlySpan{byte}, GgmlBlock)"/> of Q4_K, Q5_K and Q6_K, 32 quants a vector; the same fields as the scalar loops.</summary>
+    static void SplitVector(int type, ReadOnlySpan<byte> b, GgmlBlock f)
+    {
+        ref byte src = ref MemoryMarshal.GetReference(b);
+        ref byte q = ref MemoryMarshal.GetArrayDataReference(f.Q);
+        if (type == Q6_K)
+        {
+            for (int n = 0; n < 2; n++)
+            {
+                var a = Vector256.LoadUnsafe(ref src, (nuint)(n * 64));
+                var c = Vector256.LoadUnsafe(ref src, (nuint)(n * 64 + 32));
+                var h = Vector256.LoadUnsafe(ref src, (nuint)(128 + n * 32));
+                var lo = Vector256.Create((byte)15);
+                nuint y = (nuint)(n * 128);
+                ((a & lo) | Shl(h & Vector256.Create((byte)3), 4)).StoreUnsafe(ref q, y);
+                ((c & lo) | Shl(Shr(h, 2, 3), 4)).StoreUnsafe(ref q, y + 32);
+                (Shr(a, 4, 15) | Shl(Shr(h, 4, 3), 4)).StoreUnsafe(ref q, y + 64);
+                (Shr(c, 4, 15) | Shl(Shr(h, 6, 3), 4)).StoreUnsafe(ref q, y + 96);
+            }
+            b.Slice(192, 16).CopyTo(f.Scale);
+            f.D = BinaryPrimitives.ReadUInt16LittleEndian(b[208..]);
+            return;
+        }
+        f.D = BinaryPrimitives.ReadUInt16LittleEndian(b);
+        f.M = BinaryPrimitives.ReadUInt16LittleEndian(b[2..]);
+        UnpackScales6(b.Slice(4, 12), f.Scale, f.Min);
+        int qs = type == Q5_K ? 48 : 16;
+        var qh = type == Q5_K ? Vector256.LoadUnsafe(ref src, 16) : default;
+        for (int g = 0; g < 4; g++)
+        {
+            var v = Vector256.LoadUnsafe(ref src, (nuint)(qs + 32 * g));
+            var q0 = v & Vector256.Create((byte)15);
+            var q1 = Shr(v, 4, 15);
+            if (type == Q5_K)
+            {
+                q0 |= Shl(Shr(qh, 2 * g, 1), 4);
+                q1 |= Shl(Shr(qh, 2 * g + 1, 1), 4);
+            }
+            q0.StoreUnsafe(ref q, (nuint)(64 * g));
+            q1.StoreUnsafe(ref q, (nuint)(64 * g + 32));
+        }
+    }
+
+    /// <summary><see cref="Join(int, GgmlBlock, Span{byte})"/> of Q4_K, Q5_K and Q6_K, 32 quants a vector.</summary>
+    static void JoinVector(int type, GgmlBlock f, Span<byte> b)
+    {
+        ref byte dst = ref MemoryMarshal.GetReference(b);
+        ref byte q = ref MemoryMarshal.GetArrayDataReference(f.Q);
+        var lo = Vector256.Create((byte)15);
+        if (type == Q6_K)
+        {
+            for (int n = 0; n < 2; n++)
+            {
+                nuint y = (nuint)(n * 128);
+                var q1 = Vector256.LoadUnsafe(ref q, y);
+                var q2 = Vector256.LoadUnsafe(ref q, y + 32);
+                var q3 = Vector256.LoadUnsafe(ref q, y + 64);
+                var q4 = Vector256.LoadUnsafe(ref q, y + 96);
+                ((q1 & lo) | Shl(q3 & lo, 4)).StoreUnsafe(ref dst, (nuint)(n * 64));
+                ((q2 & lo) | Shl(q4 & lo, 4)).StoreUnsafe(ref dst, (nuint)(n * 64 + 32));
+                (Shr(q1, 4, 3) | Shl(Shr(q2, 4, 3), 2) | Shl(Shr(q3, 4, 3), 4) | Shl(Shr(q4, 4, 3), 6)).StoreUnsafe(ref dst, (nuint)(128 + n * 32));
+            }
+            f.Scale.AsSpan(0, 16).CopyTo(b[192..]);
+            BinaryPrimitives.WriteUInt16LittleEndian(b[208..], f.D);
+            return;
+        }
+        BinaryPrimitives.WriteUInt16LittleEndian(b, f.D);
+        BinaryPrimitives.WriteUInt16LittleEndian(b[2..], f.M);
+        PackScales6(f.Scale, f.Min, b.Slice(4, 12));
+        int qs = type == Q5_K ? 48 : 16;
+        var qh = Vector256<byte>.Zero;
+        for (int g = 0; g < 4; g++)
+        {
+            var q0 = Vector256.LoadUnsafe(ref q, (nuint)(64 * g));
+            var q1 = Vector256.LoadUnsafe(ref q, (nuint)(64 * g + 32));
+            ((q0 & lo) | Shl(q1 & lo, 4)).StoreUnsafe(ref dst, (nuint)(qs + 32 * g));
+            if (type == Q5_K) qh |= Shl(Shr(q0, 4, 1), 2 * g) | Shl(Shr(q1, 4, 1), 2 * g + 1);
+        }
+        if (type == Q5_K) qh.StoreUnsafe(ref dst, 16);
     }
 
     /// <summary>Q4_K/Q5_K's 12 bytes of eight 6-bit scales and eight 6-bit mins (ggml's <c>get_scale_min_k4</c>).</summary>

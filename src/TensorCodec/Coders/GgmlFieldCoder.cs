@@ -47,7 +47,8 @@ internal sealed class GgmlFieldCoder
         _counts = new byte[_probs.Length];
     }
 
-    static int QuantContexts(int type) => type switch
+    /// <summary>Contexts of the quant field of <paramref name="type"/> (shared with mode 4, <see cref="GgmlTableCoder"/>).</summary>
+    internal static int QuantContexts(int type) => type switch
     {
         GgmlBlockFields.Q4_K => 17 * SideBuckets,
         GgmlBlockFields.Q5_K => 33 * SideBuckets,
@@ -128,8 +129,7 @@ internal sealed class GgmlFieldCoder
                 int top = type == GgmlBlockFields.Q4_K ? 15 : 31;
                 for (int j = 0; j < 8; j++)
                 {
-                    int z = ZeroPoint(d * f.Scale[j], dmin * f.Min[j], top);
-                    int ctx = (z < 0 ? top + 1 : z) * SideBuckets + Math.Min(f.Scale[j] >> 4, SideBuckets - 1);
+                    int ctx = KQuantContext(d, dmin, f.Scale[j], f.Min[j], top);
                     ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
                     ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
                     for (int l = 0; l < 32; l++) q[j * 32 + l] = (byte)io.Tree(ref tp, ref tc, qb, q[j * 32 + l]);
@@ -142,7 +142,7 @@ internal sealed class GgmlFieldCoder
                     f.Scale[k] = (byte)io.Tree(ref Unsafe.Add(ref p, OffScale), ref Unsafe.Add(ref c, OffScale), 8, f.Scale[k]);
                 for (int s = 0; s < 16; s++)
                 {
-                    int ctx = Math.Min(Math.Abs((int)(sbyte)f.Scale[s]) >> 3, 15);
+                    int ctx = Q6Context(f.Scale[s]);
                     ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
                     ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
                     for (int k = s * 16; k < s * 16 + 16; k++) q[k] = (byte)io.Tree(ref tp, ref tc, qb, q[k]);
@@ -152,7 +152,7 @@ internal sealed class GgmlFieldCoder
             default:
             {
                 // 32-value blocks: the exponent of d says which tensor region (and spread) the block is from.
-                int ctx = (f.D >> 10) & 31;
+                int ctx = BlockContext(f.D);
                 ref ushort tp = ref Unsafe.Add(ref qp, ctx * qn);
                 ref byte tc = ref Unsafe.Add(ref qc, ctx * qn);
                 for (int k = 0; k < nv; k++) q[k] = (byte)io.Tree(ref tp, ref tc, qb, q[k]);
@@ -160,6 +160,20 @@ internal sealed class GgmlFieldCoder
             }
         }
     }
+
+    /// <summary>Q4_K/Q5_K quant context of a sub-block: its zero point (<see cref="ZeroPoint"/>) and scale / 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int KQuantContext(float d, float dmin, int scale, int min, int top)
+    {
+        int z = ZeroPoint(d * scale, dmin * min, top);
+        return (z < 0 ? top + 1 : z) * SideBuckets + Math.Min(scale >> 4, SideBuckets - 1);
+    }
+
+    /// <summary>Q6_K quant context of a sub-block: the magnitude of its int8 scale / 8.</summary>
+    internal static int Q6Context(byte scale) => Math.Min(Math.Abs((int)(sbyte)scale) >> 3, 15);
+
+    /// <summary>Quant context of a 32-value block: the exponent bits of its <c>d</c>.</summary>
+    internal static int BlockContext(ushort d) => (d >> 10) & 31;
 
     /// <summary>The quant that dequantizes to zero, <c>round(dmin·m / (d·sc))</c> clamped to the quant range, or −1 when
     /// the block's scales make it meaningless (zero, negative, not finite). IEEE single arithmetic, the same on every machine.</summary>

@@ -20,8 +20,8 @@ internal static class RansCoder
 {
     public const int ScaleBits = 12;
     public const int Scale = 1 << ScaleBits;
-    const uint L = 1u << 16;          // lower bound of the normalised state interval [L, 2^32)
-    const int States = 16;
+    internal const uint L = 1u << 16; // lower bound of the normalised state interval [L, 2^32)
+    internal const int States = 16;
 
     /// <summary>Worst case payload: table + states + one 16-bit word per symbol (a symbol costs ≤ 12 bits).</summary>
     public static int MaxEncodedLength(int length) => checked(1 + 256 * 3 + 4 * States + 2 * length + 2);
@@ -32,7 +32,11 @@ internal static class RansCoder
     /// (greedy on Σ count·log2 freq), which is near-optimal for the small corrections needed.
     /// Returns false if no symbol is present.
     /// </summary>
-    public static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs)
+    public static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs) => NormalizeFrequencies(histogram, freqs, Scale);
+
+    /// <summary>As above, to a sum of <paramref name="scale"/> (a power of two ≤ <see cref="Scale"/>; <see cref="GgmlTableCoder"/>
+    /// writes coarser tables where their bytes cost more than the precision saves).</summary>
+    internal static bool NormalizeFrequencies(ReadOnlySpan<uint> histogram, Span<ushort> freqs, int scale)
     {
         freqs[..256].Clear();
         ulong total = 0;
@@ -43,16 +47,16 @@ internal static class RansCoder
         {
             uint c = histogram[s];
             if (c == 0) continue;
-            ulong f = ((ulong)c * Scale + total / 2) / total;
+            ulong f = ((ulong)c * (ulong)scale + total / 2) / total;
             if (f == 0) f = 1;
             freqs[s] = (ushort)f;
             sum += (int)f;
         }
-        while (sum != Scale)
+        while (sum != scale)
         {
             int best = -1;
             double bestCost = double.MaxValue;
-            if (sum < Scale)
+            if (sum < scale)
             {
                 // Gain of f→f+1 is c·log2((f+1)/f); take the largest gain (smallest negative cost).
                 for (int s = 0; s < 256; s++)
@@ -118,7 +122,10 @@ internal static class RansCoder
         return pos;
     }
 
-    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs)
+    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs) => ReadTable(src, ref pos, freqs, Scale);
+
+    /// <summary>As above, for a table whose frequencies sum to <paramref name="scale"/>.</summary>
+    internal static bool ReadTable(ReadOnlySpan<byte> src, ref int pos, Span<ushort> freqs, int scale)
     {
         freqs[..256].Clear();
         if (pos >= src.Length) return false;
@@ -134,14 +141,14 @@ internal static class RansCoder
             if ((r > 0 && src[pos - 2] == 0) || start + len > 256) return false;
             for (int i = start; i < start + len; i++)
             {
-                if (!Varint.TryRead(src, ref pos, out int f, Scale - 1)) return false;
+                if (!Varint.TryRead(src, ref pos, out int f, scale - 1)) return false;
                 freqs[i] = (ushort)(f + 1);
                 sum += f + 1;
-                if (sum > Scale) return false;
+                if (sum > scale) return false;
             }
             next = start + len;
         }
-        return sum == Scale;
+        return sum == scale;
     }
 
     /// <summary>Encodes <paramref name="src"/> (histogram computed here).</summary>
@@ -183,22 +190,7 @@ internal static class RansCoder
         if (dst.Length < header) return OperationStatus.DestinationTooSmall;
 
         EncSymbol* syms = stackalloc EncSymbol[256];
-        uint c = 0;
-        for (int s = 0; s < 256; s++)
-        {
-            uint f = freqs[s];
-            syms[s].Freq = f;
-            syms[s].Cum = c;
-            c += f;
-            if (f != 0)
-            {
-                Reciprocal(f, out ulong m, out int sh);
-                syms[s].RcpLo = (uint)m;
-                syms[s].RcpHi = (uint)(m >> 32);
-                syms[s].Shift = sh - 32;
-            }
-        }
-        if (c != Scale) throw new ArgumentException("frequencies must sum to Scale", nameof(freqs));
+        if (BuildEncSymbols(freqs, syms) != Scale) throw new ArgumentException("frequencies must sum to Scale", nameof(freqs));
 
         int n = src.Length;
         // Words are produced last-to-first, so write them backwards into scratch then copy once.
@@ -228,10 +220,7 @@ internal static class RansCoder
                 w[-1] = (ushort)v;
                 w -= need;
                 v >>= (int)(need << 4);
-                // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
-                ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
-                uint q = (uint)(t >> sym->Shift);
-                *xp = (q << ScaleBits) + (v - q * f) + sym->Cum;
+                *xp = EncodeState(v, sym);
             }
             int words = (int)(w0 + maxWords - w);
             long total = header + 2L * words;
@@ -389,11 +378,48 @@ internal static class RansCoder
         return t;
     }
 
-    struct EncSymbol
+    /// <summary>A symbol's encoder entry: frequency, cumulative frequency and the reciprocal of the frequency.</summary>
+    internal struct EncSymbol
     {
         public uint Freq, Cum, RcpLo, RcpHi;
         public int Shift;
     }
+
+    /// <summary>Fills the 256 encoder entries of <paramref name="freqs"/>; returns the frequencies' sum (must be <see cref="Scale"/>).
+    /// Shared with <see cref="GgmlTableCoder"/>, which holds one such table per context.</summary>
+    internal static unsafe uint BuildEncSymbols(ReadOnlySpan<ushort> freqs, EncSymbol* syms)
+    {
+        uint c = 0;
+        for (int s = 0; s < 256; s++)
+        {
+            uint f = freqs[s];
+            syms[s].Freq = f;
+            syms[s].Cum = c;
+            c += f;
+            if (f != 0)
+            {
+                Reciprocal(f, out ulong m, out int sh);
+                syms[s].RcpLo = (uint)m;
+                syms[s].RcpHi = (uint)(m >> 32);
+                syms[s].Shift = sh - 32;
+            }
+        }
+        return c;
+    }
+
+    /// <summary>The state after coding <paramref name="sym"/> from the renormalised state <paramref name="v"/> (v &lt; 2^20·f).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe uint EncodeState(uint v, EncSymbol* sym)
+    {
+        // q = floor(v / f) = floor(v·m / 2^(32+shift)), m = RcpHi·2^32 + RcpLo, in 64-bit arithmetic.
+        ulong t = (((ulong)v * sym->RcpLo) >> 32) + (ulong)v * sym->RcpHi;
+        uint q = (uint)(t >> sym->Shift);
+        return (q << ScaleBits) + (v - q * sym->Freq) + sym->Cum;
+    }
+
+    /// <summary>The state after decoding the symbol of decode-table entry <paramref name="e"/> from <paramref name="x"/>, before renormalisation.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint DecodeState(uint e, uint x) => ((e >> 20) + 1) * (x >> ScaleBits) + ((e >> 8) & (Scale - 1));
 
     /// <summary>
     /// Exact division by multiplication (hardware division dominated the encoder): with
@@ -494,7 +520,14 @@ internal static class RansCoder
         pos += 4 * States;
         if (!BitConverter.IsLittleEndian) return false; // word reads below assume LE
 
-        // Slot → packed (symbol | slot-cum << 8 | freq-1 << 20): one load per symbol.
+        BuildDecodeTable(freqs, table);
+        return true;
+    }
+
+    /// <summary>The <see cref="Scale"/>-entry decode table of <paramref name="freqs"/> (summing to <see cref="Scale"/>):
+    /// slot → packed (symbol | slot-cum &lt;&lt; 8 | freq-1 &lt;&lt; 20), one load per symbol.</summary>
+    internal static unsafe void BuildDecodeTable(ReadOnlySpan<ushort> freqs, uint* table)
+    {
         uint cum = 0;
         for (int s = 0; s < 256; s++)
         {
@@ -502,7 +535,6 @@ internal static class RansCoder
             for (uint k = 0; k < f; k++) table[cum + k] = (uint)s | (k << 8) | ((f - 1) << 20);
             cum += f;
         }
-        return true;
     }
 
     static unsafe void Bulk(uint* table, uint* xs, ref ushort* w, ushort* wend, ref byte* o, byte* oend, bool allowSimd)
@@ -522,7 +554,7 @@ internal static class RansCoder
             uint* x = xs + ((o - d0) & (States - 1));
             uint e = table[*x & Mask];
             *o++ = (byte)e;
-            uint v = ((e >> 20) + 1) * (*x >> ScaleBits) + ((e >> 8) & Mask);
+            uint v = DecodeState(e, *x);
             if (v < L)
             {
                 if (w >= wend) return OperationStatus.InvalidData;
@@ -622,7 +654,7 @@ internal static class RansCoder
 
     /// <summary>One step of <see cref="DecodeAvx2"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
+    internal static unsafe void StepAvx2(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o, int* perm)
     {
         var mask = Vector256.Create((uint)(Scale - 1));
         var one = Vector256.Create(1u);
@@ -672,7 +704,7 @@ internal static class RansCoder
 
     /// <summary>One step of <see cref="DecodeAvx512"/>: sixteen symbols, states 0..7 in <paramref name="xa"/>, 8..15 in <paramref name="xb"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
+    internal static unsafe void StepAvx512(uint* table, ref Vector256<uint> xa, ref Vector256<uint> xb, ref ushort* w, byte* o)
     {
         var mask = Vector256.Create((uint)(Scale - 1));
         var ea = Avx2.GatherVector256(table, (xa & mask).AsInt32(), 4);

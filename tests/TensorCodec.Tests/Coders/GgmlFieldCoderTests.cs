@@ -11,11 +11,11 @@ namespace TensorCodec.Tests.Coders;
 public class GgmlFieldCoderTests
 {
     static readonly int[] Mode3Types = [2, 3, 6, 7, 8, 9, 12, 13, 14];
-    static readonly Gen<int> GenMode3Type = Gen.OneOfConst(Mode3Types);
+    internal static readonly Gen<int> GenMode3Type = Gen.OneOfConst(Mode3Types);
 
-    static byte[] EncodeChunk(ReadOnlySpan<byte> raw, int ggmlType, bool fields = true)
+    internal static byte[] EncodeChunk(ReadOnlySpan<byte> raw, int ggmlType, bool fields = true, bool tables = true)
     {
-        using var enc = new ChunkEncoder(new ChunkCodecOptions { ZstdLevel = 19, GgmlFields = fields });
+        using var enc = new ChunkEncoder(new ChunkCodecOptions { ZstdLevel = 19, GgmlFields = fields, GgmlTables = tables });
         var dst = new byte[ChunkCodec.MaxEncodedLength(raw.Length)];
         Assert.Equal(OperationStatus.Done, enc.Encode(raw, GgmlTypes.ToDType(ggmlType), ggmlType, dst, out int w));
         Assert.InRange(w, 1, raw.Length + 1);
@@ -23,7 +23,7 @@ public class GgmlFieldCoderTests
     }
 
     /// <summary>Gaussian weights quantized with our ggml quantizers (llama-quantize's bytes): what real tensors hold.</summary>
-    static byte[] Quantized(int ggmlType, int blocks, int seed)
+    internal static byte[] Quantized(int ggmlType, int blocks, int seed)
     {
         var f = BlockFormats.FromGgmlType(ggmlType)!;
         var rng = new Random(seed);
@@ -110,13 +110,13 @@ public class GgmlFieldCoderTests
     public void RealBlocksChooseMode3AndBeatZstd19(int type)
     {
         var raw = Quantized(type, 256 * 1024 / BlockFormats.FromGgmlType(type)!.BlockSize, type);
-        var enc = EncodeChunk(raw, type);
+        var enc = EncodeChunk(raw, type, tables: false);
         Assert.Equal(ChunkCodec.ModeGgml, enc[0]);
         ByteCoderChecks.ChunkDecodesTo(enc, raw);
         using var z = new Compressor(19);
         int zstd = z.Wrap(raw).Length;
         Assert.True(enc.Length < zstd, $"type {type}: mode 3 {enc.Length} vs zstd -19 {zstd}");
-        Assert.True(enc.Length < EncodeChunk(raw, type, fields: false).Length);
+        Assert.True(enc.Length < EncodeChunk(raw, type, fields: false, tables: false).Length);
     }
 
     /// <summary>llama.cpp's own blocks of stories260K (Fixtures/ggml) dequantized from our fields equal its dequantization:
@@ -166,18 +166,22 @@ public class GgmlFieldCoderTests
         };
     }
 
-    [Fact]
-    public void CorruptMode3ChunksNeverThrowAndTruncationsAreRefused()
+    /// <summary>Mode 3 and mode 4 (GgmlTableCoder) chunks alike.</summary>
+    [Theory]
+    [InlineData(ChunkCodec.ModeGgml)]
+    [InlineData(ChunkCodec.ModeGgmlTables)]
+    public void CorruptMode3And4ChunksNeverThrowAndTruncationsAreRefused(byte mode)
     {
         var raw = Quantized(GgmlBlockFields.Q4_K, 64, 3);
         raw = [.. raw, 1, 2, 3];
-        var enc = EncodeChunk(raw, GgmlBlockFields.Q4_K);
-        Assert.Equal(ChunkCodec.ModeGgml, enc[0]);
+        var enc = EncodeChunk(raw, GgmlBlockFields.Q4_K, fields: mode == ChunkCodec.ModeGgml, tables: mode == ChunkCodec.ModeGgmlTables);
+        Assert.Equal(mode, enc[0]);
         using var dec = new ChunkDecoder();
         var dst = new byte[raw.Length + 16];
         for (int len = 0; len < enc.Length; len++)
             Assert.Equal(OperationStatus.InvalidData, dec.Decode(enc.AsSpan(0, len), dst, out _));
         var rng = new Random(5);
+        int refused = 0;
         for (int i = 0; i < 2000; i++)
         {
             var bad = (byte[])enc.Clone();
@@ -185,8 +189,12 @@ public class GgmlFieldCoderTests
             for (int k = 0; k < flips; k++) bad[rng.Next(bad.Length)] ^= (byte)(1 << rng.Next(8));
             var st = dec.Decode(bad, dst, out _);
             Assert.True(st is OperationStatus.Done or OperationStatus.InvalidData or OperationStatus.DestinationTooSmall, st.ToString());
+            if (st != OperationStatus.Done) refused++;
         }
-        // A type mode 3 does not code, and a destination too small, are refused.
+        // Mode 4: flips in the stored tail decode silently (FORMAT.md: the container checksums chunks); the rest are
+        // caught by the tables' checks, the word count or the final rANS states.
+        if (mode == ChunkCodec.ModeGgmlTables) Assert.True(refused > 1900, $"{refused} of 2000 corruptions refused");
+        // A type the modes do not code, and a destination too small, are refused.
         var wrongType = (byte[])enc.Clone();
         wrongType[1] = 10;
         Assert.Equal(OperationStatus.InvalidData, dec.Decode(wrongType, dst, out _));
@@ -195,12 +203,14 @@ public class GgmlFieldCoderTests
         Assert.Equal(raw, dst.AsSpan(0, w).ToArray());
     }
 
-    [Fact]
-    public void FuzzedMode3BodiesNeverThrow() =>
+    [Theory]
+    [InlineData(ChunkCodec.ModeGgml)]
+    [InlineData(ChunkCodec.ModeGgmlTables)]
+    public void FuzzedMode3And4BodiesNeverThrow(byte mode) =>
         Gen.Select(GenMode3Type, Gen.Int[0, 3000], Gen.Byte.Array[0, 600]).Sample((type, n, body) =>
         {
             var chunk = new byte[2 + Varint.MaxLength * 2 + body.Length];
-            chunk[0] = ChunkCodec.ModeGgml;
+            chunk[0] = mode;
             chunk[1] = (byte)type;
             int p = 2 + Varint.Write(chunk.AsSpan(2), (uint)n);
             p += Varint.Write(chunk.AsSpan(p), (uint)Math.Max(0, body.Length - n % GgmlBlockFields.BlockBytes(type)));

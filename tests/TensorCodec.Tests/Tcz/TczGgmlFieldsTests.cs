@@ -30,29 +30,36 @@ public class TczGgmlFieldsTests
         return GgufWriter.ToBytes(meta, tensors);
     }
 
-    [Fact]
-    public void QuantizedGgufUsesMode3AndRoundTrips()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void QuantizedGgufUsesMode3Or4AndRoundTrips(bool tables)
     {
+        // tables: mode 4 alone (the default options' choice); else mode 3 alone.
+        var codec = tables ? new ChunkCodecOptions() : new ChunkCodecOptions { GgmlFields = true, GgmlTables = false };
+        string method = tables ? "GgmlTables" : "GgmlFields";
+        byte mode = tables ? ChunkCodec.ModeGgmlTables : ChunkCodec.ModeGgml;
         using var dir = new ScratchDir();
         var gguf = dir.File("q.gguf");
         File.WriteAllBytes(gguf, MakeGguf());
-        // 5000-byte chunks: no block size divides it, so the writer must cut on block boundaries for mode 3.
+        // 5000- or 20001-byte chunks: no block size divides them, so the writer must cut on block boundaries. Mode 4 needs
+        // the larger: its tables (a 256-symbol one for Q8_0) do not pay on 5000 or 9000 bytes of every type.
         var result = TczWriter.CompressFile(gguf, dir.File("q.tcz"), false,
-            new TczCompressOptions { ChunkSize = 5000, Threads = 2, CollectStatistics = true, Codec = new ChunkCodecOptions { GgmlFields = true } });
+            new TczCompressOptions { ChunkSize = tables ? 20001 : 5000, Threads = 2, CollectStatistics = true, Codec = codec });
         foreach (var seg in result.Segments.Where(s => s.Segment.Kind == TczSegmentKind.Tensor))
         {
             Assert.True(GgmlTypes.TryGet(seg.Segment.GgmlType, out var info));
             Assert.All(seg.Segment.Chunks.SkipLast(1), c => Assert.Equal(0, c.RawLength % info.TypeSize));
-            Assert.Contains(seg.Stats.Streams, s => s.Method == "GgmlFields");
+            Assert.True(seg.Stats.Streams.Any(s => s.Method == method), $"{seg.Segment.Name}: {string.Join(", ", seg.Stats.Streams.Select(s => s.Method))}");
         }
         using (var reader = TczReader.Open(dir.File("q.tcz")))
             reader.DecompressToFile(dir.File("back.gguf"), false, threads: 2);
         Assert.Equal(SHA256.HashData(File.ReadAllBytes(gguf)), SHA256.HashData(File.ReadAllBytes(dir.File("back.gguf"))));
 
-        // Flip a bit in the middle of a mode-3 chunk: the chunk hash catches it, naming file and tensor.
+        // Flip a bit in the middle of a mode-3/4 chunk: the chunk hash catches it, naming file and tensor.
         var tcz = File.ReadAllBytes(dir.File("q.tcz"));
         var chunk = result.Segments.First(s => s.Segment.Name == "t.q4_K").Segment.Chunks[0];
-        Assert.Equal(ChunkCodec.ModeGgml, tcz[chunk.FileOffset]);
+        Assert.Equal(mode, tcz[chunk.FileOffset]);
         tcz[chunk.FileOffset + chunk.EncodedLength / 2] ^= 0x20;
         var bad = dir.File("bad.tcz");
         File.WriteAllBytes(bad, tcz);
