@@ -82,9 +82,14 @@ static class RansWideBench
         var hists = new uint[count][];
         for (int i = 0; i < count; i++) { hists[i] = new uint[256]; FrequencyTable.Histogram(exps[i], hists[i]); }
         var scratchFreqs = new ushort[256];
+        var splitBuf = new byte[cap];
         (string Name, Action Run)[] variants =
         [
             ("histogram exp (FrequencyTable.Histogram)", () => { for (int i = 0; i < count; i++) FrequencyTable.Histogram(exps[i], hist); }),
+            ("split BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
+            ("split BF16 capped at AVX2 (the Vector128 loop)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
+            ("merge BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Merge(SplitTransform.BF16, splitBuf.AsSpan(0, raws[i].Length), outBuf.AsSpan(0, raws[i].Length)); }),
+            ("merge BF16 capped at AVX2 (the Vector128 loop)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) FloatSplit.Merge(SplitTransform.BF16, splitBuf.AsSpan(0, raws[i].Length), outBuf.AsSpan(0, raws[i].Length)); }),
             ("normalise frequencies (per chunk)", () => { for (int i = 0; i < count; i++) RansCoder.NormalizeFrequencies(hists[i], scratchFreqs); }),
             ("encode m3 (16 states, AVX2)", () => { for (int i = 0; i < count; i++) RansCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
             ("encode m5 (32 states, best SIMD)", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
