@@ -86,6 +86,7 @@ static class RansWideBench
         (string Name, Action Run)[] variants =
         [
             ("histogram exp (FrequencyTable.Histogram)", () => { for (int i = 0; i < count; i++) FrequencyTable.Histogram(exps[i], hist); }),
+            ("histogram exp, scalar 4 tables (the base kernel)", () => { for (int i = 0; i < count; i++) FrequencyTable.HistogramScalar(exps[i], hist); }),
             ("split BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
             ("split BF16 capped at AVX2 (the Vector128 loop)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
             ("merge BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Merge(SplitTransform.BF16, splitBuf.AsSpan(0, raws[i].Length), outBuf.AsSpan(0, raws[i].Length)); }),

@@ -38,3 +38,52 @@ public class FloatSplitSimdTests
         }
     }
 }
+
+/// <summary>The AVX-512 candidate histogram against the scalar count, on streams it takes (skewed, shifting after the
+/// prefix, every byte value) and ones it hands back (near-uniform).</summary>
+[Collection(SimdCollection.Name)]
+public class HistogramSimdTests
+{
+    static IEnumerable<byte[]> Streams()
+    {
+        var r = new Random(23);
+        foreach (int n in new[] { 16 << 10, (16 << 10) + 63, 100_003, 1 << 20 })
+        {
+            var e = new byte[n]; // exponent-like: a few values, rare outliers anywhere
+            for (int i = 0; i < n; i++) e[i] = (byte)(r.Next(300) == 0 ? r.Next(256) : 118 + (int)Math.Min(11, -Math.Log(1 - r.NextDouble()) * 1.7));
+            yield return e;
+            var shift = (byte[])e.Clone(); // the values after the 4 KiB prefix are not the prefix's candidates
+            for (int i = 4096; i < n; i++) shift[i] = (byte)(shift[i] ^ 0x55);
+            yield return shift;
+            yield return new byte[n];
+            var u = new byte[n]; r.NextBytes(u);
+            yield return u;
+        }
+    }
+
+    [SkippableTheory]
+    [MemberData(nameof(FloatSplitSimdTests.Levels), MemberType = typeof(FloatSplitSimdTests))]
+    public void Histogram_equals_the_scalar_count_at_every_level(string level)
+    {
+        foreach (var s in Streams())
+        {
+            var expected = new uint[256];
+            FrequencyTable.HistogramScalar(s, expected);
+            var actual = new uint[256];
+            using (SimdLevels.Force(level)) FrequencyTable.Histogram(s, actual);
+            Assert.Equal(expected, actual);
+        }
+    }
+
+    [SkippableFact]
+    public void Vector_count_takes_skewed_streams_and_refuses_uniform_ones()
+    {
+        Skip.IfNot(Simd.Hardware >= SimdLevel.Avx512, SimdLevels.Lacks("AVX-512BW"));
+        var h = new uint[256];
+        Assert.True(FrequencyTable.HistogramAvx512(new byte[20_000], h));
+        Assert.Equal(20_000u, h[0]);
+        var u = new byte[20_000];
+        new Random(1).NextBytes(u);
+        Assert.False(FrequencyTable.HistogramAvx512(u, h));
+    }
+}
