@@ -82,16 +82,24 @@ static class RansWideBench
         var hists = new uint[count][];
         for (int i = 0; i < count; i++) { hists[i] = new uint[256]; FrequencyTable.Histogram(exps[i], hists[i]); }
         var scratchFreqs = new ushort[256];
+        var splitBuf = new byte[cap];
         (string Name, Action Run)[] variants =
         [
-            ("histogram (4 interleaved)", () => { for (int i = 0; i < count; i++) FrequencyTable.Histogram(exps[i], hist); }),
+            ("histogram exp (FrequencyTable.Histogram)", () => { for (int i = 0; i < count; i++) FrequencyTable.Histogram(exps[i], hist); }),
+            ("histogram exp, scalar 4 tables (the base kernel)", () => { for (int i = 0; i < count; i++) FrequencyTable.HistogramScalar(exps[i], hist); }),
+            ("split BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
+            ("split BF16 capped at AVX2 (the Vector128 loop)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) FloatSplit.Split(SplitTransform.BF16, raws[i], splitBuf); }),
+            ("merge BF16 chunk (best SIMD)", () => { for (int i = 0; i < count; i++) FloatSplit.Merge(SplitTransform.BF16, splitBuf.AsSpan(0, raws[i].Length), outBuf.AsSpan(0, raws[i].Length)); }),
+            ("merge BF16 capped at AVX2 (the Vector128 loop)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) FloatSplit.Merge(SplitTransform.BF16, splitBuf.AsSpan(0, raws[i].Length), outBuf.AsSpan(0, raws[i].Length)); }),
             ("normalise frequencies (per chunk)", () => { for (int i = 0; i < count; i++) RansCoder.NormalizeFrequencies(hists[i], scratchFreqs); }),
             ("encode m3 (16 states, AVX2)", () => { for (int i = 0; i < count; i++) RansCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
-            ("encode m5 (32 states, AVX2, VDIVPD)", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
+            ("encode m5 (32 states, best SIMD)", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
+            ("encode m5 capped at AVX2 (VDIVPD)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: true); }),
             ("encode m5 scalar", () => { for (int i = 0; i < count; i++) RansWideCoder.Encode(exps[i], freqs[i], tmp, out _, words, allowSimd: false); }),
             ("decode m3 (16 states, best SIMD)", () => { for (int i = 0; i < count; i++) RansCoder.Decode(narrow[i], outBuf.AsSpan(0, exps[i].Length)); }),
             ("decode m3 pairs (DecodePair)", () => { for (int i = 0; i + 1 < count; i += 2) RansCoder.DecodePair(narrow[i], outBuf.AsSpan(0, exps[i].Length), out _, narrow[i + 1], tmp.AsSpan(0, exps[i + 1].Length), out _); }),
-            ("decode m5 (32 states, AVX2, table by scalar loads)", () => { for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: true); }),
+            ("decode m5 (32 states, best SIMD)", () => { for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: true); }),
+            ("decode m5 capped at AVX2 (table by scalar loads)", () => { using var c = Simd.Force(SimdLevel.Avx2); for (int i = 0; i < count; i++) RansWideCoder.Decode(wide[i], outBuf.AsSpan(0, exps[i].Length), allowSimd: true); }),
             ("chunk encode (ChunkEncoder, whole BF16 chunk)", () => { for (int i = 0; i < count; i++) encoder.Encode(raws[i], DType.BF16, chunkEnc[i], out chunkLen[i]); }),
             ("zstd -3 compress (ZstdSharp, same chunks)", () => { for (int i = 0; i < count; i++) zLen[i] = zc.Wrap(raws[i], zEnc[i]); }),
             ("chunk decode (ChunkDecoder)", () => { for (int i = 0; i < count; i++) decoder.Decode(chunkEnc[i].AsSpan(0, chunkLen[i]), outBuf.AsSpan(0, raws[i].Length), out _); }),

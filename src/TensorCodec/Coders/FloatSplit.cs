@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using TensorCodec.Numerics;
 
 namespace TensorCodec.Coders;
@@ -165,6 +166,21 @@ internal static class FloatSplit
     static unsafe void SplitBF16(byte* r, byte* exp, byte* sm, int n)
     {
         int i = 0;
+        if (Simd.AllowAvx512 && Avx512Vbmi.IsSupported && BitConverter.IsLittleEndian)
+        {
+            // 64 elements a step: both fields are formed in 16-bit lanes (exp = v >> 7; sm's bit 7 from v's bit 15,
+            // bits 6..0 from v) and VPERMT2B gathers the 64 low bytes of two vectors into one.
+            var even = EvenBytes();
+            var x80 = Vector512.Create((ushort)0x80);
+            for (; i + 64 <= n; i += 64)
+            {
+                var v0 = Vector512.Load((ushort*)r + i);
+                var v1 = Vector512.Load((ushort*)r + i + 32);
+                Avx512Vbmi.PermuteVar64x8x2((v0 >> 7).AsByte(), even, (v1 >> 7).AsByte()).Store(exp + i);
+                Avx512Vbmi.PermuteVar64x8x2(Vector512.ConditionalSelect(x80, v0 >> 8, v0).AsByte(), even,
+                    Vector512.ConditionalSelect(x80, v1 >> 8, v1).AsByte()).Store(sm + i);
+            }
+        }
         if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var ff = Vector128.Create((ushort)0xFF);
@@ -189,9 +205,43 @@ internal static class FloatSplit
         }
     }
 
+    /// <summary>Byte indices 0, 2, …, 126: the low byte of each 16-bit lane of two vectors, for VPERMT2B.</summary>
+    static Vector512<byte> EvenBytes()
+    {
+        Span<byte> idx = stackalloc byte[64];
+        for (int k = 0; k < 64; k++) idx[k] = (byte)(2 * k);
+        return Vector512.Create<byte>(idx);
+    }
+
+    /// <summary>Byte indices e0, m0, e1, m1, … (the two tables' bytes interleaved) from element <paramref name="first"/> on.</summary>
+    static Vector512<byte> InterleaveBytes(int first)
+    {
+        Span<byte> idx = stackalloc byte[64];
+        for (int k = 0; k < 32; k++) { idx[2 * k] = (byte)(first + k); idx[2 * k + 1] = (byte)(64 + first + k); }
+        return Vector512.Create<byte>(idx);
+    }
+
     static unsafe void MergeBF16(byte* exp, byte* sm, byte* r, int n)
     {
         int i = 0;
+        if (Simd.AllowAvx512 && Avx512Vbmi.IsSupported && BitConverter.IsLittleEndian)
+        {
+            // 64 elements a step: VPERMT2B interleaves exp and sm into words w = sm << 8 | exp, then
+            // v = (w & 0x8000) | ((w << 7) & 0x7F80) | ((w >> 8) & 0x7F) by two bit selects.
+            var lo = InterleaveBytes(0);
+            var hi = InterleaveBytes(32);
+            var x8000 = Vector512.Create((ushort)0x8000);
+            var x7f = Vector512.Create((ushort)0x7F);
+            for (; i + 64 <= n; i += 64)
+            {
+                var e = Vector512.Load(exp + i);
+                var m = Vector512.Load(sm + i);
+                var w0 = Avx512Vbmi.PermuteVar64x8x2(e, lo, m).AsUInt16();
+                var w1 = Avx512Vbmi.PermuteVar64x8x2(e, hi, m).AsUInt16();
+                Vector512.ConditionalSelect(x8000, w0, Vector512.ConditionalSelect(x7f, w0 >> 8, w0 << 7)).Store((ushort*)r + i);
+                Vector512.ConditionalSelect(x8000, w1, Vector512.ConditionalSelect(x7f, w1 >> 8, w1 << 7)).Store((ushort*)r + i + 32);
+            }
+        }
         if (Simd.AllowVector128 && Vector128.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             var x80 = Vector128.Create((ushort)0x80);
