@@ -83,9 +83,9 @@ internal static class RansWideCoder
             // The symbols past the last whole group first.
             for (int i = n - 1; i >= groups * States; i--)
                 EncodeScalarStep(xs + (i & (States - 1)), s0[i], entry, rcpM, rcpS, t0, ref words, ref missing);
-            if (allowSimd && groups > 0 && Simd.AllowAvx512 && Avx512F.IsSupported && Avx512Vbmi2.VL.IsSupported && Avx2.IsSupported && BitConverter.IsLittleEndian)
-                EncodeAvx512(s0, groups, entry, xs, t0, ref words, ref missing);
-            else if (allowSimd && groups > 0 && Simd.AllowAvx2 && Avx2.IsSupported && Fma.IsSupported && BitConverter.IsLittleEndian)
+            // An AVX-512 encoder (two 16-lane vectors, VPCOMPRESSW, divider-free q) was 1.1× slower than this one on
+            // the quiet Zen 4 (`e2e wide`, load 0.5: 0.40–0.42 vs 0.36–0.37 ms/MiB), so AVX2 stays.
+            if (allowSimd && groups > 0 && Simd.AllowAvx2 && Avx2.IsSupported && Fma.IsSupported && BitConverter.IsLittleEndian)
                 EncodeAvx2(s0, groups, entry, xs, t0, ref words, ref missing);
             else
                 for (int i = groups * States - 1; i >= 0; i--)
@@ -177,89 +177,6 @@ internal static class RansWideCoder
         x3.Store(xs + 24);
         wordsRef = pos;
         missingRef |= zeroFreq != Vector256<uint>.Zero;
-    }
-
-    /// <summary>
-    /// The encoder with the 32 states as two AVX-512 vectors held in <b>descending</b> state order (lane k of
-    /// <c>xa</c> is state 15 − k, of <c>xb</c> state 31 − k), so that VPCOMPRESSW (AVX512-VBMI2) packs the
-    /// renormalisation words of one vector straight into emission order (31 down to 0). Entries by VPGATHERDD from
-    /// the byte-reversed symbols, q = ⌊v / f⌋ from a refined reciprocal and an exact correction
-    /// (<see cref="DivRem512"/>) instead of the divider: the scalar loop's bytes.
-    /// </summary>
-    [SkipLocalsInit]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void EncodeAvx512(byte* s0, int groups, uint* entry, uint* xs, ushort* t0, ref int wordsRef, ref bool missingRef)
-    {
-        int pos = wordsRef;
-        var reverse = Vector512.Create(15u, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        var reverseBytes = Vector128.Create((byte)15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        var xa = Avx512F.PermuteVar16x32(Vector512.Load(xs), reverse);
-        var xb = Avx512F.PermuteVar16x32(Vector512.Load(xs + 16), reverse);
-        var low16 = Vector512.Create(0xFFFFu);
-        var sixteen = Vector512.Create(16u);
-        var zeroFreq = Vector512<uint>.Zero;
-        for (int g = groups - 1; g >= 0; g--)
-        {
-            byte* sp = s0 + g * States;
-            var sa = Avx512F.ConvertToVector512Int32(Vector128.Shuffle(Vector128.Load(sp), reverseBytes));
-            var sb = Avx512F.ConvertToVector512Int32(Vector128.Shuffle(Vector128.Load(sp + 16), reverseBytes));
-            var ea = Avx512F.InsertVector256(Avx2.GatherVector256(entry, sa.GetLower(), 4).ToVector512Unsafe(), Avx2.GatherVector256(entry, sa.GetUpper(), 4), 1);
-            var eb = Avx512F.InsertVector256(Avx2.GatherVector256(entry, sb.GetLower(), 4).ToVector512Unsafe(), Avx2.GatherVector256(entry, sb.GetUpper(), 4), 1);
-            var fa = ea & low16;
-            var fb = eb & low16;
-            zeroFreq |= Vector512.Equals(fa, Vector512<uint>.Zero) | Vector512.Equals(fb, Vector512<uint>.Zero);
-            // need ⇔ (v >> 20) ≥ f, as in the scalar step (unsigned).
-            var na = Vector512.GreaterThanOrEqual(xa >> (32 - ScaleBits), fa);
-            var nb = Vector512.GreaterThanOrEqual(xb >> (32 - ScaleBits), fb);
-            pos = Emit(xb, nb, t0, pos);
-            pos = Emit(xa, na, t0, pos);
-            xa = EncodeLanes512(Avx512F.ShiftRightLogicalVariable(xa, na & sixteen), fa, ea >> 16);
-            xb = EncodeLanes512(Avx512F.ShiftRightLogicalVariable(xb, nb & sixteen), fb, eb >> 16);
-        }
-        Avx512F.PermuteVar16x32(xa, reverse).Store(xs);
-        Avx512F.PermuteVar16x32(xb, reverse).Store(xs + 16);
-        wordsRef = pos;
-        missingRef |= zeroFreq != Vector512<uint>.Zero;
-    }
-
-    /// <summary>Appends the low words of the lanes selected by <paramref name="need"/> in lane order (VPCOMPRESSW in a
-    /// register, then a 16-word store: a compressing store to memory is slow on Zen 4).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static unsafe int Emit(Vector512<uint> x, Vector512<uint> need, ushort* t0, int pos)
-    {
-        var words = Avx512F.ConvertToVector256UInt16(x);
-        Avx512Vbmi2.VL.Compress(Vector256<ushort>.Zero, Avx512F.ConvertToVector256UInt16(need), words).Store(t0 + pos);
-        return pos + BitOperations.PopCount(need.ExtractMostSignificantBits());
-    }
-
-    /// <summary>x = (q &lt;&lt; 12) + (v − q·f) + cum with q = ⌊v / f⌋, for sixteen states (see <see cref="DivRem512"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    static Vector512<uint> EncodeLanes512(Vector512<uint> v, Vector512<uint> f, Vector512<uint> cum)
-    {
-        var q = DivRem512(v, f, out var rem);
-        return (q << ScaleBits) + rem + cum;
-    }
-
-    /// <summary>
-    /// q = ⌊v / f⌋ and v − q·f exactly, for 1 ≤ f ≤ 4096 and v &lt; f·2^20 (what renormalisation leaves), without the divider: an estimate from
-    /// float(v) · 1/f (VRCP14PS refined by one Newton step: relative error ≲ 2^-22, so |estimate − v/f| ≤ 2^20 · 2^-22
-    /// + truncation &lt; 2 and the truncated estimate is q − 1, q or q + 1), then one correction each way from the
-    /// remainder's sign and size (|r| &lt; 2^31, so the 32-bit signed compares are exact). Lanes with f = 0 give garbage
-    /// but no fault; the encoder refuses such input anyway.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<uint> DivRem512(Vector512<uint> v, Vector512<uint> f, out Vector512<uint> rem)
-    {
-        var ff = Avx512F.ConvertToVector512Single(f.AsInt32());
-        var r0 = Avx512F.Reciprocal14(ff);
-        var r1 = Avx512F.FusedMultiplyAdd(r0, Avx512F.FusedMultiplyAddNegated(ff, r0, Vector512<float>.One), r0);
-        var q = Avx512F.ConvertToVector512Int32WithTruncation(Avx512F.ConvertToVector512Single(v) * r1);
-        var r = v.AsInt32() - Avx512F.MultiplyLow(q, f.AsInt32());
-        var down = Vector512.LessThan(r, Vector512<int>.Zero);           // estimate one too high: −1 lanes
-        var up = Vector512.GreaterThanOrEqual(r, f.AsInt32());           // one too low
-        q = q + down - up;
-        rem = (r + (down & f.AsInt32()) - (up & f.AsInt32())).AsUInt32();
-        return q.AsUInt32();
     }
 
     /// <summary>Appends the low words of <paramref name="x"/>'s lanes selected by <paramref name="need"/>, highest lane
@@ -427,8 +344,8 @@ internal static class RansWideCoder
 
     /// <summary>
     /// The 32 states as two AVX-512 vectors (states 0–15, 16–31): half the instructions of <see cref="DecodeAvx2"/>
-    /// per step. The table entries come from VPGATHERDD (two 8-lane gathers per vector), which on this Zen 4 beat
-    /// sixteen scalar loads and inserts; the refill hands the next words to the lanes below L in lane order with
+    /// per step. The table entries come from VPGATHERDD (two 8-lane gathers per vector), on the quiet Zen 4 as fast
+    /// as the AVX2 loop's scalar loads with fewer instructions; the refill hands the next words to the lanes below L in lane order with
     /// VPEXPANDD, and VPMOVDB narrows the entries to the output bytes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
